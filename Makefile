@@ -1,0 +1,53 @@
+# Quick start: `make serve` (install + run on embedded defaults) and `make test` (install + whole suite).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+APT_PACKAGES := sip-tester baresip-core espeak-ng sox libsox-fmt-all postgresql
+SERVE_APT_PACKAGES := espeak-ng sox
+
+.PHONY: serve test install apt-test apt-serve lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -e '.[offline,test,fast]'
+	# silero-vad declares torch but we only need its bundled ONNX model (run on onnxruntime).
+	$(PIP) install --quiet --no-deps 'silero-vad>=5'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Debian packages: installed only when a binary is missing, so repeated runs stay fast.
+define apt_install
+	@missing=""; \
+	for bin in $(1); do command -v $$bin >/dev/null 2>&1 || missing=1; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $(2); \
+	fi
+endef
+
+apt-test:
+	$(call apt_install,sipp baresip espeak-ng sox /usr/lib/postgresql/15/bin/initdb,$(APT_PACKAGES))
+
+apt-serve:
+	$(call apt_install,espeak-ng sox,$(SERVE_APT_PACKAGES))
+
+serve: apt-serve install
+	$(VENV)/bin/voipbin serve
+
+test: apt-test install
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench
+
+bench: install
+	for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

@@ -1,0 +1,158 @@
+"""Request dependencies: the platform, the authenticated principal, pagination parameters."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated
+
+import jwt
+from fastapi import Depends, Query, Request
+from sqlalchemy import select
+
+from voipbin.api.errors import ApiError
+from voipbin.platform import Platform
+from voipbin.security import hash_token, looks_like_accesskey
+from voipbin.store.tables import Accesskey, Agent, Customer
+
+PLATFORM_ADMIN = "project_super_admin"
+JWT_LIFETIME_SECONDS = 7 * 24 * 3600
+
+
+def get_platform(request: Request) -> Platform:
+    return request.app.state.platform
+
+
+PlatformDep = Annotated[Platform, Depends(get_platform)]
+
+
+@dataclass(frozen=True)
+class Principal:
+    customer_id: uuid.UUID
+    agent_id: uuid.UUID | None
+    username: str
+    permission: str
+    via: str  # "jwt" | "accesskey"
+
+    @property
+    def is_platform_admin(self) -> bool:
+        return self.permission == PLATFORM_ADMIN
+
+
+def issue_jwt(platform: Platform, agent: Agent) -> str:
+    now = int(time.time())
+    expire = datetime.fromtimestamp(now + JWT_LIFETIME_SECONDS, UTC)
+    claims = {
+        "type": "agent",
+        "agent": {
+            "id": str(agent.id),
+            "customer_id": str(agent.customer_id),
+            "username": agent.username,
+            "permission": agent.permission,
+        },
+        "expire": expire.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "iat": now,
+        "exp": now + JWT_LIFETIME_SECONDS,
+    }
+    return jwt.encode(claims, platform.secrets.jwt_key, algorithm="HS256")
+
+
+def _credential(request: Request) -> tuple[str, str] | None:
+    """VoIPBIN's lookup order, plus an access key sent as a Bearer token (which VoIPBIN rejects)."""
+    if token := request.cookies.get("token"):
+        return "jwt", token
+    if token := request.query_params.get("token"):
+        return "jwt", token
+    auth = request.headers.get("authorization", "")
+    if auth[:7].lower() == "bearer ":
+        value = auth[7:].strip()
+        if value:
+            return ("accesskey" if looks_like_accesskey(value) else "jwt"), value
+    if key := request.cookies.get("accesskey"):
+        return "accesskey", key
+    if key := request.query_params.get("accesskey"):
+        return "accesskey", key
+    return None
+
+
+def _invalid() -> ApiError:
+    return ApiError(401, "INVALID_CREDENTIALS", "The credentials are invalid or expired.")
+
+
+async def current_principal(request: Request, platform: PlatformDep) -> Principal:
+    cred = _credential(request)
+    if cred is None:
+        raise ApiError(401, "AUTHENTICATION_REQUIRED", "Authentication is required.")
+    kind, value = cred
+    async with platform.db.session() as session:
+        if kind == "jwt":
+            try:
+                claims = jwt.decode(value, platform.secrets.jwt_key, algorithms=["HS256"])
+                agent_id = uuid.UUID(claims["agent"]["id"])
+            except (jwt.PyJWTError, KeyError, TypeError, ValueError):
+                raise _invalid() from None
+            agent = await session.get(Agent, agent_id)
+            if agent is None or agent.tm_delete is not None:
+                raise _invalid()
+            principal = Principal(agent.customer_id, agent.id, agent.username, agent.permission, "jwt")
+        else:
+            key = (
+                await session.execute(select(Accesskey).where(Accesskey.token_hash == hash_token(value)))
+            ).scalar_one_or_none()
+            now = datetime.now(UTC)
+            if key is None or key.tm_delete is not None or (key.tm_expire is not None and key.tm_expire < now):
+                raise _invalid()
+            principal = Principal(key.customer_id, None, key.token_prefix, "customer_admin", "accesskey")
+        customer = await session.get(Customer, principal.customer_id)
+        if customer is None or customer.tm_delete is not None:
+            raise _invalid()
+        if customer.status == "frozen":
+            raise ApiError(403, "ACCOUNT_FROZEN", "The account is frozen.")
+    request.state.principal = principal
+    return principal
+
+
+PrincipalDep = Annotated[Principal, Depends(current_principal)]
+
+
+async def platform_admin(principal: PrincipalDep) -> Principal:
+    if not principal.is_platform_admin:
+        raise ApiError(403, "PERMISSION_DENIED", "This endpoint needs platform administrator permission.")
+    return principal
+
+
+AdminDep = Annotated[Principal, Depends(platform_admin)]
+
+
+@dataclass(frozen=True)
+class PageParams:
+    size: int
+    token: datetime | None
+
+
+def page_params(
+    page_size: Annotated[int | None, Query(description="Items per page (1-100, default 100).")] = None,
+    page_token: Annotated[str | None, Query(description="next_page_token of the previous page.")] = None,
+) -> PageParams:
+    size = page_size if page_size is not None and 0 < page_size <= 100 else 100
+    token = None
+    if page_token:
+        try:
+            token = datetime.strptime(page_token, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        except ValueError:
+            raise ApiError(
+                400, "INVALID_REQUEST_PARAMETER", "page_token must be a next_page_token from a previous page."
+            ) from None
+    return PageParams(size, token)
+
+
+PageDep = Annotated[PageParams, Depends(page_params)]
+
+
+def parse_id(value: str, name: str = "id") -> uuid.UUID:
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        raise ApiError(400, "INVALID_ID", f"'{name}' must be a UUID.", details=[{"field": name}]) from None

@@ -1,0 +1,156 @@
+"""``/v1.0/extensions``: SIP logins for softphones at the customer's SIP domain.
+
+The password is needed in clear for digest authentication, so it is encrypted (not hashed) at rest;
+responses show it masked.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from typing import Annotated, Any
+
+from fastapi import APIRouter
+from pydantic import AfterValidator, BaseModel, Field, field_validator
+from sqlalchemy import select
+
+from voipbin.api.deps import PageDep, PlatformDep, PrincipalDep, parse_id
+from voipbin.api.errors import ApiError
+from voipbin.api.repo import get_owned, list_page, soft_delete, touch
+from voipbin.serialize import timestamps, uid
+from voipbin.platform import Platform
+from voipbin.security import mask
+from voipbin.store.tables import Extension
+
+router = APIRouter(prefix="/v1.0", tags=["extensions"])
+NOT_FOUND = "EXTENSION_NOT_FOUND"
+EXTENSION_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+
+
+def customer_sip_domain(platform: Platform, customer_id: Any) -> str:
+    return f"{customer_id}.{platform.settings.sip_domain}"
+
+
+def extension_to_api(platform: Platform, e: Extension) -> dict[str, Any]:
+    return {
+        "id": uid(e.id),
+        "customer_id": uid(e.customer_id),
+        "name": e.name,
+        "detail": e.detail,
+        "extension": e.extension,
+        "domain_name": customer_sip_domain(platform, e.customer_id),
+        "username": e.extension,
+        "password": mask(platform.encryptor.decrypt(e.password_enc)),
+        "direct_hash": e.direct_hash,
+        **timestamps(e),
+    }
+
+
+def _check_password(v: str) -> str:
+    if not (8 <= len(v) <= 128):
+        raise ValueError("password must be 8 to 128 characters")
+    return v
+
+
+Password = Annotated[str, AfterValidator(_check_password)]
+
+
+class ExtensionCreate(BaseModel):
+    extension: str
+    password: Password
+    name: str = Field(default="", max_length=255)
+    detail: str = Field(default="", max_length=10_000)
+
+    @field_validator("extension")
+    @classmethod
+    def _ext(cls, v: str) -> str:
+        if not EXTENSION_RE.match(v):
+            raise ValueError("extension must be 1-64 letters, digits, '_', '.', '-'")
+        return v
+
+
+class ExtensionUpdate(BaseModel):
+    name: str | None = Field(default=None, max_length=255)
+    detail: str | None = Field(default=None, max_length=10_000)
+    password: Password | None = None
+
+
+@router.post("/extensions", summary="Create a SIP extension")
+async def create_extension(body: ExtensionCreate, principal: PrincipalDep, platform: PlatformDep) -> dict[str, Any]:
+    async with platform.db.session() as session:
+        exists = (
+            await session.execute(
+                select(Extension.id).where(
+                    Extension.customer_id == principal.customer_id,
+                    Extension.extension == body.extension,
+                    Extension.tm_delete.is_(None),
+                )
+            )
+        ).first()
+        if exists:
+            raise ApiError(409, "ALREADY_EXISTS", f"Extension {body.extension} already exists.")
+        e = Extension(
+            customer_id=principal.customer_id,
+            extension=body.extension,
+            password_enc=platform.encryptor.encrypt(body.password),
+            name=body.name,
+            detail=body.detail,
+            direct_hash=secrets.token_hex(12),
+        )
+        session.add(e)
+        await session.commit()
+        return extension_to_api(platform, e)
+
+
+@router.get("/extensions", summary="List extensions")
+async def list_extensions(principal: PrincipalDep, platform: PlatformDep, page: PageDep) -> dict[str, Any]:
+    async with platform.db.session() as session:
+        return await list_page(
+            session, Extension, page, customer_id=principal.customer_id,
+            to_api=lambda e: extension_to_api(platform, e),
+        )
+
+
+@router.get("/extensions/{extension_id}", summary="Get an extension")
+async def get_extension(extension_id: str, principal: PrincipalDep, platform: PlatformDep) -> dict[str, Any]:
+    async with platform.db.session() as session:
+        e = await get_owned(session, Extension, parse_id(extension_id), principal.customer_id, NOT_FOUND)
+        return extension_to_api(platform, e)
+
+
+@router.put("/extensions/{extension_id}", summary="Update an extension")
+async def put_extension(
+    extension_id: str, body: ExtensionUpdate, principal: PrincipalDep, platform: PlatformDep
+) -> dict[str, Any]:
+    async with platform.db.session() as session:
+        e = await get_owned(session, Extension, parse_id(extension_id), principal.customer_id, NOT_FOUND)
+        if body.name is not None:
+            e.name = body.name
+        if body.detail is not None:
+            e.detail = body.detail
+        if body.password is not None:
+            e.password_enc = platform.encryptor.encrypt(body.password)
+        touch(e)
+        await session.commit()
+        return extension_to_api(platform, e)
+
+
+@router.delete("/extensions/{extension_id}", summary="Delete an extension")
+async def delete_extension(extension_id: str, principal: PrincipalDep, platform: PlatformDep) -> dict[str, Any]:
+    async with platform.db.session() as session:
+        e = await get_owned(session, Extension, parse_id(extension_id), principal.customer_id, NOT_FOUND)
+        soft_delete(e)
+        await session.commit()
+        return extension_to_api(platform, e)
+
+
+@router.post("/extensions/{extension_id}/direct-hash-regenerate", summary="Regenerate an extension's direct hash")
+async def regenerate_extension_hash(
+    extension_id: str, principal: PrincipalDep, platform: PlatformDep
+) -> dict[str, Any]:
+    async with platform.db.session() as session:
+        e = await get_owned(session, Extension, parse_id(extension_id), principal.customer_id, NOT_FOUND)
+        e.direct_hash = secrets.token_hex(12)
+        touch(e)
+        await session.commit()
+        return extension_to_api(platform, e)

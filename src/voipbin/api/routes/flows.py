@@ -1,0 +1,146 @@
+"""``/v1.0/flows``: stored action lists; actions are validated against their option models on write."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from typing import Any
+
+from fastapi import APIRouter
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from voipbin.api.deps import PageDep, PlatformDep, PrincipalDep, parse_id
+from voipbin.api.errors import ApiError
+from voipbin.api.repo import get_owned, list_page, soft_delete, touch
+from voipbin.serialize import timestamps, uid
+from voipbin.models.actions import ActionValidationError, validate_actions
+from voipbin.store.tables import ZERO_UUID, Flow
+
+router = APIRouter(prefix="/v1.0", tags=["flows"])
+NOT_FOUND = "FLOW_NOT_FOUND"
+MAX_FLOWS_PER_CUSTOMER = 10_000
+
+
+def flow_to_api(f: Flow) -> dict[str, Any]:
+    return {
+        "id": uid(f.id),
+        "customer_id": uid(f.customer_id),
+        "type": f.type,
+        "name": f.name,
+        "detail": f.detail,
+        "actions": f.actions,
+        "direct_hash": f.direct_hash,
+        "on_complete_flow_id": uid(f.on_complete_flow_id),
+        **timestamps(f),
+    }
+
+
+def checked_actions(raw: Any, field: str = "actions") -> list[dict[str, Any]]:
+    """Validated actions in their stored (API) form, or a 400 in VoIPBIN's envelope naming the field."""
+    try:
+        actions = validate_actions(raw, field)
+    except ActionValidationError as exc:
+        raise ApiError(400, exc.reason, exc.message, details=[{"field": exc.field}]) from None
+    return [a.to_api() for a in actions]
+
+
+async def checked_flow_ref(session: AsyncSession, flow_id: uuid.UUID | None, customer_id: uuid.UUID) -> uuid.UUID:
+    if flow_id is None or flow_id == ZERO_UUID:
+        return ZERO_UUID
+    await get_owned(session, Flow, flow_id, customer_id, NOT_FOUND)
+    return flow_id
+
+
+class FlowCreate(BaseModel):
+    name: str = Field(default="", max_length=255)
+    detail: str = Field(default="", max_length=10_000)
+    actions: list[Any] = Field(default_factory=list)
+    on_complete_flow_id: uuid.UUID | None = None
+
+
+class FlowUpdate(BaseModel):
+    name: str | None = Field(default=None, max_length=255)
+    detail: str | None = Field(default=None, max_length=10_000)
+    actions: list[Any] | None = None
+    on_complete_flow_id: uuid.UUID | None = None
+
+
+@router.post("/flows", summary="Create a flow")
+async def create_flow(body: FlowCreate, principal: PrincipalDep, platform: PlatformDep) -> dict[str, Any]:
+    actions = checked_actions(body.actions)
+    async with platform.db.session() as session:
+        count = (
+            await session.execute(
+                select(func.count()).select_from(Flow).where(
+                    Flow.customer_id == principal.customer_id, Flow.tm_delete.is_(None), Flow.persist.is_(True)
+                )
+            )
+        ).scalar_one()
+        if count >= MAX_FLOWS_PER_CUSTOMER:
+            raise ApiError(409, "FLOW_STATE_INVALID", f"At most {MAX_FLOWS_PER_CUSTOMER} flows per customer.")
+        flow = Flow(
+            customer_id=principal.customer_id,
+            name=body.name,
+            detail=body.detail,
+            actions=actions,
+            direct_hash=secrets.token_hex(12),
+            on_complete_flow_id=await checked_flow_ref(session, body.on_complete_flow_id, principal.customer_id),
+        )
+        session.add(flow)
+        await session.commit()
+        return flow_to_api(flow)
+
+
+@router.get("/flows", summary="List flows")
+async def list_flows(principal: PrincipalDep, platform: PlatformDep, page: PageDep) -> dict[str, Any]:
+    async with platform.db.session() as session:
+        return await list_page(
+            session, Flow, page, Flow.persist.is_(True), customer_id=principal.customer_id, to_api=flow_to_api
+        )
+
+
+@router.get("/flows/{flow_id}", summary="Get a flow")
+async def get_flow(flow_id: str, principal: PrincipalDep, platform: PlatformDep) -> dict[str, Any]:
+    async with platform.db.session() as session:
+        return flow_to_api(await get_owned(session, Flow, parse_id(flow_id), principal.customer_id, NOT_FOUND))
+
+
+@router.put("/flows/{flow_id}", summary="Update a flow")
+async def put_flow(flow_id: str, body: FlowUpdate, principal: PrincipalDep, platform: PlatformDep) -> dict[str, Any]:
+    actions = checked_actions(body.actions) if body.actions is not None else None
+    async with platform.db.session() as session:
+        flow = await get_owned(session, Flow, parse_id(flow_id), principal.customer_id, NOT_FOUND)
+        if body.name is not None:
+            flow.name = body.name
+        if body.detail is not None:
+            flow.detail = body.detail
+        if actions is not None:
+            flow.actions = actions
+        if "on_complete_flow_id" in body.model_fields_set:
+            flow.on_complete_flow_id = await checked_flow_ref(
+                session, body.on_complete_flow_id, principal.customer_id
+            )
+        touch(flow)
+        await session.commit()
+        return flow_to_api(flow)
+
+
+@router.delete("/flows/{flow_id}", summary="Delete a flow")
+async def delete_flow(flow_id: str, principal: PrincipalDep, platform: PlatformDep) -> dict[str, Any]:
+    async with platform.db.session() as session:
+        flow = await get_owned(session, Flow, parse_id(flow_id), principal.customer_id, NOT_FOUND)
+        soft_delete(flow)
+        await session.commit()
+        return flow_to_api(flow)
+
+
+@router.post("/flows/{flow_id}/direct-hash-regenerate", summary="Regenerate a flow's direct hash")
+async def regenerate_flow_hash(flow_id: str, principal: PrincipalDep, platform: PlatformDep) -> dict[str, Any]:
+    async with platform.db.session() as session:
+        flow = await get_owned(session, Flow, parse_id(flow_id), principal.customer_id, NOT_FOUND)
+        flow.direct_hash = secrets.token_hex(12)
+        touch(flow)
+        await session.commit()
+        return flow_to_api(flow)

@@ -1,0 +1,207 @@
+"""Admin-only ``/v1.0/providers`` (outbound SIP trunks) and ``/v1.0/routes`` (which prefixes use them).
+
+Trunk passwords are encrypted at rest and returned masked.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any, Literal
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from voipbin.api.deps import AdminDep, PageDep, PlatformDep, parse_id
+from voipbin.api.repo import get_owned, list_page, soft_delete, touch
+from voipbin.serialize import timestamps, uid
+from voipbin.platform import Platform
+from voipbin.security import mask
+from voipbin.store.tables import ZERO_UUID, Provider, Route
+
+router = APIRouter(prefix="/v1.0", tags=["providers", "routes"])
+HOST_RE = re.compile(r"^[A-Za-z0-9.\-\[\]:]{1,255}$")
+TARGET_RE = re.compile(r"^(all|\+?[0-9]{1,15})$")
+
+
+def provider_to_api(platform: Platform, p: Provider) -> dict[str, Any]:
+    return {
+        "id": uid(p.id),
+        "type": p.type,
+        "hostname": p.hostname,
+        "tech_prefix": p.tech_prefix,
+        "tech_postfix": p.tech_postfix,
+        "tech_headers": p.tech_headers or {},
+        "metadata": p.metadata_ or {},
+        "name": p.name,
+        "detail": p.detail,
+        "codecs": p.codecs,
+        "transport": p.transport,
+        "auth_username": p.auth_username,
+        "auth_password": mask(platform.encryptor.decrypt(p.auth_password_enc)),
+        "register": p.register,
+        **timestamps(p),
+    }
+
+
+def route_to_api(r: Route) -> dict[str, Any]:
+    return {
+        "id": uid(r.id),
+        "customer_id": uid(r.customer_id),
+        "name": r.name,
+        "detail": r.detail,
+        "provider_id": uid(r.provider_id),
+        "priority": r.priority,
+        "target": r.target,
+        **timestamps(r),
+    }
+
+
+class ProviderWrite(BaseModel):
+    type: Literal["sip"] | None = None
+    hostname: str | None = Field(default=None, description="host or host:port of the trunk")
+    tech_prefix: str | None = Field(default=None, max_length=64)
+    tech_postfix: str | None = Field(default=None, max_length=64)
+    tech_headers: dict[str, str] | None = None
+    name: str | None = Field(default=None, max_length=255)
+    detail: str | None = Field(default=None, max_length=10_000)
+    codecs: str | None = Field(default=None, pattern=r"^((PCMU|PCMA)(,(PCMU|PCMA))*)?$")
+    transport: Literal["udp", "tcp"] | None = None
+    auth_username: str | None = Field(default=None, max_length=255)
+    auth_password: str | None = Field(default=None, max_length=255)
+    register_: bool | None = Field(default=None, alias="register", description="REGISTER to the trunk")
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    @field_validator("hostname")
+    @classmethod
+    def _host(cls, v: str | None) -> str | None:
+        if v is not None and not HOST_RE.match(v):
+            raise ValueError("hostname must be a host name or address, optionally with :port")
+        return v
+
+
+class ProviderCreate(ProviderWrite):
+    hostname: str = Field(description="host or host:port of the trunk")  # type: ignore[assignment]
+
+
+def _apply_provider(platform: Platform, p: Provider, body: ProviderWrite) -> None:
+    for name, value in body.model_dump(exclude_unset=True, exclude={"auth_password"}).items():
+        if value is not None:
+            setattr(p, name.rstrip("_"), value)
+    if body.auth_password is not None:
+        p.auth_password_enc = platform.encryptor.encrypt(body.auth_password)
+
+
+class RouteWrite(BaseModel):
+    customer_id: uuid.UUID | None = None
+    name: str | None = Field(default=None, max_length=255)
+    detail: str | None = Field(default=None, max_length=10_000)
+    provider_id: uuid.UUID | None = None
+    priority: int | None = Field(default=None, ge=0, le=1000)
+    target: str | None = Field(default=None, description="'all' or a country/prefix such as +1 or +4420")
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, v: str | None) -> str | None:
+        if v is not None and not TARGET_RE.match(v):
+            raise ValueError("target must be 'all' or a digit prefix such as +1")
+        return v
+
+
+class RouteCreate(RouteWrite):
+    provider_id: uuid.UUID  # type: ignore[assignment]
+
+
+@router.post("/providers", summary="Create a SIP trunk (platform admin)")
+async def create_provider(body: ProviderCreate, _: AdminDep, platform: PlatformDep) -> dict[str, Any]:
+    p = Provider(hostname=body.hostname, tech_headers={}, metadata_={}, auth_password_enc="")
+    _apply_provider(platform, p, body)
+    async with platform.db.session() as session:
+        session.add(p)
+        await session.commit()
+    return provider_to_api(platform, p)
+
+
+@router.get("/providers", summary="List SIP trunks (platform admin)")
+async def list_providers(_: AdminDep, platform: PlatformDep, page: PageDep) -> dict[str, Any]:
+    async with platform.db.session() as session:
+        return await list_page(session, Provider, page, to_api=lambda p: provider_to_api(platform, p))
+
+
+@router.get("/providers/{provider_id}", summary="Get a SIP trunk (platform admin)")
+async def get_provider(provider_id: str, _: AdminDep, platform: PlatformDep) -> dict[str, Any]:
+    async with platform.db.session() as session:
+        p = await get_owned(session, Provider, parse_id(provider_id), None, "PROVIDER_NOT_FOUND")
+        return provider_to_api(platform, p)
+
+
+@router.put("/providers/{provider_id}", summary="Update a SIP trunk (platform admin)")
+async def put_provider(provider_id: str, body: ProviderWrite, _: AdminDep, platform: PlatformDep) -> dict[str, Any]:
+    async with platform.db.session() as session:
+        p = await get_owned(session, Provider, parse_id(provider_id), None, "PROVIDER_NOT_FOUND")
+        _apply_provider(platform, p, body)
+        touch(p)
+        await session.commit()
+        return provider_to_api(platform, p)
+
+
+@router.delete("/providers/{provider_id}", summary="Delete a SIP trunk (platform admin)")
+async def delete_provider(provider_id: str, _: AdminDep, platform: PlatformDep) -> dict[str, Any]:
+    async with platform.db.session() as session:
+        p = await get_owned(session, Provider, parse_id(provider_id), None, "PROVIDER_NOT_FOUND")
+        soft_delete(p)
+        await session.commit()
+        return provider_to_api(platform, p)
+
+
+@router.post("/routes", summary="Create a route (platform admin)")
+async def create_route(body: RouteCreate, _: AdminDep, platform: PlatformDep) -> dict[str, Any]:
+    async with platform.db.session() as session:
+        await get_owned(session, Provider, body.provider_id, None, "PROVIDER_NOT_FOUND")
+        r = Route(
+            customer_id=body.customer_id or ZERO_UUID,
+            name=body.name or "",
+            detail=body.detail or "",
+            provider_id=body.provider_id,
+            priority=body.priority if body.priority is not None else 1,
+            target=body.target or "all",
+        )
+        session.add(r)
+        await session.commit()
+        return route_to_api(r)
+
+
+@router.get("/routes", summary="List routes (platform admin)")
+async def list_routes(_: AdminDep, platform: PlatformDep, page: PageDep) -> dict[str, Any]:
+    async with platform.db.session() as session:
+        return await list_page(session, Route, page, to_api=route_to_api)
+
+
+@router.get("/routes/{route_id}", summary="Get a route (platform admin)")
+async def get_route(route_id: str, _: AdminDep, platform: PlatformDep) -> dict[str, Any]:
+    async with platform.db.session() as session:
+        return route_to_api(await get_owned(session, Route, parse_id(route_id), None, "ROUTE_NOT_FOUND"))
+
+
+@router.put("/routes/{route_id}", summary="Update a route (platform admin)")
+async def put_route(route_id: str, body: RouteWrite, _: AdminDep, platform: PlatformDep) -> dict[str, Any]:
+    async with platform.db.session() as session:
+        r = await get_owned(session, Route, parse_id(route_id), None, "ROUTE_NOT_FOUND")
+        if body.provider_id is not None:
+            await get_owned(session, Provider, body.provider_id, None, "PROVIDER_NOT_FOUND")
+        for name, value in body.model_dump(exclude_unset=True).items():
+            if value is not None:
+                setattr(r, name, value)
+        touch(r)
+        await session.commit()
+        return route_to_api(r)
+
+
+@router.delete("/routes/{route_id}", summary="Delete a route (platform admin)")
+async def delete_route(route_id: str, _: AdminDep, platform: PlatformDep) -> dict[str, Any]:
+    async with platform.db.session() as session:
+        r = await get_owned(session, Route, parse_id(route_id), None, "ROUTE_NOT_FOUND")
+        soft_delete(r)
+        await session.commit()
+        return route_to_api(r)

@@ -1,0 +1,1 @@
+"""Billing: accounts with balances in micros, a ledger of charges, balance checks."""

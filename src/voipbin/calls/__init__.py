@@ -1,0 +1,1 @@
+"""Call manager: call state machine, routing (numbers, extensions, trunks), bridging, recording."""

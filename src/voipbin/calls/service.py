@@ -1,0 +1,101 @@
+"""Call rows: status changes with events, shared by the API and the call manager."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from voipbin.serialize import timestamps, uid
+from voipbin.calls.state import Status, can_transition, hangup_by
+from voipbin.platform import Platform
+from voipbin.store.tables import Call
+from voipbin.store.types import utcnow
+
+log = logging.getLogger(__name__)
+
+
+def address_out(addr: dict[str, Any] | None) -> dict[str, Any]:
+    """VoIPBIN's Address with ``omitempty``: type and target always, the rest when set."""
+    addr = addr or {}
+    out = {"type": addr.get("type", ""), "target": addr.get("target", "")}
+    for key in ("target_name", "name", "detail"):
+        if addr.get(key):
+            out[key] = addr[key]
+    return out
+
+
+def call_to_api(c: Call) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": uid(c.id),
+        "customer_id": uid(c.customer_id),
+        "owner_type": c.owner_type,
+        "owner_id": uid(c.owner_id),
+        "flow_id": uid(c.flow_id),
+        "activeflow_id": uid(c.activeflow_id),
+        "type": c.type,
+        "master_call_id": uid(c.master_call_id),
+        "recording_id": uid(c.recording_id),
+        "recording_ids": list(c.recording_ids or []),
+        "groupcall_id": uid(c.groupcall_id),
+        "source": address_out(c.source),
+        "destination": address_out(c.destination),
+        "status": c.status,
+        "action": c.action or {},
+        "metadata": c.metadata_ or {},
+        "direction": c.direction,
+        "mute_direction": c.mute_direction,
+        "hangup_by": c.hangup_by,
+        "hangup_reason": c.hangup_reason,
+        **timestamps(c, "tm_progressing", "tm_ringing", "tm_hangup"),
+    }
+    if c.chained_call_ids:
+        out["chained_call_ids"] = list(c.chained_call_ids)
+    return out
+
+
+def publish_call(platform: Platform, c: Call, event: str) -> None:
+    platform.events.publish(c.customer_id, event, call_to_api(c))
+
+
+async def set_status(platform: Platform, call_id: uuid.UUID, new: str, **fields: Any) -> Call | None:
+    """Move a call to ``new`` if the state machine allows it; publishes ``call_<status>``."""
+    async with platform.db.session() as session:
+        c = await session.get(Call, call_id)
+        if c is None or not can_transition(c.status, new):
+            return None
+        now = utcnow()
+        c.status = new
+        c.tm_update = now
+        if new == Status.RINGING:
+            c.tm_ringing = now
+        elif new == Status.PROGRESSING:
+            c.tm_progressing = now
+        for name, value in fields.items():
+            setattr(c, name, value)
+        await session.commit()
+    publish_call(platform, c, f"call_{new}")
+    return c
+
+
+async def finish_call(
+    platform: Platform, call_id: uuid.UUID, *, reason: str, by: str | None = None, detail: str = ""
+) -> Call | None:
+    """Final ``hangup`` with reason; idempotent (a finished call is returned unchanged)."""
+    async with platform.db.session() as session:
+        c = await session.get(Call, call_id)
+        if c is None:
+            return None
+        if c.status == Status.HANGUP:
+            return c
+        now = utcnow()
+        c.hangup_by = by or hangup_by(c.status)
+        c.hangup_reason = reason
+        c.status = Status.HANGUP
+        c.tm_hangup = now
+        c.tm_update = now
+        if detail:
+            c.metadata_ = {**(c.metadata_ or {}), "hangup_detail": detail}
+        await session.commit()
+    publish_call(platform, c, "call_hangup")
+    return c

@@ -1,0 +1,131 @@
+"""Command line: ``voipbin serve``, ``voipbin customer create``, ``voipbin accesskey create``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+import uuid
+
+from sqlalchemy import select
+
+from voipbin.config import get_settings
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from voipbin.app import create_app
+
+    settings = get_settings()
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    loop = "auto"
+    try:
+        import uvloop  # noqa: F401
+
+        loop = "uvloop"
+    except ImportError:
+        pass
+    uvicorn.run(
+        create_app(settings),
+        host=args.host or settings.http_host,
+        port=args.port or settings.http_port,
+        loop=loop,
+        log_level=settings.log_level.lower(),
+    )
+    return 0
+
+
+async def _with_platform(fn):  # type: ignore[no-untyped-def]
+    from voipbin.app import build_platform, print_bootstrap
+    from voipbin.tenants import bootstrap
+
+    platform = build_platform(get_settings())
+    await platform.db.migrate()
+    if created := await bootstrap(platform):
+        print_bootstrap(created)
+    try:
+        return await fn(platform)
+    finally:
+        await platform.db.close()
+
+
+def _customer_create(args: argparse.Namespace) -> int:
+    from voipbin.tenants import create_customer
+
+    async def run(platform):  # type: ignore[no-untyped-def]
+        from voipbin.store.tables import Agent
+
+        async with platform.db.session() as session:
+            taken = (await session.execute(select(Agent.id).where(Agent.username == args.username))).first()
+            if taken:
+                print(f"error: username {args.username!r} is taken", file=sys.stderr)
+                return 1
+            created = await create_customer(
+                platform, session, name=args.name, username=args.username, password=args.password, email=args.email
+            )
+            await session.commit()
+        print(f"customer:   {created.customer.id}\nusername:   {created.agent.username}\n"
+              f"password:   {created.password}\naccesskey:  {created.accesskey}")
+        return 0
+
+    return asyncio.run(_with_platform(run))
+
+
+def _accesskey_create(args: argparse.Namespace) -> int:
+    from voipbin.security import hash_token, new_accesskey
+    from voipbin.store.tables import Accesskey, Agent, Customer
+
+    async def run(platform):  # type: ignore[no-untyped-def]
+        async with platform.db.session() as session:
+            if args.customer_id:
+                customer = await session.get(Customer, uuid.UUID(args.customer_id))
+                customer_id = customer.id if customer else None
+            else:
+                agent = (await session.execute(select(Agent).where(Agent.username == args.username))).scalar()
+                customer_id = agent.customer_id if agent else None
+            if customer_id is None:
+                print("error: no such customer", file=sys.stderr)
+                return 1
+            token = new_accesskey()
+            session.add(Accesskey(customer_id=customer_id, name=args.name, token_hash=hash_token(token),
+                                  token_prefix=token[:11]))
+            await session.commit()
+        print(token)
+        return 0
+
+    return asyncio.run(_with_platform(run))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="voipbin", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the platform (HTTP API, SIP, RTP)")
+    serve.add_argument("--host", default=None)
+    serve.add_argument("--port", type=int, default=None)
+    serve.set_defaults(fn=_serve)
+
+    customer = sub.add_parser("customer", help="manage customers").add_subparsers(dest="action", required=True)
+    cc = customer.add_parser("create", help="create a customer with a login and an access key")
+    cc.add_argument("--name", required=True)
+    cc.add_argument("--username", required=True)
+    cc.add_argument("--password", default=None, help="generated when omitted")
+    cc.add_argument("--email", default="")
+    cc.set_defaults(fn=_customer_create)
+
+    accesskey = sub.add_parser("accesskey", help="manage access keys").add_subparsers(dest="action", required=True)
+    ac = accesskey.add_parser("create", help="create an access key and print it")
+    who = ac.add_mutually_exclusive_group(required=True)
+    who.add_argument("--username")
+    who.add_argument("--customer-id")
+    ac.add_argument("--name", default="cli")
+    ac.set_defaults(fn=_accesskey_create)
+
+    args = parser.parse_args(argv)
+    return int(args.fn(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,104 @@
+"""Settings: every option is a ``VOIPBIN_*`` environment variable (see docs/configuration.md).
+
+Secrets the platform needs for itself (JWT signing key, at-rest encryption key) are not settings:
+they are generated on first run and persisted under the data directory, so a fresh install needs
+no configuration at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="VOIPBIN_", extra="ignore")
+
+    http_host: str = "0.0.0.0"
+    http_port: int = 8080
+    data_dir: Path = Path("./var")
+    database_url: str = ""  # empty -> sqlite file under data_dir
+    redis_url: str = ""
+
+    sip_host: str = "0.0.0.0"
+    sip_port: int = 5060
+    # Address written into SDP/Contact; empty -> derived from sip_host (127.0.0.1 when 0.0.0.0).
+    sip_public_host: str = ""
+    sip_domain: str = "voipbin.local"
+    rtp_port_min: int = 20000
+    rtp_port_max: int = 20999
+
+    admin_username: str = "admin"
+    admin_password: str = ""  # empty -> generated and printed once on first start
+
+    # Development credit given to every new billing account, in micros (1 USD = 1_000_000).
+    initial_balance: int = 100_000_000
+    # Comma separated E.164 numbers offered by /available_numbers.
+    number_inventory: str = Field(
+        default="+15551234567,+15559876543,+15551111111,+15552222222,+15553333333,+15554444444"
+    )
+    number_price: int = 5_000_000  # micros charged when a number is bought
+    call_rate_per_minute: int = 10_000  # micros per started minute of an outgoing tel call
+
+    dial_timeout: float = 60.0
+    max_call_duration: float = 3600.0
+    login_max_failures: int = 5  # failed logins per client address per window before 429
+    login_window_seconds: int = 300
+
+    default_engine_model: str = "offline.scripted"
+    default_tts_type: str = "piper"
+    default_stt_type: str = "whisper"
+
+    log_level: str = "INFO"
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'voipbin.db').resolve()}"
+
+
+def provider_setting(provider: str, name: str) -> str:
+    """Per-provider options such as ``VOIPBIN_OPENAI_API_KEY`` or ``VOIPBIN_DEEPGRAM_BASE_URL``.
+
+    Providers come from a registry, so these are read by name rather than declared as fields.
+    """
+    key = f"VOIPBIN_{provider.upper().replace('-', '_')}_{name.upper()}"
+    return os.environ.get(key, "")
+
+
+@dataclass(frozen=True)
+class PlatformSecrets:
+    jwt_key: str
+    encryption_key: str  # Fernet key, urlsafe base64
+
+
+def load_or_create_secrets(data_dir: Path) -> PlatformSecrets:
+    """Read the platform's own keys from ``<data_dir>/secrets.json``, creating them on first run."""
+    from cryptography.fernet import Fernet
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / "secrets.json"
+    if path.exists():
+        raw = json.loads(path.read_text())
+        return PlatformSecrets(jwt_key=raw["jwt_key"], encryption_key=raw["encryption_key"])
+    created = PlatformSecrets(jwt_key=secrets.token_urlsafe(48), encryption_key=Fernet.generate_key().decode())
+    tmp = path.with_suffix(".tmp")
+    # Owner-only file: these keys protect every tenant's credentials.
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump({"jwt_key": created.jwt_key, "encryption_key": created.encryption_key}, fh)
+    os.replace(tmp, path)
+    return created
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,157 @@
+"""``MediaSession``: the one object the calls layer uses for a call's media.
+
+API (all from the event loop)::
+
+    ms = await MediaSession.create(allocator=alloc, host="0.0.0.0")   # binds RTP/RTCP, port in ms.local_port
+    ms.negotiate("203.0.113.5", 40000, payload_type=0, dtmf_payload_type=101, ptime=20, latch=False)
+    ms.start()                                   # starts the 20 ms clock (silence until audio is queued)
+    await ms.play_wav("prompt.wav")              # any rate/channels; False if barged in
+    await ms.play_pcm(pcm, rate=24000)           # bytes / int16 array / (async) iterable of chunks
+    await ms.enqueue(pcm_8k)                     # stream TTS audio with backpressure
+    dropped = ms.flush()                         # barge-in
+    await ms.record_start("/path/x.wav", direction="both", stereo=False)
+    info = await ms.record_stop()                # RecordingInfo(path, frames, duration, ...)
+    tap = ms.tap("in")                           # async frames for STT/AI; ms.untap(tap)
+    digit = await ms.next_dtmf()                 # or ms.on_dtmf(callback)
+    await ms.send_dtmf("123#")
+    b = ms.bridge(other)                         # b.stop() to unbridge
+    ms.stats                                     # RtpStats
+    await ms.close()                             # stops recording, unbridges, BYE, releases ports
+
+Negotiation results come in as plain values; this package knows nothing of SIP or SDP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from voipbin.media.bridge import Bridge
+from voipbin.media.dtmf import DtmfDigit
+from voipbin.media.ports import PortAllocator
+from voipbin.media.recorder import RecordDirection, Recorder, RecordingInfo
+from voipbin.media.session import PcmSource, RtpSession
+from voipbin.media.stats import RtpStats
+from voipbin.media.taps import Tap
+from voipbin.media.wav import MEDIA_RATE
+
+
+class MediaSession:
+    def __init__(self, rtp: RtpSession) -> None:
+        self.rtp = rtp
+        self._recorder: Recorder | None = None
+        self._bridge: Bridge | None = None
+
+    @classmethod
+    async def create(
+        cls,
+        allocator: PortAllocator | None = None,
+        host: str = "0.0.0.0",
+        port: int | None = None,
+        playout_frames: int = 50,
+    ) -> MediaSession:
+        rtp = RtpSession(allocator=allocator, host=host, playout_frames=playout_frames)
+        await rtp.open(port)
+        return cls(rtp)
+
+    @property
+    def local_port(self) -> int:
+        return self.rtp.local_port
+
+    @property
+    def stats(self) -> RtpStats:
+        return self.rtp.stats
+
+    def negotiate(
+        self,
+        remote_addr: str,
+        remote_port: int,
+        payload_type: int = 0,
+        dtmf_payload_type: int | None = None,
+        ptime: int = 20,
+        *,
+        latch: bool = False,
+        rtcp_port: int | None = None,
+    ) -> None:
+        self.rtp.set_remote(
+            remote_addr, remote_port, payload_type, dtmf_payload_type, ptime, latch=latch, rtcp_port=rtcp_port
+        )
+
+    def start(self) -> None:
+        self.rtp.start()
+
+    # playout
+    async def play_wav(self, path: str | Path, *, wait: bool = True) -> bool:
+        return await self.rtp.play(Path(path), wait=wait)
+
+    async def play_pcm(self, source: PcmSource, rate: int = MEDIA_RATE, *, wait: bool = True) -> bool:
+        return await self.rtp.play(source, rate, wait=wait)
+
+    async def enqueue(self, pcm: bytes | np.ndarray, *, final: bool = False) -> bool:
+        return await self.rtp.enqueue(pcm, final=final)
+
+    def flush(self) -> int:
+        return self.rtp.flush()
+
+    async def wait_played(self) -> None:
+        await self.rtp.wait_played()
+
+    # recording
+    async def record_start(
+        self, path: str | Path, direction: RecordDirection = "both", stereo: bool = False, maxsize: int = 250
+    ) -> None:
+        if self._recorder is not None:
+            raise RuntimeError("already recording")
+        tap = self.rtp.add_tap(direction, maxsize=maxsize)
+        self._recorder = Recorder(path, tap, direction, stereo)
+        self._recorder.start()
+
+    async def record_stop(self) -> RecordingInfo | None:
+        rec, self._recorder = self._recorder, None
+        if rec is None:
+            return None
+        self.rtp.remove_tap(rec.tap)
+        return await rec.stop()
+
+    @property
+    def recording(self) -> bool:
+        return self._recorder is not None
+
+    # taps
+    def tap(self, direction: str = "in", maxsize: int = 50) -> Tap:
+        return self.rtp.add_tap(direction, maxsize)
+
+    def untap(self, tap: Tap) -> None:
+        self.rtp.remove_tap(tap)
+
+    # dtmf
+    def on_dtmf(self, callback: Callable[[DtmfDigit], None]) -> None:
+        self.rtp.on_dtmf(callback)
+
+    async def next_dtmf(self) -> DtmfDigit:
+        """Next received digit (wrap in ``asyncio.timeout`` to bound the wait)."""
+        return await self.rtp.dtmf_queue.get()
+
+    async def send_dtmf(self, digits: str, duration_ms: int = 100) -> None:
+        await self.rtp.send_dtmf(digits, duration_ms)
+
+    # bridging
+    def bridge(self, other: MediaSession, max_queue: int = 3) -> Bridge:
+        if self._bridge is not None and self._bridge.active:
+            raise RuntimeError("already bridged")
+        b = Bridge(self.rtp, other.rtp, max_queue).start()
+        self._bridge = other._bridge = b
+        return b
+
+    def unbridge(self) -> None:
+        if self._bridge is not None:
+            self._bridge.stop()
+            self._bridge = None
+
+    async def close(self) -> RecordingInfo | None:
+        self.unbridge()
+        info = await self.record_stop()
+        await self.rtp.close()
+        return info

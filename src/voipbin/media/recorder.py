@@ -1,0 +1,125 @@
+"""WAV recording of a session: inbound, outbound, or both (mixed mono or stereo in=left, out=right).
+
+The recorder reads a :class:`~voipbin.media.taps.Tap`, so a slow disk can never stall the media clock,
+and writes 16-bit 8 kHz PCM as frames arrive (memory stays constant). Frames carry the session tick,
+so both directions are aligned, and ticks missing from the stream (a dropped tap frame, a loop stall)
+are written as silence: the file's duration always matches the wall-clock time recorded.
+``stop()`` drains the tap and finalises the RIFF header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import wave
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+
+from voipbin.media.taps import Frame, Tap, TapClosed
+from voipbin.media.wav import FRAME_BYTES, FRAME_SAMPLES, MEDIA_RATE
+
+RecordDirection = Literal["in", "out", "both"]
+_SILENCE = bytes(FRAME_BYTES)
+_MAX_GAP_TICKS = 3000  # never invent more than a minute of silence for one gap
+
+
+@dataclass(slots=True, frozen=True)
+class RecordingInfo:
+    path: Path
+    direction: str
+    channels: int
+    frames: int  # 20 ms frames written
+    dropped: int  # frames the tap dropped (written as silence)
+
+    @property
+    def duration(self) -> float:
+        return self.frames * FRAME_SAMPLES / MEDIA_RATE
+
+
+class Recorder:
+    def __init__(
+        self, path: str | Path, tap: Tap, direction: RecordDirection = "both", stereo: bool = False
+    ) -> None:
+        if direction not in ("in", "out", "both"):
+            raise ValueError("direction must be in, out or both")
+        self.path = Path(path)
+        self.direction = direction
+        self.stereo = stereo and direction == "both"
+        self.tap = tap
+        self.frames = 0
+        self._wav = wave.open(str(self.path), "wb")  # noqa: SIM115 - closed in stop()
+        self._wav.setnchannels(2 if self.stereo else 1)
+        self._wav.setsampwidth(2)
+        self._wav.setframerate(MEDIA_RATE)
+        self._tick: int | None = None
+        self._in = _SILENCE
+        self._out = _SILENCE
+        self._task: asyncio.Task[None] | None = None
+        self._info: RecordingInfo | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                frame = await self.tap.get()
+            except TapClosed:
+                return
+            self._consume(frame)
+            # drain whatever else is ready without a wake-up per frame
+            while (nxt := self.tap.get_nowait()) is not None:
+                self._consume(nxt)
+
+    def _consume(self, frame: Frame) -> None:
+        if self._tick is None:
+            self._tick = frame.tick
+        elif frame.tick > self._tick:
+            self._write_current()
+            gap = min(frame.tick - self._tick - 1, _MAX_GAP_TICKS)
+            for _ in range(gap):
+                self._write_current()
+            self._tick = frame.tick
+        elif frame.tick < self._tick:
+            return  # cannot happen with one clock; ignore defensively
+        if frame.direction == "in":
+            self._in = frame.pcm
+        else:
+            self._out = frame.pcm
+
+    def _write_current(self) -> None:
+        if self.direction == "in":
+            data = self._in
+        elif self.direction == "out":
+            data = self._out
+        else:
+            a = np.frombuffer(self._in, dtype="<i2")
+            b = np.frombuffer(self._out, dtype="<i2")
+            if self.stereo:
+                data = np.column_stack((a, b)).astype("<i2").tobytes()
+            else:
+                data = np.clip(a.astype(np.int32) + b, -32768, 32767).astype("<i2").tobytes()
+        self._wav.writeframesraw(data)
+        self.frames += 1
+        self._in = self._out = _SILENCE
+
+    async def stop(self) -> RecordingInfo:
+        """Finish: drain frames already tapped, close the file, return what was written."""
+        if self._info is not None:
+            return self._info
+        self.tap.close()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        while (nxt := self.tap.get_nowait()) is not None:
+            self._consume(nxt)
+        if self._tick is not None:
+            self._write_current()
+        self._wav.close()
+        self._info = RecordingInfo(
+            self.path, self.direction, 2 if self.stereo else 1, self.frames, self.tap.dropped
+        )
+        return self._info

@@ -1,0 +1,93 @@
+"""Per-session RTP statistics, including RFC 3550 (A.3, A.8) loss and interarrival jitter."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+
+@dataclass(slots=True)
+class RtpStats:
+    packets_out: int = 0
+    bytes_out: int = 0  # payload octets, as RTCP counts them
+    packets_in: int = 0
+    bytes_in: int = 0
+    malformed_in: int = 0
+    unknown_pt_in: int = 0
+    lost: int = 0  # expected - received (RFC 3550 A.3), never negative
+    late_or_duplicate: int = 0
+    concealed_frames: int = 0
+    jitter_ms: float = 0.0
+    max_gap_ms: float = 0.0  # largest wall-clock gap between consecutive inbound audio packets
+    late_ticks: int = 0  # clock ticks that fired more than one frame late
+    skipped_ticks: int = 0  # slots skipped after a loop stall (never sent as a burst)
+    dtmf_in: int = 0
+    dtmf_out: int = 0
+    remote_fraction_lost: float = 0.0  # from the peer's RTCP report about us
+    remote_jitter_ms: float = 0.0
+
+    def as_dict(self) -> dict[str, float | int]:
+        return asdict(self)
+
+
+class ReceiveStats:
+    """Feeds :class:`RtpStats` from inbound audio packets of one source."""
+
+    def __init__(self, stats: RtpStats, clock_rate: int = 8000) -> None:
+        self.s = stats
+        self.clock_rate = clock_rate
+        self.base: int | None = None
+        self.max_ext = 0
+        self.received = 0
+        self._transit: float | None = None
+        self._jitter = 0.0  # timestamp units
+        self._last_arrival: float | None = None
+        self.expected_prior = 0
+        self.received_prior = 0
+
+    def reset(self) -> None:
+        """A new source: sequence accounting starts over (jitter and gap history carry on)."""
+        self.base = None
+        self.received = self.expected_prior = self.received_prior = 0
+        self._transit = None
+
+    def update(self, seq: int, timestamp: int, arrival: float, timing: bool = True) -> None:
+        """``timing=False`` for packets whose timestamp is not a sampling instant (RFC 4733 events)."""
+        if self.base is None:
+            self.base = self.max_ext = seq
+        else:
+            delta = (seq - self.max_ext) & 0xFFFF
+            if delta < 0x8000:
+                self.max_ext += delta
+        self.received += 1
+        self.s.lost = max(0, self.expected - self.received)
+        if self._last_arrival is not None:
+            gap = (arrival - self._last_arrival) * 1000
+            if gap > self.s.max_gap_ms:
+                self.s.max_gap_ms = gap
+        self._last_arrival = arrival
+        if not timing:
+            return
+        transit = arrival * self.clock_rate - timestamp
+        if self._transit is not None:
+            d = abs(transit - self._transit)
+            if d < self.clock_rate * 10:  # ignore timestamp jumps (new talkspurt base, wrap)
+                self._jitter += (d - self._jitter) / 16
+        self._transit = transit
+        self.s.jitter_ms = self._jitter * 1000 / self.clock_rate
+
+    @property
+    def expected(self) -> int:
+        return 0 if self.base is None else self.max_ext - self.base + 1
+
+    @property
+    def jitter_units(self) -> int:
+        return int(self._jitter)
+
+    def interval_fraction_lost(self) -> int:
+        """RFC 3550 A.3 fraction lost since the previous report, as 0..255."""
+        expected, received = self.expected, self.received
+        exp_int = expected - self.expected_prior
+        rec_int = received - self.received_prior
+        self.expected_prior, self.received_prior = expected, received
+        lost_int = exp_int - rec_int
+        return 0 if exp_int <= 0 or lost_int <= 0 else min(255, (lost_int << 8) // exp_int)

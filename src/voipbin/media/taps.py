@@ -1,0 +1,86 @@
+"""Frame taps: let STT, AI, recorders subscribe to a session's PCM without ever blocking it.
+
+The media clock calls ``Tap.put`` synchronously; each tap is a bounded deque that drops its
+*oldest* frame when the consumer falls behind (counted in ``dropped``), so a slow consumer loses
+history, never the session its timing. Consumers ``await tap.get()`` or ``async for frame in tap``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Literal
+
+Direction = Literal["in", "out"]
+
+
+@dataclass(slots=True, frozen=True)
+class Frame:
+    """20 ms of 8 kHz mono PCM16LE (320 bytes). ``tick`` is the session clock index, shared by both
+    directions, so consumers can align inbound and outbound audio."""
+
+    direction: Direction
+    tick: int
+    pcm: bytes
+
+
+class TapClosed(Exception):
+    pass
+
+
+class Tap:
+    def __init__(self, directions: frozenset[str], maxsize: int = 50) -> None:
+        self.directions = directions
+        self.maxsize = maxsize
+        self.dropped = 0
+        self._q: deque[Frame] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+        self._closed = False
+
+    def put(self, frame: Frame) -> None:
+        if self._closed:
+            return
+        if len(self._q) >= self.maxsize:
+            self._q.popleft()
+            self.dropped += 1
+        self._q.append(frame)
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    def close(self) -> None:
+        self._closed = True
+        w = self._waiter
+        if w is not None and not w.done():
+            w.set_result(None)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def qsize(self) -> int:
+        return len(self._q)
+
+    def get_nowait(self) -> Frame | None:
+        return self._q.popleft() if self._q else None
+
+    async def get(self) -> Frame:
+        """Next frame; raises :class:`TapClosed` once closed and drained."""
+        while not self._q:
+            if self._closed:
+                raise TapClosed
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        return self._q.popleft()
+
+    async def __aiter__(self) -> AsyncIterator[Frame]:
+        while True:
+            try:
+                yield await self.get()
+            except TapClosed:
+                return

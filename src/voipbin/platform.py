@@ -1,0 +1,24 @@
+"""The composition root's state: one object handed to every layer that needs shared services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from voipbin.config import PlatformSecrets, Settings
+from voipbin.events.bus import EventBus
+from voipbin.security import Encryptor
+from voipbin.store.db import Database
+
+if TYPE_CHECKING:
+    from voipbin.calls.manager import CallManager
+
+
+@dataclass
+class Platform:
+    settings: Settings
+    secrets: PlatformSecrets
+    db: Database
+    encryptor: Encryptor
+    events: EventBus = field(default_factory=EventBus)
+    calls: CallManager | None = None

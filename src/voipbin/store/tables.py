@@ -1,0 +1,274 @@
+"""Table definitions. Every tenant-owned row carries ``customer_id``; soft delete sets ``tm_delete``.
+
+After changing this file run ``python -m voipbin.store.makemigration`` to regenerate the migration.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, Uuid
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from voipbin.store.types import UTCDateTime, creation_time
+
+ZERO_UUID = uuid.UUID(int=0)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class TimestampsMixin:
+    tm_create: Mapped[datetime] = mapped_column(UTCDateTime(), default=creation_time, nullable=False)
+    tm_update: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    tm_delete: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class Customer(TimestampsMixin, Base):
+    __tablename__ = "customers"
+    id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid.uuid4)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")
+    email: Mapped[str] = mapped_column(String(255), default="")
+    phone_number: Mapped[str] = mapped_column(String(64), default="")
+    address: Mapped[str] = mapped_column(Text, default="")
+    webhook_method: Mapped[str] = mapped_column(String(8), default="")
+    webhook_uri: Mapped[str] = mapped_column(Text, default="")
+    webhook_secret_enc: Mapped[str] = mapped_column(Text, default="")
+    billing_account_id: Mapped[uuid.UUID] = mapped_column(Uuid(), default=ZERO_UUID)
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    identity_verification_status: Mapped[str] = mapped_column(String(16), default="verified")
+    email_verified: Mapped[bool] = mapped_column(Boolean, default=False)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+
+
+class Agent(TimestampsMixin, Base):
+    """A login (VoIPBIN calls logins agents). ``permission`` is a VoIPBIN permission name."""
+
+    __tablename__ = "agents"
+    id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid.uuid4)
+    customer_id: Mapped[uuid.UUID] = mapped_column(Uuid(), ForeignKey("customers.id"), index=True)
+    username: Mapped[str] = mapped_column(String(255), unique=True)
+    password_hash: Mapped[str] = mapped_column(Text)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    permission: Mapped[str] = mapped_column(String(32), default="customer_admin")
+
+
+class Accesskey(TimestampsMixin, Base):
+    __tablename__ = "accesskeys"
+    id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid.uuid4)
+    customer_id: Mapped[uuid.UUID] = mapped_column(Uuid(), ForeignKey("customers.id"), index=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_prefix: Mapped[str] = mapped_column(String(16))
+    tm_expire: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class Flow(TimestampsMixin, Base):
+    __tablename__ = "flows"
+    id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid.uuid4)
+    customer_id: Mapped[uuid.UUID] = mapped_column(Uuid(), ForeignKey("customers.id"), index=True)
+    type: Mapped[str] = mapped_column(String(16), default="flow")
+    name: Mapped[str] = mapped_column(String(255), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")
+    actions: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    direct_hash: Mapped[str] = mapped_column(String(64), default="")
+    on_complete_flow_id: Mapped[uuid.UUID] = mapped_column(Uuid(), default=ZERO_UUID)
+    # Flows created implicitly by POST /calls with inline actions are not listed.
+    persist: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class AI(TimestampsMixin, Base):
+    __tablename__ = "ais"
+    id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid.uuid4)
+    customer_id: Mapped[uuid.UUID] = mapped_column(Uuid(), ForeignKey("customers.id"), index=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")
+    type: Mapped[str] = mapped_column(String(16), default="normal")
+    engine_model: Mapped[str] = mapped_column(String(255), default="")
+    engine_key_enc: Mapped[str] = mapped_column(Text, default="")
+    parameter: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    rag_id: Mapped[uuid.UUID] = mapped_column(Uuid(), default=ZERO_UUID)
+    init_prompt: Mapped[str] = mapped_column(Text, default="")
+    tts_type: Mapped[str] = mapped_column(String(32), default="")
+    tts_voice_id: Mapped[str] = mapped_column(String(255), default="")
+    stt_type: Mapped[str] = mapped_column(String(32), default="")
+    stt_language: Mapped[str] = mapped_column(String(32), default="")
+    vad_config: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    smart_turn_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    auto_aicall_audit_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    tool_names: Mapped[list[str]] = mapped_column(JSON, default=list)
+    direct_hash: Mapped[str] = mapped_column(String(64), default="")
+
+
+class Number(TimestampsMixin, Base):
+    __tablename__ = "numbers"
+    __table_args__ = (Index("ix_numbers_number", "number"),)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid.uuid4)
+    customer_id: Mapped[uuid.UUID] = mapped_column(Uuid(), ForeignKey("customers.id"), index=True)
+    number: Mapped[str] = mapped_column(String(32))
+    type: Mapped[str] = mapped_column(String(16), default="normal")
+    call_flow_id: Mapped[uuid.UUID] = mapped_column(Uuid(), default=ZERO_UUID)
+    message_flow_id: Mapped[uuid.UUID] = mapped_column(Uuid(), default=ZERO_UUID)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    t38_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    emergency_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    tm_purchase: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    tm_renew: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class Extension(TimestampsMixin, Base):
+    __tablename__ = "extensions"
+    __table_args__ = (Index("ix_extensions_customer_extension", "customer_id", "extension"),)
+    id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid.uuid4)
+    customer_id: Mapped[uuid.UUID] = mapped_column(Uuid(), ForeignKey("customers.id"), index=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")
+    extension: Mapped[str] = mapped_column(String(64))
+    password_enc: Mapped[str] = mapped_column(Text)
+    direct_hash: Mapped[str] = mapped_column(String(64), default="")
+
+
+class BillingAccount(TimestampsMixin, Base):
+    __tablename__ = "billing_accounts"
+    id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid.uuid4)
+    customer_id: Mapped[uuid.UUID] = mapped_column(Uuid(), ForeignKey("customers.id"), index=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    plan_type: Mapped[str] = mapped_column(String(16), default="free")
+    plan_status: Mapped[str] = mapped_column(String(16), default="active")
+    balance_credit: Mapped[int] = mapped_column(BigInteger, default=0)
+    balance_token: Mapped[int] = mapped_column(BigInteger, default=0)
+    payment_type: Mapped[str] = mapped_column(String(16), default="")
+    payment_method: Mapped[str] = mapped_column(String(32), default="")
+    tm_last_topup: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class Billing(TimestampsMixin, Base):
+    """One ledger line. ``amount_credit`` is signed micros (negative = charge)."""
+
+    __tablename__ = "billings"
+    id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid.uuid4)
+    customer_id: Mapped[uuid.UUID] = mapped_column(Uuid(), ForeignKey("customers.id"), index=True)
+    account_id: Mapped[uuid.UUID] = mapped_column(Uuid(), ForeignKey("billing_accounts.id"), index=True)
+    transaction_type: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), default="end")
+    reference_type: Mapped[str] = mapped_column(String(32), default="")
+    reference_id: Mapped[uuid.UUID] = mapped_column(Uuid(), default=ZERO_UUID)
+    cost_type: Mapped[str] = mapped_column(String(32), default="")
+    usage_duration: Mapped[int] = mapped_column(Integer, default=0)
+    billable_units: Mapped[int] = mapped_column(Integer, default=0)
+    rate_token_per_unit: Mapped[int] = mapped_column(BigInteger, default=0)
+    rate_credit_per_unit: Mapped[int] = mapped_column(BigInteger, default=0)
+    amount_token: Mapped[int] = mapped_column(BigInteger, default=0)
+    amount_credit: Mapped[int] = mapped_column(BigInteger, default=0)
+    balance_token_snapshot: Mapped[int] = mapped_column(BigInteger, default=0)
+    balance_credit_snapshot: Mapped[int] = mapped_column(BigInteger, default=0)
+    idempotency_key: Mapped[str] = mapped_column(String(128), default="")
+    tm_billing_start: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    tm_billing_end: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class Provider(TimestampsMixin, Base):
+    """An outbound SIP trunk (platform-wide, admin only)."""
+
+    __tablename__ = "providers"
+    id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid.uuid4)
+    type: Mapped[str] = mapped_column(String(16), default="sip")
+    hostname: Mapped[str] = mapped_column(String(255))
+    tech_prefix: Mapped[str] = mapped_column(String(64), default="")
+    tech_postfix: Mapped[str] = mapped_column(String(64), default="")
+    tech_headers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")
+    codecs: Mapped[str] = mapped_column(String(64), default="")
+    transport: Mapped[str] = mapped_column(String(8), default="udp")
+    auth_username: Mapped[str] = mapped_column(String(255), default="")
+    auth_password_enc: Mapped[str] = mapped_column(Text, default="")
+    register: Mapped[bool] = mapped_column(Boolean, default=False)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+
+
+class Route(TimestampsMixin, Base):
+    """Which provider carries which destination prefix. ``customer_id`` zero = platform default."""
+
+    __tablename__ = "routes"
+    id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid.uuid4)
+    customer_id: Mapped[uuid.UUID] = mapped_column(Uuid(), default=ZERO_UUID, index=True)
+    name: Mapped[str] = mapped_column(String(255), default="")
+    detail: Mapped[str] = mapped_column(Text, default="")
+    provider_id: Mapped[uuid.UUID] = mapped_column(Uuid(), ForeignKey("providers.id"))
+    priority: Mapped[int] = mapped_column(Integer, default=1)
+    target: Mapped[str] = mapped_column(String(32), default="all")
+
+
+class Call(TimestampsMixin, Base):
+    __tablename__ = "calls"
+    id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid.uuid4)
+    customer_id: Mapped[uuid.UUID] = mapped_column(Uuid(), ForeignKey("customers.id"), index=True)
+    owner_type: Mapped[str] = mapped_column(String(16), default="")
+    owner_id: Mapped[uuid.UUID] = mapped_column(Uuid(), default=ZERO_UUID)
+    flow_id: Mapped[uuid.UUID] = mapped_column(Uuid(), default=ZERO_UUID)
+    activeflow_id: Mapped[uuid.UUID] = mapped_column(Uuid(), default=ZERO_UUID)
+    type: Mapped[str] = mapped_column(String(16), default="flow")
+    master_call_id: Mapped[uuid.UUID] = mapped_column(Uuid(), default=ZERO_UUID)
+    chained_call_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    recording_id: Mapped[uuid.UUID] = mapped_column(Uuid(), default=ZERO_UUID)
+    recording_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+    groupcall_id: Mapped[uuid.UUID] = mapped_column(Uuid(), default=ZERO_UUID)
+    source: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    destination: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    status: Mapped[str] = mapped_column(String(16), default="dialing")
+    action: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    direction: Mapped[str] = mapped_column(String(16), default="outgoing")
+    mute_direction: Mapped[str] = mapped_column(String(8), default="")
+    hangup_by: Mapped[str] = mapped_column(String(8), default="")
+    hangup_reason: Mapped[str] = mapped_column(String(16), default="")
+    variables: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    tm_progressing: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    tm_ringing: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    tm_hangup: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class Groupcall(TimestampsMixin, Base):
+    __tablename__ = "groupcalls"
+    id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid.uuid4)
+    customer_id: Mapped[uuid.UUID] = mapped_column(Uuid(), ForeignKey("customers.id"), index=True)
+    owner_type: Mapped[str] = mapped_column(String(16), default="")
+    owner_id: Mapped[uuid.UUID] = mapped_column(Uuid(), default=ZERO_UUID)
+    status: Mapped[str] = mapped_column(String(16), default="progressing")
+    flow_id: Mapped[uuid.UUID] = mapped_column(Uuid(), default=ZERO_UUID)
+    source: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    destinations: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    master_call_id: Mapped[uuid.UUID] = mapped_column(Uuid(), default=ZERO_UUID)
+    ring_method: Mapped[str] = mapped_column(String(16), default="ring_all")
+    answer_method: Mapped[str] = mapped_column(String(16), default="hangup_others")
+    answer_call_id: Mapped[uuid.UUID] = mapped_column(Uuid(), default=ZERO_UUID)
+    call_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class Recording(TimestampsMixin, Base):
+    __tablename__ = "recordings"
+    id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid.uuid4)
+    customer_id: Mapped[uuid.UUID] = mapped_column(Uuid(), ForeignKey("customers.id"), index=True)
+    owner_type: Mapped[str] = mapped_column(String(16), default="")
+    owner_id: Mapped[uuid.UUID] = mapped_column(Uuid(), default=ZERO_UUID)
+    reference_type: Mapped[str] = mapped_column(String(16), default="call")
+    reference_id: Mapped[uuid.UUID] = mapped_column(Uuid(), default=ZERO_UUID)
+    status: Mapped[str] = mapped_column(String(16), default="initiating")
+    format: Mapped[str] = mapped_column(String(8), default="wav")
+    direction: Mapped[str] = mapped_column(String(8), default="both")
+    activeflow_id: Mapped[uuid.UUID] = mapped_column(Uuid(), default=ZERO_UUID)
+    on_end_flow_id: Mapped[uuid.UUID] = mapped_column(Uuid(), default=ZERO_UUID)
+    filename: Mapped[str] = mapped_column(Text, default="")
+    tm_start: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    tm_end: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

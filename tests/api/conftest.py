@@ -1,0 +1,1 @@
+from tests.api.support import api, settings  # noqa: F401  (fixtures)
