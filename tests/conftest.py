@@ -22,7 +22,9 @@ def free_port() -> int:
 
 
 def _pg_bin(name: str) -> str:
-    found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))[-1:]), None)
+    found = shutil.which(name) or next(
+        iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))[-1:]), None
+    )
     if not found:
         raise RuntimeError(f"PostgreSQL binary {name} not found; `make test` installs the postgresql package")
     return found
@@ -47,7 +49,9 @@ class PgCluster:
     def start(self) -> None:
         data = str(self.dir / "data")
         self._run(_pg_bin("initdb"), "-D", data, "-A", "trust", "-U", "postgres", "--no-sync")
-        opts = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} -c fsync=off -c full_page_writes=off"
+        opts = (
+            f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} -c fsync=off -c full_page_writes=off"
+        )
         self._run(_pg_bin("pg_ctl"), "-D", data, "-o", opts, "-w", "-l", str(self.dir / "log"), "start")
 
     def stop(self) -> None:

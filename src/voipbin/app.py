@@ -12,7 +12,18 @@ from fastapi.openapi.utils import get_openapi
 
 from voipbin import __version__
 from voipbin.api.errors import install_error_handlers
-from voipbin.api.routes import accesskeys, ais, auth, billing, calls, customer, extensions, flows, numbers, trunks
+from voipbin.api.routes import (
+    accesskeys,
+    ais,
+    auth,
+    billing,
+    calls,
+    customer,
+    extensions,
+    flows,
+    numbers,
+    trunks,
+)
 from voipbin.calls.manager import UnavailableCallManager
 from voipbin.config import Settings, get_settings, load_or_create_secrets
 from voipbin.platform import Platform
@@ -97,8 +108,9 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = get_openapi(title=app.title, version=app.version, description=app.description,
-                                 routes=app.routes)
+            schema = get_openapi(
+                title=app.title, version=app.version, description=app.description, routes=app.routes
+            )
             schema.setdefault("components", {})["securitySchemes"] = {
                 "token": {"type": "apiKey", "in": "query", "name": "token"},
                 "accesskey": {"type": "apiKey", "in": "query", "name": "accesskey"},

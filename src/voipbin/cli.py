@@ -19,7 +19,9 @@ def _serve(args: argparse.Namespace) -> int:
     from voipbin.app import create_app
 
     settings = get_settings()
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     loop = "auto"
     try:
         import uvloop  # noqa: F401
@@ -63,11 +65,18 @@ def _customer_create(args: argparse.Namespace) -> int:
                 print(f"error: username {args.username!r} is taken", file=sys.stderr)
                 return 1
             created = await create_customer(
-                platform, session, name=args.name, username=args.username, password=args.password, email=args.email
+                platform,
+                session,
+                name=args.name,
+                username=args.username,
+                password=args.password,
+                email=args.email,
             )
             await session.commit()
-        print(f"customer:   {created.customer.id}\nusername:   {created.agent.username}\n"
-              f"password:   {created.password}\naccesskey:  {created.accesskey}")
+        print(
+            f"customer:   {created.customer.id}\nusername:   {created.agent.username}\n"
+            f"password:   {created.password}\naccesskey:  {created.accesskey}"
+        )
         return 0
 
     return asyncio.run(_with_platform(run))
@@ -89,8 +98,14 @@ def _accesskey_create(args: argparse.Namespace) -> int:
                 print("error: no such customer", file=sys.stderr)
                 return 1
             token = new_accesskey()
-            session.add(Accesskey(customer_id=customer_id, name=args.name, token_hash=hash_token(token),
-                                  token_prefix=token[:11]))
+            session.add(
+                Accesskey(
+                    customer_id=customer_id,
+                    name=args.name,
+                    token_hash=hash_token(token),
+                    token_prefix=token[:11],
+                )
+            )
             await session.commit()
         print(token)
         return 0
@@ -107,7 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=None)
     serve.set_defaults(fn=_serve)
 
-    customer = sub.add_parser("customer", help="manage customers").add_subparsers(dest="action", required=True)
+    customer = sub.add_parser("customer", help="manage customers").add_subparsers(
+        dest="action", required=True
+    )
     cc = customer.add_parser("create", help="create a customer with a login and an access key")
     cc.add_argument("--name", required=True)
     cc.add_argument("--username", required=True)
@@ -115,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     cc.add_argument("--email", default="")
     cc.set_defaults(fn=_customer_create)
 
-    accesskey = sub.add_parser("accesskey", help="manage access keys").add_subparsers(dest="action", required=True)
+    accesskey = sub.add_parser("accesskey", help="manage access keys").add_subparsers(
+        dest="action", required=True
+    )
     ac = accesskey.add_parser("create", help="create an access key and print it")
     who = ac.add_mutually_exclusive_group(required=True)
     who.add_argument("--username")

@@ -89,7 +89,9 @@ def load_or_create_secrets(data_dir: Path) -> PlatformSecrets:
     if path.exists():
         raw = json.loads(path.read_text())
         return PlatformSecrets(jwt_key=raw["jwt_key"], encryption_key=raw["encryption_key"])
-    created = PlatformSecrets(jwt_key=secrets.token_urlsafe(48), encryption_key=Fernet.generate_key().decode())
+    created = PlatformSecrets(
+        jwt_key=secrets.token_urlsafe(48), encryption_key=Fernet.generate_key().decode()
+    )
     tmp = path.with_suffix(".tmp")
     # Owner-only file: these keys protect every tenant's credentials.
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

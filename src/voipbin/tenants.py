@@ -57,6 +57,7 @@ async def create_customer(
         detail="created with the customer",
         token_hash=hash_token(token),
         token_prefix=token[:11],
+        permission=permission,
     )
     session.add_all([agent, key])
     await session.flush()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -16,6 +17,8 @@ try:
 except ImportError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(_TESTS.parent / "src"))
 
+from fakeproviders.llm_anthropic import FakeAnthropic  # noqa: E402
+from fakeproviders.llm_gemini import FakeGemini  # noqa: E402
 from fakeproviders.llm_openai import FakeOpenAI  # noqa: E402
 
 
@@ -25,11 +28,21 @@ async def fake_openai():
         yield server
 
 
+@pytest.fixture
+async def fake_anthropic():
+    async with FakeAnthropic() as server:
+        yield server
+
+
+@pytest.fixture
+async def fake_gemini():
+    async with FakeGemini() as server:
+        yield server
+
+
 @pytest.fixture(autouse=True)
 def _no_provider_env(monkeypatch):
     """Tests must not pick up real keys or base URLs from the developer's environment."""
-    import os
-
     for name in list(os.environ):
         if name.startswith("VOIPBIN_") and name.endswith(("_API_KEY", "_BASE_URL")):
             monkeypatch.delenv(name)

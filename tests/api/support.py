@@ -41,7 +41,9 @@ class Api:
 
 def client_for(app: Any, accesskey: str | None) -> httpx.AsyncClient:
     headers = {"Authorization": f"Bearer {accesskey}"} if accesskey else {}
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver", headers=headers)
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver", headers=headers
+    )
 
 
 @pytest.fixture
@@ -65,7 +67,9 @@ async def api(settings: Settings, capsys: pytest.CaptureFixture[str]) -> AsyncIt
     admin = await bootstrap(platform)
     assert admin is not None
     async with platform.db.session() as session:
-        other = await create_customer(platform, session, name="other", username="other", password="other-pass-1")
+        other = await create_customer(
+            platform, session, name="other", username="other", password="other-pass-1"
+        )
         await session.commit()
     await start_platform(platform)
     app = create_app(settings, platform)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import httpx
-
 from tests.api.support import Api, client_for
 
 
@@ -31,6 +30,7 @@ async def test_login_returns_jwt_usable_everywhere(api: Api) -> None:
         {"cookies": {"token": token}},
     ):
         async with client_for(api.app, None) as c:
+            c.cookies.update(kwargs.pop("cookies", {}))
             r = await c.get("/v1.0/customer", **kwargs)
             assert r.status_code == 200, (kwargs, r.text)
             assert r.json()["id"] == api.admin.customer_id
@@ -44,6 +44,7 @@ async def test_accesskey_everywhere(api: Api) -> None:
         {"headers": {"Authorization": f"Bearer {key}"}},
     ):
         async with client_for(api.app, None) as c:
+            c.cookies.update(kwargs.pop("cookies", {}))
             r = await c.get("/v1.0/customer", **kwargs)
             assert r.status_code == 200, (kwargs, r.text)
 
@@ -52,7 +53,9 @@ async def test_missing_and_bad_credentials(api: Api) -> None:
     assert_envelope(await api.anon.get("/v1.0/calls"), 401, "AUTHENTICATION_REQUIRED")
     assert_envelope(await api.anon.get("/v1.0/calls", params={"token": "x.y.z"}), 401, "INVALID_CREDENTIALS")
     bad_key = "vb_" + "A" * 32
-    assert_envelope(await api.anon.get("/v1.0/calls", params={"accesskey": bad_key}), 401, "INVALID_CREDENTIALS")
+    assert_envelope(
+        await api.anon.get("/v1.0/calls", params={"accesskey": bad_key}), 401, "INVALID_CREDENTIALS"
+    )
 
 
 async def test_wrong_password_then_throttled(api: Api) -> None:

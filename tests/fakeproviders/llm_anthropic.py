@@ -61,16 +61,29 @@ class FakeAnthropic(FakeLLMServer):
             events.append(sse(start, "content_block_start"))
             events.append(sse({"type": "ping"}, "ping"))
             for text in reply.text:
-                delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}}
+                delta = {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "text_delta", "text": text},
+                }
                 events.append(sse(delta, "content_block_delta"))
             events.append(sse({"type": "content_block_stop", "index": 0}, "content_block_stop"))
             index = 1
         for call in reply.tool_calls:
             block = {"type": "tool_use", "id": call.id, "name": call.name, "input": {}}
-            events.append(sse({"type": "content_block_start", "index": index, "content_block": block}, "content_block_start"))
+            events.append(
+                sse(
+                    {"type": "content_block_start", "index": index, "content_block": block},
+                    "content_block_start",
+                )
+            )
             for fragment in ["", *call.argument_chunks]:
                 delta = {"type": "input_json_delta", "partial_json": fragment}
-                events.append(sse({"type": "content_block_delta", "index": index, "delta": delta}, "content_block_delta"))
+                events.append(
+                    sse(
+                        {"type": "content_block_delta", "index": index, "delta": delta}, "content_block_delta"
+                    )
+                )
             events.append(sse({"type": "content_block_stop", "index": index}, "content_block_stop"))
             index += 1
         stop = "tool_use" if reply.tool_calls else "end_turn"

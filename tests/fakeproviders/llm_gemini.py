@@ -34,19 +34,28 @@ class FakeGemini(FakeLLMServer):
     def error_body(self, status: int, message: str) -> dict[str, Any]:
         error: dict[str, Any] = {"code": status, "message": message, "status": _STATUS.get(status, "UNKNOWN")}
         if status == 429:
-            error["details"] = [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": self.retry_delay}]
+            error["details"] = [
+                {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": self.retry_delay}
+            ]
         return {"error": error}
 
     def render(self, request: Request, reply: Reply) -> list[bytes]:
         model = request.path.rsplit("/", 1)[-1].split(":", 1)[0]
         prompt = {"promptTokenCount": reply.input_tokens, "totalTokenCount": reply.input_tokens}
 
-        def chunk(parts: list[dict[str, Any]], finish: str | None = None, usage: dict[str, Any] = prompt) -> bytes:
+        def chunk(
+            parts: list[dict[str, Any]], finish: str | None = None, usage: dict[str, Any] = prompt
+        ) -> bytes:
             candidate: dict[str, Any] = {"content": {"parts": parts, "role": "model"}, "index": 0}
             if finish:
                 candidate["finishReason"] = finish
             return sse(
-                {"candidates": [candidate], "usageMetadata": usage, "modelVersion": model, "responseId": "resp_fake"}
+                {
+                    "candidates": [candidate],
+                    "usageMetadata": usage,
+                    "modelVersion": model,
+                    "responseId": "resp_fake",
+                }
             )
 
         events = [chunk([{"text": text}]) for text in reply.text]

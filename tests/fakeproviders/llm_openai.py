@@ -37,7 +37,9 @@ class FakeOpenAI(FakeLLMServer):
         return sse({"error": {"message": message, "type": "server_error", "param": None, "code": None}})
 
     def _chunk(self, model: str, delta: dict[str, Any] | None, finish: str | None = None) -> dict[str, Any]:
-        choices = [] if delta is None else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
+        choices = (
+            [] if delta is None else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
+        )
         return {
             "id": "chatcmpl-fake",
             "object": "chat.completion.chunk",
@@ -54,7 +56,12 @@ class FakeOpenAI(FakeLLMServer):
         for text in reply.text:
             events.append(sse(self._chunk(model, {"content": text})))
         for index, call in enumerate(reply.tool_calls):
-            head = {"index": index, "id": call.id, "type": "function", "function": {"name": call.name, "arguments": ""}}
+            head = {
+                "index": index,
+                "id": call.id,
+                "type": "function",
+                "function": {"name": call.name, "arguments": ""},
+            }
             events.append(sse(self._chunk(model, {"tool_calls": [head]})))
             for fragment in call.argument_chunks:
                 part = {"index": index, "function": {"arguments": fragment}}

@@ -90,7 +90,13 @@ def test_rtcp_skips_unknown_types_and_handles_padding() -> None:
 
 @pytest.mark.parametrize(
     "data",
-    [b"", b"\x81\xc9\x00", b"\x00\xc9\x00\x01\x00\x00\x00\x00", b"\x81\xc9\x00\x01\x00\x00\x00\x00", b"\x81\xc8\x00\x02" + bytes(8)],
+    [
+        b"",
+        b"\x81\xc9\x00",
+        b"\x00\xc9\x00\x01\x00\x00\x00\x00",
+        b"\x81\xc9\x00\x01\x00\x00\x00\x00",
+        b"\x81\xc8\x00\x02" + bytes(8),
+    ],
 )
 def test_rtcp_malformed(data: bytes) -> None:
     with pytest.raises(MediaParseError):

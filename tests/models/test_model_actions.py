@@ -31,7 +31,11 @@ REALISTIC: dict[str, dict] = {
     "ai": {"initial_prompt": "You are a helpful assistant.", "language": "en-US", "voice_type": "female"},
     "ai_talk": {"assistance_type": "ai", "assistance_id": AI_ID, "duration": 300},
     "ai_task": {"ai_id": AI_ID},
-    "ai_summary": {"reference_type": "transcribe", "reference_id": "${voipbin.transcribe.id}", "language": "en-US"},
+    "ai_summary": {
+        "reference_type": "transcribe",
+        "reference_id": "${voipbin.transcribe.id}",
+        "language": "en-US",
+    },
     "amd": {"machine_handle": "hangup", "async": False},
     "answer": {},
     "beep": {},
@@ -80,11 +84,21 @@ REALISTIC: dict[str, dict] = {
     "fetch_flow": {"flow_id": FLOW},
     "goto": {"target_id": A1, "loop_count": 3},
     "hangup": {"reason": "normal"},
-    "message_send": {"source": TEL, "destinations": [{"type": "tel", "target": "+15559876543"}], "text": "hi"},
+    "message_send": {
+        "source": TEL,
+        "destinations": [{"type": "tel", "target": "+15559876543"}],
+        "text": "hi",
+    },
     "mute": {},
     "play": {"stream_urls": ["https://media.example.com/greeting.wav"]},
     "queue_join": {"queue_id": "1a2b3c4d-5e6f-7890-abcd-ef1234567890"},
-    "recording_start": {"format": "wav", "end_of_silence": 5, "end_of_key": "#", "duration": 300, "beep_start": True},
+    "recording_start": {
+        "format": "wav",
+        "end_of_silence": 5,
+        "end_of_key": "#",
+        "duration": 300,
+        "beep_start": True,
+    },
     "recording_stop": {},
     "sleep": {"duration": 30000},
     "stop": {},
@@ -160,7 +174,9 @@ def test_placeholders_and_numeric_strings() -> None:
     assert typed[4].async_ is True  # type: ignore[attr-defined]
     assert typed[5].loop_count == 2  # type: ignore[attr-defined]
     # a placeholder must be the whole value for a non-string field
-    assert _error([{"type": "sleep", "option": {"duration": "${a}000"}}]).field == "actions[0].option.duration"
+    assert (
+        _error([{"type": "sleep", "option": {"duration": "${a}000"}}]).field == "actions[0].option.duration"
+    )
 
 
 def test_null_and_empty_mean_unset_and_unknown_keys_are_ignored() -> None:
@@ -240,25 +256,54 @@ def test_shape_errors(raw: object, field: str) -> None:
         ({"type": "hangup", "option": {"reason": "bored"}}, "reason", "'normal'"),
         ({"type": "ai_talk", "option": {"language": "en-US"}}, "initial_prompt", "POST /ais"),
         ({"type": "ai", "option": {"initial_prompt": "x", "voice_type": "robot"}}, "voice_type", "'male'"),
-        ({"type": "ai", "option": {"initial_prompt": "x", "engine_model": "gpt-4o"}}, "engine_model", "<provider>"),
+        (
+            {"type": "ai", "option": {"initial_prompt": "x", "engine_model": "gpt-4o"}},
+            "engine_model",
+            "<provider>",
+        ),
         ({"type": "ai", "option": {"initial_prompt": "x", "tool_names": "all"}}, "tool_names", "list"),
         ({"type": "ai_summary", "option": {"source_type": "email"}}, "reference_type", "'call'"),
         ({"type": "ai_summary", "option": {"reference_id": "abc"}}, "reference_id", "UUID"),
         ({"type": "transcribe_start", "option": {"direction": "sideways"}}, "direction", "'both'"),
         ({"type": "transcribe_start", "option": {"real_time": "yes"}}, "real_time", "true or false"),
         ({"type": "connect", "option": {}}, "destinations", "at least one"),
-        ({"type": "connect", "option": {"destinations": [{"type": "tel", "target": "5551234"}]}},
-         "destinations[0].target", "E.164"),
-        ({"type": "connect", "option": {"destinations": [{"type": "email", "target": "a@b.c"}]}},
-         "destinations[0].type", "cannot be called"),
-        ({"type": "connect", "option": {"destinations": [TEL], "source": "+15551234567"}}, "source", "object"),
-        ({"type": "connect", "option": {"destinations": [TEL], "early_media": "sometimes"}}, "early_media", "true"),
+        (
+            {"type": "connect", "option": {"destinations": [{"type": "tel", "target": "5551234"}]}},
+            "destinations[0].target",
+            "E.164",
+        ),
+        (
+            {"type": "connect", "option": {"destinations": [{"type": "email", "target": "a@b.c"}]}},
+            "destinations[0].type",
+            "cannot be called",
+        ),
+        (
+            {"type": "connect", "option": {"destinations": [TEL], "source": "+15551234567"}},
+            "source",
+            "object",
+        ),
+        (
+            {"type": "connect", "option": {"destinations": [TEL], "early_media": "sometimes"}},
+            "early_media",
+            "true",
+        ),
         ({"type": "email_send", "option": {"destinations": [TEL]}}, "destinations[0].type", "'email'"),
-        ({"type": "message_send", "option": {"destinations": [{"type": "tel", "target": "12"}]}},
-         "destinations[0].target", "E.164"),
+        (
+            {"type": "message_send", "option": {"destinations": [{"type": "tel", "target": "12"}]}},
+            "destinations[0].target",
+            "E.164",
+        ),
         ({"type": "queue_join", "option": {}}, "queue_id", "required"),
-        ({"type": "fetch", "option": {"event_url": "https://x", "event_method": "FETCH"}}, "event_method", "'GET'"),
-        ({"type": "external_media_start", "option": {"external_host": "nohostport"}}, "external_host", "host:port"),
+        (
+            {"type": "fetch", "option": {"event_url": "https://x", "event_method": "FETCH"}},
+            "event_method",
+            "'GET'",
+        ),
+        (
+            {"type": "external_media_start", "option": {"external_host": "nohostport"}},
+            "external_host",
+            "host:port",
+        ),
     ],
 )
 def test_option_errors_name_the_field(action: dict, field: str, expected: str) -> None:
@@ -307,7 +352,9 @@ def test_list_length_is_limited() -> None:
 
 def test_ids_generated_kept_and_unique() -> None:
     zero = "00000000-0000-0000-0000-000000000000"
-    actions = validate_actions([{"type": "answer"}, {"type": "answer", "id": zero}, {"type": "stop", "id": A1}])
+    actions = validate_actions(
+        [{"type": "answer"}, {"type": "answer", "id": zero}, {"type": "stop", "id": A1}]
+    )
     assert actions[0].id != actions[1].id and uuid.UUID(zero) not in {a.id for a in actions}
     assert actions[2].id == uuid.UUID(A1)
     assert all(a.next_id == uuid.UUID(int=0) for a in actions)
@@ -319,10 +366,15 @@ def test_jump_targets_must_exist() -> None:
     unknown = str(uuid.uuid4())
     for action, field in [
         ({"type": "goto", "option": {"target_id": unknown}}, "actions[0].option.target_id"),
-        ({"type": "branch", "option": {"target_ids": {"1": A1, "9": unknown}}}, "actions[0].option.target_ids.9"),
+        (
+            {"type": "branch", "option": {"target_ids": {"1": A1, "9": unknown}}},
+            "actions[0].option.target_ids.9",
+        ),
         ({"type": "branch", "option": {"default_target_id": unknown}}, "actions[0].option.default_target_id"),
-        ({"type": "condition_variable", "option": {"variable": "v", "false_target_id": unknown}},
-         "actions[0].option.false_target_id"),
+        (
+            {"type": "condition_variable", "option": {"variable": "v", "false_target_id": unknown}},
+            "actions[0].option.false_target_id",
+        ),
         ({"type": "answer", "next_id": unknown}, "actions[0].next_id"),
     ]:
         err = _error([action, {"type": "answer", "id": A1}])
@@ -331,7 +383,12 @@ def test_jump_targets_must_exist() -> None:
     # reserved ids, forward and backward references, and placeholders are fine
     validate_actions(
         [
-            {"id": A1, "type": "talk", "option": {"text": "menu"}, "next_id": "00000000-0000-0000-0000-000000000003"},
+            {
+                "id": A1,
+                "type": "talk",
+                "option": {"text": "menu"},
+                "next_id": "00000000-0000-0000-0000-000000000003",
+            },
             {"type": "goto", "option": {"target_id": A1, "loop_count": 2}},
             {"type": "goto", "option": {"target_id": "00000000-0000-0000-0000-000000000002"}},
             {"type": "goto", "option": {"target_id": "${target}"}},
@@ -354,7 +411,9 @@ def test_option_check_hook_sees_every_action_including_nested() -> None:
             raise ActionValidationError("INVALID_ARGUMENT", f"{path}.option.engine_model", "unknown model")
 
     inner = [{"type": "ai_talk", "option": {"initial_prompt": "x", "engine_model": "openai.gpt-4o"}}]
-    validate_actions([{"type": "call", "option": {"destinations": [TEL], "actions": inner}}], option_check=check)
+    validate_actions(
+        [{"type": "call", "option": {"destinations": [TEL], "actions": inner}}], option_check=check
+    )
     assert seen == [("actions[0].option.actions[0]", "ai_talk"), ("actions[0]", "call")]
     bad = [{"type": "ai", "option": {"initial_prompt": "x", "engine_model": "openai.nope"}}]
     with pytest.raises(ActionValidationError, match="unknown model"):
@@ -410,7 +469,7 @@ def test_action_model_and_to_api_round_trip() -> None:
     }
     assert Action.model_validate(api) == action
     bare = Action(type="answer").to_api()
-    assert "option" not in bare and bare["tm_execute"] is None
+    assert "option" not in bare and "tm_execute" not in bare
     assert bare["next_id"] == "00000000-0000-0000-0000-000000000000"
     assert Action.model_validate(bare).to_api() == bare
     assert Action(type="answer", id="00000000-0000-0000-0000-000000000000").id != uuid.UUID(int=0)

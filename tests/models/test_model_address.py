@@ -15,10 +15,10 @@ AGENT = "6f7a8b9c-0d1e-2345-f012-345678901234"
 
 
 def test_types() -> None:
-    assert ADDRESS_TYPES == {
+    assert {
         "", "tel", "sip", "extension", "agent", "conference", "email", "line",
         "ai", "ai_team", "webchat", "web_session", "whatsapp",
-    }  # fmt: skip
+    } == ADDRESS_TYPES  # fmt: skip
     assert Address(type=AddressType.TEL, target="+15551234567").type == "tel"
     with pytest.raises(ValueError, match="unknown address type 'fax'"):
         Address(type="fax", target="1")
@@ -54,7 +54,13 @@ def test_lenient_input_and_to_api_omits_empty_fields() -> None:
     assert address.target == "15551234567"
     assert address.to_api() == {"type": "tel", "target": "15551234567"}
     full = Address(type="extension", target="", target_name="alice", name="Alice", detail="desk")
-    assert full.to_api() == {"type": "extension", "target": "", "target_name": "alice", "name": "Alice", "detail": "desk"}
+    assert full.to_api() == {
+        "type": "extension",
+        "target": "",
+        "target_name": "alice",
+        "name": "Alice",
+        "detail": "desk",
+    }
     assert Address().to_api() == {"type": "", "target": ""}
     assert Address.model_validate(full.to_api()) == full
 

@@ -1,8 +1,10 @@
+# ruff: noqa: E501  (the request bodies are copied verbatim from the tutorial)
 """The seed tutorial's five ``POST /calls`` bodies (copied verbatim) validate and normalise as expected.
 
 The bodies are copied byte for byte from reference/seed-ai-tutorial.rst; when that file is available
 (the shared workspace) a test checks the copies are still identical.
 """
+
 import json
 import re
 from pathlib import Path
@@ -16,7 +18,7 @@ from voipbin.models.address import validate_dial_address
 
 SEED_RST = Path("/work/shared/reference/seed-ai-tutorial.rst")
 
-SIMPLE_AI = r'''{
+SIMPLE_AI = r"""{
             "source": {
                 "type": "tel",
                 "target": "+15551234567"
@@ -40,9 +42,9 @@ SIMPLE_AI = r'''{
                     }
                 }
             ]
-        }'''
+        }"""
 
-AI_TALK = r'''{
+AI_TALK = r"""{
             "source": {
                 "type": "tel",
                 "target": "+15551234567"
@@ -66,9 +68,9 @@ AI_TALK = r'''{
                     }
                 }
             ]
-        }'''
+        }"""
 
-AI_TALK_VOICE_ID = r'''{
+AI_TALK_VOICE_ID = r"""{
             "source": {
                 "type": "tel",
                 "target": "+15551234567"
@@ -98,9 +100,9 @@ AI_TALK_VOICE_ID = r'''{
                     }
                 }
             ]
-        }'''
+        }"""
 
-AI_SUMMARY_TRANSCRIBE = r'''{
+AI_SUMMARY_TRANSCRIBE = r"""{
             "source": {
                 "type": "tel",
                 "target": "+15551234567"
@@ -149,9 +151,9 @@ AI_SUMMARY_TRANSCRIBE = r'''{
                     }
                 }
             ]
-        }'''
+        }"""
 
-AI_SUMMARY_REAL_TIME = r'''{
+AI_SUMMARY_REAL_TIME = r"""{
             "source": {
                 "type": "tel",
                 "target": "+15551234567"
@@ -197,9 +199,15 @@ AI_SUMMARY_REAL_TIME = r'''{
                     }
                 }
             ]
-        }'''
+        }"""
 
-SEED_BODIES = {"simple_ai": SIMPLE_AI, "ai_talk": AI_TALK, "ai_talk_voice_id": AI_TALK_VOICE_ID, "ai_summary_transcribe": AI_SUMMARY_TRANSCRIBE, "ai_summary_real_time": AI_SUMMARY_REAL_TIME}
+SEED_BODIES = {
+    "simple_ai": SIMPLE_AI,
+    "ai_talk": AI_TALK,
+    "ai_talk_voice_id": AI_TALK_VOICE_ID,
+    "ai_summary_transcribe": AI_SUMMARY_TRANSCRIBE,
+    "ai_summary_real_time": AI_SUMMARY_REAL_TIME,
+}
 
 
 def _actions(name: str) -> list[Action]:

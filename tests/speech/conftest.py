@@ -10,14 +10,20 @@ import pytest
 
 _TESTS = Path(__file__).resolve().parents[1]
 # tests/fakeproviders is shared by several test packages; make it importable as ``fakeproviders``.
-if str(_TESTS) not in sys.path:
-    sys.path.insert(0, str(_TESTS))
+for _p in (_TESTS, Path(__file__).resolve().parent):  # + speechutil next to this file
+    if str(_p) not in sys.path:
+        sys.path.insert(0, str(_p))
 try:
     import voipbin  # noqa: F401
 except ImportError:  # running from a checkout without `pip install -e .`
     sys.path.insert(0, str(_TESTS.parent / "src"))
 
-SENTENCE = "Please transfer me to the billing department before five today."
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: loads a speech model (still part of the default run)")
+
+
+from speechutil import SENTENCE  # noqa: E402
 
 
 async def _synthesize(tts_type: str, text: str, rate: int) -> bytes:

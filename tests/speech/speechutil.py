@@ -50,3 +50,4 @@ def speech_bounds(pcm: bytes, rate: int, threshold_dbfs: float = -40.0) -> tuple
 def frames(pcm: bytes, rate: int, ms: int = 20) -> list[bytes]:
     size = rate * ms // 1000 * 2
     return [pcm[i : i + size] for i in range(0, len(pcm), size)]
+SENTENCE = "Please transfer me to the billing department before five today."

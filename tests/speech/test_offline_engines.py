@@ -10,8 +10,8 @@ import asyncio
 import time
 
 import pytest
-from conftest import SENTENCE
-from speechutil import frames, silence, ulaw_roundtrip, wer
+
+from speechutil import SENTENCE, frames, silence, ulaw_roundtrip, wer
 
 from voipbin.speech.registry import create_stt, create_tts
 from voipbin.speech.stt import SttEventType
@@ -79,9 +79,11 @@ async def test_cancel_stops_promptly(engine):
         await tts.feed("more")
 
 
-async def test_espeak_failure_is_a_typed_error():
+async def test_engine_process_failure_is_a_typed_error(monkeypatch):
+    from voipbin.speech import tts_espeak
     from voipbin.speech.errors import SpeechServerError
 
-    tts = create_tts("espeak", voice_id="no-such-voice-xx")
+    monkeypatch.setattr(tts_espeak, "BINARY", "false")  # exits 1 without audio
+    tts = create_tts("espeak")
     with pytest.raises(SpeechServerError):
-        await tts.read_all()
+        await asyncio.wait_for(tts.read_all_of("hello"), 10)

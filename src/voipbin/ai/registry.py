@@ -58,7 +58,11 @@ class LLMProvider:
 
     @property
     def base_url_env(self) -> str | None:
-        return _env_name(self.name, "BASE_URL") if self.default_base_url is not None or self.base_url_required else None
+        return (
+            _env_name(self.name, "BASE_URL")
+            if self.default_base_url is not None or self.base_url_required
+            else None
+        )
 
     def base_url(self) -> str | None:
         return provider_setting(self.name, "BASE_URL") or self.default_base_url
@@ -68,7 +72,9 @@ def _env_name(provider: str, name: str) -> str:
     return f"VOIPBIN_{provider.upper().replace('-', '_')}_{name}"
 
 
-def _compat(name: str, url: str | None, models: tuple[str, ...], notes: str = "", **kw: object) -> LLMProvider:
+def _compat(
+    name: str, url: str | None, models: tuple[str, ...], notes: str = "", **kw: object
+) -> LLMProvider:
     return LLMProvider(
         name,
         "openai_compat",
@@ -86,7 +92,9 @@ def _compat(name: str, url: str | None, models: tuple[str, ...], notes: str = ""
 PROVIDERS: dict[str, LLMProvider] = {
     p.name: p
     for p in (
-        _compat("openai", "https://api.openai.com/v1", ("gpt-5.2", "gpt-5.1", "gpt-5", "gpt-5-mini", "gpt-5-nano")),
+        _compat(
+            "openai", "https://api.openai.com/v1", ("gpt-5.2", "gpt-5.1", "gpt-5", "gpt-5-mini", "gpt-5-nano")
+        ),
         LLMProvider(
             "anthropic",
             "anthropic",
@@ -120,7 +128,9 @@ PROVIDERS: dict[str, LLMProvider] = {
         _compat("cerebras", "https://api.cerebras.ai/v1", ("llama3.1-8b", "llama-3.3-70b")),
         _compat("deepseek", "https://api.deepseek.com/v1", ("deepseek-chat", "deepseek-reasoner")),
         _compat(
-            "fireworks", "https://api.fireworks.ai/inference/v1", ("accounts/fireworks/models/llama-v3p3-70b-instruct",)
+            "fireworks",
+            "https://api.fireworks.ai/inference/v1",
+            ("accounts/fireworks/models/llama-v3p3-70b-instruct",),
         ),
         LLMProvider(
             "gemini",
@@ -134,7 +144,9 @@ PROVIDERS: dict[str, LLMProvider] = {
             import_name="google.genai",
         ),
         _compat("grok", "https://api.x.ai/v1", ("grok-3", "grok-3-mini")),
-        _compat("groq", "https://api.groq.com/openai/v1", ("llama-3.3-70b-versatile", "llama-3.1-8b-instant")),
+        _compat(
+            "groq", "https://api.groq.com/openai/v1", ("llama-3.3-70b-versatile", "llama-3.1-8b-instant")
+        ),
         _compat(
             "mistral",
             "https://api.mistral.ai/v1",
@@ -151,7 +163,11 @@ PROVIDERS: dict[str, LLMProvider] = {
             "Local Ollama server (OpenAI-compatible endpoint); no key needed.",
             requires_key=False,
         ),
-        _compat("openrouter", "https://openrouter.ai/api/v1", ("openai/gpt-4o-mini", "anthropic/claude-sonnet-4.5")),
+        _compat(
+            "openrouter",
+            "https://openrouter.ai/api/v1",
+            ("openai/gpt-4o-mini", "anthropic/claude-sonnet-4.5"),
+        ),
         _compat("perplexity", "https://api.perplexity.ai", ("sonar", "sonar-pro")),
         _compat(
             "qwen",
@@ -161,9 +177,7 @@ PROVIDERS: dict[str, LLMProvider] = {
             "mainland China) through the openai SDK.",
         ),
         _compat("sambanova", "https://api.sambanova.ai/v1", ("Meta-Llama-3.3-70B-Instruct",)),
-        _compat(
-            "together", "https://api.together.xyz/v1", ("meta-llama/Llama-3.3-70B-Instruct-Turbo",)
-        ),
+        _compat("together", "https://api.together.xyz/v1", ("meta-llama/Llama-3.3-70B-Instruct-Turbo",)),
         LLMProvider(
             "offline",
             "offline",
@@ -244,12 +258,15 @@ def parse_engine_model(value: str) -> tuple[str, str]:
     provider_name, model = value.split(".", 1)
     if not provider_name or not model or any(ch.isspace() for ch in value):
         raise InvalidEngineModel(
-            f"invalid engine_model {value!r}: expected '<provider>.<model>' with a non-empty provider and model"
+            f"invalid engine_model {value!r}: expected '<provider>.<model>' "
+            "with a non-empty provider and model and no spaces"
         )
     provider = PROVIDERS.get(provider_name)
     if provider is None:
         known = ", ".join(sorted(PROVIDERS))
-        raise InvalidEngineModel(f"invalid engine_model {value!r}: unknown provider '{provider_name}' (known: {known})")
+        raise InvalidEngineModel(
+            f"invalid engine_model {value!r}: unknown provider '{provider_name}' (known: {known})"
+        )
     if provider.fixed_models and model not in provider.fixed_models:
         choices = ", ".join(f"{provider_name}.{m}" for m in provider.fixed_models)
         raise InvalidEngineModel(f"invalid engine_model {value!r}: unknown model (choose one of {choices})")
@@ -283,7 +300,11 @@ def list_llm_models() -> list[dict[str, object]]:
     for provider in PROVIDERS.values():
         models = provider.fixed_models or provider.models
         problems = {m: runtime_problem(provider, m) for m in models}
-        supported = any(p is None for p in problems.values()) if provider.fixed_models else problems[models[0]] is None
+        supported = (
+            any(p is None for p in problems.values())
+            if provider.fixed_models
+            else problems[models[0]] is None
+        )
         rows.append(
             {
                 "provider": provider.name,
@@ -343,11 +364,15 @@ def create_llm(
     if provider.family == "anthropic":
         from .llm.anthropic_llm import AnthropicLLM
 
-        return AnthropicLLM(model, api_key=key or "", base_url=base_url, timeout=timeout, idle_timeout=idle_timeout)
+        return AnthropicLLM(
+            model, api_key=key or "", base_url=base_url, timeout=timeout, idle_timeout=idle_timeout
+        )
     if provider.family == "gemini":
         from .llm.gemini_llm import GeminiLLM
 
-        return GeminiLLM(model, api_key=key or "", base_url=base_url, timeout=timeout, idle_timeout=idle_timeout)
+        return GeminiLLM(
+            model, api_key=key or "", base_url=base_url, timeout=timeout, idle_timeout=idle_timeout
+        )
     if provider.family == "offline" and model == OFFLINE_SCRIPTED:
         from .llm.scripted import ScriptedLLM
 

@@ -102,9 +102,13 @@ async def current_principal(request: Request, platform: PlatformDep) -> Principa
                 await session.execute(select(Accesskey).where(Accesskey.token_hash == hash_token(value)))
             ).scalar_one_or_none()
             now = datetime.now(UTC)
-            if key is None or key.tm_delete is not None or (key.tm_expire is not None and key.tm_expire < now):
+            if (
+                key is None
+                or key.tm_delete is not None
+                or (key.tm_expire is not None and key.tm_expire < now)
+            ):
                 raise _invalid()
-            principal = Principal(key.customer_id, None, key.token_prefix, "customer_admin", "accesskey")
+            principal = Principal(key.customer_id, None, key.token_prefix, key.permission, "accesskey")
         customer = await session.get(Customer, principal.customer_id)
         if customer is None or customer.tm_delete is not None:
             raise _invalid()

@@ -97,14 +97,21 @@ def _validation_to_error(exc: RequestValidationError) -> ApiError:
     first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
     loc = tuple(first.get("loc", ()))
     field = _field_path(loc)
-    if loc and loc[0] == "body" and len(loc) == 1 and first.get("type") in ("missing", "model_attributes_type"):
+    if (
+        loc
+        and loc[0] == "body"
+        and len(loc) == 1
+        and first.get("type") in ("missing", "model_attributes_type")
+    ):
         return ApiError(400, "INVALID_JSON_BODY", "The request body must be a JSON object.")
     in_query = bool(loc) and loc[0] in ("query", "path")
     reason = "INVALID_REQUEST_PARAMETER" if in_query else "INVALID_ARGUMENT"
     if in_query and first.get("type") == "missing":
         reason = "MISSING_REQUEST_PARAMETER"
     msg = f"Invalid value for '{field}': {first.get('msg', 'invalid')}."
-    details = [{"field": _field_path(tuple(e.get("loc", ()))), "message": e.get("msg", "")} for e in errors[:20]]
+    details = [
+        {"field": _field_path(tuple(e.get("loc", ()))), "message": e.get("msg", "")} for e in errors[:20]
+    ]
     return ApiError(400, reason, msg, details=details)
 
 

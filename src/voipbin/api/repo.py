@@ -52,7 +52,7 @@ async def list_page(
     rows: Sequence[T] = (await session.execute(q)).scalars().all()
     body: dict[str, Any] = {"result": [to_api(r) for r in rows]}
     if rows:
-        body["next_page_token"] = ts(getattr(rows[-1], "tm_create"))
+        body["next_page_token"] = ts(rows[-1].tm_create)
     return body
 
 

@@ -17,7 +17,9 @@ class InsufficientBalance(Exception):
 
 
 async def open_account(session: AsyncSession, customer_id: uuid.UUID, initial_credit: int) -> BillingAccount:
-    account = BillingAccount(customer_id=customer_id, name="default", balance_credit=0, payment_type="prepaid")
+    account = BillingAccount(
+        customer_id=customer_id, name="default", balance_credit=0, payment_type="prepaid"
+    )
     session.add(account)
     await session.flush()
     if initial_credit:

@@ -25,7 +25,7 @@ class CallManager(abc.ABC):
     async def hangup(self, call_id: uuid.UUID, reason: str = "normal") -> None:
         """Hang up a live call locally; returns once the hangup has been started."""
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - optional hook, most managers have nothing to release
         """Stop all calls and release resources."""
 
 

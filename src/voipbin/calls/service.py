@@ -6,9 +6,9 @@ import logging
 import uuid
 from typing import Any
 
-from voipbin.serialize import timestamps, uid
 from voipbin.calls.state import Status, can_transition, hangup_by
 from voipbin.platform import Platform
+from voipbin.serialize import timestamps, uid
 from voipbin.store.tables import Call
 from voipbin.store.types import utcnow
 
@@ -41,7 +41,6 @@ def call_to_api(c: Call) -> dict[str, Any]:
         "source": address_out(c.source),
         "destination": address_out(c.destination),
         "status": c.status,
-        "action": c.action or {},
         "metadata": c.metadata_ or {},
         "direction": c.direction,
         "mute_direction": c.mute_direction,
@@ -49,6 +48,8 @@ def call_to_api(c: Call) -> dict[str, Any]:
         "hangup_reason": c.hangup_reason,
         **timestamps(c, "tm_progressing", "tm_ringing", "tm_hangup"),
     }
+    if c.action:  # the action being executed; absent before the flow starts
+        out["action"] = c.action
     if c.chained_call_ids:
         out["chained_call_ids"] = list(c.chained_call_ids)
     return out

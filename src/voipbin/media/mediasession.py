@@ -95,6 +95,10 @@ class MediaSession:
     def flush(self) -> int:
         return self.rtp.flush()
 
+    @property
+    def queued_frames(self) -> int:
+        return self.rtp.queued_frames
+
     async def wait_played(self) -> None:
         await self.rtp.wait_played()
 

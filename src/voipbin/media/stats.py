@@ -22,6 +22,9 @@ class RtpStats:
     skipped_ticks: int = 0  # slots skipped after a loop stall (never sent as a burst)
     dtmf_in: int = 0
     dtmf_out: int = 0
+    rtcp_in: int = 0
+    rtcp_out: int = 0
+    remote_reports: int = 0  # RTCP report blocks the peer sent about our stream
     remote_fraction_lost: float = 0.0  # from the peer's RTCP report about us
     remote_jitter_ms: float = 0.0
 

@@ -22,9 +22,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from voipbin.models.action_options import OPTION_MODELS, ActionOption
+from voipbin.models.action_options.base import ActionOption
 from voipbin.models.action_options.errors import ActionValidationError, from_pydantic
 from voipbin.models.action_options.fields import ZERO_UUID, is_placeholder
+from voipbin.models.action_options.registry import OPTION_MODELS
 
 __all__ = [
     "ACTION_TYPES",
@@ -44,9 +45,32 @@ ACTION_TYPES: frozenset[str] = frozenset(OPTION_MODELS)
 
 # VoIPBIN's media gate (informational: we do not skip actions silently; ai_summary runs in call flows).
 RTC_ONLY: frozenset[str] = frozenset(
-    "amd answer beep condition_call_digits condition_call_status confbridge_join conference_join connect "
-    "digits_receive digits_send echo external_media_start external_media_stop hangup mute play queue_join "
-    "recording_start recording_stop sleep stream_echo talk transcribe_start transcribe_stop".split()
+    [
+        "amd",
+        "answer",
+        "beep",
+        "condition_call_digits",
+        "condition_call_status",
+        "confbridge_join",
+        "conference_join",
+        "connect",
+        "digits_receive",
+        "digits_send",
+        "echo",
+        "external_media_start",
+        "external_media_stop",
+        "hangup",
+        "mute",
+        "play",
+        "queue_join",
+        "recording_start",
+        "recording_stop",
+        "sleep",
+        "stream_echo",
+        "talk",
+        "transcribe_start",
+        "transcribe_stop",
+    ]
 )
 NON_RTC_ONLY: frozenset[str] = frozenset({"ai_summary", "ai_task", "block"})
 
@@ -102,11 +126,15 @@ class Action(BaseModel):
         return None if value == "" else value
 
     def to_api(self) -> dict[str, Any]:
-        """VoIPBIN JSON: ids as strings, ``option`` omitted when empty, ``tm_execute`` null if not run."""
+        """VoIPBIN JSON: ids as strings, ``option`` omitted when empty, ``tm_execute`` once run.
+
+        VoIPBIN's code sends ``tm_execute: null`` before an action runs, but its spec types the field as a
+        string; we omit it (as we omit every unset timestamp) so bodies validate against the spec."""
         data: dict[str, Any] = {"id": str(self.id), "next_id": str(self.next_id), "type": self.type}
         if self.option:
             data["option"] = self.option
-        data["tm_execute"] = _format_time(self.tm_execute) if self.tm_execute else None
+        if self.tm_execute:
+            data["tm_execute"] = _format_time(self.tm_execute)
         return data
 
 
@@ -198,7 +226,9 @@ def validate_actions(
         if action_id in RESERVED_IDS:
             raise _error(f"{path}.id", f"{action_id} is a reserved action id")
         if action_id in seen:
-            raise _error(f"{path}.id", f"duplicate action id {action_id} (also used by {field}[{seen[action_id]}])")
+            raise _error(
+                f"{path}.id", f"duplicate action id {action_id} (also used by {field}[{seen[action_id]}])"
+            )
         seen[action_id] = index
 
         model = _validate_option(type_, option, f"{path}.option")

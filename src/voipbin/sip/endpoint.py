@@ -78,6 +78,7 @@ from .transport import SipTransport, Source
 from .uri import NameAddr, SipUri
 
 log = logging.getLogger(__name__)
+_REVERSE = {"sendrecv": "sendrecv", "sendonly": "recvonly", "recvonly": "sendonly"}
 
 KNOWN_METHODS = frozenset(
     {"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "INFO", "PRACK", "UPDATE", "SUBSCRIBE",

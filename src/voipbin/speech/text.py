@@ -47,14 +47,19 @@ class ClauseSplitter:
         return self._buf
 
     def _find_cut(self) -> int | None:
+        # The earliest acceptable cut wins, so streamed and whole text split the same way.
         buf = self._buf
+        cuts = []
         for m in _SENTENCE_END.finditer(buf):
             if not self._is_false_end(buf, m.start()):
-                return m.end()
-        if len(buf) >= self.min_soft_chars:
-            for m in _SOFT_BREAK.finditer(buf):
-                if m.end() >= self.min_soft_chars or buf[m.start()] == "\n":
-                    return m.end()
+                cuts.append(m.end())
+                break
+        for m in _SOFT_BREAK.finditer(buf):
+            if m.end() >= self.min_soft_chars or buf[m.start()] == "\n":
+                cuts.append(m.end())
+                break
+        if cuts:
+            return min(cuts)
         if len(buf) > self.max_chars:  # runaway text without punctuation: cut at a space
             space = buf.rfind(" ", 0, self.max_chars)
             return space + 1 if space > 0 else self.max_chars

@@ -130,7 +130,12 @@ class TTS(ABC):
             yield chunk
 
     async def read_all(self) -> bytes:
+        """Collect the whole stream (only ends after :meth:`end` or :meth:`cancel`)."""
         return b"".join([c async for c in self])
+
+    async def read_all_of(self, text: str) -> bytes:
+        """Speak ``text`` in full and return all its audio."""
+        return b"".join([c async for c in self.synthesize(text)])
 
     # -- engine side -----------------------------------------------------------------------------
     def _emit(self, pcm: bytes, rate: int | None = None) -> None:

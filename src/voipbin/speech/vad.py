@@ -171,6 +171,7 @@ class VadSegmenter:
         self._pending = b""
         self._frames_done = 0
         self._run = 0.0
+        self._misses = 0
         self._mark = 0.0  # start time of the candidate segment, or of the candidate silence
         self._seg_start = 0.0
         keep = pre_roll_secs + self.config.start_secs
@@ -223,17 +224,21 @@ class VadSegmenter:
             (self._segment if self.in_speech else self._preroll).append(frame)
         if st == VadState.QUIET:
             if speech:
-                self._mark, self._run = t, dur
+                self._mark, self._run, self._misses = t, dur, 0
                 self.state = VadState.STARTING
                 if self._run >= cfg.start_secs:
                     events.append(self._start())
         elif st == VadState.STARTING:
             if speech:
+                self._misses = 0
                 self._run += dur
                 if self._run >= cfg.start_secs:
                     events.append(self._start())
             else:
-                self.state = VadState.QUIET
+                # One quiet frame (a stop consonant's closure) does not cancel a starting segment.
+                self._misses += 1
+                if self._misses > 1:
+                    self.state = VadState.QUIET
         elif st == VadState.SPEAKING:
             if not speech:
                 self._mark, self._run = t, dur

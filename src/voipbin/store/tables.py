@@ -65,6 +65,8 @@ class Accesskey(TimestampsMixin, Base):
     detail: Mapped[str] = mapped_column(Text, default="")
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     token_prefix: Mapped[str] = mapped_column(String(16))
+    # A key acts with the permission of the login that created it.
+    permission: Mapped[str] = mapped_column(String(32), default="customer_admin")
     tm_expire: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 

@@ -93,7 +93,9 @@ def to_anthropic(messages: list[Message]) -> tuple[str | None, list[dict[str, An
             if m.content:
                 blocks.append({"type": "text", "text": m.content})
             for call in m.tool_calls:
-                blocks.append({"type": "tool_use", "id": call.id, "name": call.name, "input": call.parsed_arguments()})
+                blocks.append(
+                    {"type": "tool_use", "id": call.id, "name": call.name, "input": call.parsed_arguments()}
+                )
         if not blocks:
             continue
         if turns and turns[-1]["role"] == role:

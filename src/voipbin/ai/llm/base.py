@@ -236,7 +236,12 @@ class LLM(abc.ABC):
     """A streaming chat model. Subclasses implement :meth:`_stream`; callers use :meth:`stream`."""
 
     def __init__(
-        self, provider: str, model: str, *, timeout: float = DEFAULT_TIMEOUT, idle_timeout: float | None = None
+        self,
+        provider: str,
+        model: str,
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        idle_timeout: float | None = None,
     ) -> None:
         self.provider = provider
         self.model = model
@@ -299,7 +304,9 @@ class LLM(abc.ABC):
         """The adapter's raw stream (an async generator). Must map SDK errors to ``LLMError``
         and close its HTTP stream in ``finally``."""
 
-    async def complete(self, messages: Sequence[Message], tools: Sequence[Tool] | None = None, **kw: Any) -> str:
+    async def complete(
+        self, messages: Sequence[Message], tools: Sequence[Tool] | None = None, **kw: Any
+    ) -> str:
         """Convenience for non-interactive uses (summaries): the whole text of one reply."""
         parts: list[str] = []
         async for event in self.stream(messages, tools, **kw):
@@ -315,6 +322,45 @@ class LLM(abc.ABC):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+
+async def pump_in_task(source: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """Iterate ``source`` in a helper task so that stopping us really stops it.
+
+    Some SDK streams are chains of nested async generators; closing the outer one does not close
+    the inner ones that hold the HTTP response, so the connection would stay open until garbage
+    collection. Cancelling a task that is awaiting the network, on the other hand, unwinds every
+    frame of the chain (each ``async with`` closes). The queue is unbounded on purpose: the pump
+    must never wait on us, only on the network, so a cancel always lands there.
+    """
+    queue: asyncio.Queue[tuple[bool, Any]] = asyncio.Queue()
+
+    async def pump() -> None:
+        try:
+            async for item in source:
+                queue.put_nowait((True, item))
+        except Exception as exc:
+            queue.put_nowait((False, exc))
+        else:
+            queue.put_nowait((False, None))
+
+    task = asyncio.create_task(pump())
+    try:
+        while True:
+            ok, value = await queue.get()
+            if ok:
+                yield value
+            elif value is None:
+                return
+            else:
+                raise value
+    finally:
+        if not task.done():
+            task.cancel()
+            try:
+                await task
+            except BaseException:
+                pass
 
 
 def tool_names_by_call_id(messages: Iterable[Message]) -> dict[str, str]:

@@ -34,6 +34,7 @@ from .base import (
     ToolCallEvent,
     Usage,
     error_for_status,
+    pump_in_task,
     tool_names_by_call_id,
     transport_error,
 )
@@ -78,7 +79,9 @@ def to_gemini(messages: list[Message]) -> tuple[str | None, list[types.Content]]
             response = result if isinstance(result, dict) else {"result": result}
             name = names.get(m.tool_call_id or "", "tool")
             parts.append(
-                types.Part(function_response=types.FunctionResponse(id=m.tool_call_id, name=name, response=response))
+                types.Part(
+                    function_response=types.FunctionResponse(id=m.tool_call_id, name=name, response=response)
+                )
             )
         else:
             role = "model" if m.role == "assistant" else "user"
@@ -87,7 +90,9 @@ def to_gemini(messages: list[Message]) -> tuple[str | None, list[types.Content]]
             for call in m.tool_calls:
                 parts.append(
                     types.Part(
-                        function_call=types.FunctionCall(id=call.id, name=call.name, args=call.parsed_arguments())
+                        function_call=types.FunctionCall(
+                            id=call.id, name=call.name, args=call.parsed_arguments()
+                        )
                     )
                 )
         if not parts:
@@ -148,15 +153,20 @@ class GeminiLLM(LLM):
             else None,
             automatic_function_calling=types.AutomaticFunctionCallingConfig(disable=True),
         )
-        stream = None
-        try:
+
+        async def chunks() -> AsyncIterator[types.GenerateContentResponse]:
             stream = await self._client.aio.models.generate_content_stream(
                 model=self.model, contents=contents, config=config
             )
+            async for chunk in stream:
+                yield chunk
+
+        try:
             usage = Usage()
             stop_reason: str | None = None
             calls = 0
-            async for chunk in stream:
+            # The SDK's stream nests generators that aclose() would not reach: see pump_in_task.
+            async for chunk in pump_in_task(chunks()):
                 if chunk.usage_metadata is not None:
                     u = chunk.usage_metadata
                     usage = Usage(
@@ -185,6 +195,3 @@ class GeminiLLM(LLM):
             if mapped is None:
                 raise
             raise mapped from exc
-        finally:
-            if stream is not None:
-                await stream.aclose()

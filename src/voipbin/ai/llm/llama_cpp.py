@@ -130,7 +130,9 @@ class LlamaCppLLM(LLM):
                 if kind == "end":
                     return
                 if kind == "error":
-                    raise LLMError(f"{self.engine_model}: llama.cpp failed: {value!r}", provider=self.provider)
+                    raise LLMError(
+                        f"{self.engine_model}: llama.cpp failed: {value!r}", provider=self.provider
+                    )
                 if kind == "text":
                     text = value.lstrip() if first else value
                     first = False

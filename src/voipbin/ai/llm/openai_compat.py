@@ -78,7 +78,11 @@ def to_openai_messages(messages: list[Message]) -> list[dict[str, Any]]:
                     "role": "assistant",
                     "content": m.content or None,
                     "tool_calls": [
-                        {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+                        {
+                            "id": c.id,
+                            "type": "function",
+                            "function": {"name": c.name, "arguments": c.arguments},
+                        }
                         for c in m.tool_calls
                     ],
                 }
@@ -134,7 +138,11 @@ class OpenAICompatLLM(LLM):
         temperature: float | None,
         max_tokens: int | None,
     ) -> AsyncIterator[LLMEvent | Progress]:
-        params: dict[str, Any] = {"model": self.model, "messages": to_openai_messages(messages), "stream": True}
+        params: dict[str, Any] = {
+            "model": self.model,
+            "messages": to_openai_messages(messages),
+            "stream": True,
+        }
         if self.stream_usage:
             params["stream_options"] = {"include_usage": True}
         if tools:

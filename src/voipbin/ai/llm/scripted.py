@@ -89,8 +89,14 @@ class ScriptedLLM(LLM):
         if tool is not None:
             yield ToolCallEvent(f"call_scripted_{turn}", tool, "{}")
         prompt_words = sum(len(m.content.split()) for m in messages)
-        stop = "tool_calls" if tool else ("length" if max_tokens is not None and len(words) < len(text.split()) else "stop")
-        yield Usage(input_tokens=prompt_words, cached_input_tokens=0, output_tokens=len(words), stop_reason=stop)
+        stop = (
+            "tool_calls"
+            if tool
+            else ("length" if max_tokens is not None and len(words) < len(text.split()) else "stop")
+        )
+        yield Usage(
+            input_tokens=prompt_words, cached_input_tokens=0, output_tokens=len(words), stop_reason=stop
+        )
 
 
 def _wants_summary(system: str, last_user: str) -> bool:

@@ -10,8 +10,8 @@ from pydantic import BaseModel, Field
 
 from voipbin.api.deps import PageDep, PlatformDep, PrincipalDep, parse_id
 from voipbin.api.repo import get_owned, list_page, soft_delete, touch
-from voipbin.serialize import timestamps, uid
 from voipbin.security import hash_token, new_accesskey
+from voipbin.serialize import timestamps, uid
 from voipbin.store.tables import Accesskey
 from voipbin.store.types import utcnow
 
@@ -32,7 +32,10 @@ class AccesskeyCreate(BaseModel):
     name: str = Field(default="", max_length=255)
     detail: str = Field(default="", max_length=10_000)
     expire: int | None = Field(
-        default=None, ge=86_400, le=100 * 365 * 86_400, description="Lifetime in seconds (>= 1 day); omit: never."
+        default=None,
+        ge=86_400,
+        le=100 * 365 * 86_400,
+        description="Lifetime in seconds (>= 1 day); omit: never.",
     )
 
 
@@ -42,7 +45,9 @@ class AccesskeyUpdate(BaseModel):
 
 
 @router.post("/accesskeys", summary="Create an access key (the token is shown only here)")
-async def create_accesskey(body: AccesskeyCreate, principal: PrincipalDep, platform: PlatformDep) -> dict[str, Any]:
+async def create_accesskey(
+    body: AccesskeyCreate, principal: PrincipalDep, platform: PlatformDep
+) -> dict[str, Any]:
     token = new_accesskey()
     key = Accesskey(
         customer_id=principal.customer_id,
@@ -50,6 +55,7 @@ async def create_accesskey(body: AccesskeyCreate, principal: PrincipalDep, platf
         detail=body.detail,
         token_hash=hash_token(token),
         token_prefix=token[:11],
+        permission=principal.permission,
         tm_expire=utcnow() + timedelta(seconds=body.expire) if body.expire else None,
     )
     async with platform.db.session() as session:
@@ -61,7 +67,9 @@ async def create_accesskey(body: AccesskeyCreate, principal: PrincipalDep, platf
 @router.get("/accesskeys", summary="List access keys")
 async def list_accesskeys(principal: PrincipalDep, platform: PlatformDep, page: PageDep) -> dict[str, Any]:
     async with platform.db.session() as session:
-        return await list_page(session, Accesskey, page, customer_id=principal.customer_id, to_api=accesskey_to_api)
+        return await list_page(
+            session, Accesskey, page, customer_id=principal.customer_id, to_api=accesskey_to_api
+        )
 
 
 @router.get("/accesskeys/{accesskey_id}", summary="Get an access key")
@@ -87,7 +95,9 @@ async def put_accesskey(
 
 
 @router.delete("/accesskeys/{accesskey_id}", summary="Revoke an access key")
-async def delete_accesskey(accesskey_id: str, principal: PrincipalDep, platform: PlatformDep) -> dict[str, Any]:
+async def delete_accesskey(
+    accesskey_id: str, principal: PrincipalDep, platform: PlatformDep
+) -> dict[str, Any]:
     async with platform.db.session() as session:
         k = await get_owned(session, Accesskey, parse_id(accesskey_id), principal.customer_id, NOT_FOUND)
         soft_delete(k)

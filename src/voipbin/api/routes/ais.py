@@ -14,9 +14,9 @@ from voipbin.ai import registry as llm_registry
 from voipbin.api.deps import PageDep, PlatformDep, PrincipalDep, parse_id
 from voipbin.api.errors import ApiError
 from voipbin.api.repo import get_owned, list_page, soft_delete, touch
-from voipbin.serialize import timestamps, uid
 from voipbin.platform import Platform
 from voipbin.security import mask
+from voipbin.serialize import timestamps, uid
 from voipbin.speech import registry as speech_registry
 from voipbin.store.tables import AI, ZERO_UUID
 
@@ -25,9 +25,21 @@ NOT_FOUND = "AI_NOT_FOUND"
 
 TOOL_NAMES = frozenset(
     {
-        "connect_call", "create_call", "send_email", "send_message", "stop_media", "stop_service", "stop_flow",
-        "set_variables", "get_variables", "get_aicall_messages", "search_knowledge", "get_correlation",
-        "get_resource", "describe_action", "case_create",
+        "connect_call",
+        "create_call",
+        "send_email",
+        "send_message",
+        "stop_media",
+        "stop_service",
+        "stop_flow",
+        "set_variables",
+        "get_variables",
+        "get_aicall_messages",
+        "search_knowledge",
+        "get_correlation",
+        "get_resource",
+        "describe_action",
+        "case_create",
     }
 )
 
@@ -118,15 +130,28 @@ def validate_ai(a: AI, engine_key: str) -> None:
             raise ApiError(400, "INVALID_TOOL_NAMES", "tool_names 'all' is not valid for insight AIs.")
     elif unknown := sorted(set(names) - TOOL_NAMES):
         raise ApiError(
-            400, "INVALID_TOOL_NAMES", f"Unknown tool names: {', '.join(unknown)}.", details=[{"field": "tool_names"}]
+            400,
+            "INVALID_TOOL_NAMES",
+            f"Unknown tool names: {', '.join(unknown)}.",
+            details=[{"field": "tool_names"}],
         )
 
 
 def apply_write(platform: Platform, a: AI, body: AIWrite) -> str:
     """Copy the fields the client sent onto the row; returns the effective (plaintext) engine key."""
     data = body.model_dump(exclude_unset=True)
-    for name in ("name", "detail", "type", "engine_model", "init_prompt", "tts_type", "tts_voice_id",
-                 "stt_type", "stt_language", "auto_aicall_audit_enabled"):
+    for name in (
+        "name",
+        "detail",
+        "type",
+        "engine_model",
+        "init_prompt",
+        "tts_type",
+        "tts_voice_id",
+        "stt_type",
+        "stt_language",
+        "auto_aicall_audit_enabled",
+    ):
         if data.get(name) is not None:
             setattr(a, name, data[name])
     if body.parameter is not None:
@@ -144,10 +169,23 @@ def apply_write(platform: Platform, a: AI, body: AIWrite) -> str:
 
 @router.post("/ais", summary="Create an AI configuration")
 async def create_ai(body: AIWrite, principal: PrincipalDep, platform: PlatformDep) -> dict[str, Any]:
-    a = AI(customer_id=principal.customer_id, type="normal", direct_hash=secrets.token_hex(12),
-           parameter={}, tool_names=[])
-    for name in ("name", "detail", "engine_model", "init_prompt", "tts_type", "tts_voice_id", "stt_type",
-                 "stt_language"):
+    a = AI(
+        customer_id=principal.customer_id,
+        type="normal",
+        direct_hash=secrets.token_hex(12),
+        parameter={},
+        tool_names=[],
+    )
+    for name in (
+        "name",
+        "detail",
+        "engine_model",
+        "init_prompt",
+        "tts_type",
+        "tts_voice_id",
+        "stt_type",
+        "stt_language",
+    ):
         setattr(a, name, "")
     a.engine_key_enc = ""
     validate_ai(a, apply_write(platform, a, body))
@@ -168,7 +206,9 @@ async def list_ais(principal: PrincipalDep, platform: PlatformDep, page: PageDep
 @router.get("/ais/{ai_id}", summary="Get an AI configuration")
 async def get_ai(ai_id: str, principal: PrincipalDep, platform: PlatformDep) -> dict[str, Any]:
     async with platform.db.session() as session:
-        return ai_to_api(platform, await get_owned(session, AI, parse_id(ai_id), principal.customer_id, NOT_FOUND))
+        return ai_to_api(
+            platform, await get_owned(session, AI, parse_id(ai_id), principal.customer_id, NOT_FOUND)
+        )
 
 
 @router.put("/ais/{ai_id}", summary="Update an AI configuration")

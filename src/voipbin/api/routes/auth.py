@@ -66,7 +66,9 @@ def _throttle(request: Request) -> LoginThrottle:
 
 
 @router.post("/auth/login", response_model=LoginResponse, summary="Log in and get a JWT (7 days)")
-async def login(body: LoginRequest, request: Request, response: Response, platform: PlatformDep) -> LoginResponse:
+async def login(
+    body: LoginRequest, request: Request, response: Response, platform: PlatformDep
+) -> LoginResponse:
     throttle = _throttle(request)
     client = request.client.host if request.client else "unknown"
     if wait := throttle.retry_after(client):
@@ -79,7 +81,9 @@ async def login(body: LoginRequest, request: Request, response: Response, platfo
         )
     async with platform.db.session() as session:
         agent = (
-            await session.execute(select(Agent).where(Agent.username == body.username, Agent.tm_delete.is_(None)))
+            await session.execute(
+                select(Agent).where(Agent.username == body.username, Agent.tm_delete.is_(None))
+            )
         ).scalar_one_or_none()
         ok = agent is not None and verify_password(agent.password_hash, body.password)
         if ok and agent is not None:
@@ -91,7 +95,12 @@ async def login(body: LoginRequest, request: Request, response: Response, platfo
     throttle.succeeded(client)
     token = issue_jwt(platform, agent)
     response.set_cookie(
-        "token", token, max_age=JWT_LIFETIME_SECONDS, path="/", httponly=True, samesite="strict",
+        "token",
+        token,
+        max_age=JWT_LIFETIME_SECONDS,
+        path="/",
+        httponly=True,
+        samesite="strict",
         secure=request.url.scheme == "https",
     )
     return LoginResponse(username=agent.username, token=token)

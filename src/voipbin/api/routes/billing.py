@@ -15,8 +15,8 @@ from pydantic import BaseModel, Field
 from voipbin.api.deps import AdminDep, PageDep, PlatformDep, PrincipalDep, parse_id
 from voipbin.api.errors import ApiError
 from voipbin.api.repo import get_owned, list_page, touch
-from voipbin.serialize import timestamps, uid
 from voipbin.billing.ledger import account_for, apply
+from voipbin.serialize import timestamps, uid
 from voipbin.store.tables import Billing, BillingAccount
 
 router = APIRouter(prefix="/v1.0", tags=["billing"])
@@ -92,7 +92,9 @@ async def get_billing_account_dashed(principal: PrincipalDep, platform: Platform
 
 
 @router.put("/billing_account", summary="Rename your billing account")
-async def put_billing_account(body: AccountUpdate, principal: PrincipalDep, platform: PlatformDep) -> dict[str, Any]:
+async def put_billing_account(
+    body: AccountUpdate, principal: PrincipalDep, platform: PlatformDep
+) -> dict[str, Any]:
     async with platform.db.session() as session:
         try:
             a = await account_for(session, principal.customer_id)
@@ -110,13 +112,17 @@ async def put_billing_account(body: AccountUpdate, principal: PrincipalDep, plat
 @router.get("/billings", summary="Your ledger of charges and top-ups")
 async def list_billings(principal: PrincipalDep, platform: PlatformDep, page: PageDep) -> dict[str, Any]:
     async with platform.db.session() as session:
-        return await list_page(session, Billing, page, customer_id=principal.customer_id, to_api=billing_to_api)
+        return await list_page(
+            session, Billing, page, customer_id=principal.customer_id, to_api=billing_to_api
+        )
 
 
 @router.get("/billings/{billing_id}", summary="One ledger line")
 async def get_billing(billing_id: str, principal: PrincipalDep, platform: PlatformDep) -> dict[str, Any]:
     async with platform.db.session() as session:
-        b = await get_owned(session, Billing, parse_id(billing_id), principal.customer_id, "BILLING_NOT_FOUND")
+        b = await get_owned(
+            session, Billing, parse_id(billing_id), principal.customer_id, "BILLING_NOT_FOUND"
+        )
         return billing_to_api(b)
 
 
@@ -136,8 +142,13 @@ async def admin_get_account(account_id: str, _: AdminDep, platform: PlatformDep)
 async def _force(platform: Any, account_id: str, amount: int) -> dict[str, Any]:
     async with platform.db.session() as session:
         a = await get_owned(session, BillingAccount, parse_id(account_id), None, NOT_FOUND)
-        await apply(session, a, amount_credit=amount, transaction_type="adjustment",
-                    reference_type="credit_adjustment")
+        await apply(
+            session,
+            a,
+            amount_credit=amount,
+            transaction_type="adjustment",
+            reference_type="credit_adjustment",
+        )
         await session.commit()
         return account_to_api(a, admin=True)
 
@@ -149,7 +160,9 @@ async def balance_add_force(
     return await _force(platform, account_id, body.balance)
 
 
-@router.post("/billing_accounts/{account_id}/balance_subtract_force", summary="Remove credit (platform admin)")
+@router.post(
+    "/billing_accounts/{account_id}/balance_subtract_force", summary="Remove credit (platform admin)"
+)
 async def balance_subtract_force(
     account_id: str, body: BalanceChange, _: AdminDep, platform: PlatformDep
 ) -> dict[str, Any]:

@@ -122,15 +122,17 @@ async def create_call(body: CallCreate, principal: PrincipalDep, platform: Platf
             ).first()
             if owned is None:
                 raise ApiError(
-                    400, "INVALID_ARGUMENT",
-                    f"Source {source['target']} is not a number owned by this account (see GET /v1.0/numbers).",
+                    400,
+                    "INVALID_ARGUMENT",
+                    f"Source {source['target']} is not a number owned by this account (GET /v1.0/numbers).",
                     details=[{"field": "source.target"}],
                 )
         if tel_count:
             account = await account_for(session, principal.customer_id)
             if not can_cover(account, platform.settings.call_rate_per_minute * tel_count):
                 raise ApiError(
-                    402, "INSUFFICIENT_BALANCE",
+                    402,
+                    "INSUFFICIENT_BALANCE",
                     "The balance cannot cover these calls; check GET /v1.0/billing-accounts and top up.",
                 )
     flow_id = await _resolve_flow(platform, body, principal.customer_id)
@@ -142,17 +144,30 @@ async def create_call(body: CallCreate, principal: PrincipalDep, platform: Platf
             if dest["type"] in CALL_TYPES:
                 calls.append(
                     Call(
-                        customer_id=principal.customer_id, flow_id=flow_id, type="flow", source=source,
-                        destination=dest, status=Status.DIALING, direction="outgoing",
-                        variables=body.variables, metadata_={"anonymous": body.anonymous},
-                        chained_call_ids=[], recording_ids=[], action={},
+                        customer_id=principal.customer_id,
+                        flow_id=flow_id,
+                        type="flow",
+                        source=source,
+                        destination=dest,
+                        status=Status.DIALING,
+                        direction="outgoing",
+                        variables=body.variables,
+                        metadata_={"anonymous": body.anonymous},
+                        chained_call_ids=[],
+                        recording_ids=[],
+                        action={},
                     )
                 )
             else:
                 groupcalls.append(
                     Groupcall(
-                        customer_id=principal.customer_id, flow_id=flow_id, source=source, destinations=[dest],
-                        ring_method="ring_all", answer_method="hangup_others", call_ids=[],
+                        customer_id=principal.customer_id,
+                        flow_id=flow_id,
+                        source=source,
+                        destinations=[dest],
+                        ring_method="ring_all",
+                        answer_method="hangup_others",
+                        call_ids=[],
                     )
                 )
         session.add_all([*calls, *groupcalls])
@@ -185,7 +200,9 @@ async def list_calls(principal: PrincipalDep, platform: PlatformDep, page: PageD
 @router.get("/calls/{call_id}", summary="Get a call")
 async def get_call(call_id: str, principal: PrincipalDep, platform: PlatformDep) -> dict[str, Any]:
     async with platform.db.session() as session:
-        return call_to_api(await get_owned(session, Call, parse_id(call_id), principal.customer_id, NOT_FOUND))
+        return call_to_api(
+            await get_owned(session, Call, parse_id(call_id), principal.customer_id, NOT_FOUND)
+        )
 
 
 async def _hangup(platform: Platform, call: Call) -> None:

@@ -10,9 +10,9 @@ from pydantic import BaseModel, Field, field_validator
 
 from voipbin.api.deps import PlatformDep, PrincipalDep
 from voipbin.api.repo import get_owned, touch
-from voipbin.serialize import timestamps, uid
 from voipbin.platform import Platform
 from voipbin.security import mask
+from voipbin.serialize import timestamps, uid
 from voipbin.store.tables import Customer
 
 router = APIRouter(prefix="/v1.0", tags=["customer"])
@@ -20,11 +20,12 @@ router = APIRouter(prefix="/v1.0", tags=["customer"])
 
 def customer_to_api(platform: Platform, c: Customer) -> dict[str, Any]:
     secret = platform.encryptor.decrypt(c.webhook_secret_enc)
+    out: dict[str, Any] = {"email": c.email} if c.email else {}  # spec: format email, so never ""
     return {
+        **out,
         "id": uid(c.id),
         "name": c.name,
         "detail": c.detail,
-        "email": c.email,
         "phone_number": c.phone_number,
         "address": c.address,
         "webhook_method": c.webhook_method,
@@ -67,7 +68,9 @@ async def get_customer(principal: PrincipalDep, platform: PlatformDep) -> dict[s
 
 
 @router.put("/customer", summary="Update your customer (webhook settings included)")
-async def put_customer(body: CustomerUpdate, principal: PrincipalDep, platform: PlatformDep) -> dict[str, Any]:
+async def put_customer(
+    body: CustomerUpdate, principal: PrincipalDep, platform: PlatformDep
+) -> dict[str, Any]:
     async with platform.db.session() as session:
         c = await get_owned(session, Customer, principal.customer_id, None, "CUSTOMER_NOT_FOUND")
         for name, value in body.model_dump(exclude_unset=True, exclude={"webhook_secret"}).items():

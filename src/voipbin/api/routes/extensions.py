@@ -17,9 +17,9 @@ from sqlalchemy import select
 from voipbin.api.deps import PageDep, PlatformDep, PrincipalDep, parse_id
 from voipbin.api.errors import ApiError
 from voipbin.api.repo import get_owned, list_page, soft_delete, touch
-from voipbin.serialize import timestamps, uid
 from voipbin.platform import Platform
 from voipbin.security import mask
+from voipbin.serialize import timestamps, uid
 from voipbin.store.tables import Extension
 
 router = APIRouter(prefix="/v1.0", tags=["extensions"])
@@ -76,7 +76,9 @@ class ExtensionUpdate(BaseModel):
 
 
 @router.post("/extensions", summary="Create a SIP extension")
-async def create_extension(body: ExtensionCreate, principal: PrincipalDep, platform: PlatformDep) -> dict[str, Any]:
+async def create_extension(
+    body: ExtensionCreate, principal: PrincipalDep, platform: PlatformDep
+) -> dict[str, Any]:
     async with platform.db.session() as session:
         exists = (
             await session.execute(
@@ -106,7 +108,10 @@ async def create_extension(body: ExtensionCreate, principal: PrincipalDep, platf
 async def list_extensions(principal: PrincipalDep, platform: PlatformDep, page: PageDep) -> dict[str, Any]:
     async with platform.db.session() as session:
         return await list_page(
-            session, Extension, page, customer_id=principal.customer_id,
+            session,
+            Extension,
+            page,
+            customer_id=principal.customer_id,
             to_api=lambda e: extension_to_api(platform, e),
         )
 
@@ -136,7 +141,9 @@ async def put_extension(
 
 
 @router.delete("/extensions/{extension_id}", summary="Delete an extension")
-async def delete_extension(extension_id: str, principal: PrincipalDep, platform: PlatformDep) -> dict[str, Any]:
+async def delete_extension(
+    extension_id: str, principal: PrincipalDep, platform: PlatformDep
+) -> dict[str, Any]:
     async with platform.db.session() as session:
         e = await get_owned(session, Extension, parse_id(extension_id), principal.customer_id, NOT_FOUND)
         soft_delete(e)
@@ -144,7 +151,9 @@ async def delete_extension(extension_id: str, principal: PrincipalDep, platform:
         return extension_to_api(platform, e)
 
 
-@router.post("/extensions/{extension_id}/direct-hash-regenerate", summary="Regenerate an extension's direct hash")
+@router.post(
+    "/extensions/{extension_id}/direct-hash-regenerate", summary="Regenerate an extension's direct hash"
+)
 async def regenerate_extension_hash(
     extension_id: str, principal: PrincipalDep, platform: PlatformDep
 ) -> dict[str, Any]:

@@ -14,8 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from voipbin.api.deps import PageDep, PlatformDep, PrincipalDep, parse_id
 from voipbin.api.errors import ApiError
 from voipbin.api.repo import get_owned, list_page, soft_delete, touch
-from voipbin.serialize import timestamps, uid
 from voipbin.models.actions import ActionValidationError, validate_actions
+from voipbin.serialize import timestamps, uid
 from voipbin.store.tables import ZERO_UUID, Flow
 
 router = APIRouter(prefix="/v1.0", tags=["flows"])
@@ -46,7 +46,9 @@ def checked_actions(raw: Any, field: str = "actions") -> list[dict[str, Any]]:
     return [a.to_api() for a in actions]
 
 
-async def checked_flow_ref(session: AsyncSession, flow_id: uuid.UUID | None, customer_id: uuid.UUID) -> uuid.UUID:
+async def checked_flow_ref(
+    session: AsyncSession, flow_id: uuid.UUID | None, customer_id: uuid.UUID
+) -> uuid.UUID:
     if flow_id is None or flow_id == ZERO_UUID:
         return ZERO_UUID
     await get_owned(session, Flow, flow_id, customer_id, NOT_FOUND)
@@ -73,8 +75,12 @@ async def create_flow(body: FlowCreate, principal: PrincipalDep, platform: Platf
     async with platform.db.session() as session:
         count = (
             await session.execute(
-                select(func.count()).select_from(Flow).where(
-                    Flow.customer_id == principal.customer_id, Flow.tm_delete.is_(None), Flow.persist.is_(True)
+                select(func.count())
+                .select_from(Flow)
+                .where(
+                    Flow.customer_id == principal.customer_id,
+                    Flow.tm_delete.is_(None),
+                    Flow.persist.is_(True),
                 )
             )
         ).scalar_one()
@@ -86,7 +92,9 @@ async def create_flow(body: FlowCreate, principal: PrincipalDep, platform: Platf
             detail=body.detail,
             actions=actions,
             direct_hash=secrets.token_hex(12),
-            on_complete_flow_id=await checked_flow_ref(session, body.on_complete_flow_id, principal.customer_id),
+            on_complete_flow_id=await checked_flow_ref(
+                session, body.on_complete_flow_id, principal.customer_id
+            ),
         )
         session.add(flow)
         await session.commit()
@@ -104,11 +112,15 @@ async def list_flows(principal: PrincipalDep, platform: PlatformDep, page: PageD
 @router.get("/flows/{flow_id}", summary="Get a flow")
 async def get_flow(flow_id: str, principal: PrincipalDep, platform: PlatformDep) -> dict[str, Any]:
     async with platform.db.session() as session:
-        return flow_to_api(await get_owned(session, Flow, parse_id(flow_id), principal.customer_id, NOT_FOUND))
+        return flow_to_api(
+            await get_owned(session, Flow, parse_id(flow_id), principal.customer_id, NOT_FOUND)
+        )
 
 
 @router.put("/flows/{flow_id}", summary="Update a flow")
-async def put_flow(flow_id: str, body: FlowUpdate, principal: PrincipalDep, platform: PlatformDep) -> dict[str, Any]:
+async def put_flow(
+    flow_id: str, body: FlowUpdate, principal: PrincipalDep, platform: PlatformDep
+) -> dict[str, Any]:
     actions = checked_actions(body.actions) if body.actions is not None else None
     async with platform.db.session() as session:
         flow = await get_owned(session, Flow, parse_id(flow_id), principal.customer_id, NOT_FOUND)
@@ -137,7 +149,9 @@ async def delete_flow(flow_id: str, principal: PrincipalDep, platform: PlatformD
 
 
 @router.post("/flows/{flow_id}/direct-hash-regenerate", summary="Regenerate a flow's direct hash")
-async def regenerate_flow_hash(flow_id: str, principal: PrincipalDep, platform: PlatformDep) -> dict[str, Any]:
+async def regenerate_flow_hash(
+    flow_id: str, principal: PrincipalDep, platform: PlatformDep
+) -> dict[str, Any]:
     async with platform.db.session() as session:
         flow = await get_owned(session, Flow, parse_id(flow_id), principal.customer_id, NOT_FOUND)
         flow.direct_hash = secrets.token_hex(12)

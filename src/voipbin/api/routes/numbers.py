@@ -16,9 +16,9 @@ from voipbin.api.deps import PageDep, PlatformDep, PrincipalDep, parse_id
 from voipbin.api.errors import ApiError
 from voipbin.api.repo import get_owned, list_page, soft_delete, touch
 from voipbin.api.routes.flows import checked_flow_ref
-from voipbin.serialize import timestamps, uid
 from voipbin.billing.ledger import account_for, apply
 from voipbin.platform import Platform
+from voipbin.serialize import timestamps, uid
 from voipbin.store.tables import Number
 from voipbin.store.types import utcnow
 
@@ -106,7 +106,9 @@ async def available_numbers(
 async def create_number(body: NumberCreate, principal: PrincipalDep, platform: PlatformDep) -> dict[str, Any]:
     if body.number not in inventory(platform):
         raise ApiError(
-            400, "INVALID_ARGUMENT", f"{body.number} is not in this installation's number inventory.",
+            400,
+            "INVALID_ARGUMENT",
+            f"{body.number} is not in this installation's number inventory.",
             details=[{"field": "number"}],
         )
     price = platform.settings.number_price
@@ -129,8 +131,15 @@ async def create_number(body: NumberCreate, principal: PrincipalDep, platform: P
         session.add(n)
         await session.flush()
         await apply(
-            session, account, amount_credit=-price, transaction_type="usage", reference_type="number",
-            reference_id=n.id, cost_type="number", billable_units=1, rate_credit_per_unit=price,
+            session,
+            account,
+            amount_credit=-price,
+            transaction_type="usage",
+            reference_type="number",
+            reference_id=n.id,
+            cost_type="number",
+            billable_units=1,
+            rate_credit_per_unit=price,
         )
         await session.commit()
         return number_to_api(n)
@@ -145,7 +154,9 @@ async def list_numbers(principal: PrincipalDep, platform: PlatformDep, page: Pag
 @router.get("/numbers/{number_id}", summary="Get a number")
 async def get_number(number_id: str, principal: PrincipalDep, platform: PlatformDep) -> dict[str, Any]:
     async with platform.db.session() as session:
-        return number_to_api(await get_owned(session, Number, parse_id(number_id), principal.customer_id, NOT_FOUND))
+        return number_to_api(
+            await get_owned(session, Number, parse_id(number_id), principal.customer_id, NOT_FOUND)
+        )
 
 
 async def _update(platform: Platform, principal: Any, number_id: str, data: BaseModel) -> dict[str, Any]:
@@ -154,7 +165,9 @@ async def _update(platform: Platform, principal: Any, number_id: str, data: Base
         sent = data.model_fields_set
         for field in ("call_flow_id", "message_flow_id"):
             if field in sent:
-                setattr(n, field, await checked_flow_ref(session, getattr(data, field), principal.customer_id))
+                setattr(
+                    n, field, await checked_flow_ref(session, getattr(data, field), principal.customer_id)
+                )
         for field in ("name", "detail"):
             if field in sent and getattr(data, field, None) is not None:
                 setattr(n, field, getattr(data, field))

@@ -14,9 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from voipbin.api.deps import AdminDep, PageDep, PlatformDep, parse_id
 from voipbin.api.repo import get_owned, list_page, soft_delete, touch
-from voipbin.serialize import timestamps, uid
 from voipbin.platform import Platform
 from voipbin.security import mask
+from voipbin.serialize import timestamps, uid
 from voipbin.store.tables import ZERO_UUID, Provider, Route
 
 router = APIRouter(prefix="/v1.0", tags=["providers", "routes"])
@@ -137,7 +137,9 @@ async def get_provider(provider_id: str, _: AdminDep, platform: PlatformDep) -> 
 
 
 @router.put("/providers/{provider_id}", summary="Update a SIP trunk (platform admin)")
-async def put_provider(provider_id: str, body: ProviderWrite, _: AdminDep, platform: PlatformDep) -> dict[str, Any]:
+async def put_provider(
+    provider_id: str, body: ProviderWrite, _: AdminDep, platform: PlatformDep
+) -> dict[str, Any]:
     async with platform.db.session() as session:
         p = await get_owned(session, Provider, parse_id(provider_id), None, "PROVIDER_NOT_FOUND")
         _apply_provider(platform, p, body)

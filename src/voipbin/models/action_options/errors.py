@@ -45,7 +45,11 @@ _GENERIC_MESSAGES = {
 
 
 def join_path(prefix: str, loc: tuple[int | str, ...]) -> str:
-    """``("destinations", 0, "target")`` under ``actions[1].option`` → ``actions[1].option.destinations[0].target``."""
+    """Render a pydantic location under ``prefix``.
+
+    ``("destinations", 0, "target")`` under ``actions[1].option``
+    → ``actions[1].option.destinations[0].target``
+    """
     path = prefix
     for part in loc:
         if isinstance(part, int):
@@ -63,7 +67,9 @@ def from_pydantic(exc: object, prefix: str) -> ActionValidationError:
     errors = exc.errors(include_url=False)  # type: ignore[attr-defined]
     chosen = next((e for e in errors if e["type"] == "invalid_anonymous"), errors[0])
     field = join_path(prefix, tuple(chosen["loc"]))
-    reason: Reason = "INVALID_ANONYMOUS_VALUE" if chosen["type"] == "invalid_anonymous" else "INVALID_ARGUMENT"
+    reason: Reason = (
+        "INVALID_ANONYMOUS_VALUE" if chosen["type"] == "invalid_anonymous" else "INVALID_ARGUMENT"
+    )
     text = _GENERIC_MESSAGES.get(chosen["type"], chosen["msg"])
     if text.startswith("Value error, "):
         text = text[len("Value error, ") :]

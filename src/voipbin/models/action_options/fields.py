@@ -11,7 +11,8 @@ Rules (the contract the flow engine can rely on after ``parse_option``):
   model drops them before validation so the field default applies.
 * int fields: JSON integers, integral floats (``30000.0``) and numeric strings (``"30000"``) → ``int``;
   booleans are rejected; a placeholder string is kept verbatim (a ``str``).
-* bool fields: ``true``/``false``, ``0``/``1``, ``"true"``/``"false"`` (any case) → ``bool``; placeholder kept.
+* bool fields: ``true``/``false``, ``0``/``1``, ``"true"``/``"false"`` (any case) → ``bool``;
+  placeholder kept.
 * uuid fields: canonical UUID strings → ``uuid.UUID``; the zero UUID → ``None``; placeholder kept.
 * enum fields: one of the listed values; placeholder kept (checked again after substitution).
   ``anonymous`` is the exception: VoIPBIN checks it at create time, so placeholders are rejected there.
@@ -90,7 +91,7 @@ def to_int(value: Any, ge: int | None, le: int | None, what: str) -> int | str:
     return number
 
 
-def VarInt(ge: int | None = 0, le: int | None = None, what: str = "an integer") -> Any:  # noqa: N802
+def VarInt(ge: int | None = 0, le: int | None = None, what: str = "an integer") -> Any:
     """An int option field (default range ≥ 0) that also takes a ``${...}`` placeholder."""
     return Annotated[int | str, PlainValidator(lambda v: to_int(v, ge, le, what))]
 
@@ -158,13 +159,15 @@ def _to_uuid(value: Any) -> uuid.UUID | str | None:
         # uuid.UUID() also takes braces/urn/hex-without-dashes; VoIPBIN wants the canonical form.
         if parsed is not None and str(parsed) == text.lower():
             return None if parsed == ZERO_UUID else parsed
-    raise fail(f"expected a UUID such as 550e8400-e29b-41d4-a716-446655440000 {_HINT}, got {_describe(value)}")
+    raise fail(
+        f"expected a UUID such as 550e8400-e29b-41d4-a716-446655440000 {_HINT}, got {_describe(value)}"
+    )
 
 
 VarUuid = Annotated[uuid.UUID | str | None, PlainValidator(_to_uuid)]
 
 
-def VarEnum(*allowed: str, placeholder: bool = True, error_type: str = "invalid_option") -> Any:  # noqa: N802
+def VarEnum(*allowed: str, placeholder: bool = True, error_type: str = "invalid_option") -> Any:
     """A string option field restricted to ``allowed`` (``""`` is always allowed: it means unset)."""
     choices = frozenset(allowed) | {""}
     listed = ", ".join(repr(a) for a in allowed)
@@ -180,7 +183,7 @@ def VarEnum(*allowed: str, placeholder: bool = True, error_type: str = "invalid_
     return Annotated[str, PlainValidator(check)]
 
 
-def Pattern(regex: str, what: str, max_length: int | None = None) -> Any:  # noqa: N802
+def Pattern(regex: str, what: str, max_length: int | None = None) -> Any:
     """A string option field that must match ``regex`` (or be a placeholder / empty)."""
     compiled = re.compile(regex)
 

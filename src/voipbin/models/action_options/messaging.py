@@ -18,7 +18,9 @@ class MessageSendOption(ActionOption):
             path = f"{field}.destinations[{index}]"
             require(dest.type in ("tel", "") or has_placeholder(dest.type), f"{path}.type", "expected 'tel'")
             ok = has_placeholder(dest.target) or TEL_RE.match(dest.target) is not None
-            require(ok, f"{path}.target", f"expected an E.164 number such as +15551234567, got {dest.target!r}")
+            require(
+                ok, f"{path}.target", f"expected an E.164 number such as +15551234567, got {dest.target!r}"
+            )
 
 
 class EmailAttachment(BaseModel):

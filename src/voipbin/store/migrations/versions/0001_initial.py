@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 22:27:58.932777
+Create Date: 2026-11-25 22:34:59.590544
 """
 
 from alembic import op
@@ -65,6 +65,7 @@ def upgrade() -> None:
     sa.Column('detail', sa.Text(), nullable=False),
     sa.Column('token_hash', sa.String(length=64), nullable=False),
     sa.Column('token_prefix', sa.String(length=16), nullable=False),
+    sa.Column('permission', sa.String(length=32), nullable=False),
     sa.Column('tm_expire', voipbin.store.types.UTCDateTime(), nullable=True),
     sa.Column('tm_create', voipbin.store.types.UTCDateTime(), nullable=False),
     sa.Column('tm_update', voipbin.store.types.UTCDateTime(), nullable=True),

@@ -1,0 +1,250 @@
+"""RTP density benchmark: N voipbin RtpSessions vs a bare asyncio UDP echo at the same packet rate.
+
+    .venv/bin/python bench/media_rtp.py [--sizes 50,100,200,300] [--seconds 8] [--record]
+
+For each N, two server processes are measured one after the other, each fed by the same peer
+process (a separate process, so its CPU is not counted):
+
+* ``voipbin``: N MediaSessions on 127.0.0.1, each playing a continuous PCMU tone (encode path,
+  20 ms clock, bounded queue), receiving the peer's 20 ms PCMU stream (jitter buffer, decode) and
+  feeding an inbound tap drained by one consumer task per session (an STT stand-in) — or a WAV
+  recorder per session with ``--record``.
+* ``echo``: N bare asyncio datagram endpoints that send every packet straight back — the floor
+  for "receive one packet and send one packet" on this event loop.
+
+The peer sends one 20 ms packet per session every 20 ms and measures, per source, the largest gap
+between packets it receives (our outbound pacing as seen on the wire). Printed: server CPU per
+second (1.0 = one core), packets/s handled, max gaps, and our CPU as a ratio of the echo's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+try:
+    import uvloop
+except ImportError:  # pragma: no cover
+    uvloop = None
+
+WARMUP = 2.0
+
+
+# ---------------------------------------------------------------------------------------------- peer
+class _PeerProto(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.last: dict[tuple[str, int], float] = {}
+        self.max_gap = 0.0
+        self.received = 0
+        self.measuring = False
+        self.loop = asyncio.get_event_loop()
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        now = self.loop.time()
+        prev = self.last.get(addr)
+        self.last[addr] = now
+        if self.measuring:
+            self.received += 1
+            if prev is not None and now - prev > self.max_gap:
+                self.max_gap = now - prev
+
+
+async def peer_main(ports: list[int], seconds: float) -> dict:
+    from voipbin.media.g711 import ulaw_encode
+    from voipbin.media.rtp import build_header
+
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 << 20)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 8 << 20)
+    sock.bind(("127.0.0.1", int(os.environ["PEER_PORT"])))
+    tr, proto = await loop.create_datagram_endpoint(_PeerProto, sock=sock)
+    import numpy as np
+
+    t = np.arange(160) / 8000
+    payload = ulaw_encode((6000 * np.sin(2 * np.pi * 1000 * t)).astype(np.int16))
+    ssrcs = [0x10000 + i for i in range(len(ports))]
+    t0 = loop.time()
+    n = 0
+    sent = 0
+    cpu0 = 0.0
+    while True:
+        now = loop.time()
+        if not proto.measuring and now - t0 >= WARMUP:
+            proto.measuring, proto.max_gap, cpu0 = True, 0.0, time.process_time()
+            proto.last.clear()
+        if now - t0 >= WARMUP + seconds:
+            break
+        for i, port in enumerate(ports):
+            tr.sendto(build_header(0, n, n * 160, ssrcs[i]) + payload, ("127.0.0.1", port))
+        sent += len(ports)
+        n += 1
+        await asyncio.sleep(max(0.0, t0 + n * 0.02 - loop.time()))
+    cpu = time.process_time() - cpu0
+    tr.close()
+    return {"peer_rx": proto.received, "peer_max_gap_ms": proto.max_gap * 1000, "peer_cpu": cpu / seconds}
+
+
+# ---------------------------------------------------------------------------------------------- servers
+class _Echo(asyncio.DatagramProtocol):
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.tr = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.tr.sendto(data, addr)  # type: ignore[attr-defined]
+
+
+async def server_main(mode: str, n: int, seconds: float, record: bool) -> dict:
+    import numpy as np
+
+    from voipbin.media import MediaSession
+    from voipbin.media.taps import TapClosed
+
+    loop = asyncio.get_running_loop()
+    peer_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    peer_sock.bind(("127.0.0.1", 0))
+    peer_port = peer_sock.getsockname()[1]
+    peer_sock.close()
+    cleanup = []
+    ports: list[int] = []
+    sessions: list[MediaSession] = []
+    tasks: list[asyncio.Task] = []
+    tmp = tempfile.TemporaryDirectory()
+    if mode == "echo":
+        for _ in range(n):
+            tr, _ = await loop.create_datagram_endpoint(_Echo, local_addr=("127.0.0.1", 0))
+            ports.append(tr.get_extra_info("sockname")[1])
+            cleanup.append(tr.close)
+    else:
+        tone = (6000 * np.sin(2 * np.pi * 440 * np.arange(8000 * 60) / 8000)).astype(np.int16)
+
+        async def drain(tap) -> None:
+            try:
+                while True:
+                    await tap.get()
+            except TapClosed:
+                return
+
+        for _ in range(n):
+            ms = await MediaSession.create(host="127.0.0.1")
+            ms.negotiate("127.0.0.1", peer_port, 0, 101)
+            sessions.append(ms)
+            ports.append(ms.local_port)
+        for i, ms in enumerate(sessions):
+            ms.start()
+            tasks.append(asyncio.create_task(ms.play_pcm(tone)))
+            if record:
+                await ms.record_start(os.path.join(tmp.name, f"{i}.wav"), "both")
+            else:
+                tasks.append(asyncio.create_task(drain(ms.tap("in"))))
+    env = dict(os.environ, PEER_PORT=str(peer_port))
+    peer = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--role", "peer", "--seconds", str(seconds),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+    )  # fmt: skip
+    assert peer.stdin is not None
+    peer.stdin.write((json.dumps(ports) + "\n").encode())
+    await peer.stdin.drain()
+    await asyncio.sleep(WARMUP)
+    for ms in sessions:
+        ms.stats.max_gap_ms = 0.0
+        ms.stats.late_ticks = ms.stats.skipped_ticks = 0
+    cpu0, wall0 = time.process_time(), loop.time()
+    # sample the loop's own lateness while under load
+    worst_lag = 0.0
+    while loop.time() - wall0 < seconds:
+        t = loop.time()
+        await asyncio.sleep(0.01)
+        worst_lag = max(worst_lag, loop.time() - t - 0.01)
+    cpu = (time.process_time() - cpu0) / (loop.time() - wall0)
+    out, _ = await peer.communicate()
+    result = json.loads(out.decode().strip().splitlines()[-1])
+    result.update(mode=mode, n=n, cpu=cpu, loop_lag_ms=worst_lag * 1000)
+    if sessions:
+        result.update(
+            in_max_gap_ms=max(s.stats.max_gap_ms for s in sessions),
+            late_ticks=sum(s.stats.late_ticks for s in sessions),
+            skipped_ticks=sum(s.stats.skipped_ticks for s in sessions),
+            lost=sum(s.stats.lost for s in sessions),
+        )
+    for t in tasks:
+        t.cancel()
+    for ms in sessions:
+        await ms.close()
+    for c in cleanup:
+        c()
+    tmp.cleanup()
+    return result
+
+
+# ---------------------------------------------------------------------------------------------- driver
+def run(coro):
+    if uvloop is not None:
+        return uvloop.run(coro)
+    return asyncio.run(coro)
+
+
+def machine() -> str:
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next(line.split(":", 1)[1].strip() for line in fh if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    loopname = f"uvloop {uvloop.__version__}" if uvloop else "asyncio"
+    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, {loopname}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--role", default="driver", choices=["driver", "server", "peer"])
+    ap.add_argument("--mode", default="voipbin", choices=["voipbin", "echo"])
+    ap.add_argument("--n", type=int, default=100)
+    ap.add_argument("--sizes", default="50,100,200,300")
+    ap.add_argument("--seconds", type=float, default=8.0)
+    ap.add_argument("--record", action="store_true")
+    args = ap.parse_args()
+    if args.role == "peer":
+        ports = json.loads(sys.stdin.readline())
+        print(json.dumps(run(peer_main(ports, args.seconds))), flush=True)
+        return
+    if args.role == "server":
+        print(json.dumps(run(server_main(args.mode, args.n, args.seconds, args.record))), flush=True)
+        return
+    print(f"# machine: {machine()}")
+    print(f"# {args.seconds:.0f} s measured per run after {WARMUP:.0f} s warm-up; consumer: "
+          f"{'WAV recorder' if args.record else 'inbound tap'} per session")  # fmt: skip
+    hdr = (
+        f"{'N':>4} {'mode':>8} {'pkt/s':>7} {'cpu':>6} {'ratio':>6} {'wire gap':>9} {'in gap':>7} "
+        f"{'loop lag':>8} {'late':>5} {'skip':>5} {'lost':>5}"
+    )
+    print(hdr)
+    for n in [int(x) for x in args.sizes.split(",")]:
+        res = {}
+        for mode in ("echo", "voipbin"):
+            cmd = [sys.executable, __file__, "--role", "server", "--mode", mode, "--n", str(n)]
+            cmd += ["--seconds", str(args.seconds)] + (["--record"] if args.record else [])
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+            res[mode] = json.loads(out.strip().splitlines()[-1])
+        for mode in ("echo", "voipbin"):
+            r = res[mode]
+            pps = 2 * r["peer_rx"] / args.seconds  # each received packet was matched by one sent
+            ratio = r["cpu"] / res["echo"]["cpu"] if res["echo"]["cpu"] else float("nan")
+            print(
+                f"{n:>4} {mode:>8} {pps:>7.0f} {r['cpu']:>6.2f} {ratio:>6.2f} {r['peer_max_gap_ms']:>7.1f}ms "
+                f"{r.get('in_max_gap_ms', 0):>5.1f}ms {r['loop_lag_ms']:>6.1f}ms {r.get('late_ticks', 0):>5} "
+                f"{r.get('skipped_ticks', 0):>5} {r.get('lost', 0):>5}",
+                flush=True,
+            )
+
+
+if __name__ == "__main__":
+    main()

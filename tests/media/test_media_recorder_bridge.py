@@ -1,0 +1,122 @@
+"""Recorder (in / out / both, mono mix or stereo) and bridging with PCMU<->PCMA transcoding."""
+
+from __future__ import annotations
+
+import asyncio
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+from media_helpers import collect, make_pair, pcm_of, peak_hz, rms, sine
+
+from voipbin.media import MediaSession
+from voipbin.media.wav import read_wav
+
+
+def read(path: Path) -> tuple[np.ndarray, int, int]:
+    with wave.open(str(path), "rb") as wf:
+        assert wf.getsampwidth() == 2 and wf.getframerate() == 8000
+        ch = wf.getnchannels()
+        data = np.frombuffer(wf.readframes(wf.getnframes()), dtype="<i2")
+        return data.reshape(-1, ch), ch, wf.getnframes()
+
+
+def band_rms(x: np.ndarray, freq: float) -> float:
+    """Amplitude of one tone in a signal (DFT bin energy), robust to the other tone being present."""
+    spec = np.abs(np.fft.rfft(x.astype(np.float64)))
+    k = round(freq * len(x) / 8000)
+    return float(spec[max(0, k - 3) : k + 4].max() * 2 / len(x))
+
+
+@pytest.mark.parametrize(
+    ("direction", "stereo"), [("in", False), ("out", False), ("both", False), ("both", True)]
+)
+async def test_recorder_directions(tmp_path: Path, direction: str, stereo: bool) -> None:
+    a, b = await make_pair()
+    path = tmp_path / f"{direction}-{stereo}.wav"
+    try:
+        await a.record_start(path, direction, stereo)  # type: ignore[arg-type]
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        # A says 440 Hz, B says 1000 Hz, at the same time, for 1 s.
+        await asyncio.gather(a.play_pcm(sine(440, 1.0, 6000)), b.play_pcm(sine(1000, 1.0, 6000)))
+        await asyncio.sleep(0.2)
+        info = await a.record_stop()
+        elapsed = loop.time() - t0
+    finally:
+        await a.close()
+        await b.close()
+    assert info is not None and info.frames > 0
+    samples, ch, nframes = read(path)
+    assert ch == (2 if stereo else 1) and nframes == info.frames * 160
+    assert abs(nframes / 8000 - elapsed) < 0.1  # the file's duration is the recorded wall time
+    if stereo:
+        left, right = samples[:, 0], samples[:, 1]  # left = inbound (the peer), right = outbound (us)
+        assert band_rms(left, 1000) > 3000 and band_rms(left, 440) < 300
+        assert band_rms(right, 440) > 3000 and band_rms(right, 1000) < 300
+        return
+    x = samples[:, 0]
+    s440, s1000 = band_rms(x, 440), band_rms(x, 1000)
+    if direction == "in":
+        assert s1000 > 3000 and s440 < 300
+    elif direction == "out":
+        assert s440 > 3000 and s1000 < 300
+    else:
+        assert s440 > 3000 and s1000 > 3000
+
+
+async def test_recording_survives_close_and_is_finalised(tmp_path: Path) -> None:
+    a, b = await make_pair()
+    path = tmp_path / "close.wav"
+    await a.record_start(path, "both")
+    await b.play_pcm(sine(700, 0.4))
+    info = await a.close()  # closing the session stops and finalises the recording
+    await b.close()
+    assert info is not None
+    pcm = read_wav(path)
+    assert len(pcm) == info.frames * 160 and info.duration >= 0.4
+    audible = pcm[np.abs(pcm) > 100]
+    assert len(audible) > 2500
+
+
+async def test_bridge_carries_audio_both_ways_with_transcoding() -> None:
+    # caller (PCMU) <-> [b  bridge  c] <-> callee (PCMA)
+    caller, b = await make_pair(0, 0)
+    c, callee = await make_pair(8, 8)
+    try:
+        br = b.bridge(c)
+        to_callee = callee.tap("in", maxsize=500)
+        to_caller = caller.tap("in", maxsize=500)
+        await asyncio.gather(caller.play_pcm(sine(440, 1.0, 8000)), callee.play_pcm(sine(1200, 1.0, 8000)))
+        heard_by_callee = pcm_of(await collect(to_callee, 0.3))
+        heard_by_caller = pcm_of(await collect(to_caller, 0.3))
+        for got, freq in ((heard_by_callee, 440), (heard_by_caller, 1200)):
+            audible = np.flatnonzero(np.abs(got) > 200)
+            seg = got[audible[0] : audible[-1]]
+            assert abs(len(seg) - 8000) < 480  # the whole second crossed, give or take a few frames
+            assert abs(peak_hz(seg) - freq) < 15
+            assert 0.8 * rms(sine(freq, 1.0, 8000)) < rms(seg) < 1.2 * rms(sine(freq, 1.0, 8000))
+        assert br.frames_a_to_b > 50 and br.frames_b_to_a > 50
+        # unbridge: nothing crosses any more
+        b.unbridge()
+        assert not br.active
+        await caller.play_pcm(sine(440, 0.5, 8000))
+        after = pcm_of(await collect(to_callee, 0.3))
+        assert rms(after) < 50
+    finally:
+        for s in (caller, b, c, callee):
+            await s.close()
+
+
+async def test_bridge_rejects_double_bridge() -> None:
+    a = await MediaSession.create(host="127.0.0.1")
+    b = await MediaSession.create(host="127.0.0.1")
+    c = await MediaSession.create(host="127.0.0.1")
+    try:
+        a.bridge(b)
+        with pytest.raises(RuntimeError):
+            a.bridge(c)
+    finally:
+        for s in (a, b, c):
+            await s.close()
