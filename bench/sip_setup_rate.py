@@ -10,7 +10,7 @@ BYE -> 200) with a bounded number of concurrent calls, as fast as the server ans
 
 The ratio ours/bare is the number to watch. uvloop is used when importable.
 
-    .venv/bin/python bench/sip_setup_rate.py [--calls 3000] [--limit 64] [--rate 3000]
+    .venv/bin/python bench/sip_setup_rate.py [--calls 5000] [--limit 64] [--rate 10000]
 """
 
 from __future__ import annotations
@@ -49,13 +49,16 @@ def free_port() -> int:
 class BareResponder(asyncio.DatagramProtocol):
     """Answers INVITE and BYE with 200 (INVITE with a fixed SDP), ignores ACK. No state."""
 
-    SDP = b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n"
+    SDP = (
+        b"v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n"
+        b"m=audio 40000 RTP/AVP 0\r\n"
+    )
     KEEP = (b"via:", b"from:", b"to:", b"call-id:", b"cseq:")
 
-    def connection_made(self, transport) -> None:  # noqa: ANN001
+    def connection_made(self, transport) -> None:
         self.transport = transport
 
-    def datagram_received(self, data: bytes, addr) -> None:  # noqa: ANN001
+    def datagram_received(self, data: bytes, addr) -> None:
         if data.startswith(b"ACK"):
             return
         head = data.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
@@ -67,7 +70,9 @@ class BareResponder(asyncio.DatagramProtocol):
         self.transport.sendto(out, addr)
 
 
-async def run_sipp(port: int, calls: int, limit: int, rate: int, workdir: Path, tag: str) -> tuple[int, int, float]:
+async def run_sipp(
+    port: int, calls: int, limit: int, rate: int, workdir: Path, tag: str
+) -> tuple[int, int, float]:
     stats = workdir / f"{tag}.csv"
     sipp_port = free_port()
     cmd = [
@@ -96,7 +101,7 @@ async def run_sipp(port: int, calls: int, limit: int, rate: int, workdir: Path, 
 
 
 async def bench_ours(args: argparse.Namespace, workdir: Path) -> tuple[int, int, float]:
-    def on_request(ctx) -> None:  # noqa: ANN001
+    def on_request(ctx) -> None:
         if isinstance(ctx, IncomingInvite):
             body, _ = answer_offer(ctx.offer, "127.0.0.1", 40000)
             ctx.answer(body)
@@ -123,8 +128,9 @@ async def bench_bare(args: argparse.Namespace, workdir: Path) -> tuple[int, int,
 
 async def main(args: argparse.Namespace) -> None:
     loop_name = type(asyncio.get_running_loop()).__module__
-    print(f"machine: {platform.machine()} {os.cpu_count()} cpus, {platform.platform()}, python {platform.python_version()}")
-    print(f"event loop: {loop_name}; load: sipp -sn uac, {args.calls} calls, -l {args.limit}, -r {args.rate}, -d 0")
+    print(f"machine: {platform.machine()} {os.cpu_count()} cpus, {platform.platform()}")
+    print(f"python {platform.python_version()}, event loop: {loop_name}")
+    print(f"load: sipp -sn uac, {args.calls} calls, -l {args.limit}, -r {args.rate}, -d 0")
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         results = {}
@@ -136,10 +142,12 @@ async def main(args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--calls", type=int, default=3000)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--calls", type=int, default=5000)
     parser.add_argument("--limit", type=int, default=64)
-    parser.add_argument("--rate", type=int, default=3000)
+    parser.add_argument("--rate", type=int, default=10000)
     ns = parser.parse_args()
     if shutil.which("sipp") is None:
         raise SystemExit("sipp not found (apt-get install sip-tester)")

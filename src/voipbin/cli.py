@@ -88,12 +88,17 @@ def _accesskey_create(args: argparse.Namespace) -> int:
 
     async def run(platform):  # type: ignore[no-untyped-def]
         async with platform.db.session() as session:
+            permission = "customer_admin"
             if args.customer_id:
-                customer = await session.get(Customer, uuid.UUID(args.customer_id))
+                try:
+                    customer = await session.get(Customer, uuid.UUID(args.customer_id))
+                except ValueError:
+                    customer = None
                 customer_id = customer.id if customer else None
             else:
                 agent = (await session.execute(select(Agent).where(Agent.username == args.username))).scalar()
                 customer_id = agent.customer_id if agent else None
+                permission = agent.permission if agent else permission
             if customer_id is None:
                 print("error: no such customer", file=sys.stderr)
                 return 1
@@ -104,6 +109,7 @@ def _accesskey_create(args: argparse.Namespace) -> int:
                     name=args.name,
                     token_hash=hash_token(token),
                     token_prefix=token[:11],
+                    permission=permission,
                 )
             )
             await session.commit()

@@ -29,14 +29,14 @@ async def lookup(username: str, realm: str) -> str | None:
     return USERS.get(username)
 
 
-def make_registrar(clock=None) -> Registrar:  # noqa: ANN001
+def make_registrar(clock=None) -> Registrar:
     bindings = Bindings(clock) if clock else Bindings()
     auth = DigestAuthenticator("voipbin.test", clock=clock) if clock else None
     return Registrar("voipbin.test", lookup, bindings=bindings, authenticator=auth, min_expires=10)
 
 
 async def registrar_endpoint(registrar: Registrar) -> SipEndpoint:
-    async def on_request(ctx) -> None:  # noqa: ANN001
+    async def on_request(ctx) -> None:
         if ctx.request.method == "REGISTER":
             await registrar.handle(ctx)
         else:
@@ -106,12 +106,14 @@ def register_request(
     return msg
 
 
-async def authed(registrar: Registrar, user: str, password: str, **kw) -> object:  # noqa: ANN003
+async def authed(registrar: Registrar, user: str, password: str, **kw) -> object:
     src = Source("10.0.0.5", 5060, "udp")
     first = await registrar.process(register_request(user, kw.get("contacts", ["<sip:x@10.0.0.5>"])), src)
     assert first.status == 401
     challenge = DigestChallenge.parse(dict(first.headers)["WWW-Authenticate"])
-    auth = build_authorization(challenge, method="REGISTER", uri="sip:voipbin.test", username=user, password=password)
+    auth = build_authorization(
+        challenge, method="REGISTER", uri="sip:voipbin.test", username=user, password=password
+    )
     return await registrar.process(register_request(user, auth=auth, **kw), src)
 
 
@@ -151,11 +153,15 @@ async def test_registrar_rejects_other_users_aor_and_stale_nonce() -> None:
     src = Source("10.0.0.5", 5060, "udp")
     first = await registrar.process(register_request("1001", ["<sip:x@10.0.0.5>"]), src)
     ch = DigestChallenge.parse(dict(first.headers)["WWW-Authenticate"])
-    auth = build_authorization(ch, method="REGISTER", uri="sip:voipbin.test", username="alice", password="secret")
+    auth = build_authorization(
+        ch, method="REGISTER", uri="sip:voipbin.test", username="alice", password="secret"
+    )
     out = await registrar.process(register_request("1001", ["<sip:x@10.0.0.5>"], auth=auth), src)
     assert out.status == 403
     # the nonce goes stale: re-challenge with stale=true, not 403
-    auth = build_authorization(ch, method="REGISTER", uri="sip:voipbin.test", username="1001", password="pw1001")
+    auth = build_authorization(
+        ch, method="REGISTER", uri="sip:voipbin.test", username="1001", password="pw1001"
+    )
     now[0] += 3600
     out = await registrar.process(register_request("1001", ["<sip:x@10.0.0.5>"], auth=auth), src)
     assert out.status == 401 and "stale=true" in dict(out.headers)["WWW-Authenticate"]
@@ -195,7 +201,9 @@ async def test_registration_client_register_refresh_unregister() -> None:
         assert registrar.bindings.lookup("sip:1001@127.0.0.1") == []
         assert states[0] is True and states[-1] is False
         # wrong password -> RegistrationError with the 403
-        bad = Registration(client, f"sip:127.0.0.1:{server.port}", "sip:1001@127.0.0.1", "1001", "x", expires=60)
+        bad = Registration(
+            client, f"sip:127.0.0.1:{server.port}", "sip:1001@127.0.0.1", "1001", "x", expires=60
+        )
         with pytest.raises(RegistrationError) as info:
             await bad.start()
         assert info.value.response.status == 403

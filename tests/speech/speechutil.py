@@ -11,7 +11,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import audioop  # stdlib G.711 (deprecated in 3.11, fine for tests)
 
-_NUMBERS = dict(enumerate("zero one two three four five six seven eight nine ten".split()))
+_NUMBERS = dict(enumerate(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]))
 
 
 def normalize(text: str) -> list[str]:
@@ -50,4 +50,6 @@ def speech_bounds(pcm: bytes, rate: int, threshold_dbfs: float = -40.0) -> tuple
 def frames(pcm: bytes, rate: int, ms: int = 20) -> list[bytes]:
     size = rate * ms // 1000 * 2
     return [pcm[i : i + size] for i in range(0, len(pcm), size)]
+
+
 SENTENCE = "Please transfer me to the billing department before five today."

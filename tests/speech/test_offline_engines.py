@@ -10,7 +10,6 @@ import asyncio
 import time
 
 import pytest
-
 from speechutil import SENTENCE, frames, silence, ulaw_roundtrip, wer
 
 from voipbin.speech.registry import create_stt, create_tts

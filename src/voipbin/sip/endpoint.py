@@ -43,6 +43,7 @@ import contextlib
 import inspect
 import ipaddress
 import logging
+import socket
 import time
 from collections.abc import Awaitable, Callable, Generator, Iterable
 from dataclasses import dataclass
@@ -352,7 +353,10 @@ class IncomingInvite(IncomingRequest):
         ep = self.endpoint
         dialog = Dialog.from_uas(self.request, self.local_tag)
         dialog.state = DialogState.CONFIRMED
-        peer = self.source if not dialog.route_set else ep._resolve_sync(dialog.next_hop(), self.transport)
+        peer = self.source  # symmetric: in-dialog requests go back where the INVITE came from
+        if dialog.route_set:
+            with contextlib.suppress(ValueError):  # a named proxy: keep the source flow
+                peer = ep._resolve_sync(dialog.next_hop(), self.transport)
         call = Call(
             ep,
             dialog,
@@ -454,7 +458,11 @@ class OutgoingInvite:
             SipUri.parse(kw["request_uri"]) if isinstance(kw["request_uri"], str) else kw["request_uri"]
         )
         transport: str = kw["transport"]
-        self._dest = await ep._resolve(request_uri, transport)
+        try:
+            self._dest = await ep._resolve(request_uri, transport)
+        except (OSError, SipError) as exc:
+            log.info("cannot resolve %s: %s", request_uri, exc)
+            return InviteResult(503, "Service Unavailable (cannot resolve)")
         from_addr = NameAddr.parse(kw["from_uri"])
         from_addr.params["tag"] = new_tag()
         to_addr = NameAddr.parse(kw["to_uri"])
@@ -576,7 +584,7 @@ class SipEndpoint:
         self.on_request = on_request
         self.accept_methods = frozenset(accept_methods)
         self.timers = timers
-        self.transport = SipTransport(host, port, self._on_message)
+        self.transport = SipTransport(host, port, self._on_message, self._on_transport_error)
         self._client: dict[tuple[str, str], ClientTransaction] = {}
         self._server: dict[tuple[str, str, str], ServerTransaction] = {}
         self._txn_dest: dict[Any, Source] = {}
@@ -629,7 +637,7 @@ class SipEndpoint:
         except ValueError:
             pass
         loop = asyncio.get_running_loop()
-        infos = await loop.getaddrinfo(uri.host, uri.port or 5060, family=2)  # AF_INET; no SRV/NAPTR
+        infos = await loop.getaddrinfo(uri.host, uri.port or 5060, family=socket.AF_INET)  # no SRV/NAPTR
         if not infos:
             raise SipError(f"cannot resolve {uri.host}")
         tp = (uri.params.get("transport") or transport).lower()
@@ -815,6 +823,11 @@ class SipEndpoint:
         except Exception:
             log.exception("transaction timer failed")
 
+    def _on_transport_error(self, dest: Source) -> None:
+        for txn, d in list(self._txn_dest.items()):
+            if d == dest and isinstance(txn, ClientTransaction):
+                self._process(txn, txn.transport_error())
+
     def _send_msg(self, msg: SipRequest | SipResponse, dest: Source) -> None:
         self.transport.send(msg.serialize(), dest)
 
@@ -906,6 +919,14 @@ class SipEndpoint:
             ctx = IncomingRequest(self, req, source, txn)
         if method == "CANCEL":
             self._on_cancel(ctx, top.branch or "", top.sent_by)
+            return
+        require = req.headers.get_all("Require")
+        if require and method != "CANCEL":
+            # we implement no extensions (no 100rel, no timer): RFC 3261 §8.2.2.3
+            ctx.respond(420, headers=[("Unsupported", ", ".join(require))])
+            return
+        if method == "INVITE" and not req.headers.get("Contact"):
+            ctx.respond(400, "Bad Request (missing Contact)")
             return
         to_tag = req.to.tag
         if to_tag:

@@ -119,10 +119,13 @@ class _TcpProtocol(asyncio.Protocol):
 
 
 class SipTransport:
-    def __init__(self, host: str, port: int, on_message: OnMessage) -> None:
+    def __init__(
+        self, host: str, port: int, on_message: OnMessage, on_error: Callable[[Source], None] | None = None
+    ) -> None:
         self.host = host
         self.port = port
         self.on_message = on_message
+        self.on_error = on_error  # told when a destination is unreachable (TCP connect failed)
         self._udp: asyncio.DatagramTransport | None = None
         self._server: asyncio.Server | None = None
         self._tcp: dict[tuple[str, int], _TcpProtocol] = {}
@@ -199,5 +202,10 @@ class SipTransport:
         except (OSError, TimeoutError) as exc:
             log.info("tcp connect to %s failed: %s", addr, exc)
             self._pending.pop(addr, None)
+            if self.on_error is not None:
+                try:
+                    self.on_error(Source(addr[0], addr[1], "tcp"))
+                except Exception:
+                    log.exception("transport error callback failed")
         finally:
             self._connecting.pop(addr, None)

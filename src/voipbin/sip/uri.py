@@ -52,6 +52,8 @@ def _needs_quotes(value: str) -> bool:
 
 def _split_outside_quotes(text: str, sep: str) -> list[str]:
     """Split on ``sep`` except inside double quotes or ``<...>``."""
+    if '"' not in text and "<" not in text:
+        return text.split(sep)  # fast path: nothing can hide a separator
     parts: list[str] = []
     buf: list[str] = []
     quoted = False

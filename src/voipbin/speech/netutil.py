@@ -1,0 +1,59 @@
+"""Shared mapping of transport failures (websockets, httpx, SDK errors) onto typed speech errors."""
+
+from __future__ import annotations
+
+from voipbin.speech.errors import (
+    SpeechAuthError,
+    SpeechConnectionError,
+    SpeechError,
+    SpeechTimeout,
+    error_for_status,
+)
+
+
+def ws_url(base_url: str) -> str:
+    """``https://host`` -> ``wss://host`` (and http -> ws); ws(s) URLs pass through."""
+    base = base_url.rstrip("/")
+    if base.startswith("https://"):
+        return "wss://" + base[len("https://") :]
+    if base.startswith("http://"):
+        return "ws://" + base[len("http://") :]
+    return base
+
+
+def map_ws_error(exc: BaseException, provider: str) -> SpeechError:
+    """websockets handshake/close errors -> typed errors."""
+    from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
+
+    if isinstance(exc, SpeechError):
+        return exc
+    if isinstance(exc, InvalidStatus):
+        status = exc.response.status_code
+        return error_for_status(
+            status, f"{provider} rejected the connection: HTTP {status}", provider=provider
+        )
+    if isinstance(exc, ConnectionClosed):
+        rcvd = exc.rcvd
+        code = rcvd.code if rcvd else 1006
+        reason = rcvd.reason if rcvd else "no close frame"
+        if (code == 1008 and "key" in reason.lower()) or code == 4001:
+            return SpeechAuthError(f"{provider}: {reason}", provider=provider, status=401)
+        return SpeechConnectionError(f"{provider} connection lost ({code} {reason})", provider=provider)
+    if isinstance(exc, TimeoutError):
+        return SpeechTimeout(f"{provider} did not answer in time", provider=provider)
+    if isinstance(exc, (OSError, InvalidURI)):
+        return SpeechConnectionError(f"cannot connect to {provider}: {exc}", provider=provider)
+    return SpeechConnectionError(f"{provider} connection failed: {exc!r}", provider=provider)
+
+
+def map_httpx_error(exc: BaseException, provider: str) -> SpeechError:
+    import httpx
+
+    if isinstance(exc, SpeechError):
+        return exc
+    if isinstance(exc, httpx.TimeoutException):
+        return SpeechTimeout(f"{provider} did not answer in time", provider=provider)
+    if isinstance(exc, httpx.HTTPStatusError):
+        status = exc.response.status_code
+        return error_for_status(status, f"{provider} answered HTTP {status}", provider=provider)
+    return SpeechConnectionError(f"{provider} connection failed: {exc!r}", provider=provider)

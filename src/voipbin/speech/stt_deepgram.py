@@ -1,0 +1,175 @@
+"""Deepgram live STT through the official ``deepgram-sdk`` (``listen.v1.connect``).
+
+The SDK's ``DeepgramClientEnvironment`` lets us point it at any base URL (local fakes, proxies).
+We ask for interim results, VAD events and utterance-end messages and translate them:
+``SpeechStarted`` -> speech_started, ``Results`` (is_final false) -> interim, (is_final) -> final,
+``UtteranceEnd`` -> speech_ended. A stalled server raises :class:`SpeechTimeout` after ``timeout``
+seconds without a message while audio is owed an answer; a lost socket raises
+:class:`SpeechConnectionError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+from voipbin.speech.errors import SpeechConnectionError, SpeechTimeout, error_for_status
+from voipbin.speech.netutil import map_ws_error, ws_url
+from voipbin.speech.stt import STT, SttEvent, SttEventType
+
+DEFAULT_BASE_URL = "https://api.deepgram.com"
+
+
+def deepgram_environment(base_url: str | None):
+    from deepgram.environment import DeepgramClientEnvironment
+
+    if not base_url:
+        return DeepgramClientEnvironment.PRODUCTION
+    http = base_url.rstrip("/")
+    return DeepgramClientEnvironment(base=http, production=ws_url(http), agent=ws_url(http), agent_rest=http)
+
+
+class DeepgramSTT(STT):
+    provider = "deepgram"
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: str | None = None,
+        model: str = "nova-2",
+        endpointing_ms: int = 300,
+        utterance_end_ms: int = 1000,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.api_key = api_key
+        self.base_url = base_url
+        self.model = model
+        self.endpointing_ms = endpointing_ms
+        self.utterance_end_ms = utterance_end_ms
+        self._cm = None
+        self._sock = None
+        self._last_send = 0.0
+        self._last_recv = 0.0
+        self._in_speech = False
+
+    async def _open(self) -> None:
+        from deepgram import AsyncDeepgramClient
+        from deepgram.core.api_error import ApiError
+
+        client = AsyncDeepgramClient(api_key=self.api_key, environment=deepgram_environment(self.base_url))
+        params = dict(
+            model=self.model,
+            encoding="linear16",
+            sample_rate=str(self.sample_rate),
+            channels="1",
+            interim_results="true",
+            vad_events="true",
+            punctuate="true",
+            endpointing=str(self.endpointing_ms),
+            utterance_end_ms=str(self.utterance_end_ms),
+        )
+        if self.language:
+            params["language"] = self.language
+        self._cm = client.listen.v1.connect(**params)
+        try:
+            self._sock = await asyncio.wait_for(self._cm.__aenter__(), self.timeout)
+        except ApiError as exc:
+            self._fail_now(
+                error_for_status(exc.status_code or 500, f"deepgram: {exc.body}", provider=self.provider)
+            )
+        except Exception as exc:
+            self._fail_now(map_ws_error(exc, self.provider))
+        self._last_recv = time.monotonic()
+        self._spawn(self._receive())
+
+    def _fail_now(self, err) -> None:
+        self._fail(err)
+        raise err
+
+    async def _send_audio(self, pcm: bytes) -> None:
+        try:
+            await asyncio.wait_for(self._sock.send_media(pcm), self.timeout)
+        except Exception as exc:
+            err = map_ws_error(exc, self.provider)
+            self._fail(err)
+            raise err from exc
+        if self._last_send <= self._last_recv:
+            self._last_send = time.monotonic()
+
+    async def _close_input(self) -> None:
+        try:
+            await asyncio.wait_for(self._sock.send_close_stream(), self.timeout)
+        except Exception as exc:
+            self._fail(map_ws_error(exc, self.provider))
+        self._last_send = time.monotonic()
+
+    async def _abort(self) -> None:
+        if self._cm is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._cm.__aexit__(None, None, None), 1)
+
+    async def _receive(self) -> None:
+        from websockets.exceptions import ConnectionClosedOK
+
+        try:
+            while True:
+                try:
+                    msg = await asyncio.wait_for(self._sock.recv(), 0.25)
+                except TimeoutError:
+                    owed = self._closed or self._last_send > self._last_recv
+                    waited = time.monotonic() - max(self._last_recv, self._last_send if owed else 0)
+                    if owed and waited > self.timeout:
+                        raise SpeechTimeout("deepgram stopped answering", provider=self.provider) from None
+                    continue
+                self._last_recv = time.monotonic()
+                self._handle(msg)
+        except ConnectionClosedOK:
+            if not self._closed:
+                raise SpeechConnectionError(
+                    "deepgram closed the stream early", provider=self.provider
+                ) from None
+            if self._in_speech:
+                self._emit(SttEvent(SttEventType.SPEECH_ENDED, language=self.language))
+            self._finish()
+        except (SpeechTimeout, SpeechConnectionError):
+            raise
+        except Exception as exc:
+            raise map_ws_error(exc, self.provider) from exc
+        finally:
+            await self._abort()
+
+    def _handle(self, msg) -> None:
+        kind = getattr(msg, "type", None) or (msg.get("type") if isinstance(msg, dict) else None)
+        if kind == "SpeechStarted":
+            if not self._in_speech:
+                self._in_speech = True
+                self._emit(SttEvent(SttEventType.SPEECH_STARTED, start=msg.timestamp, language=self.language))
+        elif kind == "Results":
+            alts = msg.channel.alternatives
+            text = alts[0].transcript.strip() if alts else ""
+            if not text:
+                return
+            if not self._in_speech:  # vad_events can be late or off: a transcript implies speech
+                self._in_speech = True
+                self._emit(SttEvent(SttEventType.SPEECH_STARTED, start=msg.start, language=self.language))
+            self._emit(
+                SttEvent(
+                    SttEventType.FINAL if msg.is_final else SttEventType.INTERIM,
+                    text=text,
+                    start=msg.start,
+                    end=msg.start + msg.duration,
+                    confidence=alts[0].confidence,
+                    language=self.language,
+                )
+            )
+        elif kind == "UtteranceEnd":
+            if self._in_speech:
+                self._in_speech = False
+                self._emit(SttEvent(SttEventType.SPEECH_ENDED, end=msg.last_word_end, language=self.language))
+        elif kind == "Error" or (isinstance(msg, dict) and msg.get("type") == "Error"):
+            from voipbin.speech.errors import SpeechServerError
+
+            raise SpeechServerError(f"deepgram error: {msg}", provider=self.provider)
