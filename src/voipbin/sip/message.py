@@ -9,6 +9,7 @@ requests and responses, so code above this layer can use them without re-checkin
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from .headers import MULTI_VALUE, CSeq, Via, canonical_name, split_values
 from .uri import NameAddr, SipUri
 
 MAX_MESSAGE = 65535
+_BAD_NAME = re.compile(r'[ \t()<>@,;\\"/\[\]?={}]')  # separators not allowed in a token
 MAGIC_COOKIE = "z9hG4bK"
 
 REASONS = {
@@ -292,7 +294,7 @@ def _parse(data: bytes) -> SipRequest | SipResponse:
     for line in lines:
         name, colon, value = line.partition(":")
         name = name.strip()
-        if not colon or not name or any(c in name for c in ' \t()<>@,;\\"/[]?={}'):
+        if not colon or not name or _BAD_NAME.search(name):
             raise SipParseError(f"bad header line {line[:60]!r}")
         value = value.strip()
         canon = canonical_name(name)
