@@ -224,7 +224,7 @@ def main() -> None:
           f"{'WAV recorder' if args.record else 'inbound tap'} per session")  # fmt: skip
     hdr = (
         f"{'N':>4} {'mode':>8} {'pkt/s':>7} {'cpu':>6} {'ratio':>6} {'wire gap':>9} {'in gap':>7} "
-        f"{'loop lag':>8} {'late':>5} {'skip':>5} {'lost':>5}"
+        f"{'loop lag':>8} {'late':>6} {'skip':>5} {'lost':>5} {'peer cpu':>8}"
     )
     print(hdr)
     for n in [int(x) for x in args.sizes.split(",")]:

@@ -148,12 +148,15 @@ if __name__ == "__main__":
     parser.add_argument("--calls", type=int, default=5000)
     parser.add_argument("--limit", type=int, default=64)
     parser.add_argument("--rate", type=int, default=10000)
+    parser.add_argument("--no-uvloop", action="store_true", help="use the stock asyncio loop")
     ns = parser.parse_args()
     if shutil.which("sipp") is None:
         raise SystemExit("sipp not found (apt-get install sip-tester)")
     try:
         import uvloop
-
-        uvloop.run(main(ns))
     except ImportError:
+        uvloop = None
+    if uvloop is not None and not ns.no_uvloop:
+        uvloop.run(main(ns))
+    else:
         asyncio.run(main(ns))

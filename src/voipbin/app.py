@@ -14,6 +14,7 @@ from voipbin import __version__
 from voipbin.api.errors import install_error_handlers
 from voipbin.api.routes import (
     accesskeys,
+    activeflows,
     ais,
     auth,
     billing,
@@ -22,6 +23,7 @@ from voipbin.api.routes import (
     extensions,
     flows,
     numbers,
+    recordings,
     trunks,
 )
 from voipbin.calls.manager import UnavailableCallManager
@@ -62,13 +64,26 @@ async def start_platform(platform: Platform) -> None:
     created = await bootstrap(platform)
     if created is not None:
         print_bootstrap(created)
+    if platform.calls is None and platform.settings.telephony:
+        from voipbin.calls.telephony import SipCallManager
+
+        manager = SipCallManager(platform)
+        try:
+            await manager.start()
+            platform.calls = manager
+        except OSError as exc:
+            why = f"SIP could not listen on port {platform.settings.sip_port}: {exc}"
+            log.error("%s; calls will fail until this is fixed (VOIPBIN_SIP_PORT)", why)
+            platform.calls = UnavailableCallManager(platform, why)
     if platform.calls is None:
-        platform.calls = UnavailableCallManager(platform, "telephony is not running in this process")
+        platform.calls = UnavailableCallManager(platform, "telephony is disabled (VOIPBIN_TELEPHONY=false)")
 
 
 async def stop_platform(platform: Platform) -> None:
     if platform.calls is not None:
         await platform.calls.close()
+    if platform.flows is not None:
+        await platform.flows.close()
     await platform.db.close()
 
 
@@ -95,7 +110,20 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     )
     app.state.platform = platform
     install_error_handlers(app)
-    for module in (auth, customer, accesskeys, flows, ais, numbers, extensions, billing, trunks, calls):
+    for module in (
+        auth,
+        customer,
+        accesskeys,
+        flows,
+        ais,
+        numbers,
+        extensions,
+        billing,
+        trunks,
+        calls,
+        recordings,
+        activeflows,
+    ):
         app.include_router(module.router)
 
     @app.get("/health", tags=["health"], summary="Liveness and database check")

@@ -13,6 +13,7 @@ import secrets
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,6 +33,11 @@ class Settings(BaseSettings):
     # Address written into SDP/Contact; empty -> derived from sip_host (127.0.0.1 when 0.0.0.0).
     sip_public_host: str = ""
     sip_domain: str = "voipbin.local"
+    # Development carrier: phones may REGISTER an E.164 number as their user and receive `tel` calls
+    # when no trunk route matches. "loopback" (only local phones), "any", or "off".
+    devcarrier: Literal["loopback", "any", "off"] = "loopback"
+    # Run the SIP/RTP side in `voipbin serve` (off: the API only; calls then fail with a clear reason).
+    telephony: bool = True
     rtp_port_min: int = 20000
     rtp_port_max: int = 20999
 
@@ -47,6 +53,8 @@ class Settings(BaseSettings):
     number_price: int = 5_000_000  # micros charged when a number is bought
     call_rate_per_minute: int = 10_000  # micros per started minute of an outgoing tel call
 
+    # Directories `play` may read local files from (os.pathsep separated); empty -> <data_dir>/media.
+    flow_media_dirs: str = ""
     dial_timeout: float = 60.0
     max_call_duration: float = 3600.0
     login_max_failures: int = 5  # failed logins per client address per window before 429

@@ -12,6 +12,7 @@ from voipbin.store.db import Database
 
 if TYPE_CHECKING:
     from voipbin.calls.manager import CallManager
+    from voipbin.flow.engine import FlowEngine
 
 
 @dataclass
@@ -22,3 +23,4 @@ class Platform:
     encryptor: Encryptor
     events: EventBus = field(default_factory=EventBus)
     calls: CallManager | None = None
+    flows: FlowEngine | None = None

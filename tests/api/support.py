@@ -55,6 +55,7 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
         admin_password="admin-password-1",
         login_max_failures=3,
         login_window_seconds=60,
+        telephony=False,
     )
 
 

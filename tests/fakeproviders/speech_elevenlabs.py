@@ -74,8 +74,8 @@ class FakeElevenLabs:
         async def speak(text: str) -> None:
             pcm = tone(0.05 * len(text), 16000)
             for i in range(0, len(pcm), 3200):
-                await conn.send(json.dumps({"audio": base64.b64encode(pcm[i : i + 3200]).decode(), "isFinal": False,
-                                            "normalizedAlignment": None}))  # fmt: skip
+                audio = base64.b64encode(pcm[i : i + 3200]).decode()
+                await conn.send(json.dumps({"audio": audio, "isFinal": False, "normalizedAlignment": None}))
                 if self.drop_after_audio:
                     self.ws.drop(conn)
                     await asyncio.sleep(1)
@@ -106,6 +106,7 @@ class FakeElevenLabs:
             if "file" not in parts or "model_id" not in parts:
                 return json_response(422, {"detail": "file and model_id are required"})
             text = self.script.pop(0) if self.script else "hello world"
-            return json_response(200, {"language_code": "eng", "language_probability": 0.99, "text": text,
-                                       "words": [{"text": w, "type": "word"} for w in text.split()]})  # fmt: skip
+            words = [{"text": w, "type": "word"} for w in text.split()]
+            body = {"language_code": "eng", "language_probability": 0.99, "text": text, "words": words}
+            return json_response(200, body)
         return json_response(404, {"detail": "not found"})

@@ -184,7 +184,9 @@ class FakeWsServer:
     async def stop(self) -> None:
         self.release.set()
         if self._server:
-            self._server.close()
+            self._server.close(close_connections=False)
+            for conn in list(self._server.connections):
+                conn.transport.abort()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 2)
 

@@ -283,3 +283,50 @@ async def test_allocator_ports_released_on_close() -> None:
     assert alloc.available == 3
     again = await MediaSession.create(alloc, host="127.0.0.1")
     await again.close()
+
+
+async def test_streamed_chunks_of_odd_sizes_arrive_exactly(pair) -> None:
+    """TTS-style streaming: chunks that do not align to 20 ms frames are reassembled without gaps."""
+    a, b = pair
+    tap = b.tap("in", maxsize=500)
+    tone = sine(523, 0.8)
+    sizes = [1, 77, 160, 161, 333, 7, 1000]
+    chunks, pos, i = [], 0, 0
+    while pos < len(tone):
+        chunks.append(tone[pos : pos + sizes[i % len(sizes)]].tobytes())
+        pos += sizes[i % len(sizes)]
+        i += 1
+
+    async def stream():
+        for c in chunks:
+            yield c
+            await asyncio.sleep(0)
+
+    assert await a.play_pcm(stream())
+    got = pcm_of(await collect(tap, 0.3))
+    expected = np.frombuffer(G711Codec(0).decode(G711Codec(0).encode(tone)), np.int16)
+    s, e = first_nonzero(got), first_nonzero(expected)
+    assert np.array_equal(got[s : s + len(expected) - e], expected[e:])
+
+
+async def test_slow_tap_consumer_drops_oldest_and_never_blocks(pair) -> None:
+    _, b = pair
+    slow = b.tap("in", maxsize=5)
+    fast = b.tap("in", maxsize=500)
+    sent_before = b.stats.packets_out
+    await asyncio.sleep(0.5)
+    assert slow.qsize() == 5 and slow.dropped >= 15
+    kept = [slow.get_nowait() for _ in range(5)]
+    assert [f.tick for f in kept] == sorted(f.tick for f in kept)
+    assert kept[-1].tick >= (await collect(fast, 0.01))[-1].tick - 1  # the newest frames were kept
+    assert b.stats.packets_out - sent_before >= 20  # the clock kept running meanwhile
+    b.untap(slow)
+    assert slow.closed
+
+
+async def test_inbound_is_not_decoded_without_listeners(pair) -> None:
+    """With no tap the jitter buffer still drains (no overflow, no loss), decoding is skipped."""
+    a, b = pair
+    await a.play_pcm(sine(440, 0.5))
+    assert b.rtp.jitter.overflow_dropped == 0 and b.stats.lost == 0
+    assert len(b.rtp.jitter) <= b.rtp.jitter.max_depth

@@ -82,3 +82,32 @@ def test_forged_nonce_is_rechallenged() -> None:
     )
     assert a.verify(cred, "REGISTER", password="p") is AuthResult.MISSING
     assert a.nonce_status("not-base64!!") is AuthResult.INVALID
+
+
+async def test_authenticate_request_proxy_flow() -> None:
+    from voipbin.sip import authenticate_request, make_response, parse_message
+
+    auth = DigestAuthenticator("pbx")
+
+    async def lookup(user: str, realm: str) -> str | None:
+        return {"1001": "pw"}.get(user)
+
+    raw = (
+        "INVITE sip:2000@pbx SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.5;branch=z9hG4bK1\r\n"
+        "From: <sip:1001@pbx>;tag=a\r\nTo: <sip:2000@pbx>\r\nCall-ID: x\r\nCSeq: 1 INVITE\r\n"
+        "Contact: <sip:1001@10.0.0.5>\r\n{auth}Content-Length: 0\r\n\r\n"
+    )
+    req = parse_message(raw.format(auth="").encode())
+    first = await authenticate_request(auth, req, lookup, proxy=True)
+    assert not first.ok and first.status == 407
+    resp = make_response(req, 407, headers=first.headers or [])
+    challenge = resp.headers.get("Proxy-Authenticate")
+    assert challenge is not None
+    for password, want in (("pw", 200), ("bad", 403)):
+        value = build_authorization(
+            challenge, method="INVITE", uri="sip:2000@pbx", username="1001", password=password
+        )
+        req2 = parse_message(raw.format(auth=f"Proxy-Authorization: {value}\r\n").encode())
+        check = await authenticate_request(auth, req2, lookup, proxy=True)
+        assert check.status == want and check.ok == (want == 200)
+        assert check.username == "1001"

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import string
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from voipbin.sip import NameAddr, SipParseError, SipRequest, SipResponse, SipUri, make_response, parse_message
 from voipbin.sip.headers import CSeq, Via
@@ -139,3 +143,28 @@ def test_uri_and_name_addr() -> None:
 def test_via_tolerates_spaces() -> None:
     v = Via.parse("SIP / 2.0 / UDP 10.0.0.1:5060 ; branch=z9hG4bK1")
     assert v.transport == "UDP" and v.host == "10.0.0.1" and v.branch == "z9hG4bK1"
+
+
+_token = st.text(alphabet=string.ascii_letters + string.digits + "-_.!~*'", min_size=1, max_size=12)
+_host = st.one_of(
+    st.from_regex(r"[a-z][a-z0-9\-]{0,10}(\.[a-z][a-z0-9\-]{0,10}){0,3}", fullmatch=True),
+    st.ip_addresses(v=4).map(str),
+    st.ip_addresses(v=6).map(lambda a: f"[{a}]"),
+)
+_uris = st.builds(
+    SipUri,
+    scheme=st.sampled_from(["sip", "sips"]),
+    user=st.none() | _token,
+    host=_host,
+    port=st.none() | st.integers(1, 65535),
+    params=st.dictionaries(_token.map(str.lower), st.none() | _token, max_size=3),
+)
+
+
+@given(_uris, st.none() | st.text(alphabet=string.ascii_letters + ' ,"\\', max_size=10), st.none() | _token)
+def test_uri_and_name_addr_round_trip(uri: SipUri, display: str | None, tag: str | None) -> None:
+    assert SipUri.parse(str(uri)) == uri
+    na = NameAddr(uri, display or None, {"tag": tag} if tag else {})
+    again = NameAddr.parse(str(na))
+    assert again.uri == uri and again.tag == tag
+    assert again.display_name == (display or None)

@@ -168,7 +168,8 @@ async def test_registrar_rejects_other_users_aor_and_stale_nonce() -> None:
 
 
 @pytest.mark.timeout(60)
-async def test_registration_client_register_refresh_unregister() -> None:
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+async def test_registration_client_register_refresh_unregister(transport: str) -> None:
     registrar = make_registrar()
     server = await registrar_endpoint(registrar)
     client = SipEndpoint("127.0.0.1", 0)
@@ -182,13 +183,16 @@ async def test_registration_client_register_refresh_unregister() -> None:
             "1001",
             "pw1001",
             expires=12,
+            transport=transport,
             on_state=lambda ok, resp: states.append(ok),
         )
         reg.refresh_delay = lambda: 0.5  # type: ignore[method-assign]  # refresh quickly in the test
         resp = await reg.start()
         assert resp.status == 200 and reg.registered and reg.granted == 12
         bindings = registrar.bindings.lookup("sip:1001@127.0.0.1")
-        assert [b.contact for b in bindings] == [f"sip:1001@127.0.0.1:{client.port}"]
+        suffix = ";transport=tcp" if transport == "tcp" else ""
+        assert [b.contact for b in bindings] == [f"sip:1001@127.0.0.1:{client.port}{suffix}"]
+        assert bindings[0].source.transport == transport
         first_cseq = bindings[0].cseq
         for _ in range(40):
             if reg.refreshes >= 2:

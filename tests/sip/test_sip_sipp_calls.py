@@ -223,3 +223,21 @@ async def test_our_uac_digest_checked_by_our_server(endpoint: SipEndpoint) -> No
         assert await asyncio.wait_for(server_calls[0].ended, 2) == "remote_bye"
     finally:
         await server.stop()
+
+
+async def test_sipp_uas_hangs_up_our_call(endpoint: SipEndpoint, sipp: SippLauncher) -> None:
+    run = await sipp.start_server("-m", "1", scenario="uas_answer_then_bye.xml")
+    byes: list[str] = []
+    result = await endpoint.invite(
+        f"sip:service@127.0.0.1:{run.port}",
+        "<sip:alice@127.0.0.1>",
+        "<sip:bob@127.0.0.1>",
+        build_sdp("127.0.0.1", 30000),
+        timeout=5,
+    )
+    assert result.ok and result.call is not None
+    assert result.call.media is not None and result.call.media.codec == "PCMA"  # answerer chose PCMA
+    result.call.on_bye = lambda req: byes.append(req.call_id)
+    assert await asyncio.wait_for(result.call.ended, 5) == "remote_bye"
+    assert byes == [result.call.call_id]
+    assert await run.wait() == 0, run.errors()

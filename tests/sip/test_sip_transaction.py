@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from voipbin.sip import SipRequest, SipResponse, make_response, parse_message
 from voipbin.sip.transaction import (
     ClientTransaction,
@@ -180,3 +183,48 @@ def test_server_non_invite_tcp_terminates_at_once() -> None:
     txn = ServerTransaction(r, reliable=True, timers=T)
     ev = txn.send_response(resp(r, 200), 0)
     assert isinstance(ev[0], SendMessage) and isinstance(ev[-1], TransactionTerminated)
+
+
+STEPS = st.lists(
+    st.one_of(
+        st.tuples(st.just("resp"), st.sampled_from([100, 180, 200, 202, 401, 486, 500, 603])),
+        st.tuples(st.just("tick"), st.floats(0, 40)),
+        st.tuples(st.just("req"), st.sampled_from(["same", "ACK"])),
+        st.tuples(st.just("ack2xx"), st.just(0)),
+    ),
+    max_size=25,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.sampled_from(["INVITE", "BYE"]), st.booleans(), st.booleans(), STEPS)
+def test_random_event_sequences_keep_machines_consistent(method, reliable, client, steps) -> None:
+    """Any order of responses, requests and timer ticks: no exception, sane states, no stray timers."""
+    r = req(method)
+    now = 0.0
+    if client:
+        txn = ClientTransaction(r, reliable=reliable, timers=T)
+        txn.start(now)
+    else:
+        txn = ServerTransaction(r, reliable=reliable, timers=T)
+    finals = 0
+    for kind, arg in steps:
+        if kind == "tick":
+            now += arg
+            events = txn.poll(now)
+        elif kind == "resp":
+            events = (
+                txn.receive_response(resp(r, arg), now) if client else txn.send_response(resp(r, arg), now)
+            )
+        elif kind == "req":
+            events = [] if client else txn.receive_request(req("ACK") if arg == "ACK" else r, now)
+        else:
+            events = [] if client else txn.ack_2xx_received()
+        finals += sum(1 for e in events if isinstance(e, ResponseReceived) and e.response.status >= 200)
+        if reliable and kind == "tick":
+            assert not any(isinstance(e, SendMessage) for e in events)  # no retransmission on TCP
+        if txn.state is State.TERMINATED:
+            assert txn.next_deadline() is None
+    assert finals <= 1  # the TU sees at most one final response
+    if txn.state is not State.TERMINATED:
+        assert txn.next_deadline() is not None or txn.state in (State.PROCEEDING, State.TRYING)

@@ -11,7 +11,9 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
     import audioop  # stdlib G.711 (deprecated in 3.11, fine for tests)
 
-_NUMBERS = dict(enumerate(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"]))
+_NUMBERS = dict(
+    enumerate(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten"])
+)
 
 
 def normalize(text: str) -> list[str]:

@@ -76,6 +76,11 @@ class DtmfDecoder:
         self._duration = 0
         self._last_seen = 0.0
 
+    @property
+    def active(self) -> bool:
+        """An event is in progress (``poll`` may finish it)."""
+        return self._ts is not None
+
     def _finish(self) -> DtmfDigit | None:
         ts, self._ts = self._ts, None
         if ts is None:

@@ -63,26 +63,30 @@ ULAW_DECODE = _build_ulaw_decode()
 ALAW_DECODE = _build_alaw_decode()
 
 
+_U8 = np.dtype(np.uint8)
+_U16 = np.dtype(np.uint16)
+
+
 def _as_uint16(pcm: bytes | np.ndarray) -> np.ndarray:
     if isinstance(pcm, np.ndarray):
         return pcm.astype(np.int16, copy=False).view(np.uint16)
-    return np.frombuffer(pcm, dtype=np.uint16)
+    return np.frombuffer(pcm, dtype=_U16)
 
 
 def ulaw_encode(pcm: bytes | np.ndarray) -> bytes:
-    return ULAW_ENCODE[_as_uint16(pcm)].tobytes()
+    return ULAW_ENCODE.take(_as_uint16(pcm)).tobytes()
 
 
 def alaw_encode(pcm: bytes | np.ndarray) -> bytes:
-    return ALAW_ENCODE[_as_uint16(pcm)].tobytes()
+    return ALAW_ENCODE.take(_as_uint16(pcm)).tobytes()
 
 
 def ulaw_decode(data: bytes) -> bytes:
-    return ULAW_DECODE[np.frombuffer(data, dtype=np.uint8)].tobytes()
+    return ULAW_DECODE.take(np.frombuffer(data, dtype=_U8)).tobytes()
 
 
 def alaw_decode(data: bytes) -> bytes:
-    return ALAW_DECODE[np.frombuffer(data, dtype=np.uint8)].tobytes()
+    return ALAW_DECODE.take(np.frombuffer(data, dtype=_U8)).tobytes()
 
 
 class G711Codec:
@@ -101,10 +105,13 @@ class G711Codec:
         self.silence = silence
 
     def encode(self, pcm: bytes | np.ndarray) -> bytes:
-        return self._enc[_as_uint16(pcm)].tobytes()
+        if type(pcm) is bytes:  # the per-frame hot path
+            return self._enc.take(np.frombuffer(pcm, dtype=_U16)).tobytes()
+        return self._enc.take(_as_uint16(pcm)).tobytes()
 
     def decode(self, data: bytes) -> bytes:
-        return self._dec[np.frombuffer(data, dtype=np.uint8)].tobytes()
+        # ``take`` is measurably cheaper than fancy indexing for 160-sample frames.
+        return self._dec.take(np.frombuffer(data, dtype=_U8)).tobytes()
 
 
 def codec_for(payload_type: int) -> G711Codec:

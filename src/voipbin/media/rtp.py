@@ -110,6 +110,15 @@ def build_header(payload_type: int, seq: int, timestamp: int, ssrc: int, marker:
     )
 
 
+def parse_plain(data: bytes) -> tuple[int, bool, int, int, int, bytes] | None:
+    """Fast path for the common packet (V=2, no padding/extension/CSRC): (pt, marker, seq, ts, ssrc,
+    payload). None means "use :meth:`RtpPacket.parse`" — it validates and handles the rest."""
+    if len(data) < 12 or data[0] != 0x80:
+        return None
+    _, b1, seq, ts, ssrc = _HEADER.unpack_from(data, 0)
+    return b1 & 0x7F, bool(b1 & 0x80), seq, ts, ssrc, data[12:]
+
+
 def is_rtcp(data: bytes) -> bool:
     """RFC 5761 demultiplexing: RTCP packet types 192..223 occupy the RTP marker+PT byte."""
     return len(data) >= 2 and 192 <= data[1] <= 223

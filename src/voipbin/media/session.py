@@ -50,7 +50,7 @@ from voipbin.media.g711 import PT_PCMA, PT_PCMU, G711Codec
 from voipbin.media.jitter import JitterBuffer, Playout
 from voipbin.media.ports import PortAllocator
 from voipbin.media.resample import StreamResampler
-from voipbin.media.rtp import RtpPacket, build_header, is_rtcp
+from voipbin.media.rtp import RtpPacket, build_header, is_rtcp, parse_plain
 from voipbin.media.stats import ReceiveStats, RtpStats
 from voipbin.media.taps import Direction, Frame, Tap
 from voipbin.media.wav import FRAME_BYTES, FRAME_SAMPLES, MEDIA_RATE, iter_wav_pcm
@@ -146,6 +146,7 @@ class RtpSession:
         self._last_in = SILENCE_PCM
         self._conceal_run = 0
         self._had_audio = False
+        self._skip_owed = 0
         self._dtmf_rx = DtmfDecoder(timeout=dtmf_timeout)
         self._dtmf_callbacks: list[Callable[[DtmfDigit], None]] = []
         self.dtmf_queue: asyncio.Queue[DtmfDigit] = asyncio.Queue(maxsize=64)
@@ -287,22 +288,43 @@ class RtpSession:
         Returns False if ``flush()`` or ``close()`` discarded the audio while waiting.
         """
         gen = self._generation
-        data = pcm.astype("<i2", copy=False).tobytes() if isinstance(pcm, np.ndarray) else pcm
-        self._partial += data
-        while len(self._partial) >= FRAME_BYTES or (final and self._partial):
-            while len(self._queue) >= self.playout_frames:
-                if self._closed or gen != self._generation:
+        if isinstance(pcm, np.ndarray):
+            view = memoryview(np.ascontiguousarray(pcm, dtype="<i2")).cast("B")
+        else:
+            view = memoryview(pcm).cast("B")
+        pos, size = 0, len(view)
+        partial = self._partial
+        if partial:  # complete the frame left over from the previous call
+            take = min(FRAME_BYTES - len(partial), size)
+            partial += view[:take]
+            pos = take
+            if len(partial) == FRAME_BYTES:
+                if not await self._wait_space(gen):
                     return False
-                fut = asyncio.get_running_loop().create_future()
-                self._space_waiters.append(fut)
-                await fut
+                self._queue.append(bytes(partial))
+                partial.clear()
+        # Whole frames are sliced straight from the caller's buffer (no copy of the whole input).
+        while pos + FRAME_BYTES <= size:
+            if not await self._wait_space(gen):
+                return False
+            self._queue.append(view[pos : pos + FRAME_BYTES].tobytes())
+            pos += FRAME_BYTES
+        if pos < size:
+            partial += view[pos:]
+        if final and partial:
+            if not await self._wait_space(gen):
+                return False
+            self._queue.append(bytes(partial) + bytes(FRAME_BYTES - len(partial)))
+            partial.clear()
+        return not self._closed and gen == self._generation
+
+    async def _wait_space(self, gen: int) -> bool:
+        while len(self._queue) >= self.playout_frames:
             if self._closed or gen != self._generation:
                 return False
-            frame = bytes(self._partial[:FRAME_BYTES])
-            del self._partial[:FRAME_BYTES]
-            if len(frame) < FRAME_BYTES:
-                frame += bytes(FRAME_BYTES - len(frame))
-            self._queue.append(frame)
+            fut = asyncio.get_running_loop().create_future()
+            self._space_waiters.append(fut)
+            await fut
         return not self._closed and gen == self._generation
 
     def push_frame(self, pcm: bytes, max_queue: int = 5) -> None:
@@ -481,30 +503,61 @@ class RtpSession:
         self._last_sent_ts = ts
 
     def _inbound_tick(self, n: int) -> None:
-        if self._dtmf_rx._ts is not None and self._loop is not None:
+        if self._dtmf_rx.active and self._loop is not None:
             for d in self._dtmf_rx.poll(self._loop.time()):
                 self._deliver_dtmf(d)
+        if not self._sinks["in"]:
+            # Nobody listens: keep the jitter buffer moving at the media rate (by samples, so 40 ms
+            # packets are consumed every other tick) but skip decoding and concealment.
+            self._in_pcm.clear()
+            self._last_in = SILENCE_PCM
+            self._skip_owed += FRAME_SAMPLES
+            while self._skip_owed > 0:
+                status, item = self.jitter.pop()
+                if status is Playout.EMPTY:
+                    self._skip_owed = 0
+                    break
+                self._skip_owed -= len(item[1]) if item is not None and item[0] >= 0 else FRAME_SAMPLES
+            return
         buf = self._in_pcm
-        while len(buf) < FRAME_BYTES:
+        if not buf:  # fast path: one 20 ms packet -> one frame, no reassembly copies
             status, item = self.jitter.pop()
             if status is Playout.OK:
                 assert item is not None
                 pt, payload = item
-                if pt < 0:  # a telephone-event slot
-                    buf += SILENCE_PCM
-                    continue
-                pcm = self._decoders[pt].decode(payload)
-                self._last_in = pcm[-FRAME_BYTES:] if len(pcm) >= FRAME_BYTES else self._last_in
-                self._conceal_run = 0
-                self._had_audio = True
-                buf += pcm
-            elif status is Playout.LOST or (self._had_audio and self._conceal_run < 2):
-                buf += self._conceal()
-            else:
-                buf += SILENCE_PCM
+                if pt >= 0 and len(payload) == FRAME_SAMPLES:
+                    pcm = self._decoders[pt].decode(payload)
+                    self._last_in = pcm
+                    self._conceal_run = 0
+                    self._had_audio = True
+                    self._emit("in", n, pcm)
+                    return
+            self._absorb(status, item)
+        while len(buf) < FRAME_BYTES:
+            self._absorb(*self.jitter.pop())
         pcm = bytes(buf[:FRAME_BYTES])
         del buf[:FRAME_BYTES]
         self._emit("in", n, pcm)
+
+    def _absorb(self, status: Playout, item: tuple[int, bytes] | None) -> None:
+        """Append one playout slot's worth of PCM to the reassembly buffer."""
+        buf = self._in_pcm
+        if status is Playout.OK:
+            assert item is not None
+            pt, payload = item
+            if pt < 0:  # a telephone-event slot
+                buf += SILENCE_PCM
+                return
+            pcm = self._decoders[pt].decode(payload)
+            if len(pcm) >= FRAME_BYTES:
+                self._last_in = pcm[-FRAME_BYTES:]
+            self._conceal_run = 0
+            self._had_audio = True
+            buf += pcm
+        elif status is Playout.LOST or (self._had_audio and self._conceal_run < 2):
+            buf += self._conceal()
+        else:
+            buf += SILENCE_PCM
 
     def _conceal(self) -> bytes:
         """Packet-loss concealment by repetition: last frame at -6 dB, then -12 dB, then silence."""
@@ -517,18 +570,24 @@ class RtpSession:
 
     # ------------------------------------------------------------------ receive path
     def _on_rtp(self, data: bytes, addr: tuple[str, int]) -> None:
-        try:
-            pkt = RtpPacket.parse(data)
-        except MediaParseError:
-            self.stats.malformed_in += 1
-            return
+        fast = parse_plain(data)
+        if fast is not None:
+            pt, _, seq, ts, ssrc, payload = fast
+        else:
+            try:
+                pkt = RtpPacket.parse(data)
+            except MediaParseError:
+                self.stats.malformed_in += 1
+                return
+            pt, seq, ts, ssrc, payload = (
+                pkt.payload_type, pkt.sequence_number, pkt.timestamp, pkt.ssrc, pkt.payload,
+            )  # fmt: skip
         if self.latch and not self._latched and self.remote is not None:
             self.remote = addr
             self.remote_rtcp = (addr[0], addr[1] + 1)
             self._latched = True
-        pt = pkt.payload_type
         self.stats.packets_in += 1
-        self.stats.bytes_in += len(pkt.payload)
+        self.stats.bytes_in += len(payload)
         is_dtmf = pt == self.dtmf_pt and pt is not None
         if not is_dtmf and pt not in self._decoders:
             self.stats.unknown_pt_in += 1
@@ -537,21 +596,21 @@ class RtpSession:
         now = self._loop.time()
         if is_dtmf:
             try:
-                digits = self._dtmf_rx.feed(pkt.timestamp, pkt.payload, now)
+                digits = self._dtmf_rx.feed(ts, payload, now)
             except MediaParseError:
                 self.stats.malformed_in += 1
                 return
             for d in digits:
                 self._deliver_dtmf(d)
-        if pkt.ssrc != self._remote_ssrc:
+        if ssrc != self._remote_ssrc:
             if self._remote_ssrc is not None:  # new source (peer restarted or re-INVITE): start over
                 self.jitter.reset()
                 self._rx.reset()
-            self._remote_ssrc = pkt.ssrc
+            self._remote_ssrc = ssrc
         # Events share the audio sequence space: they take their slot in the buffer (played as
         # silence) so they are neither counted nor concealed as loss.
-        self._rx.update(pkt.sequence_number, pkt.timestamp, now, timing=not is_dtmf)
-        if not self.jitter.push(pkt.sequence_number, (-1, b"") if is_dtmf else (pt, pkt.payload)):
+        self._rx.update(seq, ts, now, timing=not is_dtmf)
+        if not self.jitter.push(seq, (-1, b"") if is_dtmf else (pt, payload)):
             self.stats.late_or_duplicate += 1
 
     def _deliver_dtmf(self, digit: DtmfDigit) -> None:

@@ -10,14 +10,12 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 Direction = Literal["in", "out"]
 
 
-@dataclass(slots=True, frozen=True)
-class Frame:
+class Frame(NamedTuple):
     """20 ms of 8 kHz mono PCM16LE (320 bytes). ``tick`` is the session clock index, shared by both
     directions, so consumers can align inbound and outbound audio."""
 

@@ -18,7 +18,15 @@ the asyncio parts are tested against SIPp on loopback.
 """
 
 from .dialog import Dialog
-from .digest import AuthResult, DigestAuthenticator, DigestChallenge, DigestCredentials, build_authorization
+from .digest import (
+    AuthCheck,
+    AuthResult,
+    DigestAuthenticator,
+    DigestChallenge,
+    DigestCredentials,
+    authenticate_request,
+    build_authorization,
+)
 from .endpoint import Call, IncomingInvite, IncomingRequest, InviteResult, OutgoingInvite, SipEndpoint
 from .errors import SdpNegotiationError, SdpParseError, SipError, SipParseError, SipTransportError
 from .message import SipRequest, SipResponse, make_response, parse_message
@@ -30,6 +38,7 @@ from .transport import Source
 from .uri import NameAddr, SipUri
 
 __all__ = [
+    "AuthCheck",
     "AuthResult",
     "Binding",
     "Bindings",
@@ -60,6 +69,7 @@ __all__ = [
     "Source",
     "TimerConfig",
     "answer_offer",
+    "authenticate_request",
     "build_authorization",
     "build_sdp",
     "make_response",

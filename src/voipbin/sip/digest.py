@@ -14,9 +14,10 @@ import hmac
 import secrets
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from .errors import SipParseError
 from .headers import format_auth_params, parse_auth_params
@@ -266,3 +267,45 @@ class DigestAuthenticator:
         if not hmac.compare_digest(expected, cred.response.lower()):
             return AuthResult.INVALID
         return AuthResult.STALE if status is AuthResult.STALE else AuthResult.OK
+
+
+@dataclass
+class AuthCheck:
+    """Outcome of :func:`authenticate_request`: ``ok`` or the response to send (401/407/403)."""
+
+    ok: bool
+    username: str | None = None
+    status: int = 200
+    reason: str | None = None
+    headers: list[tuple[str, str]] | None = None
+
+
+async def authenticate_request(
+    auth: DigestAuthenticator,
+    request: Any,  # SipRequest (kept loose to avoid an import cycle)
+    lookup: Callable[[str, str], Awaitable[str | None]],
+    *,
+    proxy: bool = False,
+) -> AuthCheck:
+    """Challenge-or-verify a request (REGISTER, INVITE from an extension, ...).
+
+    ``lookup(username, realm)`` returns the password or None. ``proxy=True`` uses 407 and
+    Proxy-Authenticate/Proxy-Authorization (what phones expect for INVITE).
+    """
+    status = 407 if proxy else 401
+    challenge_name = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
+    cred = auth.credentials_for_realm(
+        request.headers.get_all("Proxy-Authorization" if proxy else "Authorization")
+    )
+    if cred is None:
+        return AuthCheck(False, None, status, None, [(challenge_name, auth.challenge())])
+    password = await lookup(cred.username, auth.realm)
+    if password is None:
+        return AuthCheck(False, cred.username, 403, "Forbidden (unknown user)")
+    result = auth.verify(cred, request.method, password=password, body=request.body)
+    if result is AuthResult.OK:
+        return AuthCheck(True, cred.username)
+    if result is AuthResult.INVALID:
+        return AuthCheck(False, cred.username, 403, "Forbidden (bad credentials)")
+    stale = result is AuthResult.STALE
+    return AuthCheck(False, None, status, None, [(challenge_name, auth.challenge(stale=stale))])

@@ -34,6 +34,13 @@ re-INVITE -> ``on_reinvite(request)`` returns the answer SDP (None = keep the cu
 OPTIONS is answered 200 automatically; unknown methods get 501, known but unhandled ones 405.
 Malformed requests are answered 400 when the headers needed for a response survived, otherwise
 dropped and logged. No exception from the network path reaches the event loop.
+
+Also: ``await call.info(body)``, ``await call.reinvite(sdp)``, ``await ep.request(method, uri, ...)``
+for out-of-dialog non-INVITE requests (OPTIONS, MESSAGE, REGISTER; digest retry included). Server
+side authentication of INVITEs: :func:`voipbin.sip.digest.authenticate_request` (proxy=True -> 407).
+
+Not implemented (yet): 100rel/PRACK (a ``Require`` gets 420), session timers, UPDATE,
+forked 2xx after the first, TLS, DNS SRV/NAPTR (A records and IP literals only), IPv6 sockets.
 """
 
 from __future__ import annotations
@@ -52,6 +59,7 @@ from typing import Any
 from .dialog import Dialog, DialogState
 from .digest import DigestChallenge, build_authorization
 from .errors import SdpNegotiationError, SdpParseError, SipError, SipParseError
+from .headers import Via
 from .message import (
     REASONS,
     Headers,
@@ -137,6 +145,7 @@ class Call:
         self.confirmed = asyncio.Event()  # ACK seen (UAS) / sent (UAC)
         self._ack: SipRequest | None = None  # our ACK for the 2xx (UAC), re-sent on 2xx retransmission
         self._invite_txn: ServerTransaction | None = None
+        self._reinvite_pending = False
         self.media: NegotiatedMedia | None = None
         if outgoing:
             self.media = self._negotiated(remote_sdp, local_sdp)
@@ -206,7 +215,11 @@ class Call:
             content_type="application/sdp",
             headers=ep._ua_headers(),
         )
-        resp = await ep._send_request(req, self.peer)
+        self._reinvite_pending = True
+        try:
+            resp = await ep._send_request(req, self.peer)
+        finally:
+            self._reinvite_pending = False
         if 200 <= resp.status < 300:
             self.dialog.receive_response(resp)
             self.local_sdp = sdp
@@ -242,6 +255,8 @@ class Call:
             await self._call_hook(self.on_info, req)
             if not ctx.final_sent:
                 ctx.respond(200)
+        elif method == "INVITE" and (self._reinvite_pending or self._invite_txn is not None):
+            ctx.respond(491)  # glare: an offer/answer exchange is already in progress (RFC 3261 §14.2)
         elif method == "INVITE":
             answer: bytes | None = None
             if self.on_reinvite is not None:
@@ -413,11 +428,14 @@ class OutgoingInvite:
         self._kw = kwargs
         self._cancel_requested = False
         self._cancel_sent = False
+        self._finished = False
         self._provisional: SipResponse | None = None
         self._request: SipRequest | None = None
         self._dest: Source | None = None
         self.call_id: str = kwargs.get("call_id") or new_call_id(endpoint.public_host)
         self._task = asyncio.get_running_loop().create_task(self._run())
+        endpoint._tasks.add(self._task)  # cancelled by endpoint.stop()
+        self._task.add_done_callback(endpoint._tasks.discard)
 
     def __await__(self) -> Generator[Any, None, InviteResult]:
         return self._task.__await__()
@@ -450,6 +468,26 @@ class OutgoingInvite:
         except asyncio.CancelledError:
             self.cancel()
             raise
+        finally:
+            self._finished = True
+
+    def _owner(self, req: SipRequest, queue: asyncio.Queue) -> Callable[[Any], None]:
+        def owner(ev: Any) -> None:
+            if not self._finished:
+                queue.put_nowait(ev)
+            elif isinstance(ev, ResponseReceived) and 200 <= ev.response.status < 300:
+                # answered after we gave up (ring timeout / cancel race): ACK and hang up (§15)
+                self.endpoint._spawn(self._hangup_late(req, ev.response))
+
+        return owner
+
+    async def _hangup_late(self, req: SipRequest, resp: SipResponse) -> None:
+        try:
+            result = await self._established(req, resp, self._kw["transport"])
+            if result.call is not None:
+                await result.call.bye()
+        except (SipError, OSError) as exc:
+            log.info("could not hang up late 2xx: %s", exc)
 
     async def _invite(self) -> InviteResult:
         ep = self.endpoint
@@ -489,7 +527,7 @@ class OutgoingInvite:
             self._request = req
             self._provisional = None
             queue: asyncio.Queue = asyncio.Queue()
-            ep._start_client(req, self._dest, queue.put_nowait)
+            ep._start_client(req, self._dest, self._owner(req, queue))
             while True:
                 timeout = None
                 if deadline is not None:
@@ -882,7 +920,7 @@ class SipEndpoint:
     def _on_request(self, req: SipRequest, source: Source) -> None:
         # RFC 3261 §18.2.1 received / RFC 3581 rport on the top Via so responses find their way back
         vias = req.headers.get_all("Via")
-        top = req.via
+        top = Via.parse(vias[0])  # a fresh object: we modify it
         changed = False
         if top.host != source.ip:
             top.params["received"] = source.ip

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from .errors import SipParseError
 from .headers import MULTI_VALUE, CSeq, Via, canonical_name, split_values
@@ -150,6 +151,19 @@ class SipMessage:
     body: bytes = b""
 
     # --- typed accessors (raise SipParseError if the header is broken) ---
+    # Parsed values are memoised per header value: treat them as read-only (``.copy()`` to modify).
+    def _typed(self, name: str, parser: Callable[[str], Any]) -> Any:
+        value = self.headers.get(name)
+        if value is None:
+            raise SipParseError(f"missing {name}")
+        cache = self.__dict__.setdefault("_typed_cache", {})
+        hit = cache.get(name)
+        if hit is not None and hit[0] == value:
+            return hit[1]
+        parsed = parser(value)
+        cache[name] = (value, parsed)
+        return parsed
+
     @property
     def call_id(self) -> str:
         value = self.headers.get("Call-ID")
@@ -159,17 +173,11 @@ class SipMessage:
 
     @property
     def cseq(self) -> CSeq:
-        value = self.headers.get("CSeq")
-        if value is None:
-            raise SipParseError("missing CSeq")
-        return CSeq.parse(value)
+        return self._typed("CSeq", CSeq.parse)
 
     @property
     def via(self) -> Via:
-        value = self.headers.get("Via")
-        if value is None:
-            raise SipParseError("missing Via")
-        return Via.parse(value)
+        return self._typed("Via", Via.parse)
 
     @property
     def vias(self) -> list[Via]:
@@ -177,17 +185,11 @@ class SipMessage:
 
     @property
     def from_(self) -> NameAddr:
-        value = self.headers.get("From")
-        if value is None:
-            raise SipParseError("missing From")
-        return NameAddr.parse(value)
+        return self._typed("From", NameAddr.parse)
 
     @property
     def to(self) -> NameAddr:
-        value = self.headers.get("To")
-        if value is None:
-            raise SipParseError("missing To")
-        return NameAddr.parse(value)
+        return self._typed("To", NameAddr.parse)
 
     @property
     def contacts(self) -> list[NameAddr]:

@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .digest import AuthResult, DigestAuthenticator
+from .digest import DigestAuthenticator, authenticate_request
 from .errors import SipParseError
 from .headers import parse_expires
 from .transport import Source
@@ -149,23 +149,12 @@ class Registrar:
         aor = to.uri.aor()
         username: str | None = None
         if self.require_auth:
-            header = request.headers.get_all("Authorization")
-            cred = self.auth.credentials_for_realm(header)
-            if cred is None:
-                return self._challenge(stale=False)
-            password = await self.lookup(cred.username, self.realm)
-            result = self.auth.verify(cred, "REGISTER", password=password) if password is not None else None
-            if result is None:
-                return RegisterOutcome(403, "Forbidden (unknown user)")
-            if result is AuthResult.MISSING:
-                return self._challenge(stale=False)
-            if result is AuthResult.STALE:
-                return self._challenge(stale=True)
-            if result is AuthResult.INVALID:
-                return RegisterOutcome(403, "Forbidden (bad credentials)")
-            if to.uri.user is not None and cred.username != to.uri.user:
+            check = await authenticate_request(self.auth, request, self.lookup)
+            if not check.ok:
+                return RegisterOutcome(check.status, check.reason, headers=check.headers or [])
+            if to.uri.user is not None and check.username != to.uri.user:
                 return RegisterOutcome(403, "Forbidden (user does not own this AOR)")
-            username = cred.username
+            username = check.username
         call_id = request.call_id
         cseq = request.cseq.number
         header_expires = parse_expires(request.headers.get("Expires"))
@@ -215,6 +204,3 @@ class Registrar:
         headers = [("Contact", f"<{b.contact}>;expires={b.expires_in(now)}") for b in current]
         headers.append(("Date", time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime())))
         return RegisterOutcome(200, headers=headers, aor=aor, username=username, bindings=current)
-
-    def _challenge(self, *, stale: bool) -> RegisterOutcome:
-        return RegisterOutcome(401, headers=[("WWW-Authenticate", self.auth.challenge(stale=stale))])

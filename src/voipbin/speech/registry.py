@@ -23,7 +23,9 @@ from voipbin.speech.voices import ELEVENLABS_DEFAULT_VOICE, resolve_elevenlabs_v
 @dataclass(frozen=True)
 class SpeechProvider:
     name: str
-    runtime: bool  # False: a VoIPBIN enum value this platform cannot run
+    # False: a VoIPBIN enum value this platform cannot run (or whose adapter is not written yet,
+    # in which case ``adapter`` names the planned module)
+    runtime: bool
     requires_key: bool = False
     default_voice: str = ""
     licence: str = ""
@@ -66,16 +68,16 @@ TTS_TYPES: dict[str, SpeechProvider] = {
         adapter=_M + "tts_elevenlabs:ElevenLabsTTS", notes="WebSocket stream-input, eleven_multilingual_v2",
     ),
     "openai": SpeechProvider(
-        "openai", True, True, "alloy", "proprietary service", adapter=_M + "tts_openai:OpenAITTS",
+        "openai", False, True, "alloy", "proprietary service", adapter=_M + "tts_openai:OpenAITTS",
         notes="audio.speech, pcm 24 kHz",
     ),
     "deepgram": SpeechProvider(
-        "deepgram", True, True, "aura-2-thalia-en", "proprietary service",
+        "deepgram", False, True, "aura-2-thalia-en", "proprietary service",
         adapter=_M + "tts_deepgram:DeepgramTTS",
         notes="Aura /v1/speak linear16",
     ),
     "cartesia": SpeechProvider(
-        "cartesia", True, True, "71a7ad14-091c-4e8e-a314-022ece01c121", "proprietary service",
+        "cartesia", False, True, "71a7ad14-091c-4e8e-a314-022ece01c121", "proprietary service",
         adapter=_M + "tts_cartesia:CartesiaTTS", notes="/tts/bytes raw pcm_s16le",
     ),
 }  # fmt: skip
@@ -109,11 +111,11 @@ STT_TYPES: dict[str, SpeechProvider] = {
         notes="live WebSocket, interim results",
     ),
     "openai": SpeechProvider(
-        "openai", True, True, "whisper-1", "proprietary service", adapter=_M + "stt_openai:OpenAISTT",
+        "openai", False, True, "whisper-1", "proprietary service", adapter=_M + "stt_openai:OpenAISTT",
         notes="VAD-segmented /v1/audio/transcriptions",
     ),
     "elevenlabs": SpeechProvider(
-        "elevenlabs", True, True, "scribe_v1", "proprietary service",
+        "elevenlabs", False, True, "scribe_v1", "proprietary service",
         adapter=_M + "stt_elevenlabs:ElevenLabsSTT",
         notes="VAD-segmented /v1/speech-to-text",
     ),

@@ -11,7 +11,6 @@ seconds without a message while audio is owed an answer; a lost socket raises
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 
 from voipbin.speech.errors import SpeechConnectionError, SpeechTimeout, error_for_status
@@ -107,17 +106,21 @@ class DeepgramSTT(STT):
         self._last_send = time.monotonic()
 
     async def _abort(self) -> None:
-        if self._cm is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._cm.__aexit__(None, None, None), 1)
+        # Abort the socket instead of a closing handshake: a stalled server would never answer it
+        # (and the SDK's legacy websockets close cannot be cut short by a timeout).
+        ws = getattr(self._sock, "_websocket", None)
+        transport = getattr(ws, "transport", None)
+        if transport is not None:
+            transport.abort()
 
     async def _receive(self) -> None:
         from websockets.exceptions import ConnectionClosedOK
 
         try:
-            while True:
+            while not self.cancelled:
                 try:
-                    msg = await asyncio.wait_for(self._sock.recv(), 0.25)
+                    async with asyncio.timeout(0.25):  # not wait_for: it can swallow cancel() on 3.11
+                        msg = await self._sock.recv()
                 except TimeoutError:
                     owed = self._closed or self._last_send > self._last_recv
                     waited = time.monotonic() - max(self._last_recv, self._last_send if owed else 0)
@@ -126,7 +129,7 @@ class DeepgramSTT(STT):
                     continue
                 self._last_recv = time.monotonic()
                 self._handle(msg)
-        except ConnectionClosedOK:
+        except ConnectionClosedOK:  # the normal end, after our CloseStream
             if not self._closed:
                 raise SpeechConnectionError(
                     "deepgram closed the stream early", provider=self.provider

@@ -61,12 +61,13 @@ class ElevenLabsTTS(TTS):
         except Exception as exc:
             raise map_ws_error(exc, self.provider) from exc
         sender: asyncio.Task | None = None
+        finished = False
         try:
-            await ws.send(
-                json.dumps({"text": " ", "voice_settings": self.voice_settings, "xi_api_key": self.api_key})
-            )
+            bos = {"text": " ", "voice_settings": self.voice_settings, "xi_api_key": self.api_key}
+            await ws.send(json.dumps(bos))
             sender = asyncio.create_task(self._send_text(ws))
             await self._receive(ws, sender)
+            finished = True
         except (SpeechAuthError, SpeechServerError, SpeechTimeout, SpeechConnectionError):
             raise
         except Exception as exc:
@@ -74,9 +75,11 @@ class ElevenLabsTTS(TTS):
         finally:
             if sender is not None:
                 sender.cancel()
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(ws.close(), 1)
-            ws.transport.abort() if ws.transport else None
+            if finished:  # polite close; the server closes right after isFinal anyway
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(ws.close(), 1)
+            if ws.transport is not None:  # cancelled or failed: drop the socket now (barge-in)
+                ws.transport.abort()
 
     async def _send_text(self, ws) -> None:
         while True:
@@ -92,9 +95,12 @@ class ElevenLabsTTS(TTS):
             self._awaiting = True
 
     async def _receive(self, ws, sender: asyncio.Task) -> None:
-        while True:
+        # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel() that races with
+        # an arriving message, and barge-in must never be lost.
+        while not self.cancelled:
             try:
-                raw = await asyncio.wait_for(ws.recv(), self.timeout)
+                async with asyncio.timeout(self.timeout):
+                    raw = await ws.recv()
             except TimeoutError as exc:
                 if sender.done() and sender.exception() is not None:
                     raise sender.exception() from exc

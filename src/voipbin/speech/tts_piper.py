@@ -99,12 +99,14 @@ class PiperTTS(ClauseTTS):
             finally:
                 put(None)
 
-        fut = loop.run_in_executor(inference_pool(), work)
+        loop.run_in_executor(inference_pool(), work)
+        completed = False
         try:
             while (item := await q.get()) is not None:
                 if isinstance(item, Exception):
                     raise item
                 yield item  # type: ignore[misc]
+            completed = True
         finally:
-            if not fut.done():  # abandoned (cancelled stream): let the worker stop at the next chunk
+            if not completed:  # abandoned (cancelled stream): let the worker stop at the next chunk
                 stop.set()

@@ -274,3 +274,33 @@ class Recording(TimestampsMixin, Base):
     filename: Mapped[str] = mapped_column(Text, default="")
     tm_start: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     tm_end: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class Activeflow(TimestampsMixin, Base):
+    """One running (or ended) flow execution; the engine's state document lives in the JSON columns.
+
+    ``stack`` is the engine's list of action frames (``[{"actions": [...], "index": n}]``), ``variables``
+    the flat string map, ``loop_counts`` the per-goto counters. Persisted after every step so
+    ``GET /activeflows`` shows progress. ``error`` is internal (why it ended abnormally).
+    """
+
+    __tablename__ = "activeflows"
+    id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid.uuid4)
+    customer_id: Mapped[uuid.UUID] = mapped_column(Uuid(), ForeignKey("customers.id"), index=True)
+    flow_id: Mapped[uuid.UUID] = mapped_column(Uuid(), default=ZERO_UUID)
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    reference_type: Mapped[str] = mapped_column(String(16), default="")
+    reference_id: Mapped[uuid.UUID] = mapped_column(Uuid(), default=ZERO_UUID, index=True)
+    reference_activeflow_id: Mapped[uuid.UUID] = mapped_column(Uuid(), default=ZERO_UUID)
+    on_complete_flow_id: Mapped[uuid.UUID] = mapped_column(Uuid(), default=ZERO_UUID)
+    webhook_uri: Mapped[str] = mapped_column(Text, default="")
+    webhook_method: Mapped[str] = mapped_column(String(8), default="")
+    current_action: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    forward_action_id: Mapped[uuid.UUID] = mapped_column(Uuid(), default=ZERO_UUID)
+    executed_actions: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    stack: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    variables: Mapped[dict[str, str]] = mapped_column(JSON, default=dict)
+    loop_counts: Mapped[dict[str, int]] = mapped_column(JSON, default=dict)
+    execute_count: Mapped[int] = mapped_column(Integer, default=0)
+    complete_count: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str] = mapped_column(Text, default="")

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 22:34:59.590544
+Create Date: 2026-11-25 22:42:50.759894
 """
 
 from alembic import op
@@ -76,6 +76,36 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('accesskeys', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_accesskeys_customer_id'), ['customer_id'], unique=False)
+
+    op.create_table('activeflows',
+    sa.Column('id', sa.Uuid(), nullable=False),
+    sa.Column('customer_id', sa.Uuid(), nullable=False),
+    sa.Column('flow_id', sa.Uuid(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('reference_type', sa.String(length=16), nullable=False),
+    sa.Column('reference_id', sa.Uuid(), nullable=False),
+    sa.Column('reference_activeflow_id', sa.Uuid(), nullable=False),
+    sa.Column('on_complete_flow_id', sa.Uuid(), nullable=False),
+    sa.Column('webhook_uri', sa.Text(), nullable=False),
+    sa.Column('webhook_method', sa.String(length=8), nullable=False),
+    sa.Column('current_action', sa.JSON(), nullable=False),
+    sa.Column('forward_action_id', sa.Uuid(), nullable=False),
+    sa.Column('executed_actions', sa.JSON(), nullable=False),
+    sa.Column('stack', sa.JSON(), nullable=False),
+    sa.Column('variables', sa.JSON(), nullable=False),
+    sa.Column('loop_counts', sa.JSON(), nullable=False),
+    sa.Column('execute_count', sa.Integer(), nullable=False),
+    sa.Column('complete_count', sa.Integer(), nullable=False),
+    sa.Column('error', sa.Text(), nullable=False),
+    sa.Column('tm_create', voipbin.store.types.UTCDateTime(), nullable=False),
+    sa.Column('tm_update', voipbin.store.types.UTCDateTime(), nullable=True),
+    sa.Column('tm_delete', voipbin.store.types.UTCDateTime(), nullable=True),
+    sa.ForeignKeyConstraint(['customer_id'], ['customers.id'], ),
+    sa.PrimaryKeyConstraint('id')
+    )
+    with op.batch_alter_table('activeflows', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_activeflows_customer_id'), ['customer_id'], unique=False)
+        batch_op.create_index(batch_op.f('ix_activeflows_reference_id'), ['reference_id'], unique=False)
 
     op.create_table('agents',
     sa.Column('id', sa.Uuid(), nullable=False),
@@ -389,6 +419,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_agents_customer_id'))
 
     op.drop_table('agents')
+    with op.batch_alter_table('activeflows', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_activeflows_reference_id'))
+        batch_op.drop_index(batch_op.f('ix_activeflows_customer_id'))
+
+    op.drop_table('activeflows')
     with op.batch_alter_table('accesskeys', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_accesskeys_customer_id'))
 

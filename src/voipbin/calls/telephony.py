@@ -1,0 +1,407 @@
+"""``SipCallManager``: the call manager backed by our SIP endpoint and RTP media.
+
+- Outgoing calls: resolve the destination (``routing``), INVITE with an SDP offer, map the outcome to
+  VoIPBIN's statuses and hangup reasons, and on answer run the call's flow on a ``LiveCall``.
+- Incoming calls: an INVITE to an owned number runs the number's ``call_flow_id``; an authenticated
+  INVITE from a customer's extension is routed to a number, an extension or a ``sip:`` target and
+  bridged; anything else is refused (403/404) — never an open relay.
+- Registrars: extensions register at ``<customer_id>.<sip_domain>`` with digest auth; the development
+  carrier accepts registrations of E.164 numbers (by default from loopback only) so a local phone
+  can stand in for the PSTN.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import re
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+
+from voipbin.calls import routing
+from voipbin.calls.live import LiveCall
+from voipbin.calls.manager import CallManager
+from voipbin.calls.service import finish_call, publish_call, set_status
+from voipbin.calls.state import HangupReason, Status, local_hangup_status
+from voipbin.media.mediasession import MediaSession
+from voipbin.media.ports import PortAllocator
+from voipbin.platform import Platform
+from voipbin.sip.endpoint import IncomingInvite, IncomingRequest, SipEndpoint
+from voipbin.sip.registrar import Bindings, Registrar
+from voipbin.sip.sdp import build_sdp
+from voipbin.store.tables import Call, Customer, Extension, Number, Recording
+from voipbin.store.types import utcnow
+
+log = logging.getLogger(__name__)
+E164 = re.compile(r"^\+[0-9]{7,15}$")
+CUSTOMER_DOMAIN = re.compile(r"^([0-9a-f-]{36})\.(.+)$")
+
+
+def _is_loopback(ip: str) -> bool:
+    try:
+        return ipaddress.ip_address(ip).is_loopback
+    except ValueError:
+        return False
+
+
+class SipCallManager(CallManager):
+    def __init__(self, platform: Platform) -> None:
+        self.platform = platform
+        s = platform.settings
+        self.endpoint = SipEndpoint(
+            s.sip_host, s.sip_port, public_host=s.sip_public_host or None, on_request=self._on_request
+        )
+        self.ports = PortAllocator(s.rtp_port_min, s.rtp_port_max)
+        self.extension_bindings = Bindings()
+        self.devcarrier_bindings = Bindings()
+        self._extension_registrars: dict[str, Registrar] = {}
+        self._devcarrier = Registrar(
+            s.sip_domain, self._no_lookup, bindings=self.devcarrier_bindings, require_auth=False
+        )
+        self.live: dict[uuid.UUID, LiveCall] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    @property
+    def public_host(self) -> str:
+        return self.endpoint.public_host
+
+    @property
+    def media_host(self) -> str:
+        host = self.platform.settings.sip_host
+        return "0.0.0.0" if host in ("", "0.0.0.0") else host
+
+    async def start(self) -> None:
+        await self.endpoint.start()
+        log.info("SIP listening on %s:%s (udp+tcp)", self.platform.settings.sip_host, self.endpoint.port)
+
+    async def close(self) -> None:
+        for live in list(self.live.values()):
+            with contextlib.suppress(Exception):
+                await self.hangup_live(live, "normal")
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.endpoint.stop()
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(_log_failure)
+        return task
+
+    # -- outgoing ----------------------------------------------------------------------------------
+    async def start_outgoing(self, call_id: uuid.UUID) -> None:
+        self._spawn(self._dial(call_id))
+
+    async def _dial(self, call_id: uuid.UUID) -> None:
+        async with self.platform.db.session() as session:
+            row = await session.get(Call, call_id)
+        if row is None or row.status != Status.DIALING:
+            return
+        try:
+            targets = await routing.resolve(
+                self.platform,
+                row.customer_id,
+                row.destination,
+                devcarrier=self.devcarrier_bindings,
+                extensions=self.extension_bindings,
+            )
+        except routing.NotRoutable as exc:
+            await finish_call(self.platform, call_id, reason=HangupReason.FAILED, by="local", detail=str(exc))
+            return
+        media = await MediaSession.create(allocator=self.ports, host=self.media_host)
+        live = LiveCall(self, call_id, row.customer_id, media)
+        self.live[call_id] = live
+        try:
+            await self._ring(live, row, targets)
+        except Exception:
+            log.exception("call %s failed while dialing", call_id)
+            await live.finish(HangupReason.FAILED, "local", "internal error while dialing")
+        finally:
+            if live.ended.is_set():
+                self.live.pop(call_id, None)
+
+    async def _ring(self, live: LiveCall, row: Call, targets: list[routing.DialTarget]) -> None:
+        s = self.platform.settings
+        source = row.source or {}
+        user = str(source.get("target") or "anonymous")
+        if (row.metadata_ or {}).get("anonymous") == "yes":
+            user = "anonymous"
+        from_uri = f"sip:{user}@{s.sip_domain}"
+        last_status, last_reason = 0, ""
+        for target in targets:
+            offer = build_sdp(self.public_host, live.media.local_port, codecs=target.codecs)
+
+            def provisional(resp: Any, _live: LiveCall = live) -> None:
+                if resp.status in (180, 183):
+                    self._spawn(set_status(self.platform, _live.call_id, Status.RINGING))
+
+            live.pending = self.endpoint.invite(
+                target.request_uri,
+                from_uri,
+                target.to_uri,
+                offer,
+                credentials=target.credentials,
+                headers=target.headers,
+                transport=target.transport,
+                on_provisional=provisional,
+                timeout=s.dial_timeout,
+            )
+            result = await live.pending
+            live.pending = None
+            if result.ok and result.call is not None:
+                await self._answered(live, result.call, target)
+                return
+            last_status, last_reason = result.status, result.reason
+            if live.local_hangup_requested or result.status in (486, 600, 603, 487):
+                break
+        await live.finish(
+            self._failure_reason(live, last_status), None, f"{last_status} {last_reason}".strip()
+        )
+
+    def _failure_reason(self, live: LiveCall, status: int) -> str:
+        if live.local_hangup_requested:
+            return HangupReason.CANCEL
+        if status in (486, 600):
+            return HangupReason.BUSY
+        if status in (480, 603, 404):
+            return HangupReason.NOANSWER
+        if status in (408, 487):
+            # Our dial timeout cancels the INVITE (487) or nothing answered (408): VoIPBIN's "dialout".
+            return HangupReason.DIALOUT
+        return HangupReason.FAILED
+
+    async def _answered(self, live: LiveCall, sip_call: Any, target: routing.DialTarget) -> None:
+        live.sip = sip_call
+        m = sip_call.media
+        if m is None:
+            await sip_call.bye()
+            await live.finish(HangupReason.FAILED, "local", "no usable SDP answer")
+            return
+        live.media.negotiate(m.remote_addr, m.remote_port, m.payload_type, m.dtmf_payload_type, m.ptime)
+        live.media.start()
+        self.watch_dialog(live)
+        if live.local_hangup_requested:
+            await self.hangup_live(live, "normal")
+            return
+        await set_status(self.platform, live.call_id, Status.PROGRESSING, metadata_={"route": target.via})
+        await self.run_flow(live)
+
+    # -- flows -------------------------------------------------------------------------------------
+    async def run_flow(self, live: LiveCall) -> None:
+        from voipbin.flow.engine import start_call_flow
+
+        live.activeflow_id = await start_call_flow(self.platform, live)
+
+    # -- dialog events -----------------------------------------------------------------------------
+    def watch_dialog(self, live: LiveCall) -> None:
+        sip_call = live.sip
+        if sip_call is None:
+            return
+
+        def on_info(req: Any) -> None:
+            body = (req.body or b"").decode(errors="replace")
+            for line in body.splitlines():
+                key, _, value = line.partition("=")
+                if key.strip().lower() == "signal" and value.strip():
+                    live.push_digit(value.strip()[:1])
+
+        sip_call.on_info = on_info
+        self._spawn(self._await_bye(live))
+
+    async def _await_bye(self, live: LiveCall) -> None:
+        assert live.sip is not None
+        await live.sip.ended
+        if not live.ended.is_set():
+            # The far end hung up (or the dialog died): a normal remote hangup.
+            await self._end(live, HangupReason.NORMAL, None)
+
+    async def _end(self, live: LiveCall, reason: str, by: str | None) -> None:
+        other = live.bridged_with
+        await live.finish(reason, by)
+        self.live.pop(live.call_id, None)
+        if other is not None and not other.ended.is_set():
+            await self.hangup_live(other, reason)
+
+    async def hangup(self, call_id: uuid.UUID, reason: str = "normal") -> None:
+        live = self.live.get(call_id)
+        if live is None:
+            await finish_call(self.platform, call_id, reason=reason, by="local")
+            return
+        await self.hangup_live(live, reason)
+
+    async def hangup_live(self, live: LiveCall, reason: str = "normal") -> None:
+        """Local hangup: CANCEL while ringing, BYE once answered, reject an unanswered incoming call."""
+        if live.ended.is_set():
+            return
+        live.local_hangup_requested = True
+        async with self.platform.db.session() as session:
+            row = await session.get(Call, live.call_id)
+            current = row.status if row else Status.HANGUP
+            direction = row.direction if row else "outgoing"
+        await set_status(self.platform, live.call_id, local_hangup_status(current, direction))
+        if live.pending is not None:
+            live.pending.cancel()  # _ring finishes the call with reason cancel
+            return
+        if live.sip is not None and live.sip.is_active:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(live.sip.bye(), 5)
+        elif live.incoming is not None and not live.incoming.final_sent:
+            live.incoming.reject(603 if reason == "normal" else 480)
+        await self._end(live, reason if live.sip is not None else HangupReason.CANCEL, "local")
+
+    async def finish_recording(self, recording_id: uuid.UUID) -> None:
+        async with self.platform.db.session() as session:
+            rec = await session.get(Recording, recording_id)
+            if rec is None:
+                return
+            rec.status = "ended"
+            rec.tm_end = utcnow()
+            rec.tm_update = rec.tm_end
+            await session.commit()
+        self.platform.events.publish(rec.customer_id, "recording_finished", {"id": str(rec.id)})
+
+    # -- incoming requests -------------------------------------------------------------------------
+    async def _on_request(self, ctx: IncomingRequest) -> None:
+        method = ctx.request.method
+        if method == "REGISTER":
+            await self._on_register(ctx)
+        elif method == "INVITE" and isinstance(ctx, IncomingInvite):
+            await self._on_invite(ctx)
+        else:
+            ctx.respond(405)
+
+    @staticmethod
+    async def _no_lookup(_username: str, _realm: str) -> str | None:
+        return None
+
+    def _registrar_for(self, domain: str, customer_id: uuid.UUID) -> Registrar:
+        reg = self._extension_registrars.get(domain)
+        if reg is None:
+
+            async def lookup(username: str, _realm: str) -> str | None:
+                return await self._extension_password(customer_id, username)
+
+            reg = Registrar(domain, lookup, bindings=self.extension_bindings)
+            self._extension_registrars[domain] = reg
+        return reg
+
+    async def _extension_password(self, customer_id: uuid.UUID, username: str) -> str | None:
+        async with self.platform.db.session() as session:
+            ext = (
+                await session.execute(
+                    select(Extension).where(
+                        Extension.customer_id == customer_id,
+                        Extension.extension == username,
+                        Extension.tm_delete.is_(None),
+                    )
+                )
+            ).scalar_one_or_none()
+        return self.platform.encryptor.decrypt(ext.password_enc) if ext else None
+
+    async def _customer_for_domain(self, host: str) -> uuid.UUID | None:
+        m = CUSTOMER_DOMAIN.match(host.lower())
+        if not m or m.group(2) != self.platform.settings.sip_domain.lower():
+            return None
+        try:
+            customer_id = uuid.UUID(m.group(1))
+        except ValueError:
+            return None
+        async with self.platform.db.session() as session:
+            customer = await session.get(Customer, customer_id)
+        return customer_id if customer is not None and customer.tm_delete is None else None
+
+    async def _on_register(self, ctx: IncomingRequest) -> None:
+        to = ctx.request.to.uri
+        host = (to.host or "").lower()
+        customer_id = await self._customer_for_domain(host)
+        if customer_id is not None:
+            await self._registrar_for(host, customer_id).handle(ctx)
+            return
+        user = to.user or ""
+        if E164.match(user) and host == self.platform.settings.sip_domain.lower():
+            if self.platform.settings.devcarrier == "off":
+                ctx.respond(403, "Development carrier disabled")
+                return
+            if self.platform.settings.devcarrier == "loopback" and not _is_loopback(ctx.source.ip):
+                ctx.respond(403, "Development carrier accepts loopback phones only")
+                return
+            if await self._number_owner(user) is not None:
+                ctx.respond(403, "Number is owned by a customer")
+                return
+            await self._devcarrier.handle(ctx)
+            return
+        ctx.respond(404, "Unknown domain")
+
+    async def _number_owner(self, number: str) -> Number | None:
+        async with self.platform.db.session() as session:
+            return (
+                await session.execute(
+                    select(Number).where(
+                        Number.number == number, Number.status == "active", Number.tm_delete.is_(None)
+                    )
+                )
+            ).scalar_one_or_none()
+
+    async def _on_invite(self, ctx: IncomingInvite) -> None:
+        uri = ctx.request.uri
+        user = uri.user or ""
+        number = await self._number_owner(user) if E164.match(user) else None
+        if number is not None:
+            await self._incoming_to_number(ctx, number)
+            return
+        ctx.reject(404, "Not Found")
+
+    async def _incoming_to_number(self, ctx: IncomingInvite, number: Number) -> None:
+        if number.call_flow_id == uuid.UUID(int=0):
+            ctx.reject(480, "No flow for this number")
+            return
+        caller = ctx.request.from_.uri
+        if E164.match(caller.user or ""):
+            source = {"type": "tel", "target": caller.user or ""}
+        else:
+            source = {
+                "type": "sip",
+                "target": f"{caller.user}@{caller.host}" if caller.user else str(caller.host),
+            }
+        row = Call(
+            customer_id=number.customer_id,
+            flow_id=number.call_flow_id,
+            type="flow",
+            source=source,
+            destination={"type": "tel", "target": number.number},
+            status=Status.RINGING,
+            direction="incoming",
+            variables={},
+            metadata_={"sip_call_id": ctx.request.call_id},
+            chained_call_ids=[],
+            recording_ids=[],
+            action={},
+            tm_ringing=utcnow(),
+        )
+        async with self.platform.db.session() as session:
+            session.add(row)
+            await session.commit()
+        publish_call(self.platform, row, "call_created")
+        publish_call(self.platform, row, "call_ringing")
+        media = await MediaSession.create(allocator=self.ports, host=self.media_host)
+        live = LiveCall(self, row.id, row.customer_id, media, incoming=ctx)
+        self.live[row.id] = live
+        ctx.ringing()
+        self._spawn(self._watch_cancel(live, ctx))
+        await self.run_flow(live)
+
+    async def _watch_cancel(self, live: LiveCall, ctx: IncomingInvite) -> None:
+        await ctx.cancelled.wait()
+        if live.sip is None and not live.ended.is_set():
+            await self._end(live, HangupReason.CANCEL, "remote")
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("telephony task failed", exc_info=task.exception())

@@ -1,0 +1,79 @@
+"""What the flow engine needs from a live call: the ``CallControl`` protocol.
+
+The engine never talks to SIP or RTP; the call manager hands it an object with these methods (the
+SIP-backed call implements it, tests use an in-memory peer). Every method may raise ``CallHungUp``
+once the call has ended; every awaiting method must be cancellable (``stop()`` cancels the flow task
+mid-play or mid-wait), and must return or raise promptly when the call hangs up.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+
+class CallHungUp(Exception):
+    """The call ended while (or before) an action used it. Ends the activeflow quietly."""
+
+
+@dataclass(frozen=True)
+class RecordingRequest:
+    """recording_start's options (VoIPBIN units: seconds) plus who asked."""
+
+    format: str = "wav"
+    end_of_silence: int = 0  # seconds of silence that stop the recording; 0 = never
+    end_of_key: str = ""  # "", "none", "any", "*", "#"
+    duration: int = 0  # max seconds; 0 = until stopped / hangup
+    beep_start: bool = False
+    on_end_flow_id: uuid.UUID | None = None
+    activeflow_id: uuid.UUID | None = None
+
+
+@runtime_checkable
+class CallControl(Protocol):
+    @property
+    def call_id(self) -> uuid.UUID: ...
+
+    @property
+    def customer_id(self) -> uuid.UUID: ...
+
+    @property
+    def is_up(self) -> bool:
+        """Answered (media flowing) and not hung up."""
+        ...
+
+    @property
+    def is_hungup(self) -> bool: ...
+
+    async def answer(self) -> None:
+        """Answer an incoming call; a no-op for a call that is already up (e.g. outgoing, answered)."""
+
+    async def play_wav(self, source: str | Path | bytes) -> None:
+        """Play a WAV (file path or the file's bytes) to the caller; returns when it has been played."""
+
+    async def play_tts(self, text: str, language: str, voice: str) -> None:
+        """Speak ``text``; returns when it has been played."""
+
+    async def send_dtmf(self, digits: str, duration_ms: int, interval_ms: int) -> None:
+        """Send RFC 4733 DTMF; returns when all digits have been sent."""
+
+    async def receive_digits(self, max_len: int, terminator: str, duration: float) -> str:
+        """Collect DTMF (digits buffered since the last collection first) until ``max_len`` digits
+        (0 = no limit), a terminator key (any character of ``terminator``; not included in the result)
+        or ``duration`` seconds in total. Returns what was collected, possibly ``""``."""
+        ...
+
+    async def recording_start(self, request: RecordingRequest) -> uuid.UUID:
+        """Start recording the call; returns the recording id."""
+        ...
+
+    async def recording_stop(self) -> None:
+        """Stop the current recording (no-op if none)."""
+
+    async def hangup(self, reason: str) -> None:
+        """Hang up with a VoIPBIN hangup reason; idempotent."""
+
+    async def wait_hangup(self) -> None:
+        """Return when the call has ended."""
