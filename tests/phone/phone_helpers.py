@@ -185,7 +185,8 @@ class DevCarrier:
         self.legs.append(leg)
 
         def provisional(resp: SipResponse) -> None:
-            leg.provisional.append((resp.status, time.monotonic()))
+            if resp.status > 100:  # 100 Trying is hop-by-hop, not the phone's doing
+                leg.provisional.append((resp.status, time.monotonic()))
 
         leg.pending = self.ep.invite(
             bindings[0].contact,

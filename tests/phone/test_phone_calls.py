@@ -231,15 +231,16 @@ async def test_dial_reaches_platform_and_dtmf_arrives_as_rfc4733(
         assert await asyncio.wait_for(call.answered, 5) is True
         assert call.call_id == inv.request.call_id
 
+        # DTMF replaces audio while it is sent, so send it after the tone has played out
+        await asyncio.wait_for(call.played.wait(), 5)
+        await asyncio.wait_for(leg.play_task, 5)
         await call.send_dtmf("12#")
         digits = []
         async with asyncio.timeout(5):
             for _ in range(3):
                 digits.append((await leg.ms.next_dtmf()).digit)
         assert digits == ["1", "2", "#"]
-
-        await asyncio.wait_for(call.played.wait(), 5)
-        await asyncio.wait_for(leg.play_task, 5)
+        assert [e["digits"] for e in call.events if e["event"] == "dtmf_sent"] == ["12#"]
         await asyncio.sleep(0.3)
         assert await call.hangup() == "local"
         assert await asyncio.wait_for(leg.call.ended, 5) == "remote_bye"

@@ -125,6 +125,7 @@ class PhoneCall:
         self._pending: OutgoingInvite | None = None
         self._decision: asyncio.Future[int] = loop.create_future()  # incoming: answer or reject status
         self._finishing = False
+        self._local_bye = False
         self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
@@ -213,6 +214,7 @@ class PhoneCall:
     async def _bye(self, reason: str, within: float) -> None:
         call = self.sip_call
         assert call is not None
+        self._local_bye = True  # the BYE's own end of the dialog is not "the endpoint gave up"
         if call.is_active:
             try:
                 await asyncio.wait_for(call.bye(), within)  # a dead peer would keep us 32 s (Timer F)
@@ -262,7 +264,7 @@ class PhoneCall:
         how = await asyncio.shield(sip_call.ended)
         if how == "remote_bye":
             await self._finish("remote", "bye")
-        elif not self._finishing:  # e.g. the endpoint gave up waiting for our 2xx's ACK
+        elif not self._local_bye:  # e.g. the endpoint gave up waiting for the ACK of our 2xx
             await self._finish("local", how)
 
     def _on_dtmf(self, digit: Any) -> None:

@@ -1,0 +1,116 @@
+"""A whole platform with telephony on loopback: real SQLite, the real app, SIP on a free port."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+import wave
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from tests.api.support import client_for
+from tests.sip.conftest import free_port
+from voipbin.app import build_platform, create_app, start_platform, stop_platform
+from voipbin.config import Settings
+from voipbin.platform import Platform
+from voipbin.tenants import NewCustomer, bootstrap
+
+
+@dataclass
+class Telephony:
+    platform: Platform
+    app: Any
+    admin: NewCustomer
+    client: httpx.AsyncClient
+    sip_port: int
+    media_dir: Path
+
+    async def call(self, call_id: str) -> dict[str, Any]:
+        r = await self.client.get(f"/v1.0/calls/{call_id}")
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    async def wait_call(
+        self, call_id: str, predicate: Callable[[dict[str, Any]], bool], within: float = 15.0
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + within
+        while True:
+            call = await self.call(call_id)
+            if predicate(call):
+                return call
+            if time.monotonic() > deadline:
+                raise AssertionError(f"call never reached the expected state: {call}")
+            await asyncio.sleep(0.05)
+
+    async def wait_hangup(self, call_id: str, within: float = 15.0) -> dict[str, Any]:
+        return await self.wait_call(call_id, lambda c: c["status"] == "hangup", within)
+
+
+def write_sine(path: Path, seconds: float = 1.0, freq: float = 440.0, rate: int = 8000, amp: float = 0.5) -> None:
+    n = int(seconds * rate)
+    t = np.arange(n) / rate
+    pcm = (amp * 32767 * np.sin(2 * math.pi * freq * t)).astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.tobytes())
+
+
+def read_wav(path: Path) -> tuple[np.ndarray, int]:
+    with wave.open(str(path), "rb") as w:
+        data = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2")
+        if w.getnchannels() > 1:
+            data = data.reshape(-1, w.getnchannels())[:, 0]
+        return data.astype(np.int32), w.getframerate()
+
+
+def dominant_frequency(pcm: np.ndarray, rate: int) -> float:
+    spectrum = np.abs(np.fft.rfft(pcm.astype(np.float64)))
+    return float(np.argmax(spectrum[1:]) + 1) * rate / len(pcm)
+
+
+@pytest.fixture
+async def telephony(tmp_path: Path) -> AsyncIterator[Telephony]:
+    sip_port = free_port()
+    base = 31000 + (sip_port % 50) * 200
+    media = tmp_path / "media"
+    media.mkdir()
+    settings = Settings(
+        data_dir=tmp_path / "var",
+        admin_password="admin-password-1",
+        sip_host="127.0.0.1",
+        sip_port=sip_port,
+        rtp_port_min=base,
+        rtp_port_max=base + 199,
+        dial_timeout=8,
+        flow_media_dirs=str(media),
+        telephony=True,
+    )
+    platform = build_platform(settings)
+    await platform.db.migrate()
+    admin = await bootstrap(platform)
+    assert admin is not None
+    await start_platform(platform)
+    app = create_app(settings, platform)
+    client = client_for(app, admin.accesskey)
+    try:
+        yield Telephony(platform, app, admin, client, sip_port, media)
+    finally:
+        await client.aclose()
+        await stop_platform(platform)
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
+    while not await check():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)

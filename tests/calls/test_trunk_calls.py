@@ -1,0 +1,99 @@
+"""Outgoing calls through a configured SIP trunk (SIPp as the carrier), with digest auth."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.calls.support import Telephony, write_sine
+from tests.sip.conftest import SippLauncher, requires_sipp
+
+pytestmark = requires_sipp
+
+SOURCE = {"type": "tel", "target": "+15551234567"}
+
+
+async def add_trunk(t: Telephony, port: int, username: str = "alice", password: str = "secret") -> None:
+    r = await t.client.post("/v1.0/providers", json={"hostname": f"127.0.0.1:{port}", "name": "sipp",
+                                                     "auth_username": username, "auth_password": password})
+    assert r.status_code == 200, r.text
+    r = await t.client.post("/v1.0/routes", json={"provider_id": r.json()["id"], "target": "+1"})
+    assert r.status_code == 200, r.text
+
+
+async def test_trunk_call_with_digest_plays_and_hangs_up(telephony: Telephony, sipp: SippLauncher) -> None:
+    write_sine(telephony.media_dir / "tone.wav", 0.5)
+    run = await sipp.start_server("-m", "1", scenario="uas_auth.xml")
+    await add_trunk(telephony, run.port)
+    r = await telephony.client.post("/v1.0/calls", json={
+        "source": SOURCE, "destinations": [{"type": "tel", "target": "+15559876543"}],
+        "actions": [{"type": "answer"},
+                    {"type": "play", "option": {"stream_urls": [str(telephony.media_dir / "tone.wav")]}},
+                    {"type": "hangup"}]})
+    assert r.status_code == 200, r.text
+    call = await telephony.wait_hangup(r.json()["id"])
+    assert call["hangup_reason"] == "normal" and call["hangup_by"] == "local", call
+    assert call["tm_progressing"] and call["metadata"]["route"].startswith("trunk:")
+    assert await run.wait() == 0, run.errors()  # SIPp verified our digest answer and got our BYE
+
+
+async def test_trunk_wrong_password_fails(telephony: Telephony, sipp: SippLauncher) -> None:
+    run = await sipp.start_server("-m", "1", scenario="uas_auth.xml")
+    await add_trunk(telephony, run.port, password="wrong")
+    r = await telephony.client.post("/v1.0/calls", json={
+        "source": SOURCE, "destinations": [{"type": "tel", "target": "+15559876543"}],
+        "actions": [{"type": "answer"}]})
+    call = await telephony.wait_hangup(r.json()["id"])
+    assert call["hangup_reason"] == "failed" and "403" in call["metadata"]["hangup_detail"], call
+
+
+async def test_busy(telephony: Telephony, sipp: SippLauncher) -> None:
+    run = await sipp.start_server("-m", "1", scenario="uas_busy.xml")
+    await add_trunk(telephony, run.port)
+    r = await telephony.client.post("/v1.0/calls", json={
+        "source": SOURCE, "destinations": [{"type": "tel", "target": "+15559876543"}], "actions": []})
+    call = await telephony.wait_hangup(r.json()["id"])
+    assert call["hangup_reason"] == "busy" and call["hangup_by"] == "remote", call
+
+
+async def test_ringing_then_api_hangup_cancels(telephony: Telephony, sipp: SippLauncher) -> None:
+    run = await sipp.start_server("-m", "1", scenario="uas_ring_cancel.xml")
+    await add_trunk(telephony, run.port)
+    r = await telephony.client.post("/v1.0/calls", json={
+        "source": SOURCE, "destinations": [{"type": "tel", "target": "+15559876543"}], "actions": []})
+    cid = r.json()["id"]
+    await telephony.wait_call(cid, lambda c: c["status"] == "ringing")
+    r = await telephony.client.post(f"/v1.0/calls/{cid}/hangup")
+    assert r.json()["status"] in ("canceling", "hangup")
+    call = await telephony.wait_hangup(cid)
+    assert call["hangup_reason"] == "cancel" and call["hangup_by"] == "local", call
+    assert await run.wait() == 0, run.errors()
+
+
+async def test_no_answer_times_out_as_dialout(telephony: Telephony, sipp: SippLauncher) -> None:
+    telephony.platform.settings.dial_timeout = 1.5
+    run = await sipp.start_server("-m", "1", scenario="uas_ring_cancel.xml")
+    await add_trunk(telephony, run.port)
+    r = await telephony.client.post("/v1.0/calls", json={
+        "source": SOURCE, "destinations": [{"type": "tel", "target": "+15559876543"}], "actions": []})
+    call = await telephony.wait_hangup(r.json()["id"])
+    assert call["hangup_reason"] == "dialout", call
+
+
+@pytest.mark.parametrize("scenario", ["uas_answer_then_bye.xml"])
+async def test_remote_bye(telephony: Telephony, sipp: SippLauncher, scenario: str) -> None:
+    run = await sipp.start_server("-m", "1", scenario=scenario)
+    await add_trunk(telephony, run.port)
+    r = await telephony.client.post("/v1.0/calls", json={
+        "source": SOURCE, "destinations": [{"type": "tel", "target": "+15559876543"}],
+        "actions": [{"type": "sleep", "option": {"duration": 20000}}]})
+    call = await telephony.wait_hangup(r.json()["id"])
+    assert call["hangup_reason"] == "normal" and call["hangup_by"] == "remote", call
+
+
+async def test_unroutable_number_says_what_to_configure(telephony: Telephony) -> None:
+    r = await telephony.client.post("/v1.0/calls", json={
+        "source": SOURCE, "destinations": [{"type": "tel", "target": "+15559876543"}], "actions": []})
+    call = await telephony.wait_hangup(r.json()["id"])
+    assert call["hangup_reason"] == "failed"
+    assert "/v1.0/providers" in call["metadata"]["hangup_detail"]
+    assert "voipbin phone --number +15559876543" in call["metadata"]["hangup_detail"]
