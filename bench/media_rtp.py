@@ -1,14 +1,16 @@
 """RTP density benchmark: N voipbin RtpSessions vs a bare asyncio UDP echo at the same packet rate.
 
-    .venv/bin/python bench/media_rtp.py [--sizes 50,100,200,300] [--seconds 8] [--record]
+    .venv/bin/python bench/media_rtp.py [--sizes 50,100,200,300] [--seconds 8] [--consumer C]
 
-For each N, two server processes are measured one after the other, each fed by the same peer
-process (a separate process, so its CPU is not counted):
+C is tap (default), tap100, record or none. For each N, two server processes are measured one
+after the other, each fed by the same peer process (a separate process, so its CPU is not counted):
 
 * ``voipbin``: N MediaSessions on 127.0.0.1, each playing a continuous PCMU tone (encode path,
   20 ms clock, bounded queue), receiving the peer's 20 ms PCMU stream (jitter buffer, decode) and
-  feeding an inbound tap drained by one consumer task per session (an STT stand-in) — or a WAV
-  recorder per session with ``--record``.
+  feeding an inbound tap drained by one consumer task per session (an STT stand-in; default: woken
+  per 20 ms frame; ``tap100``: woken per 100 ms with ``get_batch(5)``, as STT engines consume), a
+  WAV recorder of both directions per session (``--consumer record``) or nothing (``none``: then
+  inbound audio is not even decoded).
 * ``echo``: N bare asyncio datagram endpoints that send every packet straight back — the floor
   for "receive one packet and send one packet" on this event loop.
 
@@ -102,7 +104,7 @@ class _Echo(asyncio.DatagramProtocol):
         self.tr.sendto(data, addr)  # type: ignore[attr-defined]
 
 
-async def server_main(mode: str, n: int, seconds: float, record: bool) -> dict:
+async def server_main(mode: str, n: int, seconds: float, consumer: str) -> dict:
     import numpy as np
 
     from voipbin.media import MediaSession
@@ -129,7 +131,10 @@ async def server_main(mode: str, n: int, seconds: float, record: bool) -> dict:
         async def drain(tap) -> None:
             try:
                 while True:
-                    await tap.get()
+                    if consumer == "tap100":
+                        await tap.get_batch(5)
+                    else:
+                        await tap.get()
             except TapClosed:
                 return
 
@@ -141,9 +146,9 @@ async def server_main(mode: str, n: int, seconds: float, record: bool) -> dict:
         for i, ms in enumerate(sessions):
             ms.start()
             tasks.append(asyncio.create_task(ms.play_pcm(tone)))
-            if record:
+            if consumer == "record":
                 await ms.record_start(os.path.join(tmp.name, f"{i}.wav"), "both")
-            else:
+            elif consumer in ("tap", "tap100"):
                 tasks.append(asyncio.create_task(drain(ms.tap("in"))))
     env = dict(os.environ, PEER_PORT=str(peer_port))
     peer = await asyncio.create_subprocess_exec(
@@ -210,38 +215,39 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=100)
     ap.add_argument("--sizes", default="50,100,200,300")
     ap.add_argument("--seconds", type=float, default=8.0)
-    ap.add_argument("--record", action="store_true")
+    ap.add_argument("--consumer", default="tap", choices=["tap", "tap100", "record", "none"])
     args = ap.parse_args()
     if args.role == "peer":
         ports = json.loads(sys.stdin.readline())
         print(json.dumps(run(peer_main(ports, args.seconds))), flush=True)
         return
     if args.role == "server":
-        print(json.dumps(run(server_main(args.mode, args.n, args.seconds, args.record))), flush=True)
+        print(json.dumps(run(server_main(args.mode, args.n, args.seconds, args.consumer))), flush=True)
         return
     print(f"# machine: {machine()}")
     print(f"# {args.seconds:.0f} s measured per run after {WARMUP:.0f} s warm-up; consumer: "
-          f"{'WAV recorder' if args.record else 'inbound tap'} per session")  # fmt: skip
+          f"{args.consumer} per session")  # fmt: skip
     hdr = (
         f"{'N':>4} {'mode':>8} {'pkt/s':>7} {'cpu':>6} {'ratio':>6} {'wire gap':>9} {'in gap':>7} "
-        f"{'loop lag':>8} {'late':>6} {'skip':>5} {'lost':>5} {'peer cpu':>8}"
+        f"{'loop lag':>8} {'late':>6} {'skip':>5} {'lost':>5} {'peer cpu':>8} {'us/pkt':>6}"
     )
     print(hdr)
     for n in [int(x) for x in args.sizes.split(",")]:
         res = {}
         for mode in ("echo", "voipbin"):
             cmd = [sys.executable, __file__, "--role", "server", "--mode", mode, "--n", str(n)]
-            cmd += ["--seconds", str(args.seconds)] + (["--record"] if args.record else [])
+            cmd += ["--seconds", str(args.seconds), "--consumer", args.consumer]
             out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
             res[mode] = json.loads(out.strip().splitlines()[-1])
         for mode in ("echo", "voipbin"):
             r = res[mode]
             pps = 2 * r["peer_rx"] / args.seconds  # each received packet was matched by one sent
             ratio = r["cpu"] / res["echo"]["cpu"] if res["echo"]["cpu"] else float("nan")
+            us_pkt = r["cpu"] * 1e6 / pps if pps else float("nan")  # server CPU per packet handled
             print(
                 f"{n:>4} {mode:>8} {pps:>7.0f} {r['cpu']:>6.2f} {ratio:>6.2f} {r['peer_max_gap_ms']:>7.1f}ms "
-                f"{r.get('in_max_gap_ms', 0):>5.1f}ms {r['loop_lag_ms']:>6.1f}ms {r.get('late_ticks', 0):>5} "
-                f"{r.get('skipped_ticks', 0):>5} {r.get('lost', 0):>5}",
+                f"{r.get('in_max_gap_ms', 0):>5.1f}ms {r['loop_lag_ms']:>6.1f}ms {r.get('late_ticks', 0):>6} "
+                f"{r.get('skipped_ticks', 0):>5} {r.get('lost', 0):>5} {r['peer_cpu']:>8.2f} {us_pkt:>6.1f}",
                 flush=True,
             )
 

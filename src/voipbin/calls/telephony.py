@@ -18,6 +18,7 @@ import ipaddress
 import logging
 import re
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -30,6 +31,7 @@ from voipbin.calls.state import HangupReason, Status, local_hangup_status
 from voipbin.media.mediasession import MediaSession
 from voipbin.media.ports import PortAllocator
 from voipbin.platform import Platform
+from voipbin.sip.digest import authenticate_request
 from voipbin.sip.endpoint import IncomingInvite, IncomingRequest, SipEndpoint
 from voipbin.sip.registrar import Bindings, Registrar
 from voipbin.sip.sdp import build_sdp
@@ -39,6 +41,9 @@ from voipbin.store.types import utcnow
 log = logging.getLogger(__name__)
 E164 = re.compile(r"^\+[0-9]{7,15}$")
 CUSTOMER_DOMAIN = re.compile(r"^([0-9a-f-]{36})\.(.+)$")
+OnAnswer = Callable[[LiveCall], Awaitable[None]]
+# Failure of the outgoing leg of a bridged call, told to the calling phone.
+SIP_FOR_REASON = {"busy": 486, "noanswer": 480, "dialout": 408, "cancel": 487, "failed": 503}
 
 
 def _is_loopback(ip: str) -> bool:
@@ -98,11 +103,12 @@ class SipCallManager(CallManager):
     async def start_outgoing(self, call_id: uuid.UUID) -> None:
         self._spawn(self._dial(call_id))
 
-    async def _dial(self, call_id: uuid.UUID) -> None:
+    async def _dial(self, call_id: uuid.UUID, on_answer: OnAnswer | None = None) -> LiveCall | None:
+        """Dial a stored outgoing call; on answer run its flow (or ``on_answer``, e.g. to bridge)."""
         async with self.platform.db.session() as session:
             row = await session.get(Call, call_id)
         if row is None or row.status != Status.DIALING:
-            return
+            return None
         try:
             targets = await routing.resolve(
                 self.platform,
@@ -113,20 +119,23 @@ class SipCallManager(CallManager):
             )
         except routing.NotRoutable as exc:
             await finish_call(self.platform, call_id, reason=HangupReason.FAILED, by="local", detail=str(exc))
-            return
+            return None
         media = await MediaSession.create(allocator=self.ports, host=self.media_host)
         live = LiveCall(self, call_id, row.customer_id, media)
         self.live[call_id] = live
         try:
-            await self._ring(live, row, targets)
+            await self._ring(live, row, targets, on_answer or self.run_flow)
         except Exception:
             log.exception("call %s failed while dialing", call_id)
             await live.finish(HangupReason.FAILED, "local", "internal error while dialing")
         finally:
             if live.ended.is_set():
                 self.live.pop(call_id, None)
+        return live
 
-    async def _ring(self, live: LiveCall, row: Call, targets: list[routing.DialTarget]) -> None:
+    async def _ring(
+        self, live: LiveCall, row: Call, targets: list[routing.DialTarget], on_answer: OnAnswer
+    ) -> None:
         s = self.platform.settings
         source = row.source or {}
         user = str(source.get("target") or "anonymous")
@@ -155,7 +164,7 @@ class SipCallManager(CallManager):
             result = await live.pending
             live.pending = None
             if result.ok and result.call is not None:
-                await self._answered(live, result.call, target)
+                await self._answered(live, result.call, target, on_answer)
                 return
             last_status, last_reason = result.status, result.reason
             if live.local_hangup_requested or result.status in (486, 600, 603, 487):
@@ -176,7 +185,9 @@ class SipCallManager(CallManager):
             return HangupReason.DIALOUT
         return HangupReason.FAILED
 
-    async def _answered(self, live: LiveCall, sip_call: Any, target: routing.DialTarget) -> None:
+    async def _answered(
+        self, live: LiveCall, sip_call: Any, target: routing.DialTarget, on_answer: OnAnswer
+    ) -> None:
         live.sip = sip_call
         m = sip_call.media
         if m is None:
@@ -349,13 +360,127 @@ class SipCallManager(CallManager):
             ).scalar_one_or_none()
 
     async def _on_invite(self, ctx: IncomingInvite) -> None:
-        uri = ctx.request.uri
-        user = uri.user or ""
+        caller_host = (ctx.request.from_.uri.host or "").lower()
+        customer_id = await self._customer_for_domain(caller_host)
+        if customer_id is not None:
+            await self._incoming_from_extension(ctx, caller_host, customer_id)
+            return
+        user = ctx.request.uri.user or ""
         number = await self._number_owner(user) if E164.match(user) else None
         if number is not None:
             await self._incoming_to_number(ctx, number)
             return
+        # Not one of our numbers and not an authenticated extension: never relay.
         ctx.reject(404, "Not Found")
+
+    async def _incoming_from_extension(
+        self, ctx: IncomingInvite, domain: str, customer_id: uuid.UUID
+    ) -> None:
+        """A registered extension places a call: authenticate, then route and bridge (or run a flow)."""
+        registrar = self._registrar_for(domain, customer_id)
+        check = await authenticate_request(registrar.auth, ctx.request, registrar.lookup, proxy=True)
+        if not check.ok:
+            ctx.reject(check.status, check.reason, headers=check.headers or [])
+            return
+        caller = ctx.request.from_.uri
+        if (caller.user or "") != check.username:
+            ctx.reject(403, "Forbidden (From does not match the authenticated extension)")
+            return
+        target = ctx.request.uri
+        user = target.user or ""
+        if E164.match(user):
+            number = await self._number_owner(user)
+            if number is not None:
+                await self._incoming_to_number(
+                    ctx, number, source={"type": "extension", "target": user, "target_name": check.username}
+                )
+                return
+            destination = {"type": "tel", "target": user}
+        elif (target.host or "").lower() in (domain, self.platform.settings.sip_domain.lower()) or _is_ours(
+            target.host or "", self.public_host
+        ):
+            destination = {"type": "extension", "target": user, "target_name": user}
+        else:
+            destination = {"type": "sip", "target": f"{user}@{target.host}" if user else str(target.host)}
+        source = {"type": "extension", "target": check.username or "", "target_name": check.username or ""}
+        await self._bridge_out(ctx, customer_id, source, destination)
+
+    async def _bridge_out(
+        self, ctx: IncomingInvite, customer_id: uuid.UUID, source: dict[str, Any], destination: dict[str, Any]
+    ) -> None:
+        """Incoming leg A (ringing) + outgoing leg B to ``destination``; answer A, bridge when B answers."""
+        a_row = Call(
+            customer_id=customer_id,
+            type="sip-service",
+            source=source,
+            destination=destination,
+            status=Status.RINGING,
+            direction="incoming",
+            variables={},
+            metadata_={},
+            chained_call_ids=[],
+            recording_ids=[],
+            action={},
+            tm_ringing=utcnow(),
+        )
+        async with self.platform.db.session() as session:
+            session.add(a_row)
+            await session.flush()
+            b_row = Call(
+                customer_id=customer_id,
+                type="sip-service",
+                source=source,
+                destination=destination,
+                status=Status.DIALING,
+                direction="outgoing",
+                master_call_id=a_row.id,
+                variables={},
+                metadata_={},
+                chained_call_ids=[],
+                recording_ids=[],
+                action={},
+            )
+            session.add(b_row)
+            await session.flush()
+            a_row.chained_call_ids = [str(b_row.id)]
+            await session.commit()
+        for row, events in (
+            (a_row, ("call_created", "call_ringing")),
+            (b_row, ("call_created", "call_dialing")),
+        ):
+            for event in events:
+                publish_call(self.platform, row, event)
+        media = await MediaSession.create(allocator=self.ports, host=self.media_host)
+        a_leg = LiveCall(self, a_row.id, customer_id, media, incoming=ctx)
+        self.live[a_row.id] = a_leg
+        ctx.ringing()
+
+        async def bridge(b_leg: LiveCall) -> None:
+            if a_leg.ended.is_set():
+                await self.hangup_live(b_leg, "normal")
+                return
+            await a_leg.answer()
+            a_leg.bridged_with, b_leg.bridged_with = b_leg, a_leg
+            a_leg.media.bridge(b_leg.media)
+
+        async def watch_a_cancel() -> None:
+            await ctx.cancelled.wait()
+            if a_leg.sip is None and not a_leg.ended.is_set():
+                await self._end(a_leg, HangupReason.CANCEL, "remote")
+                b_leg = self.live.get(b_row.id)
+                if b_leg is not None:
+                    await self.hangup_live(b_leg, "normal")
+
+        self._spawn(watch_a_cancel())
+        b_leg = await self._dial(b_row.id, on_answer=bridge)
+        if a_leg.sip is None and not a_leg.ended.is_set():
+            # B never answered: answer A's INVITE with the matching SIP failure.
+            async with self.platform.db.session() as session:
+                b = await session.get(Call, b_row.id)
+            reason = (b.hangup_reason if b else "") or HangupReason.FAILED
+            ctx.reject(SIP_FOR_REASON.get(reason, 480))
+            await self._end(a_leg, reason, "remote")
+        del b_leg
 
     async def _incoming_to_number(self, ctx: IncomingInvite, number: Number) -> None:
         if number.call_flow_id == uuid.UUID(int=0):
@@ -400,6 +525,10 @@ class SipCallManager(CallManager):
         await ctx.cancelled.wait()
         if live.sip is None and not live.ended.is_set():
             await self._end(live, HangupReason.CANCEL, "remote")
+
+
+def _is_ours(host: str, public_host: str) -> bool:
+    return host in (public_host, "127.0.0.1", "localhost")
 
 
 def _log_failure(task: asyncio.Task[Any]) -> None:

@@ -24,6 +24,7 @@ from voipbin.media.wav import FRAME_BYTES, FRAME_SAMPLES, MEDIA_RATE
 RecordDirection = Literal["in", "out", "both"]
 _SILENCE = bytes(FRAME_BYTES)
 _MAX_GAP_TICKS = 3000  # never invent more than a minute of silence for one gap
+WRITE_BATCH = 10  # frames per wake-up and write (200 ms); the tap holds far more
 
 
 @dataclass(slots=True, frozen=True)
@@ -66,13 +67,11 @@ class Recorder:
     async def _run(self) -> None:
         while True:
             try:
-                frame = await self.tap.get()
+                frames = await self.tap.get_batch(WRITE_BATCH)
             except TapClosed:
                 return
-            self._consume(frame)
-            # drain whatever else is ready without a wake-up per frame
-            while (nxt := self.tap.get_nowait()) is not None:
-                self._consume(nxt)
+            for frame in frames:
+                self._consume(frame)
 
     def _consume(self, frame: Frame) -> None:
         if self._tick is None:

@@ -2,7 +2,8 @@
 
 The media clock calls ``Tap.put`` synchronously; each tap is a bounded deque that drops its
 *oldest* frame when the consumer falls behind (counted in ``dropped``), so a slow consumer loses
-history, never the session its timing. Consumers ``await tap.get()`` or ``async for frame in tap``.
+history, never the session its timing. Consumers ``await tap.get()``, ``async for frame in tap``,
+or ``await tap.get_batch(n)`` to be woken once per ``n`` frames. One consumer per tap.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class Tap:
         self.dropped = 0
         self._q: deque[Frame] = deque()
         self._waiter: asyncio.Future[None] | None = None
+        self._wake_at = 1  # queue length that wakes the waiting consumer
         self._closed = False
 
     def put(self, frame: Frame) -> None:
@@ -45,7 +47,7 @@ class Tap:
             self.dropped += 1
         self._q.append(frame)
         w = self._waiter
-        if w is not None and not w.done():
+        if w is not None and len(self._q) >= self._wake_at and not w.done():
             w.set_result(None)
 
     def close(self) -> None:
@@ -75,6 +77,27 @@ class Tap:
             finally:
                 self._waiter = None
         return self._q.popleft()
+
+    async def get_batch(self, min_frames: int = 1) -> list[Frame]:
+        """All queued frames once at least ``min_frames`` are ready (fewer only when closed).
+
+        Consumers that work in chunks (STT engines take ~100 ms) should use this: the session then
+        wakes them once per chunk instead of once per 20 ms frame, which is most of a tap's cost.
+        """
+        min_frames = max(1, min(min_frames, self.maxsize))
+        while len(self._q) < min_frames and not self._closed:
+            self._wake_at = min_frames
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+                self._wake_at = 1
+        if not self._q:
+            raise TapClosed
+        out = list(self._q)
+        self._q.clear()
+        return out
 
     async def __aiter__(self) -> AsyncIterator[Frame]:
         while True:

@@ -156,7 +156,14 @@ async def run_phone(
         stopper = asyncio.ensure_future(stop.wait())
         try:
             if args.dial:
-                call = phone.dial(args.dial)
+                call = phone.dial(
+                    args.dial,
+                    play=args.play,
+                    say=args.say,
+                    record=args.record,
+                    hangup_after=args.hangup_after,
+                    dtmf=args.dtmf,
+                )
                 await asyncio.wait({stopper, asyncio.ensure_future(asyncio.shield(call.ended))},
                                    return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
                 status = 0 if call.answered.done() and call.answered.result() else 1
@@ -173,3 +180,11 @@ async def run_phone(
             await phone.stop()
         for sig in installed:
             loop.remove_signal_handler(sig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m voipbin.phone ...``: the same command without the rest of the CLI."""
+    parser = argparse.ArgumentParser(prog="voipbin")
+    add_phone_parser(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(["phone", *(sys.argv[1:] if argv is None else argv)])
+    return int(args.fn(args))

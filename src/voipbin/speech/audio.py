@@ -95,3 +95,14 @@ def parse_wav_header(buf: bytes) -> tuple[int, int, int, int] | None:
 
 def chunked(pcm: bytes, size: int) -> list[bytes]:
     return [pcm[i : i + size] for i in range(0, len(pcm), size)]
+
+
+def wav_bytes(pcm: bytes, sample_rate: int) -> bytes:
+    """Wrap PCM16 mono in a minimal RIFF/WAVE header (for batch recognisers that take files)."""
+    pcm = pcm[: len(pcm) - len(pcm) % 2]
+    header = struct.pack(
+        "<4sI4s4sIHHIIHH4sI",
+        b"RIFF", 36 + len(pcm), b"WAVE", b"fmt ", 16, 1, 1, sample_rate, sample_rate * 2, 2, 16,
+        b"data", len(pcm),
+    )  # fmt: skip
+    return header + pcm

@@ -10,10 +10,14 @@ from __future__ import annotations
 class SpeechError(Exception):
     """Base class for all runtime failures of a TTS/STT engine."""
 
-    def __init__(self, message: str, *, provider: str = "", status: int | None = None) -> None:
+    def __init__(
+        self, message: str, *, provider: str = "", status: int | None = None, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.provider = provider
         self.status = status
+        #: seconds the provider asked us to wait (``Retry-After`` on 429/503), if it said
+        self.retry_after = retry_after
 
 
 class SpeechAuthError(SpeechError):
@@ -48,12 +52,14 @@ class MissingProviderKey(SpeechConfigError):
     """A cloud provider is selected but its API key setting is empty."""
 
 
-def error_for_status(status: int, message: str, *, provider: str) -> SpeechError:
+def error_for_status(
+    status: int, message: str, *, provider: str, retry_after: float | None = None
+) -> SpeechError:
     """Map an HTTP status code to the matching typed error."""
     if status in (401, 403):
         return SpeechAuthError(message, provider=provider, status=status)
     if status == 429:
-        return SpeechRateLimited(message, provider=provider, status=status)
+        return SpeechRateLimited(message, provider=provider, status=status, retry_after=retry_after)
     if status in (408, 504):
         return SpeechTimeout(message, provider=provider, status=status)
-    return SpeechServerError(message, provider=provider, status=status)
+    return SpeechServerError(message, provider=provider, status=status, retry_after=retry_after)

@@ -57,3 +57,59 @@ def map_httpx_error(exc: BaseException, provider: str) -> SpeechError:
         status = exc.response.status_code
         return error_for_status(status, f"{provider} answered HTTP {status}", provider=provider)
     return SpeechConnectionError(f"{provider} connection failed: {exc!r}", provider=provider)
+
+
+def retry_after(headers: object) -> float | None:
+    """Seconds from ``Retry-After`` (delta form; HTTP dates are rare on APIs and ignored)."""
+    get = getattr(headers, "get", None)
+    value = get("retry-after") or get("Retry-After") if get is not None else None
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _timeout_classes() -> tuple[type[BaseException], ...]:
+    import httpx
+
+    classes: list[type[BaseException]] = [TimeoutError, httpx.TimeoutException]
+    try:  # the openai SDK ships its own httpx fork
+        import httpx2
+
+        classes.append(httpx2.TimeoutException)
+    except ImportError:
+        pass
+    try:
+        import openai
+
+        classes.append(openai.APITimeoutError)
+    except ImportError:
+        pass
+    return tuple(classes)
+
+
+def map_http_error(exc: BaseException, provider: str) -> SpeechError:
+    """Failures of an HTTP request through httpx, httpx2 or an SDK built on them -> typed errors.
+
+    SDK status errors are recognised by shape (``status_code`` plus ``response.headers`` for openai,
+    ``headers`` for the Fern-generated Deepgram/ElevenLabs SDKs) so no SDK is imported here.
+    """
+    if isinstance(exc, SpeechError):
+        return exc
+    status = getattr(exc, "status_code", None)
+    response = getattr(exc, "response", None)
+    if not isinstance(status, int) and response is not None:
+        status = getattr(response, "status_code", None)
+    if isinstance(status, int) and status >= 400:
+        headers = getattr(exc, "headers", None) or getattr(response, "headers", None) or {}
+        body = getattr(exc, "body", None)
+        detail = f": {body}" if body else ""
+        return error_for_status(
+            status,
+            f"{provider} answered HTTP {status}{detail}"[:500],
+            provider=provider,
+            retry_after=retry_after(headers),
+        )
+    if isinstance(exc, _timeout_classes()):
+        return SpeechTimeout(f"{provider} did not answer in time", provider=provider)
+    return SpeechConnectionError(f"{provider} connection failed: {exc!r}", provider=provider)

@@ -1,0 +1,58 @@
+"""OpenAI TTS through the official ``openai`` SDK (``audio.speech`` with a streaming response).
+
+Each clause is one ``POST /v1/audio/speech`` with ``response_format="pcm"``: raw PCM16 mono at
+24 kHz, streamed as it is synthesised, resampled to the call rate on the way out. Failures map to
+typed errors (:func:`voipbin.speech.netutil.map_http_error`); a stalled body hits the client's read
+timeout; :meth:`cancel` cancels the task, which closes the streamed response and its connection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from voipbin.speech.netutil import map_http_error
+from voipbin.speech.openai_client import openai_client
+from voipbin.speech.tts import ClauseTTS
+
+DEFAULT_MODEL = "gpt-4o-mini-tts"
+DEFAULT_VOICE = "alloy"
+
+
+class OpenAITTS(ClauseTTS):
+    provider = "openai"
+    source_rate = 24000  # response_format=pcm is always 24 kHz
+
+    def __init__(
+        self,
+        *,
+        api_key: str,
+        base_url: str | None = None,
+        model: str = DEFAULT_MODEL,
+        instructions: str | None = None,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.model = model
+        self.instructions = instructions  # gpt-4o-mini-tts only: tone/style prompt
+        self._client = openai_client(api_key, base_url, self.timeout)
+
+    async def _run(self) -> None:
+        try:
+            await super()._run()
+        finally:
+            await self._client.close()
+
+    async def _synthesize_clause(self, text: str) -> AsyncIterator[bytes]:
+        extra = {"instructions": self.instructions} if self.instructions else {}
+        try:
+            async with self._client.audio.speech.with_streaming_response.create(
+                model=self.model,
+                voice=self.voice or DEFAULT_VOICE,
+                input=text,
+                response_format="pcm",
+                **extra,
+            ) as response:
+                async for chunk in response.iter_bytes():
+                    yield chunk
+        except Exception as exc:
+            raise map_http_error(exc, self.provider) from exc
