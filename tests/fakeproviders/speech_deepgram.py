@@ -6,13 +6,15 @@ Listen: ``Authorization: Token <key>``; binary linear16 audio in; JSON out — `
 ``Metadata`` and a 1000 close after ``{"type":"CloseStream"}``. Speech is found by energy and
 "recognised" from a script: utterance n gets ``script[n]``.
 Speak: ``POST /v1/speak?model=..&encoding=linear16&sample_rate=..`` with ``{"text": ..}`` returns
-raw PCM16 (a tone whose length follows the text), streamed in chunks.
+PCM16 (a tone whose length follows the text), streamed in chunks; like the real service, linear16
+comes in a WAV container unless ``container=none``. Errors use ``{"err_code", "err_msg", "request_id"}``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import struct
 import uuid
 
 import numpy as np
@@ -35,6 +37,12 @@ class FakeDeepgram:
         self.ws.api_key = api_key
         self.ws.auth_header = ("Authorization", "Token ")
         self.http = FakeHttpServer(self._speak)
+        self.http.fault_body = lambda status, fault: {
+            "err_code": fault.upper(),
+            "err_msg": f"scripted {fault}",
+            "request_id": str(uuid.uuid4()),
+        }
+        self.speak_requests: list[HttpRequest] = []
         self.received_audio = 0
         self.control: list[dict] = []
         self.drop_after_results = False
@@ -146,11 +154,16 @@ class FakeDeepgram:
             return json_response(401, {"err_code": "INVALID_AUTH", "err_msg": "Invalid credentials."})
         if req.method != "POST" or req.path != "/v1/speak":
             return json_response(404, {"err_code": "NOT_FOUND"})
+        self.speak_requests.append(req)
         if req.query.get("encoding") != "linear16":
             return json_response(400, {"err_code": "UNSUPPORTED_ENCODING"})
-        rate = int(req.query.get("sample_rate", "24000"))
+        rate = int(float(req.query.get("sample_rate", "24000")))
+        if rate not in (8000, 16000, 24000, 32000, 48000):
+            return json_response(400, {"err_code": "UNSUPPORTED_SAMPLE_RATE"})
         text = req.json()["text"]
         pcm = tone(0.06 * len(text), rate)
+        if req.query.get("container", "wav") == "wav":
+            pcm = wav_header(rate) + pcm
 
         async def chunks():
             for i in range(0, len(pcm), 3200):
@@ -158,3 +171,11 @@ class FakeDeepgram:
                 await asyncio.sleep(0)
 
         return HttpResponse(200, headers={"content-type": "audio/l16"}, chunks=chunks())
+
+
+def wav_header(rate: int) -> bytes:
+    """Streaming WAV header with the unknown-length placeholder sizes Aura uses."""
+    return struct.pack(
+        "<4sI4s4sIHHIIHH4sI",
+        b"RIFF", 0xFFFFFFFF, b"WAVE", b"fmt ", 16, 1, 1, rate, rate * 2, 2, 16, b"data", 0xFFFFFFFF,
+    )  # fmt: skip

@@ -22,19 +22,10 @@ from fakeproviders.speech_server import (
     HttpRequest,
     HttpResponse,
     json_response,
+    parse_multipart,
     tone,
+    wav_info,
 )
-
-
-def parse_multipart(req: HttpRequest) -> dict[str, bytes]:
-    boundary = req.headers["content-type"].split("boundary=")[1].strip('"').encode()
-    parts = {}
-    for part in req.body.split(b"--" + boundary)[1:-1]:
-        head, _, data = part.strip(b"\r\n").partition(b"\r\n\r\n")
-        m = re.search(rb'name="([^"]+)"', head)
-        if m:
-            parts[m.group(1).decode()] = data
-    return parts
 
 
 class FakeElevenLabs:
@@ -45,6 +36,7 @@ class FakeElevenLabs:
         self.messages: list[dict] = []
         self.script: list[str] = []
         self.uploads: list[dict[str, bytes]] = []
+        self.upload_wavs: list[tuple[int, float]] = []
         self.drop_after_audio = False
 
     async def __aenter__(self) -> FakeElevenLabs:
@@ -105,6 +97,10 @@ class FakeElevenLabs:
             self.uploads.append(parts)
             if "file" not in parts or "model_id" not in parts:
                 return json_response(422, {"detail": "file and model_id are required"})
+            try:
+                self.upload_wavs.append(wav_info(parts["file"]))
+            except ValueError as exc:
+                return json_response(400, {"detail": {"status": "invalid_file", "message": str(exc)}})
             text = self.script.pop(0) if self.script else "hello world"
             words = [{"text": w, "type": "word"} for w in text.split()]
             body = {"language_code": "eng", "language_probability": 0.99, "text": text, "words": words}

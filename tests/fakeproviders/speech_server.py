@@ -4,7 +4,9 @@ Hand-written HTTP on raw asyncio streams because fault tests need what an ASGI s
 answer headers then go silent (stall) or abort the TCP connection mid-body (drop). WebSockets use
 the ``websockets`` server, whose ``process_request`` hook answers the handshake with 401/429/500
 and whose transport can be aborted without a close frame. Faults are set per server with
-``fake.fault = "auth" | "ratelimit" | "server" | "stall" | "drop"`` (``None`` = behave).
+``fake.fault = "auth" | "ratelimit" | "server" | "stall" | "drop"`` (``None`` = behave). On HTTP,
+"stall"/"drop" hit streamed bodies after the first chunk and plain bodies before the status line.
+Fault bodies follow each provider's error format (``fault_body``); 429 carries ``retry-after``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ import asyncio
 import contextlib
 import json
 import math
+import re
+import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -59,13 +63,48 @@ def json_response(status: int, obj: object) -> HttpResponse:
     return HttpResponse(status, json.dumps(obj).encode(), {"content-type": "application/json"})
 
 
+def parse_multipart(req: HttpRequest) -> dict[str, bytes]:
+    """``multipart/form-data`` fields by name (file contents included)."""
+    boundary = req.headers["content-type"].split("boundary=")[1].strip('"').encode()
+    parts = {}
+    for part in req.body.split(b"--" + boundary)[1:-1]:
+        head, _, data = part[2:].partition(b"\r\n\r\n")  # drop the CRLF after the boundary
+        m = re.search(rb'name="([^"]+)"', head)
+        if m:
+            parts[m.group(1).decode()] = data[:-2] if data.endswith(b"\r\n") else data
+    return parts
+
+
+def wav_info(data: bytes) -> tuple[int, float]:
+    """(sample_rate, seconds) of an uploaded PCM16 mono WAV; ValueError if it is not one."""
+    if data[:4] != b"RIFF" or data[8:12] != b"WAVE" or data[36:40] != b"data":
+        raise ValueError("not a canonical PCM WAV")
+    fmt, channels, rate = struct.unpack("<HHI", data[20:28])
+    bits = struct.unpack("<H", data[34:36])[0]
+    if (fmt, channels, bits) != (1, 1, 16):
+        raise ValueError("not PCM16 mono")
+    size = struct.unpack("<I", data[40:44])[0]
+    if size != len(data) - 44:
+        raise ValueError("data size does not match")
+    return rate, size / 2 / rate
+
+
+def _default_fault_body(status: int, fault: str) -> object:
+    return {"detail": {"status": fault, "message": "scripted fault"}}
+
+
 class FakeHttpServer:
     """HTTP/1.1, one request per connection (``Connection: close``), chunked streaming bodies."""
 
     def __init__(self, handler: Callable[[HttpRequest], Awaitable[HttpResponse]]) -> None:
         self.handler = handler
         self.fault: str | None = None
+        self.fault_body: Callable[[int, str], object] = _default_fault_body
+        self.retry_after = "1"
+        self.chunk_delay = 0.0  # seconds between streamed chunks (pace like a real synthesiser)
         self.requests: list[HttpRequest] = []
+        self.client_hangups = 0  # streamed responses the client closed before the end
+        self.completed = 0  # streamed responses sent to the end
         self._server: asyncio.Server | None = None
         self._release = asyncio.Event()
         self.port = 0
@@ -93,12 +132,18 @@ class FakeHttpServer:
             self.requests.append(req)
             if self.fault in FAULT_STATUS:
                 status = FAULT_STATUS[self.fault]
-                resp = json_response(status, {"detail": {"status": self.fault, "message": "scripted fault"}})
+                resp = json_response(status, self.fault_body(status, self.fault))
                 if status == 429:
-                    resp.headers["retry-after"] = "1"
+                    resp.headers["retry-after"] = self.retry_after
             else:
                 resp = await self.handler(req)
-            await self._write(writer, resp)
+            if resp.chunks is None and self.fault == "drop":
+                writer.transport.abort()
+                return
+            if resp.chunks is None and self.fault == "stall":
+                await self._release.wait()
+                return
+            await self._write(reader, writer, resp)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
@@ -128,7 +173,9 @@ class FakeHttpServer:
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         return HttpRequest(method, url.path, query, headers, body)
 
-    async def _write(self, writer: asyncio.StreamWriter, resp: HttpResponse) -> None:
+    async def _write(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, resp: HttpResponse
+    ) -> None:
         reason = HTTPStatus(resp.status).phrase
         headers = {"connection": "close"} | resp.headers
         if resp.chunks is None:
@@ -142,18 +189,32 @@ class FakeHttpServer:
             await writer.drain()
             return
         sent = 0
-        async for chunk in resp.chunks:
-            if self.fault in ("stall", "drop") and sent >= 1:
-                if self.fault == "drop":
-                    writer.transport.abort()
+        hangup = asyncio.create_task(reader.read())  # b"" once the client closes its side
+        try:
+            async for chunk in resp.chunks:
+                if self.fault in ("stall", "drop") and sent >= 1:
+                    if self.fault == "drop":
+                        writer.transport.abort()
+                        return
+                    await self._release.wait()  # stall: headers and one chunk, then silence
                     return
-                await self._release.wait()  # stall: headers and one chunk, then silence
-                return
-            writer.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                if hangup.done():
+                    self.client_hangups += 1
+                    return
+                writer.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+                await writer.drain()
+                sent += 1
+                if self.chunk_delay:
+                    await asyncio.wait([hangup], timeout=self.chunk_delay)
+            writer.write(b"0\r\n\r\n")
             await writer.drain()
-            sent += 1
-        writer.write(b"0\r\n\r\n")
-        await writer.drain()
+            self.completed += 1
+        except ConnectionError:
+            self.client_hangups += 1
+        finally:
+            if hangup.done() and not hangup.cancelled():
+                hangup.exception()  # a reset peer is expected here; mark it retrieved
+            hangup.cancel()
 
 
 class FakeWsServer:

@@ -266,8 +266,29 @@ async def test_phone_receives_dtmf(carrier: DevCarrier) -> None:
         await phone.wait_event("dtmf", within=5, digit="7")
         await phone.wait_event("dtmf", within=5, digit="*")
         assert call.dtmf_received == ["7", "*"]
+        resp = await leg.call.info(b"Signal=9\r\nDuration=160\r\n")
+        assert resp.status == 200
+        ev = await phone.wait_event("dtmf", within=5, digit="9")
+        assert ev["via"] == "info"
     finally:
         await phone.stop()
+
+
+async def test_hangup_of_an_unanswered_dial_to_a_silent_peer_is_bounded(carrier: DevCarrier) -> None:
+    import socket
+
+    phone = make_phone(carrier, register=False)
+    await phone.start()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as quiet:
+        quiet.bind(("127.0.0.1", 0))
+        try:
+            call = phone.dial(f"sip:{PLATFORM_NUMBER}@127.0.0.1:{quiet.getsockname()[1]}")
+            await asyncio.sleep(0.2)
+            async with asyncio.timeout(5):
+                assert await call.hangup(within=1.0) == "cancelled"
+            assert await call.answered is False
+        finally:
+            await phone.stop()
 
 
 async def test_dial_rejected_and_cancelled(carrier: DevCarrier) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 from voipbin.calls.state import Status, can_transition, hangup_by
 from voipbin.platform import Platform
 from voipbin.serialize import timestamps, uid
-from voipbin.store.tables import Call
+from voipbin.store.tables import Call, Groupcall
 from voipbin.store.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,26 @@ def call_to_api(c: Call) -> dict[str, Any]:
     if c.chained_call_ids:
         out["chained_call_ids"] = list(c.chained_call_ids)
     return out
+
+
+def groupcall_to_api(g: Groupcall) -> dict[str, Any]:
+    return {
+        "id": uid(g.id),
+        "customer_id": uid(g.customer_id),
+        "owner_type": g.owner_type,
+        "owner_id": uid(g.owner_id),
+        "status": g.status,
+        "flow_id": uid(g.flow_id),
+        "source": address_out(g.source),
+        "destinations": [address_out(d) for d in g.destinations or []],
+        "master_call_id": uid(g.master_call_id),
+        "ring_method": g.ring_method,
+        "answer_method": g.answer_method,
+        "answer_call_id": uid(g.answer_call_id),
+        "call_ids": list(g.call_ids or []),
+        "call_count": len(g.call_ids or []),
+        **timestamps(g),
+    }
 
 
 def publish_call(platform: Platform, c: Call, event: str) -> None:

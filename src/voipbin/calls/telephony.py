@@ -26,7 +26,7 @@ from sqlalchemy import select
 from voipbin.calls import routing
 from voipbin.calls.live import LiveCall
 from voipbin.calls.manager import CallManager
-from voipbin.calls.service import finish_call, publish_call, set_status
+from voipbin.calls.service import finish_call, groupcall_to_api, publish_call, set_status
 from voipbin.calls.state import HangupReason, Status, local_hangup_status
 from voipbin.media.mediasession import MediaSession
 from voipbin.media.ports import PortAllocator
@@ -35,7 +35,7 @@ from voipbin.sip.digest import authenticate_request
 from voipbin.sip.endpoint import IncomingInvite, IncomingRequest, SipEndpoint
 from voipbin.sip.registrar import Bindings, Registrar
 from voipbin.sip.sdp import build_sdp
-from voipbin.store.tables import Call, Customer, Extension, Number, Recording
+from voipbin.store.tables import Call, Customer, Extension, Groupcall, Number, Recording
 from voipbin.store.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -76,8 +76,9 @@ class SipCallManager(CallManager):
 
     @property
     def media_host(self) -> str:
-        host = self.platform.settings.sip_host
-        return "0.0.0.0" if host in ("", "0.0.0.0") else host
+        # RTP listens on every interface: phones may send from an address other than the one in our SDP
+        # (baresip uses its primary interface even towards 127.0.0.1).
+        return "0.0.0.0"
 
     async def start(self) -> None:
         await self.endpoint.start()
@@ -103,14 +104,19 @@ class SipCallManager(CallManager):
     async def start_outgoing(self, call_id: uuid.UUID) -> None:
         self._spawn(self._dial(call_id))
 
-    async def _dial(self, call_id: uuid.UUID, on_answer: OnAnswer | None = None) -> LiveCall | None:
+    async def _dial(
+        self,
+        call_id: uuid.UUID,
+        on_answer: OnAnswer | None = None,
+        targets: list[routing.DialTarget] | None = None,
+    ) -> LiveCall | None:
         """Dial a stored outgoing call; on answer run its flow (or ``on_answer``, e.g. to bridge)."""
         async with self.platform.db.session() as session:
             row = await session.get(Call, call_id)
         if row is None or row.status != Status.DIALING:
             return None
         try:
-            targets = await routing.resolve(
+            targets = targets or await routing.resolve(
                 self.platform,
                 row.customer_id,
                 row.destination,
@@ -200,8 +206,107 @@ class SipCallManager(CallManager):
         if live.local_hangup_requested:
             await self.hangup_live(live, "normal")
             return
-        await set_status(self.platform, live.call_id, Status.PROGRESSING, metadata_={"route": target.via})
-        await self.run_flow(live)
+        async with self.platform.db.session() as session:
+            row = await session.get(Call, live.call_id)
+            metadata = {**((row.metadata_ if row else None) or {}), "route": target.via}
+        await set_status(self.platform, live.call_id, Status.PROGRESSING, metadata_=metadata)
+        await on_answer(live)
+
+    # -- groupcalls (ring every registered device of an extension; the first answer wins) ----------
+    async def start_groupcall(self, groupcall_id: uuid.UUID) -> None:
+        self._spawn(self._ring_group(groupcall_id))
+
+    async def _ring_group(self, groupcall_id: uuid.UUID) -> None:
+        async with self.platform.db.session() as session:
+            group = await session.get(Groupcall, groupcall_id)
+        if group is None:
+            return
+        targets: list[tuple[dict[str, Any], routing.DialTarget]] = []
+        problems = []
+        for dest in group.destinations or []:
+            try:
+                found = await routing.resolve(
+                    self.platform,
+                    group.customer_id,
+                    dest,
+                    devcarrier=self.devcarrier_bindings,
+                    extensions=self.extension_bindings,
+                )
+                targets += [(dest, t) for t in found]
+            except routing.NotRoutable as exc:
+                problems.append(str(exc))
+        rows = [
+            Call(
+                customer_id=group.customer_id,
+                flow_id=group.flow_id,
+                type="flow",
+                source=group.source,
+                destination=dest,
+                status=Status.DIALING,
+                direction="outgoing",
+                groupcall_id=group.id,
+                variables={},
+                metadata_={},
+                chained_call_ids=[],
+                recording_ids=[],
+                action={},
+            )
+            for dest, _ in targets
+        ]
+        async with self.platform.db.session() as session:
+            group = await session.get(Groupcall, groupcall_id)
+            assert group is not None
+            session.add_all(rows)
+            await session.flush()
+            group.call_ids = [str(r.id) for r in rows]
+            if not rows:
+                group.status = "hangup"
+            group.tm_update = utcnow()
+            await session.commit()
+        for row in rows:
+            publish_call(self.platform, row, "call_created")
+            publish_call(self.platform, row, "call_dialing")
+        if not rows:
+            log.warning("groupcall %s reached nobody: %s", groupcall_id, "; ".join(problems))
+            self._publish_group(group, "groupcall_hangup")
+            return
+        self._publish_group(group, "groupcall_progressing")
+        won = asyncio.Event()
+
+        async def first_answer_wins(live: LiveCall) -> None:
+            if won.is_set():
+                await self.hangup_live(live, "normal")
+                return
+            won.set()
+            async with self.platform.db.session() as session:
+                g = await session.get(Groupcall, groupcall_id)
+                if g is not None:
+                    g.answer_call_id = live.call_id
+                    g.tm_update = utcnow()
+                    await session.commit()
+            for other in rows:
+                other_live = self.live.get(other.id)
+                if other.id != live.call_id and other_live is not None:
+                    await self.hangup_live(other_live, "normal")
+            await self.run_flow(live)
+
+        await asyncio.gather(
+            *(
+                self._dial(row.id, on_answer=first_answer_wins, targets=[t])
+                for row, (_, t) in zip(rows, targets, strict=True)
+            )
+        )
+        async with self.platform.db.session() as session:
+            g = await session.get(Groupcall, groupcall_id)
+            if g is not None and not won.is_set():
+                g.status = "hangup"
+                g.tm_update = utcnow()
+                await session.commit()
+        if g is not None and not won.is_set():
+            self._publish_group(g, "groupcall_hangup")
+
+    def _publish_group(self, group: Groupcall, event: str) -> None:
+        self.platform.events.publish(group.customer_id, event, groupcall_to_api(group))
 
     # -- flows -------------------------------------------------------------------------------------
     async def run_flow(self, live: LiveCall) -> None:

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import logging
 import math
 import os
@@ -214,10 +215,17 @@ class RtpSession:
         latch: bool = False,
         rtcp_port: int | None = None,
     ) -> None:
-        """Apply SDP negotiation results. ``latch``: symmetric RTP — send to wherever the peer's first
-        packet came from. May be called again (re-INVITE) while running."""
+        """Apply SDP negotiation results (``addr`` is an IPv4 literal from the SDP ``c=`` line).
+
+        ``latch``: symmetric RTP — send to wherever the peer's first packet came from (for peers
+        behind NAT). Packets are accepted from any source either way. May be called again
+        (re-INVITE) while running."""
         if ptime <= 0 or ptime % 20:
             raise ValueError("ptime must be a positive multiple of 20 ms")
+        if ipaddress.ip_address(addr).version != 4:  # ValueError for host names: resolve before (no DNS here)
+            raise ValueError("RTP sessions are IPv4 for now")
+        if not 0 < port < 65536:
+            raise ValueError(f"bad RTP port {port}")
         self._codec = G711Codec(payload_type)
         self.payload_type = payload_type
         self._silence_payload = bytes([self._codec.silence]) * FRAME_SAMPLES

@@ -163,7 +163,11 @@ class PhoneCall:
             if self.sip_call is not None:
                 await self._bye(reason, within)
             elif self._pending is not None:
-                self._pending.cancel()
+                self._pending.cancel()  # CANCEL goes out once the callee has sent a provisional
+                try:
+                    return await asyncio.wait_for(asyncio.shield(self.ended), within + 1)
+                except TimeoutError:  # nothing answered the INVITE at all: give up locally
+                    await self._finish("cancelled", "no response to INVITE", 487)
             else:
                 self.reject(603)
         return await asyncio.wait_for(asyncio.shield(self.ended), within + 35)  # bounded by Timer B
@@ -228,6 +232,7 @@ class PhoneCall:
         ptime = neg.ptime if neg.ptime % 20 == 0 else 20  # our clock sends multiples of 20 ms
         ms.negotiate(neg.remote_addr, neg.remote_port, neg.payload_type, neg.dtmf_payload_type, ptime)
         ms.on_dtmf(self._on_dtmf)
+        sip_call.on_info = self._on_info
         ms.start()
         if self.recording_path is not None:
             self.recording_path.parent.mkdir(parents=True, exist_ok=True)
@@ -269,7 +274,19 @@ class PhoneCall:
 
     def _on_dtmf(self, digit: Any) -> None:
         self.dtmf_received.append(digit.digit)
-        self.phone._emit("dtmf", self, digit=digit.digit, duration_ms=digit.duration_ms)
+        self.phone._emit("dtmf", self, digit=digit.digit, duration_ms=digit.duration_ms, via="rfc4733")
+
+    def _on_info(self, request: Any) -> None:
+        """SIP INFO DTMF (application/dtmf-relay ``Signal=5``), for peers that do not send RFC 4733."""
+        ctype = (request.headers.get("Content-Type") or "").lower()
+        if "dtmf" not in ctype:
+            return
+        for line in request.body.decode(errors="replace").splitlines():
+            name, _, value = line.partition("=")
+            if name.strip().lower() == "signal" and value.strip():
+                digit = value.strip()[:1]
+                self.dtmf_received.append(digit)
+                self.phone._emit("dtmf", self, digit=digit, via="info")
 
     async def _finish(self, by: str, reason: str | None = None, status: int | None = None) -> None:
         """End the call once: stop media (finalises the recording), resolve futures, emit hangup."""

@@ -64,21 +64,21 @@ TTS_TYPES: dict[str, SpeechProvider] = {
         offline=True, adapter=_M + "tts_espeak:EspeakTTS",
     ),
     "elevenlabs": SpeechProvider(
-        "elevenlabs", True, True, ELEVENLABS_DEFAULT_VOICE, "proprietary service",
+        "elevenlabs", True, True, ELEVENLABS_DEFAULT_VOICE, "proprietary service (websockets, BSD-3)",
         adapter=_M + "tts_elevenlabs:ElevenLabsTTS", notes="WebSocket stream-input, eleven_multilingual_v2",
     ),
     "openai": SpeechProvider(
-        "openai", False, True, "alloy", "proprietary service", adapter=_M + "tts_openai:OpenAITTS",
-        notes="audio.speech, pcm 24 kHz",
+        "openai", True, True, "alloy", "proprietary service (SDK: openai, Apache-2.0)",
+        adapter=_M + "tts_openai:OpenAITTS", notes="official SDK audio.speech, gpt-4o-mini-tts, pcm 24 kHz",
     ),
     "deepgram": SpeechProvider(
-        "deepgram", False, True, "aura-2-thalia-en", "proprietary service",
+        "deepgram", True, True, "aura-2-thalia-en", "proprietary service (SDK: deepgram-sdk, MIT)",
         adapter=_M + "tts_deepgram:DeepgramTTS",
-        notes="Aura /v1/speak linear16",
+        notes="official SDK, Aura /v1/speak linear16 at the call rate",
     ),
     "cartesia": SpeechProvider(
-        "cartesia", False, True, "71a7ad14-091c-4e8e-a314-022ece01c121", "proprietary service",
-        adapter=_M + "tts_cartesia:CartesiaTTS", notes="/tts/bytes raw pcm_s16le",
+        "cartesia", True, True, "71a7ad14-091c-4e8e-a314-022ece01c121", "proprietary service (httpx, BSD-3)",
+        adapter=_M + "tts_cartesia:CartesiaTTS", notes="/tts/bytes sonic-2, raw pcm_s16le at the call rate",
     ),
 }  # fmt: skip
 for _name in [
@@ -107,17 +107,17 @@ STT_TYPES: dict[str, SpeechProvider] = {
         adapter=_M + "stt_whisper:WhisperSTT", languages=("en",), notes="tiny.en, VAD-segmented",
     ),
     "deepgram": SpeechProvider(
-        "deepgram", True, True, "nova-2", "proprietary service", adapter=_M + "stt_deepgram:DeepgramSTT",
-        notes="live WebSocket, interim results",
+        "deepgram", True, True, "nova-2", "proprietary service (SDK: deepgram-sdk, MIT)",
+        adapter=_M + "stt_deepgram:DeepgramSTT", notes="live WebSocket, interim results",
     ),
     "openai": SpeechProvider(
-        "openai", False, True, "whisper-1", "proprietary service", adapter=_M + "stt_openai:OpenAISTT",
-        notes="VAD-segmented /v1/audio/transcriptions",
+        "openai", True, True, "gpt-4o-mini-transcribe", "proprietary service (SDK: openai, Apache-2.0)",
+        adapter=_M + "stt_openai:OpenAISTT", notes="official SDK, VAD-segmented /v1/audio/transcriptions",
     ),
     "elevenlabs": SpeechProvider(
-        "elevenlabs", False, True, "scribe_v1", "proprietary service",
+        "elevenlabs", True, True, "scribe_v1", "proprietary service (SDK: elevenlabs, MIT)",
         adapter=_M + "stt_elevenlabs:ElevenLabsSTT",
-        notes="VAD-segmented /v1/speech-to-text",
+        notes="official SDK, VAD-segmented /v1/speech-to-text (Scribe)",
     ),
     "cartesia": SpeechProvider("cartesia", False, True),
     "google": SpeechProvider("google", False, True),

@@ -20,12 +20,17 @@ from voipbin.api.errors import ApiError
 from voipbin.api.repo import get_owned, list_page, soft_delete
 from voipbin.api.routes.flows import checked_actions
 from voipbin.billing.ledger import account_for, can_cover
-from voipbin.calls.service import address_out, call_to_api, finish_call, publish_call, set_status
+from voipbin.calls.service import (
+    call_to_api,
+    finish_call,
+    groupcall_to_api,
+    publish_call,
+    set_status,
+)
 from voipbin.calls.state import Status, local_hangup_status
 from voipbin.models.actions import ActionValidationError
 from voipbin.models.address import Address, validate_dial_address
 from voipbin.platform import Platform
-from voipbin.serialize import timestamps, uid
 from voipbin.store.tables import Call, Flow, Groupcall, Number
 
 log = logging.getLogger(__name__)
@@ -34,26 +39,6 @@ NOT_FOUND = "CALL_NOT_FOUND"
 MAX_DESTINATIONS = 100
 CALL_TYPES = ("tel", "sip")
 GROUP_TYPES = ("extension", "agent")
-
-
-def groupcall_to_api(g: Groupcall) -> dict[str, Any]:
-    return {
-        "id": uid(g.id),
-        "customer_id": uid(g.customer_id),
-        "owner_type": g.owner_type,
-        "owner_id": uid(g.owner_id),
-        "status": g.status,
-        "flow_id": uid(g.flow_id),
-        "source": address_out(g.source),
-        "destinations": [address_out(d) for d in g.destinations or []],
-        "master_call_id": uid(g.master_call_id),
-        "ring_method": g.ring_method,
-        "answer_method": g.answer_method,
-        "answer_call_id": uid(g.answer_call_id),
-        "call_ids": list(g.call_ids or []),
-        "call_count": len(g.call_ids or []),
-        **timestamps(g),
-    }
 
 
 class CallCreate(BaseModel):
