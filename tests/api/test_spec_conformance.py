@@ -9,6 +9,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+
 from tests.api.support import Api
 
 SPEC = Path(__file__).resolve().parents[3] / "shared/reference/voipbin-openapi/openapi.yaml"

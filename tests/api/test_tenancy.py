@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from tests.api.support import Api
 from tests.api.test_auth import assert_envelope
 

@@ -53,7 +53,7 @@ class Telephony:
         return await self.wait_call(call_id, lambda c: c["status"] == "hangup", within)
 
 
-def write_sine(path: Path, seconds: float = 1.0, freq: float = 440.0, rate: int = 8000, amp: float = 0.5) -> None:
+def write_sine(path: Path, seconds: float = 1.0, freq: float = 440.0, rate: int = 8000, amp: float = 0.5):
     n = int(seconds * rate)
     t = np.arange(n) / rate
     pcm = (amp * 32767 * np.sin(2 * math.pi * freq * t)).astype("<i2")

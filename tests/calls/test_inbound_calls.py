@@ -51,7 +51,7 @@ async def test_inbound_records_pcap_audio_and_dtmf(
                            scenario=str(scenario))
     assert await run.wait(40) == 0, run.errors()
     call = await telephony.wait_hangup((await incoming_call(telephony))["id"])
-    assert call["direction"] == "incoming" and call["hangup_reason"] == "normal" and call["hangup_by"] == "remote"
+    assert (call["direction"], call["hangup_reason"], call["hangup_by"]) == ("incoming", "normal", "remote")
     assert call["destination"]["target"] == "+15551234567"
     assert (await flow_variables(telephony, call["activeflow_id"]))["voipbin.call.digits"] == "1"
 

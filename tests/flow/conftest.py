@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from tests.api.support import api, settings  # noqa: F401  (fixtures for the activeflows API tests)
 from tests.flow.memcall import MemoryCall
-
 from voipbin.app import build_platform
 from voipbin.config import Settings
 from voipbin.flow import get_engine, start_call_flow

@@ -9,9 +9,9 @@ import uuid
 from collections.abc import AsyncIterator
 
 import pytest
+
 from tests.api.support import Api
 from tests.api.test_auth import assert_envelope
-
 from voipbin.flow import get_engine
 
 

@@ -7,7 +7,6 @@ import time
 import uuid
 
 from tests.flow.conftest import Env, write_tone
-
 from voipbin.flow import get_engine
 from voipbin.flow.handlers import REGISTRY
 from voipbin.flow.handlers.unsupported import NOT_YET

@@ -6,6 +6,7 @@ import time
 import uuid
 
 from starlette.responses import Response
+
 from tests.flow.conftest import Env, write_tone
 from tests.flow.localhttp import local_server
 

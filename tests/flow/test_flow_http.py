@@ -8,9 +8,9 @@ import json
 from datetime import UTC, datetime
 
 from starlette.responses import JSONResponse, Response
+
 from tests.flow.conftest import Env
 from tests.flow.localhttp import Seen, local_server
-
 from voipbin.flow import get_engine
 from voipbin.store.tables import Customer
 

@@ -18,8 +18,8 @@ import os
 from pathlib import Path
 
 import pytest
-from tests.models.test_model_actions import REALISTIC, _flow
 
+from tests.models.test_model_actions import REALISTIC, _flow
 from voipbin.models.actions import Action, validate_actions
 
 yaml = pytest.importorskip("yaml")
