@@ -35,8 +35,10 @@ async def register_baresip(t: Telephony, tmp: Path, phones: list[Baresip], ext: 
     r = await t.client.post("/v1.0/extensions", json={"extension": ext, "password": pw})
     assert r.status_code == 200, r.text
     domain = r.json()["domain_name"]
-    account = (f"<sip:{ext}@{domain}>;auth_pass={pw};outbound=\"sip:127.0.0.1:{t.sip_port}\";"
-               "regint=60;answermode=auto;audio_codecs=PCMU")
+    account = (
+        f'<sip:{ext}@{domain}>;auth_pass={pw};outbound="sip:127.0.0.1:{t.sip_port}";'
+        "regint=60;answermode=auto;audio_codecs=PCMU"
+    )
     phone = await start_baresip(tmp, account)
     phones.append(phone)
     aor = f"sip:{ext}@{domain}"
@@ -55,11 +57,19 @@ async def register_baresip(t: Telephony, tmp: Path, phones: list[Baresip], ext: 
 @needs_baresip
 async def test_extension_groupcall_reaches_baresip(telephony: Telephony, tmp_path: Path, phones) -> None:
     await register_baresip(telephony, tmp_path, phones, "3001", "ext-password-1")
-    r = await telephony.client.post("/v1.0/calls", json={
-        "source": {"type": "tel", "target": "+15551234567"},
-        "destinations": [{"type": "extension", "target_name": "3001"}],
-        "actions": [{"type": "recording_start"}, {"type": "sleep", "option": {"duration": 1500}},
-                    {"type": "recording_stop"}, {"type": "hangup"}]})
+    r = await telephony.client.post(
+        "/v1.0/calls",
+        json={
+            "source": {"type": "tel", "target": "+15551234567"},
+            "destinations": [{"type": "extension", "target_name": "3001"}],
+            "actions": [
+                {"type": "recording_start"},
+                {"type": "sleep", "option": {"duration": 1500}},
+                {"type": "recording_stop"},
+                {"type": "hangup"},
+            ],
+        },
+    )
     assert r.status_code == 200, r.text
     group = r.json()["groupcalls"][0]
 
@@ -117,17 +127,22 @@ async def test_baresip_calls_a_number_through_a_trunk(
 
 
 async def test_unauthenticated_peers_are_refused(telephony: Telephony) -> None:
-    ext = (await telephony.client.post("/v1.0/extensions",
-                                       json={"extension": "3003", "password": "ext-password-3"})).json()
+    ext = (
+        await telephony.client.post(
+            "/v1.0/extensions", json={"extension": "3003", "password": "ext-password-3"}
+        )
+    ).json()
     domain = ext["domain_name"]
     ep = SipEndpoint("127.0.0.1", 0)
     await ep.start()
     server = f"sip:127.0.0.1:{telephony.sip_port}"
     try:
         # REGISTER with a wrong password, for an unknown domain, and for an owned number: refused.
-        for aor, user, pw in ((f"sip:3003@{domain}", "3003", "wrong-password"),
-                              ("sip:3003@elsewhere.example", "3003", "ext-password-3"),
-                              ("sip:+15551234567@voipbin.local", "+15551234567", "x")):
+        for aor, user, pw in (
+            (f"sip:3003@{domain}", "3003", "wrong-password"),
+            ("sip:3003@elsewhere.example", "3003", "ext-password-3"),
+            ("sip:+15551234567@voipbin.local", "+15551234567", "x"),
+        ):
             reg = Registration(ep, server, aor, user, pw, expires=60)
             with pytest.raises(RegistrationError):
                 await asyncio.wait_for(reg.start(), 10)
@@ -139,15 +154,31 @@ async def test_unauthenticated_peers_are_refused(telephony: Telephony) -> None:
         from voipbin.sip import build_sdp
 
         offer = build_sdp("127.0.0.1", 40000)
-        res = await ep.invite(f"sip:+15559876543@127.0.0.1:{telephony.sip_port}", f"sip:3003@{domain}",
-                              f"sip:+15559876543@{domain}", offer, timeout=5)
+        res = await ep.invite(
+            f"sip:+15559876543@127.0.0.1:{telephony.sip_port}",
+            f"sip:3003@{domain}",
+            f"sip:+15559876543@{domain}",
+            offer,
+            timeout=5,
+        )
         assert res.status == 407
-        res = await ep.invite(f"sip:+15559876543@127.0.0.1:{telephony.sip_port}", f"sip:3003@{domain}",
-                              f"sip:+15559876543@{domain}", offer, credentials=("3003", "nope"), timeout=5)
+        res = await ep.invite(
+            f"sip:+15559876543@127.0.0.1:{telephony.sip_port}",
+            f"sip:3003@{domain}",
+            f"sip:+15559876543@{domain}",
+            offer,
+            credentials=("3003", "nope"),
+            timeout=5,
+        )
         assert res.status == 403
         # INVITE from nobody to a number we do not own: not relayed.
-        res = await ep.invite(f"sip:+15559876543@127.0.0.1:{telephony.sip_port}", "sip:someone@example.com",
-                              "sip:+15559876543@example.com", offer, timeout=5)
+        res = await ep.invite(
+            f"sip:+15559876543@127.0.0.1:{telephony.sip_port}",
+            "sip:someone@example.com",
+            "sip:+15559876543@example.com",
+            offer,
+            timeout=5,
+        )
         assert res.status == 404
     finally:
         await ep.stop()

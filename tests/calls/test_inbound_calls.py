@@ -40,15 +40,19 @@ async def flow_variables(t: Telephony, activeflow_id: str) -> dict[str, str]:
 async def test_inbound_records_pcap_audio_and_dtmf(
     telephony: Telephony, sipp: SippLauncher, tmp_path: Path
 ) -> None:
-    await route_number(telephony, [
-        {"type": "answer"},
-        {"type": "recording_start", "option": {"format": "wav"}},
-        {"type": "digits_receive", "option": {"duration": 15000, "length": 1}},
-        {"type": "sleep", "option": {"duration": 20000}},
-    ])
+    await route_number(
+        telephony,
+        [
+            {"type": "answer"},
+            {"type": "recording_start", "option": {"format": "wav"}},
+            {"type": "digits_receive", "option": {"duration": 15000, "length": 1}},
+            {"type": "sleep", "option": {"duration": 20000}},
+        ],
+    )
     scenario = caller_playing(tmp_path / "caller.xml", [("g711a.pcap", 8000), ("dtmf_2833_1.pcap", 1000)])
-    run = await sipp.start(f"127.0.0.1:{telephony.sip_port}", "-s", "+15551234567", "-m", "1",
-                           scenario=str(scenario))
+    run = await sipp.start(
+        f"127.0.0.1:{telephony.sip_port}", "-s", "+15551234567", "-m", "1", scenario=str(scenario)
+    )
     assert await run.wait(40) == 0, run.errors()
     call = await telephony.wait_hangup((await incoming_call(telephony))["id"])
     assert (call["direction"], call["hangup_reason"], call["hangup_by"]) == ("incoming", "normal", "remote")
@@ -70,30 +74,37 @@ async def test_inbound_records_pcap_audio_and_dtmf(
 
 
 async def test_inbound_dtmf_sequence(telephony: Telephony, sipp: SippLauncher, tmp_path: Path) -> None:
-    await route_number(telephony, [
-        {"type": "answer"},
-        {"type": "digits_receive", "option": {"duration": 10000, "length": 10, "key": "#"}},
-        {"type": "sleep", "option": {"duration": 10000}},
-    ])
+    await route_number(
+        telephony,
+        [
+            {"type": "answer"},
+            {"type": "digits_receive", "option": {"duration": 10000, "length": 10, "key": "#"}},
+            {"type": "sleep", "option": {"duration": 10000}},
+        ],
+    )
     digits = ["1", "5", "9", "star", "0", "pound"]
     steps = [(f"dtmf_2833_{d}.pcap", 400) for d in digits]
     scenario = caller_playing(tmp_path / "dtmf.xml", [*steps, ("dtmf_2833_2.pcap", 300)])
-    run = await sipp.start(f"127.0.0.1:{telephony.sip_port}", "-s", "+15551234567", "-m", "1",
-                           scenario=str(scenario))
+    run = await sipp.start(
+        f"127.0.0.1:{telephony.sip_port}", "-s", "+15551234567", "-m", "1", scenario=str(scenario)
+    )
     assert await run.wait(40) == 0, run.errors()
     call = await telephony.wait_hangup((await incoming_call(telephony))["id"])
     assert (await flow_variables(telephony, call["activeflow_id"]))["voipbin.call.digits"] == "159*0"
 
 
-async def test_unknown_number_is_404_and_no_flow_480(telephony: Telephony, sipp: SippLauncher,
-                                                      tmp_path: Path) -> None:
+async def test_unknown_number_is_404_and_no_flow_480(
+    telephony: Telephony, sipp: SippLauncher, tmp_path: Path
+) -> None:
     scenario = caller_playing(tmp_path / "x.xml", [])
-    run = await sipp.start(f"127.0.0.1:{telephony.sip_port}", "-s", "+15550001234", "-m", "1",
-                           scenario=str(scenario))
+    run = await sipp.start(
+        f"127.0.0.1:{telephony.sip_port}", "-s", "+15550001234", "-m", "1", scenario=str(scenario)
+    )
     assert await run.wait(30) != 0
     assert "SIP/2.0 404" in run.messages()
-    run = await sipp.start(f"127.0.0.1:{telephony.sip_port}", "-s", "+15551234567", "-m", "1",
-                           scenario=str(scenario))
+    run = await sipp.start(
+        f"127.0.0.1:{telephony.sip_port}", "-s", "+15551234567", "-m", "1", scenario=str(scenario)
+    )
     assert await run.wait(30) != 0
     assert "SIP/2.0 480" in run.messages()
     async with telephony.platform.db.session() as s:

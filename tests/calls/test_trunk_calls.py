@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.calls.support import Telephony, write_sine
+from tests.calls.support import Telephony, eventually, write_sine
 from tests.sip.conftest import SippLauncher, requires_sipp
 
 pytestmark = requires_sipp
@@ -13,8 +13,15 @@ SOURCE = {"type": "tel", "target": "+15551234567"}
 
 
 async def add_trunk(t: Telephony, port: int, username: str = "alice", password: str = "secret") -> None:
-    r = await t.client.post("/v1.0/providers", json={"hostname": f"127.0.0.1:{port}", "name": "sipp",
-                                                     "auth_username": username, "auth_password": password})
+    r = await t.client.post(
+        "/v1.0/providers",
+        json={
+            "hostname": f"127.0.0.1:{port}",
+            "name": "sipp",
+            "auth_username": username,
+            "auth_password": password,
+        },
+    )
     assert r.status_code == 200, r.text
     r = await t.client.post("/v1.0/routes", json={"provider_id": r.json()["id"], "target": "+1"})
     assert r.status_code == 200, r.text
@@ -24,24 +31,40 @@ async def test_trunk_call_with_digest_plays_and_hangs_up(telephony: Telephony, s
     write_sine(telephony.media_dir / "tone.wav", 0.5)
     run = await sipp.start_server("-m", "1", scenario="uas_auth.xml")
     await add_trunk(telephony, run.port)
-    r = await telephony.client.post("/v1.0/calls", json={
-        "source": SOURCE, "destinations": [{"type": "tel", "target": "+15559876543"}],
-        "actions": [{"type": "answer"},
-                    {"type": "play", "option": {"stream_urls": [str(telephony.media_dir / "tone.wav")]}},
-                    {"type": "hangup"}]})
+    r = await telephony.client.post(
+        "/v1.0/calls",
+        json={
+            "source": SOURCE,
+            "destinations": [{"type": "tel", "target": "+15559876543"}],
+            "actions": [
+                {"type": "answer"},
+                {"type": "play", "option": {"stream_urls": [str(telephony.media_dir / "tone.wav")]}},
+                {"type": "hangup"},
+            ],
+        },
+    )
     assert r.status_code == 200, r.text
     call = await telephony.wait_hangup(r.json()["id"])
     assert call["hangup_reason"] == "normal" and call["hangup_by"] == "local", call
     assert call["tm_progressing"] and call["metadata"]["route"].startswith("trunk:")
     assert await run.wait() == 0, run.errors()  # SIPp verified our digest answer and got our BYE
+    ledger = (await telephony.client.get("/v1.0/billings")).json()["result"]
+    charge = next(b for b in ledger if b["reference_id"] == call["id"])
+    assert charge["cost_type"] == "call_pstn_outgoing" and charge["billable_units"] == 1
+    assert charge["amount_credit"] == -telephony.platform.settings.call_rate_per_minute
 
 
 async def test_trunk_wrong_password_fails(telephony: Telephony, sipp: SippLauncher) -> None:
     run = await sipp.start_server("-m", "1", scenario="uas_auth.xml")
     await add_trunk(telephony, run.port, password="wrong")
-    r = await telephony.client.post("/v1.0/calls", json={
-        "source": SOURCE, "destinations": [{"type": "tel", "target": "+15559876543"}],
-        "actions": [{"type": "answer"}]})
+    r = await telephony.client.post(
+        "/v1.0/calls",
+        json={
+            "source": SOURCE,
+            "destinations": [{"type": "tel", "target": "+15559876543"}],
+            "actions": [{"type": "answer"}],
+        },
+    )
     call = await telephony.wait_hangup(r.json()["id"])
     assert call["hangup_reason"] == "failed" and "403" in call["metadata"]["hangup_detail"], call
 
@@ -49,8 +72,10 @@ async def test_trunk_wrong_password_fails(telephony: Telephony, sipp: SippLaunch
 async def test_busy(telephony: Telephony, sipp: SippLauncher) -> None:
     run = await sipp.start_server("-m", "1", scenario="uas_busy.xml")
     await add_trunk(telephony, run.port)
-    r = await telephony.client.post("/v1.0/calls", json={
-        "source": SOURCE, "destinations": [{"type": "tel", "target": "+15559876543"}], "actions": []})
+    r = await telephony.client.post(
+        "/v1.0/calls",
+        json={"source": SOURCE, "destinations": [{"type": "tel", "target": "+15559876543"}], "actions": []},
+    )
     call = await telephony.wait_hangup(r.json()["id"])
     assert call["hangup_reason"] == "busy" and call["hangup_by"] == "remote", call
 
@@ -58,8 +83,10 @@ async def test_busy(telephony: Telephony, sipp: SippLauncher) -> None:
 async def test_ringing_then_api_hangup_cancels(telephony: Telephony, sipp: SippLauncher) -> None:
     run = await sipp.start_server("-m", "1", scenario="uas_ring_cancel.xml")
     await add_trunk(telephony, run.port)
-    r = await telephony.client.post("/v1.0/calls", json={
-        "source": SOURCE, "destinations": [{"type": "tel", "target": "+15559876543"}], "actions": []})
+    r = await telephony.client.post(
+        "/v1.0/calls",
+        json={"source": SOURCE, "destinations": [{"type": "tel", "target": "+15559876543"}], "actions": []},
+    )
     cid = r.json()["id"]
     await telephony.wait_call(cid, lambda c: c["status"] == "ringing")
     r = await telephony.client.post(f"/v1.0/calls/{cid}/hangup")
@@ -73,8 +100,10 @@ async def test_no_answer_times_out_as_dialout(telephony: Telephony, sipp: SippLa
     telephony.platform.settings.dial_timeout = 1.5
     run = await sipp.start_server("-m", "1", scenario="uas_ring_cancel.xml")
     await add_trunk(telephony, run.port)
-    r = await telephony.client.post("/v1.0/calls", json={
-        "source": SOURCE, "destinations": [{"type": "tel", "target": "+15559876543"}], "actions": []})
+    r = await telephony.client.post(
+        "/v1.0/calls",
+        json={"source": SOURCE, "destinations": [{"type": "tel", "target": "+15559876543"}], "actions": []},
+    )
     call = await telephony.wait_hangup(r.json()["id"])
     assert call["hangup_reason"] == "dialout", call
 
@@ -83,17 +112,82 @@ async def test_no_answer_times_out_as_dialout(telephony: Telephony, sipp: SippLa
 async def test_remote_bye(telephony: Telephony, sipp: SippLauncher, scenario: str) -> None:
     run = await sipp.start_server("-m", "1", scenario=scenario)
     await add_trunk(telephony, run.port)
-    r = await telephony.client.post("/v1.0/calls", json={
-        "source": SOURCE, "destinations": [{"type": "tel", "target": "+15559876543"}],
-        "actions": [{"type": "sleep", "option": {"duration": 20000}}]})
+    r = await telephony.client.post(
+        "/v1.0/calls",
+        json={
+            "source": SOURCE,
+            "destinations": [{"type": "tel", "target": "+15559876543"}],
+            "actions": [{"type": "sleep", "option": {"duration": 20000}}],
+        },
+    )
     call = await telephony.wait_hangup(r.json()["id"])
     assert call["hangup_reason"] == "normal" and call["hangup_by"] == "remote", call
 
 
 async def test_unroutable_number_says_what_to_configure(telephony: Telephony) -> None:
-    r = await telephony.client.post("/v1.0/calls", json={
-        "source": SOURCE, "destinations": [{"type": "tel", "target": "+15559876543"}], "actions": []})
+    r = await telephony.client.post(
+        "/v1.0/calls",
+        json={"source": SOURCE, "destinations": [{"type": "tel", "target": "+15559876543"}], "actions": []},
+    )
     call = await telephony.wait_hangup(r.json()["id"])
     assert call["hangup_reason"] == "failed"
     assert "/v1.0/providers" in call["metadata"]["hangup_detail"]
     assert "voipbin phone --number +15559876543" in call["metadata"]["hangup_detail"]
+
+
+async def test_max_duration_hangs_up_with_timeout(telephony: Telephony, sipp: SippLauncher) -> None:
+    telephony.platform.settings.max_call_duration = 1.0
+    run = await sipp.start_server("-sn", "uas", "-m", "1")
+    await add_trunk(telephony, run.port)
+    r = await telephony.client.post(
+        "/v1.0/calls",
+        json={
+            "source": SOURCE,
+            "destinations": [{"type": "tel", "target": "+15559876543"}],
+            "actions": [{"type": "sleep", "option": {"duration": 20000}}],
+        },
+    )
+    call = await telephony.wait_hangup(r.json()["id"], within=10)
+    assert (call["hangup_reason"], call["hangup_by"]) == ("timeout", "local"), call["metadata"]
+
+
+async def test_trunk_registration(telephony: Telephony) -> None:
+    from voipbin.sip import Registrar, SipEndpoint
+
+    async def lookup(user: str, realm: str) -> str | None:
+        return "secret" if user == "alice" else None
+
+    registrar = Registrar("carrier.test", lookup)
+
+    async def on_request(ctx) -> None:  # type: ignore[no-untyped-def]
+        if ctx.request.method == "REGISTER":
+            await registrar.handle(ctx)
+        else:
+            ctx.respond(405)
+
+    carrier = SipEndpoint("127.0.0.1", 0, on_request=on_request)
+    await carrier.start()
+    try:
+        r = await telephony.client.post(
+            "/v1.0/providers",
+            json={
+                "hostname": f"127.0.0.1:{carrier.port}",
+                "auth_username": "alice",
+                "auth_password": "secret",
+                "register": True,
+            },
+        )
+        assert r.status_code == 200, r.text
+
+        async def bound() -> bool:
+            return bool(registrar.bindings.lookup("sip:alice@127.0.0.1"))
+
+        await eventually(bound, 10)
+        await telephony.client.delete(f"/v1.0/providers/{r.json()['id']}")
+
+        async def unbound() -> bool:
+            return not registrar.bindings.lookup("sip:alice@127.0.0.1")
+
+        await eventually(unbound, 10)
+    finally:
+        await carrier.stop()

@@ -104,6 +104,8 @@ class FakeHttpServer:
         self.chunk_delay = 0.0  # seconds between streamed chunks (pace like a real synthesiser)
         self.requests: list[HttpRequest] = []
         self.client_hangups = 0  # streamed responses the client closed before the end
+        self.hung_up = asyncio.Event()  # set at the first such hang-up
+        self.request_seen = asyncio.Event()
         self.completed = 0  # streamed responses sent to the end
         self._server: asyncio.Server | None = None
         self._release = asyncio.Event()
@@ -130,6 +132,7 @@ class FakeHttpServer:
             if req is None:
                 return
             self.requests.append(req)
+            self.request_seen.set()
             if self.fault in FAULT_STATUS:
                 status = FAULT_STATUS[self.fault]
                 resp = json_response(status, self.fault_body(status, self.fault))
@@ -199,7 +202,7 @@ class FakeHttpServer:
                     await self._release.wait()  # stall: headers and one chunk, then silence
                     return
                 if hangup.done():
-                    self.client_hangups += 1
+                    self._hung_up()
                     return
                 writer.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
                 await writer.drain()
@@ -210,11 +213,15 @@ class FakeHttpServer:
             await writer.drain()
             self.completed += 1
         except ConnectionError:
-            self.client_hangups += 1
+            self._hung_up()
         finally:
             if hangup.done() and not hangup.cancelled():
                 hangup.exception()  # a reset peer is expected here; mark it retrieved
             hangup.cancel()
+
+    def _hung_up(self) -> None:
+        self.client_hangups += 1
+        self.hung_up.set()
 
 
 class FakeWsServer:

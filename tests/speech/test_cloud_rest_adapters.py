@@ -211,9 +211,8 @@ async def test_tts_cancel_hangs_up_the_stream(tts_cloud, monkeypatch):
     assert [c async for c in it] == []
     assert time.monotonic() - t0 < 0.1
     await tts.aclose()
-    async with asyncio.timeout(2):  # the server sees the connection closed, not read to the end
-        while tts_cloud.http.client_hangups == 0:
-            await asyncio.sleep(0.01)
+    # the server sees the connection closed, not read to the end
+    await asyncio.wait_for(tts_cloud.http.hung_up.wait(), 2)
     assert tts_cloud.http.completed == 0
 
 
@@ -299,12 +298,10 @@ async def test_stt_cancel_aborts_the_upload(stt_cloud, monkeypatch, espeak_clip_
     stt = create_stt(stt_cloud.name, timeout=30.0)
     for f in frames(espeak_clip_8k + silence(1.0, 8000), 8000):
         await stt.feed(f)
-    async with asyncio.timeout(5):
-        while not stt_cloud.http.requests:
-            await asyncio.sleep(0.01)
+    await asyncio.wait_for(stt_cloud.http.request_seen.wait(), 5)
     t0 = time.monotonic()
     stt.cancel()
     assert await asyncio.wait_for(stt.events(), 1) == []
     assert time.monotonic() - t0 < 0.2
     await asyncio.sleep(0.05)
-    assert not stt._tasks  # worker stopped, client released
+    assert not stt._tasks  # the worker and its upload are gone

@@ -119,6 +119,7 @@ class LiveCall:
         self.media.start()
         self.manager.watch_dialog(self)
         await set_status(self.platform, self.call_id, Status.PROGRESSING)
+        self.manager.limit_duration(self)
 
     async def play_wav(self, source: str | Path | bytes) -> None:
         await self._require_up()

@@ -6,6 +6,7 @@ import logging
 import uuid
 from typing import Any
 
+from voipbin.billing.calls import charge_call
 from voipbin.calls.state import Status, can_transition, hangup_by
 from voipbin.platform import Platform
 from voipbin.serialize import timestamps, uid
@@ -117,6 +118,7 @@ async def finish_call(
         c.tm_update = now
         if detail:
             c.metadata_ = {**(c.metadata_ or {}), "hangup_detail": detail}
+        await charge_call(session, c, platform.settings.call_rate_per_minute)
         await session.commit()
     publish_call(platform, c, "call_hangup")
     return c

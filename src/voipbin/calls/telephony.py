@@ -28,6 +28,7 @@ from voipbin.calls.live import LiveCall
 from voipbin.calls.manager import CallManager
 from voipbin.calls.service import finish_call, groupcall_to_api, publish_call, set_status
 from voipbin.calls.state import HangupReason, Status, local_hangup_status
+from voipbin.calls.trunk_registrations import TrunkRegistrations
 from voipbin.media.mediasession import MediaSession
 from voipbin.media.ports import PortAllocator
 from voipbin.platform import Platform
@@ -67,6 +68,7 @@ class SipCallManager(CallManager):
         self._devcarrier = Registrar(
             s.sip_domain, self._no_lookup, bindings=self.devcarrier_bindings, require_auth=False
         )
+        self.trunks = TrunkRegistrations(platform, self.endpoint)
         self.live: dict[uuid.UUID, LiveCall] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -82,12 +84,14 @@ class SipCallManager(CallManager):
 
     async def start(self) -> None:
         await self.endpoint.start()
+        await self.trunks.sync()
         log.info("SIP listening on %s:%s (udp+tcp)", self.platform.settings.sip_host, self.endpoint.port)
 
     async def close(self) -> None:
         for live in list(self.live.values()):
             with contextlib.suppress(Exception):
                 await self.hangup_live(live, "normal")
+        await self.trunks.close()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -210,7 +214,20 @@ class SipCallManager(CallManager):
             row = await session.get(Call, live.call_id)
             metadata = {**((row.metadata_ if row else None) or {}), "route": target.via}
         await set_status(self.platform, live.call_id, Status.PROGRESSING, metadata_=metadata)
+        self.limit_duration(live)
         await on_answer(live)
+
+    def limit_duration(self, live: LiveCall) -> None:
+        """Hang up an answered call after VOIPBIN_MAX_CALL_DURATION seconds with reason ``timeout``."""
+
+        async def limit() -> None:
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(live.ended.wait(), self.platform.settings.max_call_duration)
+                return
+            log.info("call %s reached the maximum duration", live.call_id)
+            await self.hangup_live(live, HangupReason.TIMEOUT)
+
+        self._spawn(limit())
 
     # -- groupcalls (ring every registered device of an extension; the first answer wins) ----------
     async def start_groupcall(self, groupcall_id: uuid.UUID) -> None:
@@ -333,7 +350,7 @@ class SipCallManager(CallManager):
     async def _await_bye(self, live: LiveCall) -> None:
         assert live.sip is not None
         await live.sip.ended
-        if not live.ended.is_set():
+        if not live.ended.is_set() and not live.local_hangup_requested:
             # The far end hung up (or the dialog died): a normal remote hangup.
             await self._end(live, HangupReason.NORMAL, None)
 

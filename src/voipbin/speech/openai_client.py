@@ -1,4 +1,7 @@
-"""One ``AsyncOpenAI`` client per speech stream, configured for calls rather than batch jobs.
+"""The ``AsyncOpenAI`` client for speech, configured for calls rather than batch jobs.
+
+Pooled per event loop, key and base URL (:mod:`voipbin.speech.httpclients`): connections are
+reused across utterances; timeouts are passed per request.
 
 ``max_retries=0``: a phone caller cannot wait out the SDK's back-off, and retrying is the caller's
 decision (it gets :class:`SpeechRateLimited` with ``retry_after``). The base URL comes from
@@ -7,13 +10,19 @@ decision (it gets :class:`SpeechRateLimited` with ``retry_after``). The base URL
 
 from __future__ import annotations
 
+from voipbin.speech.httpclients import loop_shared
+
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
-def openai_client(api_key: str, base_url: str | None, timeout: float):
+def openai_client(api_key: str, base_url: str | None):
     from openai import AsyncOpenAI
 
-    return AsyncOpenAI(api_key=api_key, base_url=base_url or DEFAULT_BASE_URL, max_retries=0, timeout=timeout)
+    base_url = base_url or DEFAULT_BASE_URL
+    return loop_shared(
+        ("openai", api_key, base_url),
+        lambda: AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0),
+    )
 
 
 def iso639_1(language: str | None) -> str | None:

@@ -3,15 +3,14 @@
 Batch endpoint, so :class:`SegmentedSTT` cuts utterances with the shared VAD; each is uploaded as a
 WAV (multipart ``file``, ``model_id=scribe_v1``, ``language_code``) with the ``xi-api-key`` header.
 ``tag_audio_events`` is off: "(laughs)" is not something the LLM should read as the caller's words.
-The SDK runs on an httpx client we own (per-read timeout, closed when the stream stops) with
-``max_retries=0``.
+The SDK runs on the loop's pooled httpx client (:mod:`voipbin.speech.httpclients`) with a
+per-request timeout and ``max_retries=0``; cancel aborts the in-flight upload.
 """
 
 from __future__ import annotations
 
-import httpx
-
 from voipbin.speech.audio import wav_bytes
+from voipbin.speech.httpclients import loop_shared, shared_httpx
 from voipbin.speech.netutil import map_http_error
 from voipbin.speech.openai_client import iso639_1
 from voipbin.speech.stt_segmented import Recognition, SegmentedSTT
@@ -30,23 +29,21 @@ class ElevenLabsSTT(SegmentedSTT):
         self.api_key = api_key
         self.base_url = base_url or DEFAULT_BASE_URL
         self.model = model
-        self._http: httpx.AsyncClient | None = None
-        self._client = None
 
-    async def _open(self) -> None:
+    def _client(self):
         from elevenlabs.client import AsyncElevenLabs
 
-        self._http = httpx.AsyncClient(timeout=self.timeout)
-        self._client = AsyncElevenLabs(
-            api_key=self.api_key, base_url=self.base_url, timeout=self.timeout, httpx_client=self._http
+        return loop_shared(
+            ("elevenlabs", self.api_key, self.base_url),
+            lambda: AsyncElevenLabs(
+                api_key=self.api_key, base_url=self.base_url, httpx_client=shared_httpx()
+            ),
         )
-        await super()._open()
 
     async def _transcribe(self, pcm: bytes) -> Recognition:
-        assert self._client is not None
         extra = {"language_code": lang} if (lang := iso639_1(self.language)) else {}
         try:
-            result = await self._client.speech_to_text.convert(
+            result = await self._client().speech_to_text.convert(
                 model_id=self.model,
                 file=("utterance.wav", wav_bytes(pcm, self.sample_rate), "audio/wav"),
                 tag_audio_events=False,
@@ -58,10 +55,6 @@ class ElevenLabsSTT(SegmentedSTT):
         text = getattr(result, "text", "") or ""
         prob = getattr(result, "language_probability", None)
         return Recognition(text=text, confidence=None, language=self.language or _lang(result, prob))
-
-    async def _release(self) -> None:
-        if self._http is not None:
-            await self._http.aclose()
 
 
 def _lang(result: object, probability: float | None) -> str | None:

@@ -2,8 +2,8 @@
 
 The transcription endpoint takes whole files, so :class:`SegmentedSTT` cuts utterances with the
 shared VAD and each one is uploaded as a WAV at the call's sample rate, with the language hint as
-ISO-639-1. One client per stream; :meth:`cancel` cancels the in-flight upload (closing its
-connection) and the client.
+ISO-639-1. The client is pooled per loop; :meth:`cancel` cancels the in-flight upload, which
+closes its connection.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ class OpenAISTT(SegmentedSTT):
         super().__init__(**kwargs)
         self.model = model
         self.prompt = prompt  # vocabulary hint (names, products)
-        self._client = openai_client(api_key, base_url, self.timeout)
+        self.api_key = api_key
+        self.base_url = base_url
 
     async def _transcribe(self, pcm: bytes) -> Recognition:
         extra: dict = {}
@@ -40,15 +41,14 @@ class OpenAISTT(SegmentedSTT):
         if self.prompt:
             extra["prompt"] = self.prompt
         try:
-            result = await self._client.audio.transcriptions.create(
+            client = openai_client(self.api_key, self.base_url)
+            result = await client.audio.transcriptions.create(
                 model=self.model,
                 file=("utterance.wav", wav_bytes(pcm, self.sample_rate), "audio/wav"),
                 response_format="json",
+                timeout=self.timeout,
                 **extra,
             )
         except Exception as exc:
             raise map_http_error(exc, self.provider) from exc
         return Recognition(text=result.text or "", language=self.language)
-
-    async def _release(self) -> None:
-        await self._client.close()

@@ -70,12 +70,6 @@ class SegmentedSTT(STT):
                 self._segments.put_nowait((ev.start, ev.time, ev.audio))
 
     async def _worker(self) -> None:
-        try:
-            await self._transcribe_all()
-        finally:  # done, failed or cancelled: release connections now
-            await self._release()
-
-    async def _transcribe_all(self) -> None:
         while True:
             item = await self._segments.get()
             if item is None:
@@ -95,9 +89,6 @@ class SegmentedSTT(STT):
                         language=result.language or self.language,
                     )
                 )
-
-    async def _release(self) -> None:
-        """Close the recogniser's connections (cloud adapters); called once the worker stops."""
 
     @abstractmethod
     async def _transcribe(self, pcm: bytes) -> Recognition:

@@ -4,16 +4,15 @@ Why not the SDK: the ``cartesia`` package is not in our dependency set and the R
 request; a streamed ``httpx`` POST is the whole protocol. Headers ``X-API-Key`` and
 ``Cartesia-Version``; body ``{model_id, transcript, voice: {mode: "id", id}, output_format:
 {container: "raw", encoding: "pcm_s16le", sample_rate}, language}``. We request the call's rate
-(8/16 kHz are native) so nothing is resampled. Each clause is one request; the per-read timeout
-catches stalls; :meth:`cancel` closes the streamed response and the client.
+(8/16 kHz are native) so nothing is resampled. Each clause is one request on the loop's pooled
+client; the per-read timeout catches stalls; :meth:`cancel` closes the streamed response.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import httpx
-
+from voipbin.speech.httpclients import shared_httpx
 from voipbin.speech.netutil import map_http_error
 from voipbin.speech.openai_client import iso639_1
 from voipbin.speech.tts import ClauseTTS
@@ -36,14 +35,6 @@ class CartesiaTTS(ClauseTTS):
         self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
         self.model = model
 
-    async def _run(self) -> None:
-        headers = {"X-API-Key": self.api_key, "Cartesia-Version": API_VERSION}
-        self._http = httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=self.timeout)
-        try:
-            await super()._run()
-        finally:
-            await self._http.aclose()
-
     def request_body(self, text: str) -> dict:
         body = {
             "model_id": self.model,
@@ -57,7 +48,13 @@ class CartesiaTTS(ClauseTTS):
 
     async def _synthesize_clause(self, text: str) -> AsyncIterator[bytes]:
         try:
-            async with self._http.stream("POST", "/tts/bytes", json=self.request_body(text)) as response:
+            async with shared_httpx().stream(
+                "POST",
+                self.base_url + "/tts/bytes",
+                json=self.request_body(text),
+                headers={"X-API-Key": self.api_key, "Cartesia-Version": API_VERSION},
+                timeout=self.timeout,
+            ) as response:
                 if response.status_code >= 400:
                     await response.aread()
                     response.raise_for_status()

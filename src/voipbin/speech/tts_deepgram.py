@@ -4,16 +4,16 @@ Each clause is one ``POST /v1/speak?model=..&encoding=linear16&container=none&sa
 ``{"text": ..}``; the body is raw PCM16 streamed as it is synthesised. We ask for the call's own
 rate (8 or 16 kHz, both native to Aura) so nothing is resampled, and ``container=none`` because
 linear16 otherwise arrives wrapped in WAV. The SDK is pointed at ``VOIPBIN_DEEPGRAM_BASE_URL`` with
-the same environment helper as the live STT, and runs on an httpx client we own: per-read timeout
-for stalls, closed on end/cancel, and ``max_retries=0`` (the caller decides about retries).
+the same environment helper as the live STT, on the loop's pooled httpx client
+(:mod:`voipbin.speech.httpclients`), with a per-request timeout (per read: catches stalls) and
+``max_retries=0`` (the caller decides about retries). Cancel closes the streamed response.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import httpx
-
+from voipbin.speech.httpclients import loop_shared, shared_httpx
 from voipbin.speech.netutil import map_http_error
 from voipbin.speech.stt_deepgram import deepgram_environment
 from voipbin.speech.tts import ClauseTTS
@@ -33,14 +33,15 @@ class DeepgramTTS(ClauseTTS):
     async def _run(self) -> None:
         from deepgram import AsyncDeepgramClient
 
-        self._http = httpx.AsyncClient(timeout=self.timeout)
-        self._client = AsyncDeepgramClient(
-            api_key=self.api_key, environment=deepgram_environment(self.base_url), httpx_client=self._http
+        self._client = loop_shared(
+            ("deepgram-speak", self.api_key, self.base_url),
+            lambda: AsyncDeepgramClient(
+                api_key=self.api_key,
+                environment=deepgram_environment(self.base_url),
+                httpx_client=shared_httpx(),
+            ),
         )
-        try:
-            await super()._run()
-        finally:
-            await self._http.aclose()
+        await super()._run()
 
     async def _synthesize_clause(self, text: str) -> AsyncIterator[bytes]:
         try:

@@ -3,7 +3,8 @@
 Each clause is one ``POST /v1/audio/speech`` with ``response_format="pcm"``: raw PCM16 mono at
 24 kHz, streamed as it is synthesised, resampled to the call rate on the way out. Failures map to
 typed errors (:func:`voipbin.speech.netutil.map_http_error`); a stalled body hits the client's read
-timeout; :meth:`cancel` cancels the task, which closes the streamed response and its connection.
+timeout; :meth:`cancel` cancels the task, which closes the streamed response and its connection
+(the pooled client keeps only connections whose response was read to the end).
 """
 
 from __future__ import annotations
@@ -34,22 +35,19 @@ class OpenAITTS(ClauseTTS):
         super().__init__(**kwargs)
         self.model = model
         self.instructions = instructions  # gpt-4o-mini-tts only: tone/style prompt
-        self._client = openai_client(api_key, base_url, self.timeout)
-
-    async def _run(self) -> None:
-        try:
-            await super()._run()
-        finally:
-            await self._client.close()
+        self.api_key = api_key
+        self.base_url = base_url
 
     async def _synthesize_clause(self, text: str) -> AsyncIterator[bytes]:
         extra = {"instructions": self.instructions} if self.instructions else {}
         try:
-            async with self._client.audio.speech.with_streaming_response.create(
+            client = openai_client(self.api_key, self.base_url)
+            async with client.audio.speech.with_streaming_response.create(
                 model=self.model,
                 voice=self.voice or DEFAULT_VOICE,
                 input=text,
                 response_format="pcm",
+                timeout=self.timeout,
                 **extra,
             ) as response:
                 async for chunk in response.iter_bytes():

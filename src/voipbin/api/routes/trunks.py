@@ -24,6 +24,13 @@ HOST_RE = re.compile(r"^[A-Za-z0-9.\-\[\]:]{1,255}$")
 TARGET_RE = re.compile(r"^(all|\+?[0-9]{1,15})$")
 
 
+async def sync_registrations(platform: Platform) -> None:
+    """Trunk REGISTER bindings follow provider changes at once."""
+    trunks = getattr(platform.calls, "trunks", None)
+    if trunks is not None:
+        await trunks.sync()
+
+
 def provider_to_api(platform: Platform, p: Provider) -> dict[str, Any]:
     return {
         "id": uid(p.id),
@@ -120,6 +127,7 @@ async def create_provider(body: ProviderCreate, _: AdminDep, platform: PlatformD
     async with platform.db.session() as session:
         session.add(p)
         await session.commit()
+    await sync_registrations(platform)
     return provider_to_api(platform, p)
 
 
@@ -145,7 +153,8 @@ async def put_provider(
         _apply_provider(platform, p, body)
         touch(p)
         await session.commit()
-        return provider_to_api(platform, p)
+    await sync_registrations(platform)
+    return provider_to_api(platform, p)
 
 
 @router.delete("/providers/{provider_id}", summary="Delete a SIP trunk (platform admin)")
@@ -154,7 +163,8 @@ async def delete_provider(provider_id: str, _: AdminDep, platform: PlatformDep) 
         p = await get_owned(session, Provider, parse_id(provider_id), None, "PROVIDER_NOT_FOUND")
         soft_delete(p)
         await session.commit()
-        return provider_to_api(platform, p)
+    await sync_registrations(platform)
+    return provider_to_api(platform, p)
 
 
 @router.post("/routes", summary="Create a route (platform admin)")
