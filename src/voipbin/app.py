@@ -84,6 +84,9 @@ async def stop_platform(platform: Platform) -> None:
         await platform.calls.close()
     if platform.flows is not None:
         await platform.flows.close()
+    from voipbin.speech.httpclients import close_shared_clients
+
+    await close_shared_clients()
     await platform.db.close()
 
 

@@ -148,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     ac.add_argument("--name", default="cli")
     ac.set_defaults(fn=_accesskey_create)
 
+    from voipbin.phone import add_phone_parser
+
+    add_phone_parser(sub)
+
     args = parser.parse_args(argv)
     return int(args.fn(args))
 

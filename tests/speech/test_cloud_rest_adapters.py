@@ -305,3 +305,36 @@ async def test_stt_cancel_aborts_the_upload(stt_cloud, monkeypatch, espeak_clip_
     assert time.monotonic() - t0 < 0.2
     await asyncio.sleep(0.05)
     assert not stt._tasks  # the worker and its upload are gone
+
+
+# -- pooled clients -------------------------------------------------------------------------------
+
+
+async def test_clients_are_pooled_per_loop_and_replaced_once_closed():
+    from voipbin.speech.httpclients import close_shared_clients, shared_httpx
+    from voipbin.speech.openai_client import openai_client
+
+    http = shared_httpx()
+    assert shared_httpx() is http
+    oa = openai_client("k", "http://127.0.0.1:9/v1")
+    assert openai_client("k", "http://127.0.0.1:9/v1") is oa  # is_closed() is a method there
+    assert openai_client("other", "http://127.0.0.1:9/v1") is not oa
+    await close_shared_clients()
+    assert http.is_closed and oa.is_closed()
+    assert shared_httpx() is not http and not shared_httpx().is_closed
+    await close_shared_clients()
+
+
+async def test_tts_streams_share_one_client(monkeypatch):
+    cloud, fake = await _start("cartesia")
+    try:
+        cloud.env(monkeypatch)
+        from voipbin.speech.httpclients import shared_httpx
+
+        before = shared_httpx()
+        assert await create_tts("cartesia").read_all_of("One.")
+        assert await create_tts("cartesia").read_all_of("Two.")
+        assert shared_httpx() is before and not before.is_closed
+        assert len(fake.bodies) == 2
+    finally:
+        await fake.__aexit__(None, None, None)

@@ -256,4 +256,10 @@ class LiveCall:
             await self.recording_stop()
         with contextlib.suppress(Exception):
             await self.media.close()
-        await finish_call(self.platform, self.call_id, reason=reason, by=by, detail=detail)
+        st = self.media.stats
+        rtp = {
+            "packets_in": st.packets_in, "packets_out": st.packets_out, "lost": st.lost,
+            "jitter_ms": round(st.jitter_ms, 2), "max_gap_ms": round(st.max_gap_ms, 2),
+            "late_ticks": st.late_ticks, "skipped_ticks": st.skipped_ticks,
+        }  # fmt: skip
+        await finish_call(self.platform, self.call_id, reason=reason, by=by, detail=detail, rtp=rtp)

@@ -101,7 +101,13 @@ async def set_status(platform: Platform, call_id: uuid.UUID, new: str, **fields:
 
 
 async def finish_call(
-    platform: Platform, call_id: uuid.UUID, *, reason: str, by: str | None = None, detail: str = ""
+    platform: Platform,
+    call_id: uuid.UUID,
+    *,
+    reason: str,
+    by: str | None = None,
+    detail: str = "",
+    rtp: dict[str, Any] | None = None,
 ) -> Call | None:
     """Final ``hangup`` with reason; idempotent (a finished call is returned unchanged)."""
     async with platform.db.session() as session:
@@ -118,6 +124,8 @@ async def finish_call(
         c.tm_update = now
         if detail:
             c.metadata_ = {**(c.metadata_ or {}), "hangup_detail": detail}
+        if rtp is not None:
+            c.metadata_ = {**(c.metadata_ or {}), "rtp": rtp}
         await charge_call(session, c, platform.settings.call_rate_per_minute)
         await session.commit()
     publish_call(platform, c, "call_hangup")

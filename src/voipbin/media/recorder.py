@@ -70,40 +70,48 @@ class Recorder:
                 frames = await self.tap.get_batch(WRITE_BATCH)
             except TapClosed:
                 return
-            for frame in frames:
-                self._consume(frame)
+            self._consume(frames)
 
-    def _consume(self, frame: Frame) -> None:
-        if self._tick is None:
-            self._tick = frame.tick
-        elif frame.tick > self._tick:
-            self._write_current()
-            gap = min(frame.tick - self._tick - 1, _MAX_GAP_TICKS)
-            for _ in range(gap):
-                self._write_current()
-            self._tick = frame.tick
-        elif frame.tick < self._tick:
-            return  # cannot happen with one clock; ignore defensively
-        if frame.direction == "in":
-            self._in = frame.pcm
-        else:
-            self._out = frame.pcm
+    def _consume(self, frames: list[Frame]) -> None:
+        """Align a batch of frames by tick and write every completed tick with one numpy op and one
+        write (the tick in progress waits: its other direction may be in the next batch)."""
+        ins: list[bytes] = []
+        outs: list[bytes] = []
+        for frame in frames:
+            if self._tick is None:
+                self._tick = frame.tick
+            elif frame.tick > self._tick:
+                ins.append(self._in)
+                outs.append(self._out)
+                self._in = self._out = _SILENCE
+                gap = min(frame.tick - self._tick - 1, _MAX_GAP_TICKS)
+                ins.extend([_SILENCE] * gap)
+                outs.extend([_SILENCE] * gap)
+                self._tick = frame.tick
+            elif frame.tick < self._tick:
+                continue  # cannot happen with one clock; ignore defensively
+            if frame.direction == "in":
+                self._in = frame.pcm
+            else:
+                self._out = frame.pcm
+        self._write(ins, outs)
 
-    def _write_current(self) -> None:
+    def _write(self, ins: list[bytes], outs: list[bytes]) -> None:
+        if not ins:
+            return
         if self.direction == "in":
-            data = self._in
+            data = b"".join(ins)
         elif self.direction == "out":
-            data = self._out
+            data = b"".join(outs)
         else:
-            a = np.frombuffer(self._in, dtype="<i2")
-            b = np.frombuffer(self._out, dtype="<i2")
+            a = np.frombuffer(b"".join(ins), dtype="<i2")
+            b = np.frombuffer(b"".join(outs), dtype="<i2")
             if self.stereo:
                 data = np.column_stack((a, b)).astype("<i2").tobytes()
             else:
                 data = np.clip(a.astype(np.int32) + b, -32768, 32767).astype("<i2").tobytes()
         self._wav.writeframesraw(data)
-        self.frames += 1
-        self._in = self._out = _SILENCE
+        self.frames += len(ins)
 
     async def stop(self) -> RecordingInfo:
         """Finish: drain frames already tapped, close the file, return what was written."""
@@ -113,10 +121,12 @@ class Recorder:
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        rest: list[Frame] = []
         while (nxt := self.tap.get_nowait()) is not None:
-            self._consume(nxt)
-        if self._tick is not None:
-            self._write_current()
+            rest.append(nxt)
+        self._consume(rest)
+        if self._tick is not None:  # the last tick
+            self._write([self._in], [self._out])
         self._wav.close()
         self._info = RecordingInfo(
             self.path, self.direction, 2 if self.stereo else 1, self.frames, self.tap.dropped

@@ -16,9 +16,10 @@ from the command line and prints its events as JSON lines.
     await out.send_dtmf("1#")
     await phone.stop()                       # hangs up, unregisters
 
-Every event is a dict (``{"event": "registered" | "incoming" | "ringing" | "answered" | "dtmf" |
-"hangup" | "unregistered", ...}``) appended to ``phone.events``, put on ``phone.queue``, and given
-to ``on_event``. ``wait_event(name, **match)`` waits for one.
+Every event is a dict (``{"event": "registered" | "incoming" | "dialing" | "ringing" | "answered" |
+"played" | "dtmf" | "dtmf_sent" | "hangup" | "unregistered" | "registration_lost", "time": ...,
+"number": ..., "call_id": ..., ...}``) appended to ``phone.events`` (and the call's ``events``), put
+on ``phone.queue``, and given to ``on_event``. ``wait_event(name, **match)`` waits for one.
 
 Requests for the platform's domain go to ``server`` (an outbound proxy, as softphones do), so the
 Request-URIs are the real ones (``REGISTER sip:voipbin.local``, ``INVITE sip:+1555...@voipbin.local``)

@@ -12,7 +12,6 @@ from voipbin.flow.handlers.registry import REGISTRY
 from voipbin.models.actions import ACTION_TYPES
 
 NOT_YET: dict[str, str] = {
-    "talk": "text-to-speech playback",
     "ai": "AI voice conversations",
     "ai_talk": "AI voice conversations",
     "ai_task": "headless AI tasks",

@@ -1,0 +1,100 @@
+"""The development carrier: with no trunk, a `tel` call rings the built-in test phone that registered the
+number — the way the tutorial's calls work offline — and the phone hears what the flow says."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from tests.calls.support import Telephony
+from voipbin.phone import TestPhone
+
+SOURCE = {"type": "tel", "target": "+15551234567"}
+
+
+async def test_talk_to_a_registered_phone(telephony: Telephony, tmp_path: Path) -> None:
+    phone = TestPhone("+15559876543", server=("127.0.0.1", telephony.sip_port), record=tmp_path / "heard.wav")
+    await phone.start()
+    try:
+        r = await telephony.client.post("/v1.0/calls", json={
+            "source": SOURCE, "destinations": [{"type": "tel", "target": "+15559876543"}],
+            "actions": [{"type": "answer"},
+                        {"type": "talk", "option": {"text": "Please transfer me to the billing department.",
+                                                    "language": "en-US"}},
+                        {"type": "hangup"}]})
+        assert r.status_code == 200, r.text
+        call = await telephony.wait_hangup(r.json()["id"], within=30)
+        assert call["hangup_reason"] == "normal" and call["metadata"]["route"] == "devcarrier", call
+        handle = await phone.wait_call(5)
+        assert await asyncio.wait_for(handle.ended, 10) == "remote"
+        text = (await handle.heard_text(stt_type="whisper")).lower()
+        for word in ("transfer", "billing", "department"):
+            assert word in text, text
+    finally:
+        await phone.stop()
+
+
+async def test_phone_busy_and_no_answer(telephony: Telephony) -> None:
+    busy = TestPhone("+15559876543", server=("127.0.0.1", telephony.sip_port), reject_with=486)
+    await busy.start()
+    try:
+        r = await telephony.client.post("/v1.0/calls", json={
+            "source": SOURCE, "destinations": [{"type": "tel", "target": "+15559876543"}], "actions": []})
+        call = await telephony.wait_hangup(r.json()["id"])
+        assert call["hangup_reason"] == "busy", call
+    finally:
+        await busy.stop()
+    telephony.platform.settings.dial_timeout = 1.0
+    silent = TestPhone("+15559876543", server=("127.0.0.1", telephony.sip_port), no_answer=True)
+    await silent.start()
+    try:
+        r = await telephony.client.post("/v1.0/calls", json={
+            "source": SOURCE, "destinations": [{"type": "tel", "target": "+15559876543"}], "actions": []})
+        call = await telephony.wait_hangup(r.json()["id"])
+        assert call["hangup_reason"] == "dialout" and call["tm_ringing"], call
+    finally:
+        await silent.stop()
+
+
+async def test_phone_calls_a_number_and_presses_keys(telephony: Telephony) -> None:
+    flow = (await telephony.client.post("/v1.0/flows", json={"actions": [
+        {"type": "answer"},
+        {"type": "digits_receive", "option": {"duration": 8000, "length": 3}},
+        {"type": "branch", "option": {"target_ids": {}, "default_target_id": None}},
+        {"type": "hangup", "option": {"reason": "normal"}}]})).json()
+    number = (await telephony.client.get("/v1.0/numbers")).json()["result"][0]
+    await telephony.client.put(f"/v1.0/numbers/{number['id']}/flow_ids", json={"call_flow_id": flow["id"]})
+    phone = TestPhone("+15559876543", server=("127.0.0.1", telephony.sip_port))
+    await phone.start()
+    try:
+        handle = phone.dial("+15551234567", dtmf="123")
+        assert await asyncio.wait_for(handle.answered, 10)
+        assert await asyncio.wait_for(handle.ended, 15) == "remote"
+    finally:
+        await phone.stop()
+    calls = (await telephony.client.get("/v1.0/calls")).json()["result"]
+    incoming = next(c for c in calls if c["direction"] == "incoming")
+    assert incoming["source"] == {"type": "tel", "target": "+15559876543"}
+    assert incoming["hangup_reason"] == "normal" and incoming["hangup_by"] == "local"
+
+
+@pytest.mark.parametrize("mode", ["cancel"])
+async def test_caller_cancels_before_answer(telephony: Telephony, mode: str) -> None:
+    flow = (await telephony.client.post("/v1.0/flows", json={"actions": [
+        {"type": "sleep", "option": {"duration": 20000}}, {"type": "answer"}]})).json()
+    number = (await telephony.client.get("/v1.0/numbers")).json()["result"][0]
+    await telephony.client.put(f"/v1.0/numbers/{number['id']}/flow_ids", json={"call_flow_id": flow["id"]})
+    phone = TestPhone("+15559876543", server=("127.0.0.1", telephony.sip_port))
+    await phone.start()
+    try:
+        handle = phone.dial("+15551234567")
+        await asyncio.sleep(1.0)
+        await handle.hangup()
+        assert await asyncio.wait_for(handle.ended, 10) in ("cancelled", "local")
+    finally:
+        await phone.stop()
+    calls = (await telephony.client.get("/v1.0/calls")).json()["result"]
+    call = await telephony.wait_hangup(calls[0]["id"])
+    assert call["hangup_reason"] == "cancel" and call["hangup_by"] == "remote", call
