@@ -191,17 +191,17 @@ async def test_invalid_option_after_substitution_fails(env: Env) -> None:
 
 
 async def test_unsupported_actions_end_loudly(env: Env, caplog) -> None:
-    assert "talk" in REGISTRY.unsupported_types() and "answer" in REGISTRY.supported_types()
+    assert "connect" in REGISTRY.unsupported_types() and "talk" in REGISTRY.supported_types()
     assert set(NOT_YET) == set(REGISTRY.unsupported_types())
     call, af = await env.run(
         [
             {"type": "answer"},
-            {"type": "talk", "option": {"text": "hello"}},
+            {"type": "connect", "option": {"destinations": [{"type": "tel", "target": "+15551112222"}]}},
             {"type": "variable_set", "option": {"key": "after", "value": "1"}},
         ]
     )
     assert call.hangup_reason == "failed" and "after" not in af.variables
-    assert "'talk' is not yet supported by this engine" in af.error
+    assert "'connect' is not yet supported by this engine" in af.error
     assert any("not yet supported" in r.getMessage() for r in caplog.records)
 
 

@@ -120,3 +120,29 @@ async def test_bridge_rejects_double_bridge() -> None:
     finally:
         for s in (a, b, c):
             await s.close()
+
+
+async def test_recorder_aligns_ticks_and_fills_gaps(tmp_path: Path) -> None:
+    """Frames missing from the tap (dropped, or a loop stall) become silence: the timeline is kept."""
+    from voipbin.media.recorder import Recorder
+    from voipbin.media.taps import Frame, Tap
+
+    tap = Tap(frozenset({"in", "out"}), maxsize=100)
+    rec = Recorder(tmp_path / "gaps.wav", tap, "both", stereo=True)
+    rec.start()
+
+    def pcm(v: int) -> bytes:
+        return np.full(160, v, dtype="<i2").tobytes()
+
+    for tick in (10, 11, 14):  # ticks 12 and 13 never arrived
+        tap.put(Frame("in", tick, pcm(100 + tick)))
+        tap.put(Frame("out", tick, pcm(-tick)))
+    tap.put(Frame("out", 15, pcm(-15)))  # last tick has only the outbound side
+    await asyncio.sleep(0)
+    info = await rec.stop()
+    samples, ch, nframes = read(tmp_path / "gaps.wav")
+    assert ch == 2 and info.frames == 6 and nframes == 6 * 160
+    left = samples[::160, 0].tolist()
+    right = samples[::160, 1].tolist()
+    assert left == [110, 111, 0, 0, 114, 0]
+    assert right == [-10, -11, 0, 0, -14, -15]

@@ -330,3 +330,20 @@ async def test_inbound_is_not_decoded_without_listeners(pair) -> None:
     await a.play_pcm(sine(440, 0.5))
     assert b.rtp.jitter.overflow_dropped == 0 and b.stats.lost == 0
     assert len(b.rtp.jitter) <= b.rtp.jitter.max_depth
+
+
+async def test_negotiate_validates_values() -> None:
+    ms = await MediaSession.create(host="127.0.0.1")
+    try:
+        for bad in (
+            dict(remote_addr="pbx.example.com", remote_port=4000),  # no DNS on the media path
+            dict(remote_addr="127.0.0.1", remote_port=0),
+            dict(remote_addr="127.0.0.1", remote_port=4000, payload_type=18),  # G.729 is not supported
+            dict(remote_addr="127.0.0.1", remote_port=4000, ptime=30),
+        ):
+            with pytest.raises(ValueError):
+                ms.negotiate(**bad)  # type: ignore[arg-type]
+        with pytest.raises(RuntimeError):
+            await ms.send_dtmf("1")  # no telephone-event negotiated
+    finally:
+        await ms.close()
