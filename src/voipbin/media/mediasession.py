@@ -2,22 +2,25 @@
 
 API (all from the event loop)::
 
-    ms = await MediaSession.create(allocator=alloc, host="0.0.0.0")   # binds RTP/RTCP, port in ms.local_port
+    ms = await MediaSession.create(allocator=alloc, host="0.0.0.0")  # binds RTP+RTCP; ms.local_port for SDP
     ms.negotiate("203.0.113.5", 40000, payload_type=0, dtmf_payload_type=101, ptime=20, latch=False)
-    ms.start()                                   # starts the 20 ms clock (silence until audio is queued)
-    await ms.play_wav("prompt.wav")              # any rate/channels; False if barged in
-    await ms.play_pcm(pcm, rate=24000)           # bytes / int16 array / (async) iterable of chunks
-    await ms.enqueue(pcm_8k)                     # stream TTS audio with backpressure
-    dropped = ms.flush()                         # barge-in
-    await ms.record_start("/path/x.wav", direction="both", stereo=False)
-    info = await ms.record_stop()                # RecordingInfo(path, frames, duration, ...)
-    tap = ms.tap("in")                           # async frames for STT/AI; ms.untap(tap)
-    digit = await ms.next_dtmf()                 # or ms.on_dtmf(callback)
-    await ms.send_dtmf("123#")
-    b = ms.bridge(other)                         # b.stop() to unbridge
-    ms.stats                                     # RtpStats
-    await ms.close()                             # stops recording, unbridges, BYE, releases ports
+    ms.start()                                  # the 20 ms clock: silence flows until audio is queued
+    ok = await ms.play_wav("prompt.wav")        # any rate/width/channels; False if barged in
+    ok = await ms.play_pcm(src, rate=24000)     # bytes / int16 array / (async) iterable of chunks
+    ok = await ms.enqueue(pcm_8k)               # stream TTS audio; waits while the queue is full
+    await ms.wait_played()                      # until the queue has drained
+    dropped = ms.flush()                        # barge-in: queued audio gone before the next tick
+    await ms.record_start("/x.wav", direction="both", stereo=False)   # "in" | "out" | "both"
+    info = await ms.record_stop()               # RecordingInfo(path, direction, channels, frames, ...)
+    tap = ms.tap("in")                          # Frame(direction, tick, pcm) for STT/AI: await tap.get()
+    chunk = await tap.get_batch(5)              # ... or woken once per 100 ms; ms.untap(tap)
+    digit = await ms.next_dtmf()                # DtmfDigit(digit, duration_ms, timestamp); or on_dtmf(cb)
+    await ms.send_dtmf("123#")                  # RFC 4733, in the same clock as the audio
+    br = ms.bridge(other)                       # A in -> B out and back, PCMU<->PCMA; ms.unbridge()
+    ms.stats                                    # RtpStats: packets/bytes, lost, jitter, max gap, RTCP
+    await ms.close()                            # stops recording, unbridges, RTCP BYE, frees ports
 
+PCM is 8 kHz mono int16 (little-endian bytes) everywhere; frames are 20 ms (160 samples).
 Negotiation results come in as plain values; this package knows nothing of SIP or SDP.
 """
 
@@ -30,6 +33,7 @@ import numpy as np
 
 from voipbin.media.bridge import Bridge
 from voipbin.media.dtmf import DtmfDigit
+from voipbin.media.jitter import JitterBuffer
 from voipbin.media.ports import PortAllocator
 from voipbin.media.recorder import RecordDirection, Recorder, RecordingInfo
 from voipbin.media.session import PcmSource, RtpSession
@@ -51,8 +55,9 @@ class MediaSession:
         host: str = "0.0.0.0",
         port: int | None = None,
         playout_frames: int = 50,
+        jitter: JitterBuffer[tuple[int, bytes]] | None = None,
     ) -> MediaSession:
-        rtp = RtpSession(allocator=allocator, host=host, playout_frames=playout_frames)
+        rtp = RtpSession(allocator=allocator, host=host, playout_frames=playout_frames, jitter=jitter)
         await rtp.open(port)
         return cls(rtp)
 
