@@ -247,3 +247,18 @@ async def test_customer_webhook_settings(api: Api) -> None:
     secret = r.json()["webhook_secret"]
     assert secret.startswith("whsec_")
     assert (await c.get("/v1.0/customer")).json()["webhook_secret"] == "****" + secret[-4:]
+
+
+async def test_inline_ai_providers_checked_at_create(api: Api) -> None:
+    c = api.admin.client
+    option = {"initial_prompt": "hi", "engine_model": "anthropic.claude-3-5-sonnet"}
+    bad = [{"type": "ai_talk", "option": option}]
+    err = assert_envelope(await c.post("/v1.0/flows", json={"actions": bad}), 400, "INVALID_ARGUMENT")
+    assert "actions[0].option.engine_model" in err["message"]
+    assert "VOIPBIN_ANTHROPIC_API_KEY" in err["message"]
+    bad = [{"type": "ai", "option": {"initial_prompt": "hi", "tts_type": "nosuch"}}]
+    err = assert_envelope(await c.post("/v1.0/flows", json={"actions": bad}), 400, "INVALID_ARGUMENT")
+    assert "tts_type" in err["message"]
+    option = {"initial_prompt": "hi", "engine_model": "offline.scripted", "tts_type": "piper"}
+    ok = [{"type": "ai", "option": option}]
+    assert (await c.post("/v1.0/flows", json={"actions": ok})).status_code == 200

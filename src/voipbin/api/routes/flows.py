@@ -11,11 +11,14 @@ from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from voipbin.ai import registry as llm_registry
 from voipbin.api.deps import PageDep, PlatformDep, PrincipalDep, parse_id
 from voipbin.api.errors import ApiError
 from voipbin.api.repo import get_owned, list_page, soft_delete, touch
+from voipbin.models.action_options.ai import AIOption
 from voipbin.models.actions import ActionValidationError, validate_actions
 from voipbin.serialize import timestamps, uid
+from voipbin.speech import registry as speech_registry
 from voipbin.store.tables import ZERO_UUID, Flow
 
 router = APIRouter(prefix="/v1.0", tags=["flows"])
@@ -37,10 +40,34 @@ def flow_to_api(f: Flow) -> dict[str, Any]:
     }
 
 
+def check_inline_ai(path: str, type_: str, option: BaseModel) -> None:
+    """Inline AI settings (the tutorial's ``ai`` / ``ai_talk`` options) are checked like ``POST /ais``:
+    a provider that does not exist, cannot run here, or has no key is a 400 now, never a silent call."""
+    if not isinstance(option, AIOption):
+        return
+    checks = []
+    if option.engine_model and "${" not in option.engine_model:
+        checks.append(("engine_model", lambda: llm_registry.check_llm_credentials(option.engine_model, None)))
+    for name, validate in (
+        ("tts_type", speech_registry.validate_tts_type),
+        ("stt_type", speech_registry.validate_stt_type),
+    ):
+        value = getattr(option, name)
+        if value and "${" not in value:
+            checks.append((name, lambda v=value, f=validate: f(v)))
+    for name, check in checks:
+        try:
+            check()
+        except ValueError as exc:
+            raise ActionValidationError(
+                "INVALID_ARGUMENT", f"{path}.option.{name}", f"{path}.option.{name}: {exc}"
+            ) from None
+
+
 def checked_actions(raw: Any, field: str = "actions") -> list[dict[str, Any]]:
     """Validated actions in their stored (API) form, or a 400 in VoIPBIN's envelope naming the field."""
     try:
-        actions = validate_actions(raw, field)
+        actions = validate_actions(raw, field, option_check=check_inline_ai)
     except ActionValidationError as exc:
         raise ApiError(400, exc.reason, exc.message, details=[{"field": exc.field}]) from None
     return [a.to_api() for a in actions]
