@@ -18,12 +18,24 @@ async def test_talk_to_a_registered_phone(telephony: Telephony, tmp_path: Path) 
     phone = TestPhone("+15559876543", server=("127.0.0.1", telephony.sip_port), record=tmp_path / "heard.wav")
     await phone.start()
     try:
-        r = await telephony.client.post("/v1.0/calls", json={
-            "source": SOURCE, "destinations": [{"type": "tel", "target": "+15559876543"}],
-            "actions": [{"type": "answer"},
-                        {"type": "talk", "option": {"text": "Please transfer me to the billing department.",
-                                                    "language": "en-US"}},
-                        {"type": "hangup"}]})
+        r = await telephony.client.post(
+            "/v1.0/calls",
+            json={
+                "source": SOURCE,
+                "destinations": [{"type": "tel", "target": "+15559876543"}],
+                "actions": [
+                    {"type": "answer"},
+                    {
+                        "type": "talk",
+                        "option": {
+                            "text": "Please transfer me to the billing department.",
+                            "language": "en-US",
+                        },
+                    },
+                    {"type": "hangup"},
+                ],
+            },
+        )
         assert r.status_code == 200, r.text
         call = await telephony.wait_hangup(r.json()["id"], within=30)
         assert call["hangup_reason"] == "normal" and call["metadata"]["route"] == "devcarrier", call
@@ -40,8 +52,14 @@ async def test_phone_busy_and_no_answer(telephony: Telephony) -> None:
     busy = TestPhone("+15559876543", server=("127.0.0.1", telephony.sip_port), reject_with=486)
     await busy.start()
     try:
-        r = await telephony.client.post("/v1.0/calls", json={
-            "source": SOURCE, "destinations": [{"type": "tel", "target": "+15559876543"}], "actions": []})
+        r = await telephony.client.post(
+            "/v1.0/calls",
+            json={
+                "source": SOURCE,
+                "destinations": [{"type": "tel", "target": "+15559876543"}],
+                "actions": [],
+            },
+        )
         call = await telephony.wait_hangup(r.json()["id"])
         assert call["hangup_reason"] == "busy", call
     finally:
@@ -50,8 +68,14 @@ async def test_phone_busy_and_no_answer(telephony: Telephony) -> None:
     silent = TestPhone("+15559876543", server=("127.0.0.1", telephony.sip_port), no_answer=True)
     await silent.start()
     try:
-        r = await telephony.client.post("/v1.0/calls", json={
-            "source": SOURCE, "destinations": [{"type": "tel", "target": "+15559876543"}], "actions": []})
+        r = await telephony.client.post(
+            "/v1.0/calls",
+            json={
+                "source": SOURCE,
+                "destinations": [{"type": "tel", "target": "+15559876543"}],
+                "actions": [],
+            },
+        )
         call = await telephony.wait_hangup(r.json()["id"])
         assert call["hangup_reason"] == "dialout" and call["tm_ringing"], call
     finally:
@@ -59,11 +83,19 @@ async def test_phone_busy_and_no_answer(telephony: Telephony) -> None:
 
 
 async def test_phone_calls_a_number_and_presses_keys(telephony: Telephony) -> None:
-    flow = (await telephony.client.post("/v1.0/flows", json={"actions": [
-        {"type": "answer"},
-        {"type": "digits_receive", "option": {"duration": 8000, "length": 3}},
-        {"type": "branch", "option": {"target_ids": {}, "default_target_id": None}},
-        {"type": "hangup", "option": {"reason": "normal"}}]})).json()
+    flow = (
+        await telephony.client.post(
+            "/v1.0/flows",
+            json={
+                "actions": [
+                    {"type": "answer"},
+                    {"type": "digits_receive", "option": {"duration": 8000, "length": 3}},
+                    {"type": "branch", "option": {"target_ids": {}, "default_target_id": None}},
+                    {"type": "hangup", "option": {"reason": "normal"}},
+                ]
+            },
+        )
+    ).json()
     number = (await telephony.client.get("/v1.0/numbers")).json()["result"][0]
     await telephony.client.put(f"/v1.0/numbers/{number['id']}/flow_ids", json={"call_flow_id": flow["id"]})
     phone = TestPhone("+15559876543", server=("127.0.0.1", telephony.sip_port))
@@ -82,8 +114,12 @@ async def test_phone_calls_a_number_and_presses_keys(telephony: Telephony) -> No
 
 @pytest.mark.parametrize("mode", ["cancel"])
 async def test_caller_cancels_before_answer(telephony: Telephony, mode: str) -> None:
-    flow = (await telephony.client.post("/v1.0/flows", json={"actions": [
-        {"type": "sleep", "option": {"duration": 20000}}, {"type": "answer"}]})).json()
+    flow = (
+        await telephony.client.post(
+            "/v1.0/flows",
+            json={"actions": [{"type": "sleep", "option": {"duration": 20000}}, {"type": "answer"}]},
+        )
+    ).json()
     number = (await telephony.client.get("/v1.0/numbers")).json()["result"][0]
     await telephony.client.put(f"/v1.0/numbers/{number['id']}/flow_ids", json={"call_flow_id": flow["id"]})
     phone = TestPhone("+15559876543", server=("127.0.0.1", telephony.sip_port))
@@ -98,3 +134,55 @@ async def test_caller_cancels_before_answer(telephony: Telephony, mode: str) -> 
     calls = (await telephony.client.get("/v1.0/calls")).json()["result"]
     call = await telephony.wait_hangup(calls[0]["id"])
     assert call["hangup_reason"] == "cancel" and call["hangup_by"] == "remote", call
+
+
+async def test_connect_bridges_the_caller_to_another_phone(telephony: Telephony, tmp_path: Path) -> None:
+    """Seed-style: a call to one phone runs `connect` to a second phone; the second phone hears the first."""
+    first = TestPhone(
+        "+15559876543",
+        server=("127.0.0.1", telephony.sip_port),
+        say="Hello from the first phone.",
+        answer_delay=0.2,
+    )
+    second = TestPhone(
+        "+15551111111",
+        server=("127.0.0.1", telephony.sip_port),
+        record=tmp_path / "second.wav",
+        hangup_after=4.0,
+    )
+    await first.start()
+    await second.start()
+    try:
+        r = await telephony.client.post(
+            "/v1.0/calls",
+            json={
+                "source": SOURCE,
+                "destinations": [{"type": "tel", "target": "+15559876543"}],
+                "actions": [
+                    {"type": "answer"},
+                    {
+                        "type": "connect",
+                        "option": {
+                            "source": {"type": "tel", "target": "+15551234567"},
+                            "destinations": [{"type": "tel", "target": "+15551111111"}],
+                        },
+                    },
+                    {"type": "talk", "option": {"text": "Goodbye.", "language": "en-US"}},
+                ],
+            },
+        )
+        assert r.status_code == 200, r.text
+        master = await telephony.wait_hangup(r.json()["id"], within=30)
+        assert master["hangup_reason"] == "normal", master
+        assert len(master["chained_call_ids"]) == 1
+        leg = await telephony.call(master["chained_call_ids"][0])
+        assert leg["master_call_id"] == master["id"] and leg["hangup_by"] == "remote"
+        handle = await second.wait_call(5)
+        await asyncio.wait_for(handle.ended, 10)
+        from tests.calls.support import read_wav
+
+        pcm, rate = read_wav(handle.recording_path)
+        assert len(pcm) > rate and abs(pcm).max() > 1000  # the first phone's voice crossed the bridge
+    finally:
+        await first.stop()
+        await second.stop()

@@ -191,17 +191,17 @@ async def test_invalid_option_after_substitution_fails(env: Env) -> None:
 
 
 async def test_unsupported_actions_end_loudly(env: Env, caplog) -> None:
-    assert "connect" in REGISTRY.unsupported_types() and "talk" in REGISTRY.supported_types()
+    assert "queue_join" in REGISTRY.unsupported_types() and "connect" in REGISTRY.supported_types()
     assert set(NOT_YET) == set(REGISTRY.unsupported_types())
     call, af = await env.run(
         [
             {"type": "answer"},
-            {"type": "connect", "option": {"destinations": [{"type": "tel", "target": "+15551112222"}]}},
+            {"type": "queue_join", "option": {"queue_id": "3f1c1a52-8c1e-4d8b-9a7e-1d2b3c4d5e6f"}},
             {"type": "variable_set", "option": {"key": "after", "value": "1"}},
         ]
     )
     assert call.hangup_reason == "failed" and "after" not in af.variables
-    assert "'connect' is not yet supported by this engine" in af.error
+    assert "'queue_join' is not yet supported by this engine" in af.error
     assert any("not yet supported" in r.getMessage() for r in caplog.records)
 
 

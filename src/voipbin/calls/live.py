@@ -233,6 +233,13 @@ class LiveCall:
         await self.media.record_stop()
         await self.manager.finish_recording(rec_id)
 
+    async def connect(
+        self, source: dict[str, Any], destinations: list[dict[str, Any]], anonymous: str = ""
+    ) -> tuple[bool, str]:
+        """Dial ``destinations`` (first answer wins) and bridge; returns when that leg has ended."""
+        await self._require_up()
+        return await self._race(self.manager.connect_legs(self, source, destinations, anonymous))
+
     async def hangup(self, reason: str = "normal") -> None:
         await self.manager.hangup_live(self, reason)
 

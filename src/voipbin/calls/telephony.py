@@ -217,6 +217,58 @@ class SipCallManager(CallManager):
         self.limit_duration(live)
         await on_answer(live)
 
+    async def connect_legs(
+        self, live: LiveCall, source: dict[str, Any], destinations: list[dict[str, Any]], anonymous: str = ""
+    ) -> tuple[bool, str]:
+        """The ``connect`` action: ring every destination (first answer wins), bridge it with ``live`` and
+        wait until that leg ends. Returns (answered, hangup reason of the connected or last failed leg)."""
+        rows = [
+            Call(
+                customer_id=live.customer_id, type="flow", source=source, destination=dest,
+                status=Status.DIALING, direction="outgoing", master_call_id=live.call_id, variables={},
+                metadata_={"anonymous": anonymous or "auto"}, chained_call_ids=[], recording_ids=[],
+                action={},
+            )
+            for dest in destinations
+        ]  # fmt: skip
+        async with self.platform.db.session() as session:
+            session.add_all(rows)
+            await session.flush()
+            master = await session.get(Call, live.call_id)
+            if master is not None:
+                master.chained_call_ids = [*(master.chained_call_ids or []), *(str(r.id) for r in rows)]
+                master.tm_update = utcnow()
+            await session.commit()
+        for row in rows:
+            publish_call(self.platform, row, "call_created")
+            publish_call(self.platform, row, "call_dialing")
+        winner: list[LiveCall] = []
+
+        async def bridge(leg: LiveCall) -> None:
+            if winner or live.ended.is_set():
+                await self.hangup_live(leg, "normal")
+                return
+            winner.append(leg)
+            for other in rows:
+                other_live = self.live.get(other.id)
+                if other.id != leg.call_id and other_live is not None:
+                    await self.hangup_live(other_live, "normal")
+            live.media.bridge(leg.media)
+
+        await asyncio.gather(*(self._dial(row.id, on_answer=bridge) for row in rows))
+        if not winner:
+            async with self.platform.db.session() as session:
+                last = await session.get(Call, rows[-1].id)
+            return False, (last.hangup_reason if last else "") or HangupReason.FAILED
+        leg = winner[0]
+        try:
+            await leg.ended.wait()
+        finally:
+            live.media.unbridge()
+            if not leg.ended.is_set():  # the master call ended (or the flow was stopped) first
+                await self.hangup_live(leg, "normal")
+        return True, leg.hangup_reason
+
     def limit_duration(self, live: LiveCall) -> None:
         """Hang up an answered call after VOIPBIN_MAX_CALL_DURATION seconds with reason ``timeout``."""
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 
 class CallHungUp(Exception):
@@ -77,3 +77,15 @@ class CallControl(Protocol):
 
     async def wait_hangup(self) -> None:
         """Return when the call has ended."""
+
+
+@runtime_checkable
+class CallConnect(Protocol):
+    """Calls that can dial further legs and bridge them (the ``connect`` action)."""
+
+    async def connect(
+        self, source: dict[str, Any], destinations: list[dict[str, Any]], anonymous: str = ""
+    ) -> tuple[bool, str]:
+        """Ring ``destinations`` (first answer wins), bridge the answered leg with this call and return
+        ``(answered, hangup_reason)`` once that leg has ended (raises CallHungUp if this call ends)."""
+        ...

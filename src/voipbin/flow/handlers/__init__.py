@@ -4,7 +4,15 @@ To add handlers (e.g. talk, ai_talk, transcribe_*): write a module that decorate
 ``@REGISTRY.handler("type")`` and import it below, before ``register_unsupported()``.
 """
 
-from voipbin.flow.handlers import control, dtmf, http, media, recording, speech  # noqa: F401  (registration)
+from voipbin.flow.handlers import (  # noqa: F401  (registration)
+    connect,
+    control,
+    dtmf,
+    http,
+    media,
+    recording,
+    speech,
+)
 from voipbin.flow.handlers.base import (
     CONTINUE,
     ActionContext,

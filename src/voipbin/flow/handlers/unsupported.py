@@ -26,7 +26,6 @@ NOT_YET: dict[str, str] = {
     "mute": "call muting",
     "external_media_start": "external media streams",
     "external_media_stop": "external media streams",
-    "connect": "dialing and bridging other legs",
     "call": "dialing new calls",
     "confbridge_join": "conference bridges",
     "conference_join": "conferences",
