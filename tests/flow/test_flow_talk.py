@@ -33,7 +33,7 @@ async def test_talk_digits_handle_next_stops_on_key(env: Env) -> None:
 
 async def test_talk_async_does_not_wait(env: Env) -> None:
     long_text = " ".join(["word"] * 2000)
-    call, af = await env.run(
+    _call, af = await env.run(
         [
             {"type": "talk", "option": {"text": long_text, "async": True}},
             {"type": "variable_set", "option": {"key": "after", "value": "1"}},
