@@ -686,9 +686,13 @@ def drive(args: argparse.Namespace) -> None:
                 f"  {s.label:>9}: {s.ok} ok, {s.failed} failed, {s.setups_s:.0f} setups/s, "
                 f"{s.cpu_per_setup_ms:.2f} cpu ms/setup, INVITE->200 {s.rtd_ms:.1f} ms"
             )
+        per_cpu = (
+            f"{bare.cpu_per_setup_ms / ours.cpu_per_setup_ms:.4f}"
+            if bare.cpu_per_setup_ms > 0
+            else "n/a (bare CPU below /proc tick resolution)"
+        )
         print(
-            f"# ratio ours/bare: {ours.setups_s / bare.setups_s:.2f} (setups/s), "
-            f"{bare.cpu_per_setup_ms / ours.cpu_per_setup_ms:.3f} (setups per cpu-s)"
+            f"# ratio ours/bare: {ours.setups_s / bare.setups_s:.3f} (setups/s), {per_cpu} (setups per cpu-s)"
         )
         if ours.hung_up >= 0 and ours.hung_up < ours.ok:
             print(

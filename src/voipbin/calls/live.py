@@ -11,7 +11,7 @@ import contextlib
 import logging
 import tempfile
 import uuid
-from collections.abc import Awaitable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -19,6 +19,7 @@ from voipbin.calls.service import finish_call, set_status
 from voipbin.calls.state import Status
 from voipbin.flow.interfaces import CallHungUp, RecordingRequest
 from voipbin.media.mediasession import MediaSession
+from voipbin.media.taps import TapClosed
 from voipbin.platform import Platform
 from voipbin.sip.endpoint import Call as SipCall
 from voipbin.sip.endpoint import IncomingInvite
@@ -176,6 +177,30 @@ class LiveCall:
                 break
             got += digit
         return got
+
+    # -- CallAudio (ai / ai_talk) -------------------------------------------------------------------
+    async def audio_in(self) -> AsyncIterator[bytes]:
+        """Inbound 20 ms frames from a media tap; the tap closes with the media, which ends this."""
+        await self._require_up()
+        tap = self.media.tap("in", maxsize=100)
+        try:
+            while True:
+                try:
+                    frames = await tap.get_batch(2)  # woken every 40 ms, not every frame
+                except TapClosed:
+                    break
+                for frame in frames:
+                    yield frame.pcm
+        finally:
+            self.media.untap(tap)
+        raise CallHungUp(str(self.call_id))
+
+    async def play_stream(self, chunks: AsyncIterable[bytes], rate: int = 8000) -> bool:
+        await self._require_up()
+        return await self._race(self.media.play_pcm(chunks, rate=rate))
+
+    def flush_playout(self) -> int:
+        return self.media.flush()
 
     @property
     def recording_active(self) -> bool:

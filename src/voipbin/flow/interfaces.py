@@ -9,6 +9,7 @@ mid-play or mid-wait), and must return or raise promptly when the call hangs up.
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -88,4 +89,27 @@ class CallConnect(Protocol):
     ) -> tuple[bool, str]:
         """Ring ``destinations`` (first answer wins), bridge the answered leg with this call and return
         ``(answered, hangup_reason)`` once that leg has ended (raises CallHungUp if this call ends)."""
+        ...
+
+
+@runtime_checkable
+class CallAudio(Protocol):
+    """Streaming audio of a live call, for conversational actions (``ai``, ``ai_talk``).
+
+    Separate from :class:`CallControl` because only calls with a media path have it. PCM is 8 kHz
+    mono PCM16LE. Like ``CallControl``, methods raise ``CallHungUp`` once the call has ended.
+    """
+
+    def audio_in(self) -> AsyncIterator[bytes]:
+        """What the caller says: one 20 ms frame after another, in real time (silence included).
+        Ends by raising ``CallHungUp`` when the call ends. One consumer per iterator."""
+        ...
+
+    async def play_stream(self, chunks: AsyncIterable[bytes], rate: int = 8000) -> bool:
+        """Play PCM16 chunks at ``rate`` as they arrive; returns once played out: True, or False if
+        :meth:`flush_playout` cut it short."""
+        ...
+
+    def flush_playout(self) -> int:
+        """Barge-in: drop queued outbound audio at once (the next frame is silence); frames dropped."""
         ...
