@@ -3,6 +3,10 @@
 Time passes with real asyncio sleeps (a WAV plays for its length, DTMF tones take their duration),
 hanging up ends every wait with ``CallHungUp``, DTMF can be injected, and the call row moves through
 the same status changes the SIP-backed call makes (``finish_call``), so the API sees a real call.
+
+It also has the ``CallAudio`` port: ``audio_in`` delivers a 20 ms frame per 20 ms of real time (what
+tests queue with ``speak``, else silence) and ``play_stream`` plays at real-time pace into ``played``
+(what the caller heard, with times), so barge-in and latency behave as on a line.
 """
 
 from __future__ import annotations
@@ -11,7 +15,8 @@ import asyncio
 import io
 import uuid
 import wave
-from collections.abc import Awaitable
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable
 from pathlib import Path
 from typing import TypeVar
 
@@ -19,9 +24,14 @@ from voipbin.calls.service import finish_call, set_status
 from voipbin.flow import stop_flow
 from voipbin.flow.interfaces import CallHungUp, RecordingRequest
 from voipbin.platform import Platform
+from voipbin.speech.audio import StreamResampler
 from voipbin.store.tables import Call
 
 T = TypeVar("T")
+
+FRAME_BYTES = 320  # 20 ms of 8 kHz PCM16
+FRAME_SECONDS = 0.02
+SILENCE = bytes(FRAME_BYTES)
 
 
 def wav_seconds(source: str | Path | bytes) -> float:
@@ -40,6 +50,13 @@ class MemoryCall:
         self.hangup_reason: str | None = None
         self.log: list[tuple[str, object]] = []  # (operation, argument) in order
         self.recording: RecordingRequest | None = None
+        # CallAudio state
+        self._inbound: deque[tuple[bytes, str | None]] = deque()  # (frame, label of an utterance start)
+        self.onsets: dict[str, float] = {}  # label -> loop time its first frame was delivered
+        self.played: list[tuple[float, bytes]] = []  # (loop time, frame) the caller heard
+        self.flushes: list[tuple[float, int]] = []  # (loop time, frames dropped)
+        self._out_gen = 0
+        self._out_pending = 0
 
     @property
     def call_id(self) -> uuid.UUID:
@@ -153,6 +170,75 @@ class MemoryCall:
 
     async def wait_hangup(self) -> None:
         await self._hung.wait()
+
+    # -- CallAudio ---------------------------------------------------------------------------------
+    def speak(self, pcm: bytes, label: str = "") -> None:
+        """Queue 8 kHz PCM16 as what the caller says next (delivered by ``audio_in`` in real time)."""
+        pcm = pcm + bytes(-len(pcm) % FRAME_BYTES)
+        for i in range(0, len(pcm), FRAME_BYTES):
+            self._inbound.append((pcm[i : i + FRAME_BYTES], label if i == 0 and label else None))
+
+    @property
+    def speaking(self) -> bool:
+        return bool(self._inbound)
+
+    async def audio_in(self) -> AsyncIterator[bytes]:
+        if self._hung.is_set():
+            raise CallHungUp(str(self._call_id))
+        loop = asyncio.get_running_loop()
+        t0, n = loop.time(), 0
+        while not self._hung.is_set():
+            delay = t0 + n * FRAME_SECONDS - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            n += 1
+            frame, label = self._inbound.popleft() if self._inbound else (SILENCE, None)
+            if label:
+                self.onsets[label] = loop.time()
+            yield frame
+        raise CallHungUp(str(self._call_id))
+
+    async def play_stream(self, chunks: AsyncIterable[bytes], rate: int = 8000) -> bool:
+        gen = self._out_gen
+        loop = asyncio.get_running_loop()
+        resampler = StreamResampler(rate, 8000)
+        self.log.append(("play_stream", rate))
+
+        async def frames() -> AsyncIterator[bytes]:
+            buf = bytearray()
+            async for chunk in chunks:
+                buf += resampler.process(chunk)
+                while len(buf) >= FRAME_BYTES:
+                    self._out_pending = len(buf) // FRAME_BYTES
+                    yield bytes(buf[:FRAME_BYTES])
+                    del buf[:FRAME_BYTES]
+            buf += resampler.process(b"", last=True)
+            if buf:
+                yield bytes(buf) + bytes(-len(buf) % FRAME_BYTES)
+
+        async def play() -> bool:
+            due = loop.time()
+            async for frame in frames():
+                due = max(due, loop.time())  # a late producer leaves a gap, it does not speed up
+                await asyncio.sleep(due - loop.time())
+                if gen != self._out_gen:
+                    return False
+                self.played.append((loop.time(), frame))
+                due += FRAME_SECONDS
+            await asyncio.sleep(max(0.0, due - loop.time()))  # the last frame takes its 20 ms too
+            return gen == self._out_gen
+
+        return await self._guard(play())
+
+    def flush_playout(self) -> int:
+        self._out_gen += 1
+        dropped, self._out_pending = self._out_pending, 0
+        self.flushes.append((asyncio.get_running_loop().time(), dropped))
+        self.log.append(("flush", dropped))
+        return dropped
+
+    def heard_pcm(self) -> bytes:
+        return b"".join(frame for _, frame in self.played)
 
     def ops(self) -> list[str]:
         return [op for op, _ in self.log]

@@ -6,6 +6,8 @@ import logging
 import uuid
 from typing import Any
 
+from sqlalchemy import update
+
 from voipbin.billing.calls import charge_call
 from voipbin.calls.state import Status, can_transition, hangup_by
 from voipbin.platform import Platform
@@ -80,24 +82,40 @@ def publish_call(platform: Platform, c: Call, event: str) -> None:
     platform.events.publish(c.customer_id, event, call_to_api(c))
 
 
+async def _compare_and_set(session: Any, call_id: uuid.UUID, expected: str, values: dict[str, Any]) -> bool:
+    """UPDATE ... WHERE status = expected: a concurrent status change (a BYE racing an answer) makes this
+    fail instead of being overwritten. SQLite's driver only begins a transaction at the first write, so
+    a read-then-write on the ORM object would not protect the row."""
+    result = await session.execute(
+        update(Call)
+        .where(Call.id == call_id, Call.status == expected)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
 async def set_status(platform: Platform, call_id: uuid.UUID, new: str, **fields: Any) -> Call | None:
     """Move a call to ``new`` if the state machine allows it; publishes ``call_<status>``."""
-    async with platform.db.session() as session:
-        c = await session.get(Call, call_id)
-        if c is None or not can_transition(c.status, new):
-            return None
-        now = utcnow()
-        c.status = new
-        c.tm_update = now
-        if new == Status.RINGING:
-            c.tm_ringing = now
-        elif new == Status.PROGRESSING:
-            c.tm_progressing = now
-        for name, value in fields.items():
-            setattr(c, name, value)
-        await session.commit()
-    publish_call(platform, c, f"call_{new}")
-    return c
+    for _ in range(5):
+        async with platform.db.session() as session:
+            c = await session.get(Call, call_id)
+            if c is None or not can_transition(c.status, new):
+                return None
+            now = utcnow()
+            values: dict[str, Any] = {"status": new, "tm_update": now, **fields}
+            if new == Status.RINGING:
+                values["tm_ringing"] = now
+            elif new == Status.PROGRESSING:
+                values["tm_progressing"] = now
+            if not await _compare_and_set(session, call_id, c.status, values):
+                await session.rollback()
+                continue  # the status moved under us: re-check the transition against the new one
+            await session.commit()
+            await session.refresh(c)
+        publish_call(platform, c, f"call_{new}")
+        return c
+    return None
 
 
 async def finish_call(
@@ -110,23 +128,33 @@ async def finish_call(
     rtp: dict[str, Any] | None = None,
 ) -> Call | None:
     """Final ``hangup`` with reason; idempotent (a finished call is returned unchanged)."""
-    async with platform.db.session() as session:
-        c = await session.get(Call, call_id)
-        if c is None:
-            return None
-        if c.status == Status.HANGUP:
-            return c
-        now = utcnow()
-        c.hangup_by = by or hangup_by(c.status)
-        c.hangup_reason = reason
-        c.status = Status.HANGUP
-        c.tm_hangup = now
-        c.tm_update = now
-        if detail:
-            c.metadata_ = {**(c.metadata_ or {}), "hangup_detail": detail}
-        if rtp is not None:
-            c.metadata_ = {**(c.metadata_ or {}), "rtp": rtp}
-        await charge_call(session, c, platform.settings.call_rate_per_minute)
-        await session.commit()
-    publish_call(platform, c, "call_hangup")
-    return c
+    for _ in range(5):
+        async with platform.db.session() as session:
+            c = await session.get(Call, call_id)
+            if c is None:
+                return None
+            if c.status == Status.HANGUP:
+                return c
+            now = utcnow()
+            metadata = dict(c.metadata_ or {})
+            if detail:
+                metadata["hangup_detail"] = detail
+            if rtp is not None:
+                metadata["rtp"] = rtp
+            values = {
+                "hangup_by": by or hangup_by(c.status),
+                "hangup_reason": reason,
+                "status": Status.HANGUP,
+                "tm_hangup": now,
+                "tm_update": now,
+                "metadata_": metadata,
+            }
+            if not await _compare_and_set(session, call_id, c.status, values):
+                await session.rollback()
+                continue
+            await session.refresh(c)
+            await charge_call(session, c, platform.settings.call_rate_per_minute)
+            await session.commit()
+        publish_call(platform, c, "call_hangup")
+        return c
+    return None

@@ -1,0 +1,117 @@
+"""What one AI conversation runs with: the AI row (``assistance_id``/``ai_id``) overlaid with the
+action's inline options, platform defaults for the rest, and every check that can fail done *here*,
+before the first word: an unknown AI, a bad engine model or a missing provider key fails the action
+at once (the call is hung up ``failed`` with the reason) instead of leaving the caller in silence.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from voipbin.ai import registry as llm_registry
+from voipbin.flow.variables import substitute
+from voipbin.models.action_options.ai import AIOption
+from voipbin.platform import Platform
+from voipbin.speech import registry as speech_registry
+from voipbin.speech.errors import SpeechConfigError
+from voipbin.speech.vad import VadConfig
+from voipbin.store.tables import AI
+
+
+class AIConfigError(Exception):
+    """The AI conversation cannot start; the message says why (shown as the flow error)."""
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    engine_model: str
+    engine_key: str | None = field(default=None, repr=False)
+    init_prompt: str = ""
+    parameter: Mapping[str, Any] = field(default_factory=dict)
+    language: str = "en-US"
+    voice_type: str = ""
+    tts_type: str = ""
+    tts_voice_id: str = ""
+    stt_type: str = ""
+    stt_language: str = ""
+    vad: VadConfig = field(default_factory=VadConfig)
+    tool_names: tuple[str, ...] = ()
+    ai_id: uuid.UUID | None = None
+    assistance_type: str = "ai"
+    greeting: bool | str = False  # True: the LLM opens the call; a string: said verbatim
+
+
+async def load_ai(platform: Platform, customer_id: uuid.UUID, ai_id: uuid.UUID) -> AI:
+    async with platform.db.session() as session:
+        row = await session.get(AI, ai_id)
+    if row is None or row.customer_id != customer_id or row.tm_delete is not None:
+        raise AIConfigError(f"ai {ai_id} not found")
+    return row
+
+
+async def resolve_config(
+    platform: Platform,
+    customer_id: uuid.UUID,
+    option: AIOption,
+    variables: Mapping[str, str],
+    raw_option: Mapping[str, Any] | None = None,
+) -> SessionConfig:
+    """Merge AI row + inline option + defaults and validate everything; raises :class:`AIConfigError`."""
+    settings = platform.settings
+    row: AI | None = None
+    if option.assistance_id is not None:
+        if option.assistance_type == "team":
+            raise AIConfigError("assistance_type 'team' is not supported; reference an AI (assistance_type 'ai')")
+        row = await load_ai(platform, customer_id, option.assistance_id)
+
+    engine_model = option.engine_model or (row.engine_model if row else "") or settings.default_engine_model
+    engine_key: str | None = None
+    if row is not None and row.engine_key_enc:
+        same_provider = engine_model.split(".", 1)[0] == (row.engine_model or "").split(".", 1)[0]
+        if same_provider:  # an inline model of another provider must not get this AI's key
+            engine_key = platform.encryptor.decrypt(row.engine_key_enc) or None
+    try:
+        llm_registry.parse_engine_model(engine_model)
+        llm_registry.check_llm_credentials(engine_model, engine_key)
+    except (llm_registry.InvalidEngineModel, llm_registry.MissingProviderKey) as exc:
+        raise AIConfigError(str(exc)) from None
+
+    # The inline prompt was substituted by the engine with the option; the AI row's is done here.
+    prompt = option.initial_prompt or substitute(row.init_prompt if row else "", variables)
+    language = option.language or (row.stt_language if row else "") or "en-US"
+    tts_type = option.tts_type or (row.tts_type if row else "") or settings.default_tts_type
+    stt_type = option.stt_type or (row.stt_type if row else "") or settings.default_stt_type
+    stt_language = option.stt_language or option.language or (row.stt_language if row else "") or language
+    try:
+        speech_registry.validate_tts_type(tts_type)
+        speech_registry.validate_stt_type(stt_type, language=stt_language)
+        speech_registry.check_speech_credentials(tts_type, stt_type)
+    except SpeechConfigError as exc:
+        raise AIConfigError(str(exc)) from None
+    raw = dict(raw_option or {})
+    try:
+        vad = VadConfig.from_dict(raw.get("vad_config") or (row.vad_config if row else None))
+    except (TypeError, ValueError) as exc:
+        raise AIConfigError(f"invalid vad_config: {exc}") from None
+    greeting = raw.get("greeting", False)
+    if isinstance(greeting, str) and greeting.strip().lower() in ("true", "false"):
+        greeting = greeting.strip().lower() == "true"
+    return SessionConfig(
+        engine_model=engine_model,
+        engine_key=engine_key,
+        init_prompt=prompt,
+        parameter=dict(row.parameter or {}) if row else {},
+        language=language,
+        voice_type=option.voice_type,
+        tts_type=tts_type,
+        tts_voice_id=option.tts_voice_id or (row.tts_voice_id if row else ""),
+        stt_type=stt_type,
+        stt_language=stt_language,
+        vad=vad,
+        tool_names=tuple(option.tool_names or (row.tool_names if row else None) or ()),
+        ai_id=row.id if row else None,
+        greeting=greeting if isinstance(greeting, bool | str) else bool(greeting),
+    )
