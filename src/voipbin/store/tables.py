@@ -304,3 +304,47 @@ class Activeflow(TimestampsMixin, Base):
     execute_count: Mapped[int] = mapped_column(Integer, default=0)
     complete_count: Mapped[int] = mapped_column(Integer, default=0)
     error: Mapped[str] = mapped_column(Text, default="")
+
+
+class Transcribe(TimestampsMixin, Base):
+    """A live transcription of a call (VoIPBIN's transcribe). ``status``: progressing -> done."""
+
+    __tablename__ = "transcribes"
+    id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid.uuid4)
+    customer_id: Mapped[uuid.UUID] = mapped_column(Uuid(), ForeignKey("customers.id"), index=True)
+    activeflow_id: Mapped[uuid.UUID] = mapped_column(Uuid(), default=ZERO_UUID)
+    on_end_flow_id: Mapped[uuid.UUID] = mapped_column(Uuid(), default=ZERO_UUID)
+    reference_type: Mapped[str] = mapped_column(String(16), default="call")
+    reference_id: Mapped[uuid.UUID] = mapped_column(Uuid(), default=ZERO_UUID, index=True)
+    status: Mapped[str] = mapped_column(String(16), default="progressing")
+    language: Mapped[str] = mapped_column(String(32), default="en-US")
+    direction: Mapped[str] = mapped_column(String(8), default="both")
+    provider: Mapped[str] = mapped_column(String(16), default="")
+
+
+class Transcript(TimestampsMixin, Base):
+    """One final utterance of a transcribe; ``offset_ms`` is from the transcribe's start (tm_transcript)."""
+
+    __tablename__ = "transcripts"
+    id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid.uuid4)
+    customer_id: Mapped[uuid.UUID] = mapped_column(Uuid(), ForeignKey("customers.id"), index=True)
+    transcribe_id: Mapped[uuid.UUID] = mapped_column(Uuid(), ForeignKey("transcribes.id"), index=True)
+    direction: Mapped[str] = mapped_column(String(8), default="in")
+    message: Mapped[str] = mapped_column(Text, default="")
+    offset_ms: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class Summary(TimestampsMixin, Base):
+    """An AI summary of a transcribe or a call (VoIPBIN's aisummary). ``status``: progressing -> done."""
+
+    __tablename__ = "summaries"
+    id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid.uuid4)
+    customer_id: Mapped[uuid.UUID] = mapped_column(Uuid(), ForeignKey("customers.id"), index=True)
+    activeflow_id: Mapped[uuid.UUID] = mapped_column(Uuid(), default=ZERO_UUID)
+    on_end_flow_id: Mapped[uuid.UUID] = mapped_column(Uuid(), default=ZERO_UUID)
+    reference_type: Mapped[str] = mapped_column(String(16), default="transcribe")
+    reference_id: Mapped[uuid.UUID] = mapped_column(Uuid(), default=ZERO_UUID, index=True)
+    transcribe_id: Mapped[uuid.UUID] = mapped_column(Uuid(), default=ZERO_UUID)  # internal: the source
+    status: Mapped[str] = mapped_column(String(16), default="progressing")
+    language: Mapped[str] = mapped_column(String(32), default="en-US")
+    content: Mapped[str] = mapped_column(Text, default="")

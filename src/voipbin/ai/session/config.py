@@ -64,7 +64,9 @@ async def resolve_config(
     row: AI | None = None
     if option.assistance_id is not None:
         if option.assistance_type == "team":
-            raise AIConfigError("assistance_type 'team' is not supported; reference an AI (assistance_type 'ai')")
+            raise AIConfigError(
+                "assistance_type 'team' is not supported; reference an AI (assistance_type 'ai')"
+            )
         row = await load_ai(platform, customer_id, option.assistance_id)
 
     engine_model = option.engine_model or (row.engine_model if row else "") or settings.default_engine_model

@@ -35,7 +35,9 @@ class Responder:
         self.audio = audio
         self.reply = Reply()
 
-    async def run(self, messages: Sequence[Message], tools: Sequence[Tool], *, text: str | None = None) -> Reply:
+    async def run(
+        self, messages: Sequence[Message], tools: Sequence[Tool], *, text: str | None = None
+    ) -> Reply:
         """Answer ``messages`` (or just say ``text``); returns once the audio has been played."""
         loop = asyncio.get_running_loop()
         reply = self.reply = Reply(started_at=loop.time())

@@ -26,7 +26,11 @@ def _schema(props: dict | None = None, required: Iterable[str] = ()) -> dict:
 
 TOOLS: dict[str, tuple[Tool, bool]] = {  # name -> (definition, run_llm default)
     "stop_service": (
-        Tool("stop_service", "End the AI conversation (after saying goodbye); the call flow continues.", _schema()),
+        Tool(
+            "stop_service",
+            "End the AI conversation (after saying goodbye); the call flow continues.",
+            _schema(),
+        ),
         False,
     ),
     "stop_flow": (Tool("stop_flow", "End the call flow; the call is hung up.", _schema()), False),
@@ -35,7 +39,9 @@ TOOLS: dict[str, tuple[Tool, bool]] = {  # name -> (definition, run_llm default)
         Tool(
             "set_variables",
             "Save values as flow variables (strings).",
-            _schema({"variables": {"type": "object", "additionalProperties": {"type": "string"}}}, ["variables"]),
+            _schema(
+                {"variables": {"type": "object", "additionalProperties": {"type": "string"}}}, ["variables"]
+            ),
         ),
         False,
     ),

@@ -12,8 +12,6 @@ from voipbin.flow.handlers.registry import REGISTRY
 from voipbin.models.actions import ACTION_TYPES
 
 NOT_YET: dict[str, str] = {
-    "ai": "AI voice conversations",
-    "ai_talk": "AI voice conversations",
     "ai_task": "headless AI tasks",
     "ai_summary": "AI summaries",
     "transcribe_start": "live transcription",

@@ -1,0 +1,25 @@
+"""AI voice conversations on a call (actions ``ai`` and ``ai_talk``), Pipecat-style.
+
+Small single-purpose parts, each cancellable, wired in one place (:mod:`.pipeline`):
+
+* :mod:`.config` — AI row + inline options + defaults, validated before the first word;
+* :mod:`.listener` — inbound audio -> VAD start/stop + STT finals;
+* :mod:`.turns` — turn-taking and barge-in decisions (sans-I/O);
+* :mod:`.responder` — LLM stream -> TTS (clause by clause) -> playout;
+* :mod:`.tools` — stop_service, stop_flow, stop_media, set/get_variables;
+* :mod:`.record` — the AIcall and its messages, published as ``aicall_*`` / ``aimessage_created``.
+"""
+
+from .config import AIConfigError, SessionConfig, resolve_config
+from .pipeline import AISession, BargeIn, SessionMetrics
+from .record import AICallRecord
+
+__all__ = [
+    "AICallRecord",
+    "AIConfigError",
+    "AISession",
+    "BargeIn",
+    "SessionConfig",
+    "SessionMetrics",
+    "resolve_config",
+]
