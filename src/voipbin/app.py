@@ -28,6 +28,7 @@ from voipbin.api.routes import (
 )
 from voipbin.calls.manager import UnavailableCallManager
 from voipbin.config import Settings, get_settings, load_or_create_secrets
+from voipbin.events.webhooks import WebhookDispatcher, stop_dispatcher
 from voipbin.platform import Platform
 from voipbin.security import Encryptor
 from voipbin.store.db import Database
@@ -64,6 +65,9 @@ async def start_platform(platform: Platform) -> None:
     created = await bootstrap(platform)
     if created is not None:
         print_bootstrap(created)
+    if platform.webhooks is None:
+        platform.webhooks = WebhookDispatcher(platform)
+        platform.webhooks.start()
     if platform.calls is None and platform.settings.telephony:
         from voipbin.calls.telephony import SipCallManager
 
@@ -82,6 +86,7 @@ async def start_platform(platform: Platform) -> None:
 async def stop_platform(platform: Platform) -> None:
     if platform.calls is not None:
         await platform.calls.close()
+    await stop_dispatcher(platform.webhooks)
     if platform.flows is not None:
         await platform.flows.close()
     from voipbin.speech.httpclients import close_shared_clients

@@ -12,6 +12,7 @@ from voipbin.store.db import Database
 
 if TYPE_CHECKING:
     from voipbin.calls.manager import CallManager
+    from voipbin.events.webhooks import WebhookDispatcher
     from voipbin.flow.engine import FlowEngine
 
 
@@ -24,3 +25,4 @@ class Platform:
     events: EventBus = field(default_factory=EventBus)
     calls: CallManager | None = None
     flows: FlowEngine | None = None
+    webhooks: WebhookDispatcher | None = None

@@ -58,6 +58,19 @@ class SessionMetrics:
     turn_latencies: list[float] = field(default_factory=list)  # caller quiet -> first AI audio (s)
     barge_ins: list[BargeIn] = field(default_factory=list)
 
+    def to_metadata(self) -> dict[str, object]:
+        return {
+            "turn_latency_ms": [round(t * 1000) for t in self.turn_latencies],
+            "barge_ins": [
+                {
+                    "detect_ms": round((b.detected_at - b.speech_at) * 1000),
+                    "reaction_ms": round((b.done_at - b.detected_at) * 1000),
+                    "dropped_frames": b.dropped_frames,
+                }
+                for b in self.barge_ins
+            ],
+        }
+
 
 class AISession:
     def __init__(
@@ -134,6 +147,7 @@ class AISession:
                 t.cancel()
             stt.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            self.record.metadata.update(self.metrics.to_metadata())
             self.record.set_status("terminated")
 
     async def _handle(self, event: object) -> str | None:

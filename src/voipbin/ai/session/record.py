@@ -36,6 +36,7 @@ class AICallRecord:
     id: uuid.UUID = field(default_factory=uuid.uuid4)
     status: str = "initiating"
     messages: list[dict[str, Any]] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)  # ours: per-turn latency, barge-ins
     tm_create: str = field(default_factory=_now)
     tm_update: str | None = None
     tm_end: str | None = None
@@ -65,7 +66,7 @@ class AICallRecord:
             "current_member_id": ZERO,
             "status": self.status,
             "stt_language": cfg.stt_language,
-            "metadata": {},
+            "metadata": dict(self.metadata),
             "tm_end": self.tm_end,
             "tm_create": self.tm_create,
             "tm_update": self.tm_update,

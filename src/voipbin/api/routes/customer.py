@@ -80,7 +80,9 @@ async def put_customer(
             c.webhook_secret_enc = platform.encryptor.encrypt(body.webhook_secret)
         touch(c)
         await session.commit()
-        return customer_to_api(platform, c)
+    if platform.webhooks is not None:
+        platform.webhooks.forget(principal.customer_id)
+    return customer_to_api(platform, c)
 
 
 @router.post(
@@ -94,4 +96,6 @@ async def regenerate_webhook_secret(principal: PrincipalDep, platform: PlatformD
         c.webhook_secret_enc = platform.encryptor.encrypt(secret)
         touch(c)
         await session.commit()
-        return {**customer_to_api(platform, c), "webhook_secret": secret}
+    if platform.webhooks is not None:
+        platform.webhooks.forget(principal.customer_id)
+    return {**customer_to_api(platform, c), "webhook_secret": secret}

@@ -1,0 +1,156 @@
+"""Webhook delivery: every event on the bus goes to the customer's ``webhook_uri`` as VoIPBIN sends it.
+
+Body ``{"type": <event>, "data": <resource>}``, ``Content-Type: application/json``, method
+``webhook_method`` (POST by default), signed with ``X-VoIPBIN-Signature: sha256=<hex HMAC-SHA256 of the
+raw body>`` when the customer has a webhook secret. Up to 3 attempts, 1 s apart, on a transport error or
+a 5xx answer (VoIPBIN's policy). Deliveries to one customer keep their order; a slow customer never
+blocks another (one worker per customer with a bounded queue; what overflows is logged and counted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from voipbin.events.bus import Event, Subscription
+from voipbin.platform import Platform
+from voipbin.security import sign_body
+from voipbin.store.tables import Customer
+
+log = logging.getLogger(__name__)
+
+ATTEMPTS = 3
+RETRY_DELAY = 1.0
+TIMEOUT = 5.0
+CONFIG_TTL = 5.0  # seconds a customer's webhook settings are cached
+QUEUE_PER_CUSTOMER = 1000
+
+
+@dataclass(frozen=True)
+class Target:
+    uri: str
+    method: str
+    secret: str
+
+
+class WebhookDispatcher:
+    def __init__(self, platform: Platform, *, retry_delay: float = RETRY_DELAY) -> None:
+        self.platform = platform
+        self.retry_delay = retry_delay
+        self.dropped = 0
+        self.delivered = 0
+        self.failed = 0
+        self._sub: Subscription | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._client: httpx.AsyncClient | None = None
+        self._workers: dict[uuid.UUID, tuple[asyncio.Queue[Event], asyncio.Task[None]]] = {}
+        self._config: dict[uuid.UUID, tuple[float, Target | None]] = {}
+
+    def start(self) -> None:
+        self._client = httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False)
+        self._sub = self.platform.events.subscribe()
+        self._task = asyncio.create_task(self._run())
+
+    async def close(self) -> None:
+        if self._sub is not None:
+            self._sub.close()
+        tasks = [t for t in (self._task, *(w[1] for w in self._workers.values())) if t is not None]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._client is not None:
+            await self._client.aclose()
+
+    def forget(self, customer_id: uuid.UUID) -> None:
+        """Drop cached settings (call after the customer's webhook settings change)."""
+        self._config.pop(customer_id, None)
+
+    async def _run(self) -> None:
+        assert self._sub is not None
+        while True:
+            event = await self._sub.get()
+            queue, _ = self._worker(event.customer_id)
+            try:
+                queue.put_nowait(event)
+            except asyncio.QueueFull:
+                self.dropped += 1
+                log.warning("webhook queue full for customer %s; dropped %s", event.customer_id, event.type)
+
+    def _worker(self, customer_id: uuid.UUID) -> tuple[asyncio.Queue[Event], asyncio.Task[None]]:
+        worker = self._workers.get(customer_id)
+        if worker is None or worker[1].done():
+            queue: asyncio.Queue[Event] = asyncio.Queue(QUEUE_PER_CUSTOMER)
+            worker = (queue, asyncio.create_task(self._deliver_all(queue)))
+            self._workers[customer_id] = worker
+        return worker
+
+    async def _deliver_all(self, queue: asyncio.Queue[Event]) -> None:
+        while True:
+            event = await queue.get()
+            try:
+                await self.deliver(event)
+            except Exception:
+                log.exception("webhook delivery of %s failed unexpectedly", event.type)
+
+    async def _target(self, customer_id: uuid.UUID) -> Target | None:
+        cached = self._config.get(customer_id)
+        now = time.monotonic()
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        async with self.platform.db.session() as session:
+            c = await session.get(Customer, customer_id)
+        target = None
+        if c is not None and c.tm_delete is None and c.webhook_uri:
+            target = Target(
+                c.webhook_uri,
+                c.webhook_method or "POST",
+                self.platform.encryptor.decrypt(c.webhook_secret_enc),
+            )
+        self._config[customer_id] = (now + CONFIG_TTL, target)
+        return target
+
+    async def deliver(self, event: Event) -> bool:
+        target = await self._target(event.customer_id)
+        if target is None:
+            return False
+        body = json.dumps({"type": event.type, "data": event.data}, separators=(",", ":")).encode()
+        headers = {"Content-Type": "application/json", "User-Agent": "voipbin-webhook"}
+        if target.secret:
+            headers["X-VoIPBIN-Signature"] = sign_body(target.secret, body)
+        return await self._send(target, body, headers, event.type)
+
+    async def _send(self, target: Target, body: bytes, headers: dict[str, str], what: str) -> bool:
+        assert self._client is not None
+        for attempt in range(1, ATTEMPTS + 1):
+            problem: Any
+            try:
+                resp = await self._client.request(target.method, target.uri, content=body, headers=headers)
+                if resp.status_code < 500:
+                    self.delivered += 1
+                    if resp.status_code >= 400:
+                        log.info("webhook %s to %s answered %s", what, target.uri, resp.status_code)
+                    return True
+                problem = resp.status_code
+            except httpx.HTTPError as exc:
+                problem = exc
+            log.warning(
+                "webhook %s to %s failed (attempt %d/%d): %s", what, target.uri, attempt, ATTEMPTS, problem
+            )
+            if attempt < ATTEMPTS:
+                await asyncio.sleep(self.retry_delay)
+        self.failed += 1
+        return False
+
+
+async def stop_dispatcher(dispatcher: WebhookDispatcher | None) -> None:
+    if dispatcher is not None:
+        with contextlib.suppress(Exception):
+            await dispatcher.close()
