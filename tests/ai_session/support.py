@@ -14,9 +14,9 @@ _speech: dict[str, bytes] = {}
 
 
 async def caller_speech(text: str) -> bytes:
-    """``text`` spoken by espeak-ng at 8 kHz (cached per process: espeak is cheap, but not free)."""
+    """``text`` spoken by Piper at 8 kHz (Whisper hears Piper more reliably than espeak-ng; cached)."""
     if text not in _speech:
-        _speech[text] = await synthesize(text, "espeak")
+        _speech[text] = await synthesize(text, "piper")
     return _speech[text]
 
 

@@ -137,13 +137,29 @@ class Runner:
     # -- persistence -------------------------------------------------------------------------------
 
     async def persist(
-        self, *, status: str | None = None, error: str | None = None, publish: bool = True
+        self,
+        *,
+        status: str | None = None,
+        error: str | None = None,
+        publish: bool = True,
+        call_action: dict[str, Any] | None = None,
     ) -> None:
-        """Write the state document to the row and publish ``activeflow_updated`` (caller holds lock)."""
+        """Write the state document to the row and publish ``activeflow_updated`` (caller holds lock).
+
+        With ``call_action`` the call row's ``action`` (VoIPBIN's ``call.action``) is written in the
+        same transaction: one commit per step instead of two."""
+        call: Call | None = None
         async with self.platform.db.session() as session:
             row = await session.get(Activeflow, self.id)
             if row is None:
                 return
+            if call_action is not None and self.reference_type == "call":
+                call = await session.get(Call, self.reference_id)
+                if call is not None and call.status != "hangup":
+                    call.action = call_action
+                    call.tm_update = utcnow()
+                else:
+                    call = None
             row.stack = [dict(f) for f in self.stack]
             row.variables = dict(self.variables)
             row.loop_counts = dict(self.loop_counts)
@@ -158,19 +174,8 @@ class Runner:
             await session.commit()
         if publish and row.tm_delete is None:
             self.platform.events.publish(self.customer_id, "activeflow_updated", activeflow_to_api(row))
-
-    async def _set_call_action(self, action: dict[str, Any]) -> None:
-        """VoIPBIN's ``call.action``: the action the call is executing."""
-        if self.reference_type != "call":
-            return
-        async with self.platform.db.session() as session:
-            c = await session.get(Call, self.reference_id)
-            if c is None or c.status == "hangup":
-                return
-            c.action = action
-            c.tm_update = utcnow()
-            await session.commit()
-        publish_call(self.platform, c, "call_updated")
+        if call is not None:
+            publish_call(self.platform, call, "call_updated")
 
     async def _record_call_error(self, error: str) -> None:
         if self.reference_type != "call":
@@ -273,8 +278,7 @@ class Runner:
                 self.current_action = record
                 self.executed.append(record)
                 del self.executed[:-MAX_EXECUTED_KEPT]
-                await self.persist()
-            await self._set_call_action(record)
+                await self.persist(call_action=record)
             if self.stop_requested:
                 return
             self.in_handler = True

@@ -64,7 +64,13 @@ class DirectionStream:
     """One direction: one tap, a current STT stream (replaced on flush) and its event consumer."""
 
     def __init__(
-        self, direction: str, tap: Tap, new_stt: SttFactory, clock: _Clock, on_final: OnFinal, on_speech: OnSpeech
+        self,
+        direction: str,
+        tap: Tap,
+        new_stt: SttFactory,
+        clock: _Clock,
+        on_final: OnFinal,
+        on_speech: OnSpeech,
     ) -> None:
         self.direction = direction
         self.tap = tap

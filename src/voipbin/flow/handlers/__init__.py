@@ -5,6 +5,7 @@ To add handlers (e.g. talk, ai_talk, transcribe_*): write a module that decorate
 """
 
 from voipbin.flow.handlers import (  # noqa: F401  (registration)
+    ai,
     connect,
     control,
     dtmf,
@@ -12,6 +13,8 @@ from voipbin.flow.handlers import (  # noqa: F401  (registration)
     media,
     recording,
     speech,
+    summary,
+    transcribe,
 )
 from voipbin.flow.handlers.base import (
     CONTINUE,

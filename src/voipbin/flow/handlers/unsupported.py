@@ -13,9 +13,6 @@ from voipbin.models.actions import ACTION_TYPES
 
 NOT_YET: dict[str, str] = {
     "ai_task": "headless AI tasks",
-    "ai_summary": "AI summaries",
-    "transcribe_start": "live transcription",
-    "transcribe_stop": "live transcription",
     "transcribe_recording": "recording transcription",
     "amd": "answering machine detection",
     "beep": "beep playback",
