@@ -14,7 +14,11 @@ import pytest
 
 from tests.ai_session.support import Events, caller_speech
 from tests.flow.conftest import Env
+from voipbin.ai.llm.base import Message
+from voipbin.ai.llm.scripted import ScriptedLLM
+from voipbin.ai.session.responder import Responder
 from voipbin.speech.audio import volume
+from voipbin.speech.registry import create_tts
 from voipbin.speech.stt_whisper import transcribe_pcm
 from voipbin.store.tables import AI
 
@@ -97,8 +101,10 @@ async def test_ai_talk_barge_in_flushes_and_cancels(env: Env) -> None:
     next_reply_start = min(first_reply_frames) if first_reply_frames else float("inf")
     assert next_reply_start > flushed_at + 0.2, next_reply_start - flushed_at
     interrupted, answer = events.messages("assistant")[:2]
-    assert interrupted.startswith("You said:") and len(interrupted) < len("You said: ") + len(question)
-    assert "stop" in answer.lower()
+    assert interrupted.startswith("You said: Please tell me") and "stop" in answer.lower()
+    # The first answer is ~6 s of speech; the caller heard only what played before the flush.
+    heard_before = sum(0.02 for t, f in call.played if t <= flushed_at and volume(f) > 0.3)
+    assert 1.0 <= heard_before < 3.0, heard_before
     events.close()
 
 
@@ -183,3 +189,22 @@ async def test_greeting_is_spoken_first(env: Env) -> None:
     assert events.messages("assistant") == ["Hello! How can I help you today?"]
     assert np.frombuffer(call.heard_pcm(), dtype="<i2").size > 8000  # over a second of audio
     events.close()
+
+
+async def test_cancelling_a_reply_stops_generation_synthesis_and_playout(env: Env) -> None:
+    call = await env.call([])
+    llm = ScriptedLLM(token_delay=0.05)  # a model that is still writing when the caller interrupts
+    responder = Responder(llm, lambda: create_tts("piper"), call)
+    said = "Please tell me about the weather in Paris, in London, in Berlin and in Rome tomorrow morning"
+    task = asyncio.create_task(responder.run([Message.user(said)], []))
+    await wait_until(lambda: voiced_seconds(call) > 0.3)
+    loop = asyncio.get_running_loop()
+    t0 = loop.time()
+    call.flush_playout()
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+    assert loop.time() - t0 < 0.3
+    assert task.cancelled() and len(responder.reply.text) < len("You said: " + said)
+    frames = len(call.played)
+    await asyncio.sleep(0.3)
+    assert len(call.played) == frames  # nothing more is played
