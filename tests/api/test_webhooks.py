@@ -71,3 +71,19 @@ async def test_other_customers_events_do_not_leak(api: Api) -> None:
 
         await asyncio.sleep(0.5)
         assert hook.requests == []
+
+
+async def test_activeflow_webhook_receives_its_events(api: Api) -> None:
+    async with local_server() as hook:
+        r = await api.admin.client.post(
+            "/v1.0/activeflows",
+            json={
+                "actions": [{"type": "variable_set", "option": {"key": "a", "value": "b"}}],
+                "webhook_uri": hook.url("/af"),
+                "webhook_method": "POST",
+            },
+        )
+        assert r.status_code == 200, r.text
+        await hook.wait_for(1, within=10)
+        bodies = [json.loads(s.body) for s in hook.requests]
+        assert all(b["type"].startswith("activeflow_") and b["data"]["id"] == r.json()["id"] for b in bodies)

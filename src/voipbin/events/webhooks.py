@@ -3,7 +3,8 @@
 Body ``{"type": <event>, "data": <resource>}``, ``Content-Type: application/json``, method
 ``webhook_method`` (POST by default), signed with ``X-VoIPBIN-Signature: sha256=<hex HMAC-SHA256 of the
 raw body>`` when the customer has a webhook secret. Up to 3 attempts, 1 s apart, on a transport error or
-a 5xx answer (VoIPBIN's policy). Deliveries to one customer keep their order; a slow customer never
+a 5xx answer (VoIPBIN's policy). An activeflow created with its own ``webhook_uri`` also receives the
+events that belong to it. Deliveries to one customer keep their order; a slow customer never
 blocks another (one worker per customer with a bounded queue; what overflows is logged and counted).
 """
 
@@ -23,7 +24,7 @@ import httpx
 from voipbin.events.bus import Event, Subscription
 from voipbin.platform import Platform
 from voipbin.security import sign_body
-from voipbin.store.tables import Customer
+from voipbin.store.tables import Activeflow, Customer
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class WebhookDispatcher:
         self._client: httpx.AsyncClient | None = None
         self._workers: dict[uuid.UUID, tuple[asyncio.Queue[Event], asyncio.Task[None]]] = {}
         self._config: dict[uuid.UUID, tuple[float, Target | None]] = {}
+        self._activeflows: dict[uuid.UUID, tuple[float, Target | None]] = {}
 
     def start(self) -> None:
         self._client = httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False)
@@ -117,15 +119,48 @@ class WebhookDispatcher:
         self._config[customer_id] = (now + CONFIG_TTL, target)
         return target
 
+    async def _activeflow_target(self, event: Event, customer: Target | None) -> Target | None:
+        """An activeflow's own ``webhook_uri`` gets the events that carry its id (VoIPBIN behaviour)."""
+        raw = (
+            event.data.get("id") if event.type.startswith("activeflow_") else event.data.get("activeflow_id")
+        )
+        try:
+            af_id = uuid.UUID(str(raw))
+        except ValueError:
+            return None
+        if af_id.int == 0:
+            return None
+        cached = self._activeflows.get(af_id)
+        now = time.monotonic()
+        if cached is None or cached[0] <= now:
+            async with self.platform.db.session() as session:
+                af = await session.get(Activeflow, af_id)
+            target = None
+            if af is not None and af.customer_id == event.customer_id and af.webhook_uri:
+                secret = customer.secret if customer else await self._secret(event.customer_id)
+                target = Target(af.webhook_uri, af.webhook_method or "POST", secret)
+            cached = (now + CONFIG_TTL, target)
+            self._activeflows[af_id] = cached
+        return cached[1]
+
+    async def _secret(self, customer_id: uuid.UUID) -> str:
+        async with self.platform.db.session() as session:
+            c = await session.get(Customer, customer_id)
+        return self.platform.encryptor.decrypt(c.webhook_secret_enc) if c is not None else ""
+
     async def deliver(self, event: Event) -> bool:
-        target = await self._target(event.customer_id)
-        if target is None:
+        customer = await self._target(event.customer_id)
+        targets = [t for t in (customer, await self._activeflow_target(event, customer)) if t is not None]
+        if not targets:
             return False
         body = json.dumps({"type": event.type, "data": event.data}, separators=(",", ":")).encode()
-        headers = {"Content-Type": "application/json", "User-Agent": "voipbin-webhook"}
-        if target.secret:
-            headers["X-VoIPBIN-Signature"] = sign_body(target.secret, body)
-        return await self._send(target, body, headers, event.type)
+        sent = False
+        for target in dict.fromkeys(targets):  # the same URI twice gets one delivery
+            headers = {"Content-Type": "application/json", "User-Agent": "voipbin-webhook"}
+            if target.secret:
+                headers["X-VoIPBIN-Signature"] = sign_body(target.secret, body)
+            sent = await self._send(target, body, headers, event.type) or sent
+        return sent
 
     async def _send(self, target: Target, body: bytes, headers: dict[str, str], what: str) -> bool:
         assert self._client is not None

@@ -1,0 +1,42 @@
+"""Fixtures for transcription tests: the API (SQLite and PostgreSQL) with the transcribe routers,
+a flow-engine platform with in-memory calls, and the whole platform with telephony."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.api.support import Api, api, settings  # noqa: F401  (fixtures)
+from tests.calls.support import telephony  # noqa: F401  (fixture)
+from tests.flow.conftest import Env, env  # noqa: F401  (fixture)
+from voipbin.api.routes import aisummaries, transcribes
+from voipbin.transcribe.service import close_transcribes
+from voipbin.transcribe.summary import get_summaries
+
+
+def include_routers(app) -> None:  # type: ignore[no-untyped-def]
+    """Add the transcribe routers unless app.py already does."""
+    paths = {getattr(r, "path", "") for r in app.routes}
+    for module, path in ((transcribes, "/v1.0/transcribes"), (aisummaries, "/v1.0/aisummaries")):
+        if path not in paths:
+            app.include_router(module.router)
+
+
+@pytest.fixture
+async def tapi(api: Api) -> AsyncIterator[Api]:  # noqa: F811
+    include_routers(api.app)
+    try:
+        yield api
+    finally:
+        await get_summaries(api.platform).close()
+        await close_transcribes(api.platform)
+
+
+@pytest.fixture
+async def flowenv(env: Env) -> AsyncIterator[Env]:  # noqa: F811
+    try:
+        yield env
+    finally:
+        await get_summaries(env.platform).close()
+        await close_transcribes(env.platform)
