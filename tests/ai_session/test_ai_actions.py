@@ -193,6 +193,7 @@ async def test_greeting_is_spoken_first(env: Env) -> None:
 
 async def test_cancelling_a_reply_stops_generation_synthesis_and_playout(env: Env) -> None:
     call = await env.call([])
+    await caller_speech("Warm up.")  # loads the Piper voice, so synthesis keeps up with the model
     llm = ScriptedLLM(token_delay=0.15)  # a model that is still writing when the caller interrupts
     responder = Responder(llm, lambda: create_tts("piper"), call)
     said = "Please tell me about the weather in Paris, in London, in Berlin and in Rome tomorrow morning"

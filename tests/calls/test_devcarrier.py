@@ -186,3 +186,49 @@ async def test_connect_bridges_the_caller_to_another_phone(telephony: Telephony,
     finally:
         await first.stop()
         await second.stop()
+
+
+async def test_played_wav_arrives_sample_exact(telephony: Telephony, tmp_path: Path) -> None:
+    """The WAV a flow plays reaches the phone as the same samples, within G.711's quantisation."""
+    import numpy as np
+
+    from tests.calls.support import read_wav, write_sine
+    from voipbin.media.g711 import ulaw_decode, ulaw_encode
+
+    write_sine(telephony.media_dir / "sine.wav", seconds=1.0, freq=440.0, amp=0.5)
+    phone = TestPhone("+15559876543", server=("127.0.0.1", telephony.sip_port), record=tmp_path / "heard.wav")
+    await phone.start()
+    try:
+        r = await telephony.client.post(
+            "/v1.0/calls",
+            json={
+                "source": SOURCE,
+                "destinations": [{"type": "tel", "target": "+15559876543"}],
+                "actions": [
+                    {"type": "play", "option": {"stream_urls": [str(telephony.media_dir / "sine.wav")]}},
+                    {"type": "sleep", "option": {"duration": 300}},
+                    {"type": "hangup"},
+                ],
+            },
+        )
+        assert r.status_code == 200, r.text
+        await telephony.wait_hangup(r.json()["id"], within=20)
+        handle = await phone.wait_call(5)
+        await asyncio.wait_for(handle.ended, 10)
+    finally:
+        await phone.stop()
+    heard, _ = read_wav(handle.recording_path)
+    sent, _ = read_wav(telephony.media_dir / "sine.wav")
+    # What PCMU can carry of the source (our codec is bit-exact with ITU G.711, see tests/media).
+    reference = np.frombuffer(ulaw_decode(ulaw_encode(sent.astype("<i2").tobytes())), dtype="<i2").astype(
+        np.float64
+    )
+    start = int(np.argmax(np.abs(heard) > 1000))  # first non-silent sample
+    window = heard[start : start + len(reference)].astype(np.float64)
+    assert len(window) == len(reference), "the whole tone must arrive"
+    best = min(
+        range(-40, 41), key=lambda k: np.abs(np.roll(reference, k)[100:-100] - window[100:-100]).mean()
+    )
+    noise = np.roll(reference, best)[100:-100] - window[100:-100]
+    snr = 10 * np.log10(np.mean(reference**2) / max(np.mean(noise**2), 1e-9))
+    assert snr > 30, snr

@@ -191,3 +191,62 @@ async def test_trunk_registration(telephony: Telephony) -> None:
         await eventually(unbound, 10)
     finally:
         await carrier.stop()
+
+
+async def test_sip_destination_is_dialed_directly(telephony: Telephony, sipp: SippLauncher) -> None:
+    run = await sipp.start_server("-sn", "uas", "-m", "1")
+    r = await telephony.client.post(
+        "/v1.0/calls",
+        json={
+            "source": SOURCE,
+            "destinations": [{"type": "sip", "target": f"service@127.0.0.1:{run.port}"}],
+            "actions": [{"type": "sleep", "option": {"duration": 300}}, {"type": "hangup"}],
+        },
+    )
+    assert r.status_code == 200, r.text
+    call = await telephony.wait_hangup(r.json()["id"])
+    assert call["hangup_reason"] == "normal" and call["metadata"]["route"] == "sip", call
+    assert await run.wait() == 0, run.errors()
+    # Extension and SIP calls are free; nothing was charged.
+    assert not [
+        b
+        for b in (await telephony.client.get("/v1.0/billings")).json()["result"]
+        if b["reference_id"] == call["id"]
+    ]
+
+
+async def test_recording_start_and_stop_through_the_api(telephony: Telephony, sipp: SippLauncher) -> None:
+    run = await sipp.start_server("-sn", "uas", "-m", "1")
+    await add_trunk(telephony, run.port)
+    r = await telephony.client.post(
+        "/v1.0/calls",
+        json={
+            "source": SOURCE,
+            "destinations": [{"type": "tel", "target": "+15559876543"}],
+            "actions": [{"type": "sleep", "option": {"duration": 20000}}],
+        },
+    )
+    cid = r.json()["id"]
+    await telephony.wait_call(cid, lambda c: c["status"] == "progressing")
+    r = await telephony.client.post(f"/v1.0/calls/{cid}/recording_stop")
+    assert r.status_code == 409 and r.json()["error"]["reason"] == "RECORDING_NOT_ACTIVE"
+    r = await telephony.client.post(f"/v1.0/calls/{cid}/recording_start", json={"format": "wav"})
+    assert r.status_code == 200, r.text
+    rec = r.json()
+    assert rec["status"] == "recording" and rec["reference_id"] == cid
+    r = await telephony.client.get(f"/v1.0/recordings/{rec['id']}/file")
+    assert r.status_code == 409  # still being written
+    import asyncio
+
+    await asyncio.sleep(1.0)
+    r = await telephony.client.post(f"/v1.0/calls/{cid}/recording_stop")
+    assert r.status_code == 200 and r.json()["status"] == "ended" and r.json()["tm_end"]
+    r = await telephony.client.get(f"/v1.0/recordings/{rec['id']}/file")
+    assert r.status_code == 200 and r.content[:4] == b"RIFF" and len(r.content) > 8000  # ~1 s at 8 kHz
+    assert (await telephony.call(cid))["recording_id"] == rec["id"]
+    await telephony.client.post(f"/v1.0/calls/{cid}/hangup")
+    await telephony.wait_hangup(cid)
+    r = await telephony.client.post(f"/v1.0/calls/{cid}/recording_start", json={})
+    assert r.status_code == 409 and r.json()["error"]["reason"] == "CALL_STATE_INVALID"
+    assert (await telephony.client.delete(f"/v1.0/recordings/{rec['id']}")).status_code == 200
+    assert (await telephony.client.get(f"/v1.0/recordings/{rec['id']}")).status_code == 404

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from voipbin.serialize import ts, uid
-from voipbin.speech.errors import SpeechError
+from voipbin.speech.errors import SpeechConfigError, SpeechError
 from voipbin.speech.registry import create_stt, validate_stt_type
 from voipbin.speech.stt import SttEvent, SttEventType
 from voipbin.store.tables import ZERO_UUID, Activeflow, Transcribe, Transcript
@@ -116,7 +116,11 @@ class TranscribeService:
         stt_type = self.platform.settings.default_stt_type
         try:
             validate_stt_type(stt_type, language=language)
-        except SpeechError as exc:
+            if self.platform.settings.default_stt_type:
+                from voipbin.speech.registry import check_speech_credentials
+
+                check_speech_credentials(None, stt_type)
+        except (SpeechConfigError, SpeechError) as exc:
             raise TranscribeError(str(exc)) from None
         row = Transcribe(
             customer_id=customer_id,
