@@ -40,3 +40,14 @@ async def flowenv(env: Env) -> AsyncIterator[Env]:  # noqa: F811
     finally:
         await get_summaries(env.platform).close()
         await close_transcribes(env.platform)
+
+
+@pytest.fixture
+async def tele(telephony):  # type: ignore[no-untyped-def]  # noqa: F811
+    """The whole platform with telephony, plus the transcribe routers."""
+    include_routers(telephony.app)
+    try:
+        yield telephony
+    finally:
+        await get_summaries(telephony.platform).close()
+        await close_transcribes(telephony.platform)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from typing import Any
 
 import pytest
 
 from tests.api.support import Api
+from tests.calls.support import eventually
 from tests.transcribe.support import CALLER, FakeLiveCall, FakeMedia, speech
 from voipbin.store.tables import Call
 
@@ -43,7 +43,12 @@ async def test_transcribe_a_live_call_then_summarize_it(tapi: Api, monkeypatch: 
     caller = await speech(CALLER)
     admin, other = tapi.admin.client, tapi.other.client
     call = await live_call(tapi, monkeypatch)
-    body = {"reference_type": "call", "reference_id": str(call.call_id), "language": "en-US", "direction": "in"}
+    body = {
+        "reference_type": "call",
+        "reference_id": str(call.call_id),
+        "language": "en-US",
+        "direction": "in",
+    }
     r = await admin.post("/v1.0/transcribes", json=body)
     assert r.status_code == 200, r.text
     t = r.json()
@@ -60,14 +65,34 @@ async def test_transcribe_a_live_call_then_summarize_it(tapi: Api, monkeypatch: 
     r = await admin.get("/v1.0/transcripts", params={"transcribe_id": t["id"]})
     assert r.status_code == 200, r.text
     (tr,) = r.json()["result"]
-    assert set(tr) == {"id", "customer_id", "transcribe_id", "direction", "message", "tm_transcript", "tm_create"}
+    assert set(tr) == {
+        "id",
+        "customer_id",
+        "transcribe_id",
+        "direction",
+        "message",
+        "tm_transcript",
+        "tm_create",
+    }
     assert tr["direction"] == "in" and "billing" in tr["message"].lower()
     assert tr["tm_transcript"].startswith("0001-01-01T00:00:0") and r.json()["next_page_token"]
 
-    listed = (await admin.get("/v1.0/transcribes", params={"reference_type": "call", "reference_id": str(call.call_id)})).json()
+    listed = (
+        await admin.get(
+            "/v1.0/transcribes", params={"reference_type": "call", "reference_id": str(call.call_id)}
+        )
+    ).json()
     assert [x["id"] for x in listed["result"]] == [t["id"]]
-    assert (await admin.get("/v1.0/transcribes", params={"reference_type": "call", "reference_id": str(uuid.uuid4())})).json() == {"result": []}
-    error(await admin.get("/v1.0/transcribes", params={"reference_type": "call"}), 400, "INVALID_REQUEST_PARAMETER")
+    assert (
+        await admin.get(
+            "/v1.0/transcribes", params={"reference_type": "call", "reference_id": str(uuid.uuid4())}
+        )
+    ).json() == {"result": []}
+    error(
+        await admin.get("/v1.0/transcribes", params={"reference_type": "call"}),
+        400,
+        "INVALID_REQUEST_PARAMETER",
+    )
 
     r = await admin.post("/v1.0/aisummaries", json={"reference_type": "transcribe", "reference_id": t["id"]})
     assert r.status_code == 200, r.text
@@ -75,7 +100,8 @@ async def test_transcribe_a_live_call_then_summarize_it(tapi: Api, monkeypatch: 
     assert s["status"] == "done" and s["reference_type"] == "transcribe" and s["language"] == "en-US"
     assert "billing" in s["content"].lower(), s
     again = await admin.post(
-        "/v1.0/aisummaries", json={"reference_type": "transcribe", "reference_id": t["id"], "language": "en-US"}
+        "/v1.0/aisummaries",
+        json={"reference_type": "transcribe", "reference_id": t["id"], "language": "en-US"},
     )
     assert again.json()["id"] == s["id"]  # idempotent per (customer, reference, language)
     assert (await admin.get(f"/v1.0/aisummaries/{s['id']}")).json()["content"] == s["content"]
@@ -84,7 +110,9 @@ async def test_transcribe_a_live_call_then_summarize_it(tapi: Api, monkeypatch: 
     # tenancy: the other customer sees none of it
     error(await other.get(f"/v1.0/transcribes/{t['id']}"), 404, "TRANSCRIBE_NOT_FOUND")
     error(await other.post(f"/v1.0/transcribes/{t['id']}/stop"), 404, "TRANSCRIBE_NOT_FOUND")
-    error(await other.get("/v1.0/transcripts", params={"transcribe_id": t["id"]}), 404, "TRANSCRIBE_NOT_FOUND")
+    error(
+        await other.get("/v1.0/transcripts", params={"transcribe_id": t["id"]}), 404, "TRANSCRIBE_NOT_FOUND"
+    )
     error(await other.get(f"/v1.0/aisummaries/{s['id']}"), 404, "SUMMARY_NOT_FOUND")
     error(await other.delete(f"/v1.0/aisummaries/{s['id']}"), 404, "SUMMARY_NOT_FOUND")
     error(
@@ -110,19 +138,26 @@ async def test_real_time_summary_of_a_call_by_api(tapi: Api, monkeypatch: pytest
     admin = tapi.admin.client
     call = await live_call(tapi, monkeypatch)
     call.media.start()
-    r = await admin.post("/v1.0/aisummaries", json={"reference_type": "call", "reference_id": str(call.call_id)})
+    r = await admin.post(
+        "/v1.0/aisummaries", json={"reference_type": "call", "reference_id": str(call.call_id)}
+    )
     assert r.status_code == 200, r.text
     s = r.json()
     assert s["status"] == "progressing" and s["reference_type"] == "call" and s["content"] == ""
     # it started its own transcribe of the call (both directions)
     (t,) = (await admin.get("/v1.0/transcribes")).json()["result"]
-    assert t["reference_id"] == str(call.call_id) and t["direction"] == "both" and t["status"] == "progressing"
+    assert (
+        t["reference_id"] == str(call.call_id) and t["direction"] == "both" and t["status"] == "progressing"
+    )
     call.media.say("in", caller)
     await call.media.drained()
     await call.hangup()  # the last utterance is still in the VAD: hangup must not lose it
-    async with asyncio.timeout(60):
-        while (done := (await admin.get(f"/v1.0/aisummaries/{s['id']}")).json())["status"] != "done":
-            await asyncio.sleep(0.1)
+
+    async def summary_done() -> bool:
+        return (await admin.get(f"/v1.0/aisummaries/{s['id']}")).json()["status"] == "done"
+
+    await eventually(summary_done, within=60)
+    done = (await admin.get(f"/v1.0/aisummaries/{s['id']}")).json()
     assert "billing" in done["content"].lower(), done
     assert (await admin.get(f"/v1.0/transcribes/{t['id']}")).json()["status"] == "done"
 
@@ -140,6 +175,8 @@ async def test_request_errors(tapi: Api, monkeypatch: pytest.MonkeyPatch) -> Non
     await call.hangup()
     body["language"] = "en-US"
     error(await admin.post("/v1.0/transcribes", json=body), 409, "CALL_ALREADY_HANGUP")
-    r = await admin.post("/v1.0/aisummaries", json={"reference_type": "recording", "reference_id": str(uuid.uuid4())})
+    r = await admin.post(
+        "/v1.0/aisummaries", json={"reference_type": "recording", "reference_id": str(uuid.uuid4())}
+    )
     error(r, 400, "INVALID_ARGUMENT")
     assert (await admin.get("/v1.0/transcribes")).json() == {"result": []}

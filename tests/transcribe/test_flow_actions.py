@@ -31,7 +31,7 @@ async def rows(env: Env, model: Any, *where: Any) -> list[Any]:
 
 
 async def test_seed_example_4_transcribe_then_summary_in_the_flow(flowenv: Env) -> None:
-    """The seed's "AI Summary for Call Transcription" actions (sleep shortened; the e2e test runs it verbatim)."""
+    """The seed's "AI Summary for Call Transcription" actions, sleep shortened (see test_seed_e2e)."""
     caller = await speech(CALLER)
     media = FakeMedia()
     sub = flowenv.platform.events.subscribe()
@@ -39,9 +39,15 @@ async def test_seed_example_4_transcribe_then_summary_in_the_flow(flowenv: Env) 
         [
             {"type": "answer"},
             {"type": "transcribe_start", "option": {"language": "en-US"}},
-            {"type": "talk", "option": {"text": "Hello! Please tell me about your experience.", "language": "en-US"}},
+            {
+                "type": "talk",
+                "option": {"text": "Hello! Please tell me about your experience.", "language": "en-US"},
+            },
             {"type": "sleep", "option": {"duration": 3000}},
-            {"type": "ai_summary", "option": {"source_type": "transcribe", "source_id": "${voipbin.transcribe.id}"}},
+            {
+                "type": "ai_summary",
+                "option": {"source_type": "transcribe", "source_id": "${voipbin.transcribe.id}"},
+            },
             {"type": "talk", "option": {"text": "${voipbin.ai_summary.content}", "language": "en-US"}},
         ]
     )
@@ -73,7 +79,9 @@ async def test_seed_example_4_transcribe_then_summary_in_the_flow(flowenv: Env) 
     assert any("billing" in s.message.lower() and s.direction == "in" for s in said), said
 
 
-async def test_seed_example_5_real_time_summary_of_the_call(flowenv: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_seed_example_5_real_time_summary_of_the_call(
+    flowenv: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("VOIPBIN_SUMMARY_UPDATE_EVERY", "1")
     caller, agent = await speech(CALLER), await speech(AGENT)
     media = FakeMedia()
@@ -163,7 +171,9 @@ async def test_ai_summary_fails_loudly_when_the_model_fails(flowenv: Env) -> Non
         t = Transcribe(customer_id=flowenv.customer_id, reference_id=uuid.uuid4(), status="done")
         session.add(t)
         await session.flush()
-        session.add(Transcript(customer_id=flowenv.customer_id, transcribe_id=t.id, direction="in", message="Hi"))
+        session.add(
+            Transcript(customer_id=flowenv.customer_id, transcribe_id=t.id, direction="in", message="Hi")
+        )
         await session.commit()
     flowenv.platform.settings.default_engine_model = "openai.gpt-4o"  # no key configured: unusable
     _, af = await flowenv.run(

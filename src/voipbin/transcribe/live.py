@@ -132,7 +132,12 @@ class DirectionStream:
             return
         if self._stt is None:
             self._base = self._clock.offset(frames[0].tick)
-            self._stt = self._new_stt()
+            try:
+                self._stt = self._new_stt()
+            except Exception as exc:
+                self.failed = str(exc)
+                log.error("transcriber %s: cannot start STT: %s", self.direction, exc)
+                return
             self._consumer = asyncio.ensure_future(self._consume(self._stt, self._base))
         else:
             self._clock.offset(frames[0].tick)

@@ -116,10 +116,7 @@ class TranscribeService:
         stt_type = self.platform.settings.default_stt_type
         try:
             validate_stt_type(stt_type, language=language)
-            if self.platform.settings.default_stt_type:
-                from voipbin.speech.registry import check_speech_credentials
-
-                check_speech_credentials(None, stt_type)
+            create_stt(stt_type, language=language, sample_rate=8000)  # raises if a key is missing; unused
         except (SpeechConfigError, SpeechError) as exc:
             raise TranscribeError(str(exc)) from None
         row = Transcribe(
