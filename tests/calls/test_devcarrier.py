@@ -108,6 +108,7 @@ async def test_phone_calls_a_number_and_presses_keys(telephony: Telephony) -> No
         await phone.stop()
     calls = (await telephony.client.get("/v1.0/calls")).json()["result"]
     incoming = next(c for c in calls if c["direction"] == "incoming")
+    incoming = await telephony.wait_hangup(incoming["id"])  # the phone saw our BYE; the row follows
     assert incoming["source"] == {"type": "tel", "target": "+15559876543"}
     assert incoming["hangup_reason"] == "normal" and incoming["hangup_by"] == "local"
 
