@@ -13,7 +13,7 @@ from tests.flow.conftest import Env
 from tests.transcribe.support import AGENT, CALLER, FakeMedia, speech
 from voipbin.events.bus import Subscription
 from voipbin.flow import get_engine
-from voipbin.store.tables import Summary, Transcribe, Transcript
+from voipbin.store.tables import Activeflow, Summary, Transcribe, Transcript
 from voipbin.tenants import create_customer
 
 
@@ -186,3 +186,31 @@ async def test_ai_summary_fails_loudly_when_the_model_fails(flowenv: Env) -> Non
 async def test_transcribe_start_needs_call_media(flowenv: Env) -> None:
     call, af = await flowenv.run([{"type": "transcribe_start", "option": {"language": "en-US"}}])
     assert "no media" in af.error and call.hangup_reason == "failed", af.error
+
+
+async def test_on_end_flow_of_a_transcribe_summarizes_it(flowenv: Env) -> None:
+    """VoIPBIN's way: the transcribe's on_end_flow_id runs ai_summary on its own reference."""
+    caller = await speech(CALLER)
+    on_end = await flowenv.flow([{"type": "ai_summary", "option": {}}])
+    media = FakeMedia()
+    sub = flowenv.platform.events.subscribe()
+    call = await flowenv.call(
+        [
+            {"type": "variable_set", "option": {"key": "customer.tier", "value": "gold"}},
+            {"type": "transcribe_start", "option": {"language": "en-US", "on_end_flow_id": str(on_end.id)}},
+            {"type": "sleep", "option": {"duration": 2500}},
+        ]
+    )
+    call.media = media  # type: ignore[attr-defined]
+    media.start()
+    af_id = await flowenv.start(call)
+    created = await next_event(sub, "transcribe_created")
+    assert created["on_end_flow_id"] == str(on_end.id)
+    media.say("in", caller)
+    summary = await next_event(sub, "summary_created", within=60)
+    assert summary["reference_type"] == "transcribe" and summary["reference_id"] == created["id"]
+    assert "billing" in summary["content"].lower(), summary
+    (derived,) = [a for a in await rows(flowenv, Activeflow) if a.reference_type == "transcribe"]
+    assert derived.reference_id == uuid.UUID(created["id"]) and derived.reference_activeflow_id == af_id
+    assert derived.variables["customer.tier"] == "gold"  # copied from the call's activeflow
+    assert derived.variables["voipbin.transcribe.id"] == created["id"]
