@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from voipbin import __version__
+from voipbin import __version__, logsafe
 from voipbin.api.errors import install_error_handlers
 from voipbin.api.routes import (
     accesskeys,
@@ -61,6 +61,7 @@ def print_bootstrap(created: NewCustomer) -> None:
 
 
 async def start_platform(platform: Platform) -> None:
+    logsafe.install()  # here, after the server has configured its loggers
     await platform.db.migrate()
     created = await bootstrap(platform)
     if created is not None:
