@@ -16,6 +16,7 @@ from voipbin.api.routes import (
     accesskeys,
     activeflows,
     ais,
+    aisummaries,
     auth,
     billing,
     calls,
@@ -24,6 +25,7 @@ from voipbin.api.routes import (
     flows,
     numbers,
     recordings,
+    transcribes,
     trunks,
 )
 from voipbin.calls.manager import UnavailableCallManager
@@ -85,6 +87,10 @@ async def start_platform(platform: Platform) -> None:
 
 
 async def stop_platform(platform: Platform) -> None:
+    if platform.summaries is not None:
+        await platform.summaries.close()
+    if platform.transcribes is not None:
+        await platform.transcribes.close()
     if platform.calls is not None:
         await platform.calls.close()
     await stop_dispatcher(platform.webhooks)
@@ -132,6 +138,8 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         calls,
         recordings,
         activeflows,
+        transcribes,
+        aisummaries,
     ):
         app.include_router(module.router)
 

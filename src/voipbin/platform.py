@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from voipbin.calls.manager import CallManager
     from voipbin.events.webhooks import WebhookDispatcher
     from voipbin.flow.engine import FlowEngine
+    from voipbin.transcribe.service import TranscribeService
+    from voipbin.transcribe.summary import SummaryService
 
 
 @dataclass
@@ -26,3 +28,5 @@ class Platform:
     calls: CallManager | None = None
     flows: FlowEngine | None = None
     webhooks: WebhookDispatcher | None = None
+    transcribes: TranscribeService | None = None
+    summaries: SummaryService | None = None

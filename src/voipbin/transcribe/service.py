@@ -360,15 +360,13 @@ async def start_on_end_flow(
 
 def get_transcribes(platform: Platform) -> TranscribeService:
     """The platform's transcribe service, created on first use."""
-    service = platform.__dict__.get("_transcribe_service")
-    if service is None:
-        service = TranscribeService(platform)
-        platform.__dict__["_transcribe_service"] = service
-    return service
+    if platform.transcribes is None:
+        platform.transcribes = TranscribeService(platform)
+    return platform.transcribes
 
 
 async def close_transcribes(platform: Platform) -> None:
-    service = platform.__dict__.get("_transcribe_service")
+    service = platform.transcribes
     if service is not None:
         with contextlib.suppress(Exception):
             await service.close()

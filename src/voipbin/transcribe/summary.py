@@ -344,8 +344,6 @@ class SummaryService:
 
 def get_summaries(platform: Platform) -> SummaryService:
     """The platform's summary service, created on first use."""
-    service = platform.__dict__.get("_summary_service")
-    if service is None:
-        service = SummaryService(platform)
-        platform.__dict__["_summary_service"] = service
-    return service
+    if platform.summaries is None:
+        platform.summaries = SummaryService(platform)
+    return platform.summaries
