@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from voipbin.ai import registry as llm_registry
+from voipbin.config import provider_setting
 from voipbin.flow.variables import substitute
 from voipbin.models.action_options.ai import AIOption
 from voipbin.platform import Platform
@@ -52,6 +53,15 @@ async def load_ai(platform: Platform, customer_id: uuid.UUID, ai_id: uuid.UUID) 
     return row
 
 
+def default_tts_type(platform: Platform) -> str:
+    """The voice of an AI that names no TTS: ElevenLabs once the platform has an ElevenLabs key (the
+    tutorial's ``ai_talk`` and its ``voipbin.tts.elevenlabs.voice_id`` variable assume it), else the
+    platform default (offline Piper)."""
+    if provider_setting("elevenlabs", "API_KEY"):
+        return "elevenlabs"
+    return platform.settings.default_tts_type
+
+
 async def resolve_config(
     platform: Platform,
     customer_id: uuid.UUID,
@@ -84,7 +94,7 @@ async def resolve_config(
     # The inline prompt was substituted by the engine with the option; the AI row's is done here.
     prompt = option.initial_prompt or substitute(row.init_prompt if row else "", variables)
     language = option.language or (row.stt_language if row else "") or "en-US"
-    tts_type = option.tts_type or (row.tts_type if row else "") or settings.default_tts_type
+    tts_type = option.tts_type or (row.tts_type if row else "") or default_tts_type(platform)
     stt_type = option.stt_type or (row.stt_type if row else "") or settings.default_stt_type
     stt_language = option.stt_language or option.language or (row.stt_language if row else "") or language
     try:
