@@ -9,7 +9,7 @@ import asyncio
 from pathlib import Path
 
 from tests.ai_session.support import Events
-from tests.calls.support import Telephony
+from tests.calls.support import Telephony, heard_fraction
 from voipbin.phone import TestPhone
 
 SEED_CALL = {
@@ -50,8 +50,8 @@ async def test_seed_simple_ai_voice_assistant(telephony: Telephony, tmp_path: Pa
         assert call["hangup_by"] == "remote" and call["hangup_reason"] == "normal", call
         assert not call["metadata"].get("flow_error"), call["metadata"]
         text = (await handle.heard_text(stt_type="whisper")).lower()
-        for word in ("open", "monday", "friday"):
-            assert word in text, text
+        # The scripted model's answer; through G.711 and Whisper tiny.en most of its words must survive.
+        assert heard_fraction(text, "we are open from 9 to 5 monday to friday") >= 0.7, text
         assert any("open" in m.lower() for m in events.messages("user")), events.messages("user")
         await events.wait_for(lambda e: bool(e.of("aicall_status_terminated")), within=10)
         (terminated,) = events.of("aicall_status_terminated")

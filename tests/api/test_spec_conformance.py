@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -11,8 +10,8 @@ import pytest
 import yaml
 
 from tests.api.support import Api
+from tests.spec import SPEC
 
-SPEC = Path(__file__).resolve().parents[3] / "shared/reference/voipbin-openapi/openapi.yaml"
 pytestmark = pytest.mark.skipif(not SPEC.exists(), reason="VoIPBIN reference spec not present")
 
 

@@ -114,3 +114,11 @@ async def eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0)
         if time.monotonic() > deadline:
             raise AssertionError("condition not met in time")
         await asyncio.sleep(0.05)
+
+
+def heard_fraction(heard: str, expected: str) -> float:
+    """Share of the expected words found in a transcript: a word-error bound for checks that go through
+    G.711 and a small offline recogniser (which may hear "monday" as "1 day")."""
+    words = [w.strip(".,!?").lower() for w in expected.split()]
+    said = {w.strip(".,!?").lower() for w in heard.split()}
+    return sum(1 for w in words if w in said) / max(1, len(words))

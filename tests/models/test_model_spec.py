@@ -14,18 +14,17 @@ Known, deliberate differences from the spec are patched in one visible place (``
 """
 
 import copy
-import os
-from pathlib import Path
 
 import pytest
 
 from tests.models.test_model_actions import REALISTIC, _flow
+from tests.spec import find_spec
 from voipbin.models.actions import Action, validate_actions
 
 yaml = pytest.importorskip("yaml")
 jsonschema = pytest.importorskip("jsonschema")
 
-SPEC = Path(os.environ.get("VOIPBIN_OPENAPI_SPEC", "/work/shared/reference/voipbin-openapi/openapi.yaml"))
+SPEC = find_spec()
 pytestmark = pytest.mark.skipif(not SPEC.exists(), reason="OpenAPI spec not available")
 
 SPEC_NAMES = {"ai": "AITalk", "ai_talk": "AITalk", "ai_summary": "AISummary", "amd": "AMD"}
