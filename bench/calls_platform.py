@@ -50,6 +50,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo root: shared SIPp scenarios
+
+from sip_setup_rate import free_port
+from tests.calls.sipp_scenarios import caller_playing
+
 try:
     import uvloop
 except ImportError:  # pragma: no cover
@@ -68,24 +73,6 @@ _procs: list[subprocess.Popen] = []
 # ------------------------------------------------------------------------------------------ helpers
 def run_loop(coro: Any) -> Any:
     return uvloop.run(coro) if uvloop is not None else asyncio.run(coro)
-
-
-def free_port(kind: int = socket.SOCK_DGRAM) -> int:
-    """A port free for both UDP and TCP on 127.0.0.1."""
-    for _ in range(50):
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        u.bind(("127.0.0.1", 0))
-        port = u.getsockname()[1]
-        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            t.bind(("127.0.0.1", port))
-            return port
-        except OSError:
-            continue
-        finally:
-            t.close()
-            u.close()
-    raise RuntimeError("no free port")
 
 
 def cpu_seconds(pid: int) -> float:
@@ -160,65 +147,6 @@ def write_tone(path: Path, seconds: float) -> None:
 
 
 # ------------------------------------------------------------------------------------------ SIPp
-CALLER_XML = """<?xml version="1.0" encoding="ISO-8859-1" ?>
-<scenario name="caller playing g711a.pcap">
-  <send retrans="500">
-    <![CDATA[
-      INVITE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: caller <sip:caller@[local_ip]:[local_port]>;tag=[pid]T[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>
-      Call-ID: [call_id]
-      CSeq: 1 INVITE
-      Contact: sip:caller@[local_ip]:[local_port]
-      Max-Forwards: 70
-      Content-Type: application/sdp
-      Content-Length: [len]
-
-      v=0
-      o=caller 1 1 IN IP[local_ip_type] [local_ip]
-      s=-
-      c=IN IP[local_ip_type] [local_ip]
-      t=0 0
-      m=audio [auto_media_port] RTP/AVP 8 101
-      a=rtpmap:8 PCMA/8000
-      a=rtpmap:101 telephone-event/8000
-      a=fmtp:101 0-15
-    ]]>
-  </send>
-  <recv response="100" optional="true" />
-  <recv response="180" optional="true" />
-  <recv response="183" optional="true" />
-  <recv response="200" rtd="true" />
-  <send>
-    <![CDATA[
-      ACK sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: caller <sip:caller@[local_ip]:[local_port]>;tag=[pid]T[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 1 ACK
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]>
-  </send>
-  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>
-  <pause milliseconds="{pause}"/>
-  <send retrans="500">
-    <![CDATA[
-      BYE sip:[service]@[remote_ip]:[remote_port] SIP/2.0
-      Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
-      From: caller <sip:caller@[local_ip]:[local_port]>;tag=[pid]T[call_number]
-      To: <sip:[service]@[remote_ip]:[remote_port]>[peer_tag_param]
-      Call-ID: [call_id]
-      CSeq: 2 BYE
-      Max-Forwards: 70
-      Content-Length: 0
-    ]]>
-  </send>
-  <recv response="200" />
-</scenario>
-"""
 
 
 @dataclass
@@ -404,7 +332,7 @@ class ConcurrentResult:
 
 def bench_concurrent(srv: Server, n: int, workdir: Path) -> ConcurrentResult:
     scenario = workdir / "caller.xml"
-    scenario.write_text(CALLER_XML.format(pcap=PCAP, pause=CALL_PAUSE_MS))
+    caller_playing(scenario, [(Path(PCAP).name, CALL_PAUSE_MS)])
     rate = max(1, math.ceil(n / RAMP_S))
     sampler = CpuSampler(srv.pid)
     sampler.start()
