@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from tests.ai_session.support import Events, caller_speech
+from tests.calls.support import heard_fraction
 from tests.flow.conftest import Env
 from voipbin.ai.llm.base import Message
 from voipbin.ai.llm.scripted import ScriptedLLM
@@ -57,7 +58,8 @@ async def test_ai_turn_answers_the_caller(env: Env) -> None:
     assert any("open" in m.lower() for m in events.messages("user")), events.messages("user")
     assert events.messages("assistant") == ["We are open from nine to five, Monday to Friday."]
     heard = (await transcribe_pcm(call.heard_pcm(), 8000)).text.lower()
-    assert all(w in heard for w in ("open", "monday", "friday")), heard
+    # Through G.711 and Whisper tiny.en most words of the answer must survive ("monday" -> "1 day" happens).
+    assert heard_fraction(heard, "we are open from nine to five monday to friday") >= 0.7, heard
     system = events.messages("system")
     assert "phone call" in system[0] and system[1] == PROMPT
     af = await env.activeflow(af_id)

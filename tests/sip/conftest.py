@@ -88,7 +88,17 @@ class SippLauncher:
         return run
 
     async def start_server(self, *args: str, scenario: str | None = None, transport: str = "u1") -> SippRun:
-        """Start a SIPp UAS and wait until its socket is bound."""
+        """Start a SIPp UAS and wait until its socket is bound (a new port if another process took ours
+        between choosing it and SIPp binding it)."""
+        for attempt in range(3):
+            try:
+                return await self._start_server(*args, scenario=scenario, transport=transport)
+            except RuntimeError as exc:
+                if "Unable to bind" not in str(exc) or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _start_server(self, *args: str, scenario: str | None, transport: str) -> SippRun:
         run = await self.start("-t", transport, *args, scenario=scenario)
         kind = socket.SOCK_STREAM if transport.startswith("t") else socket.SOCK_DGRAM
         for _ in range(100):

@@ -65,7 +65,7 @@ async def start_baresip(tmp: Path, account: str) -> Baresip:
         "audio_player alsa,null\naudio_alert alsa,null\nausrc_srate 8000\n"
         "module g711.so\nmodule aufile.so\nmodule alsa.so\n"
         "module_app account.so\nmodule_app contact.so\nmodule_app menu.so\nmodule_app ctrl_tcp.so\n"
-        f"ctrl_tcp_listen 127.0.0.1:{ctrl_port}\nrtp_ports 42000-42999\n"
+        f"ctrl_tcp_listen 127.0.0.1:{ctrl_port}\nrtp_ports 30000-30999\n"
     )
     (tmp / "accounts").write_text(account + "\n")
     log = tmp / "baresip.log"
