@@ -184,3 +184,50 @@ async def test_unauthenticated_peers_are_refused(telephony: Telephony) -> None:
         await ep.stop()
     async with telephony.platform.db.session() as s:
         assert (await s.execute(select(Call))).first() is None
+
+
+async def test_extension_calls_one_of_our_numbers(telephony: Telephony) -> None:
+    """An authenticated extension dialling a number of ours runs that number's flow."""
+    from voipbin.sip import build_sdp
+
+    ext = (
+        await telephony.client.post(
+            "/v1.0/extensions", json={"extension": "3004", "password": "ext-password-4"}
+        )
+    ).json()
+    flow = (
+        await telephony.client.post(
+            "/v1.0/flows",
+            json={
+                "actions": [
+                    {"type": "answer"},
+                    {"type": "sleep", "option": {"duration": 300}},
+                    {"type": "hangup"},
+                ]
+            },
+        )
+    ).json()
+    number = (await telephony.client.get("/v1.0/numbers")).json()["result"][0]
+    await telephony.client.put(f"/v1.0/numbers/{number['id']}/flow_ids", json={"call_flow_id": flow["id"]})
+    ep = SipEndpoint("127.0.0.1", 0)
+    await ep.start()
+    try:
+        res = await ep.invite(
+            f"sip:+15551234567@127.0.0.1:{telephony.sip_port}",
+            f"sip:3004@{ext['domain_name']}",
+            f"sip:+15551234567@{ext['domain_name']}",
+            build_sdp("127.0.0.1", 40002),
+            credentials=("3004", "ext-password-4"),
+            timeout=10,
+        )
+        assert res.ok, (res.status, res.reason)
+        assert await asyncio.wait_for(res.call.ended, 10)
+    finally:
+        await ep.stop()
+    (call,) = (await telephony.client.get("/v1.0/calls")).json()["result"]
+    call = await telephony.wait_hangup(call["id"])
+    assert (
+        call["source"] == {"type": "extension", "target": "+15551234567", "target_name": "3004"}
+        or call["source"]["target_name"] == "3004"
+    ), call["source"]
+    assert call["direction"] == "incoming" and call["hangup_reason"] == "normal"

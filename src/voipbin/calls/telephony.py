@@ -566,7 +566,13 @@ class SipCallManager(CallManager):
             number = await self._number_owner(user)
             if number is not None:
                 await self._incoming_to_number(
-                    ctx, number, source={"type": "extension", "target": user, "target_name": check.username}
+                    ctx,
+                    number,
+                    source={
+                        "type": "extension",
+                        "target": check.username or "",
+                        "target_name": check.username,
+                    },
                 )
                 return
             destination = {"type": "tel", "target": user}
@@ -646,7 +652,7 @@ class SipCallManager(CallManager):
                     await self.hangup_live(b_leg, "normal")
 
         self._spawn(watch_a_cancel())
-        b_leg = await self._dial(b_row.id, on_answer=bridge)
+        await self._dial(b_row.id, on_answer=bridge)
         if a_leg.sip is None and not a_leg.ended.is_set():
             # B never answered: answer A's INVITE with the matching SIP failure.
             async with self.platform.db.session() as session:
@@ -654,20 +660,15 @@ class SipCallManager(CallManager):
             reason = (b.hangup_reason if b else "") or HangupReason.FAILED
             ctx.reject(SIP_FOR_REASON.get(reason, 480))
             await self._end(a_leg, reason, "remote")
-        del b_leg
 
-    async def _incoming_to_number(self, ctx: IncomingInvite, number: Number) -> None:
+    async def _incoming_to_number(
+        self, ctx: IncomingInvite, number: Number, source: dict[str, Any] | None = None
+    ) -> None:
+        """Run the number's ``call_flow_id``; ``source`` is given for calls from our own extensions."""
         if number.call_flow_id == uuid.UUID(int=0):
             ctx.reject(480, "No flow for this number")
             return
-        caller = ctx.request.from_.uri
-        if E164.match(caller.user or ""):
-            source = {"type": "tel", "target": caller.user or ""}
-        else:
-            source = {
-                "type": "sip",
-                "target": f"{caller.user}@{caller.host}" if caller.user else str(caller.host),
-            }
+        source = source or _caller_address(ctx.request.from_.uri)
         row = Call(
             customer_id=number.customer_id,
             flow_id=number.call_flow_id,
@@ -699,6 +700,13 @@ class SipCallManager(CallManager):
         await ctx.cancelled.wait()
         if live.sip is None and not live.ended.is_set():
             await self._end(live, HangupReason.CANCEL, "remote")
+
+
+def _caller_address(caller: Any) -> dict[str, Any]:
+    """VoIPBIN address of an incoming call's From URI: ``tel`` for an E.164 user, else ``sip``."""
+    if E164.match(caller.user or ""):
+        return {"type": "tel", "target": caller.user or ""}
+    return {"type": "sip", "target": f"{caller.user}@{caller.host}" if caller.user else str(caller.host)}
 
 
 def _is_ours(host: str, public_host: str) -> bool:
