@@ -231,3 +231,52 @@ async def test_extension_calls_one_of_our_numbers(telephony: Telephony) -> None:
         or call["source"]["target_name"] == "3004"
     ), call["source"]
     assert call["direction"] == "incoming" and call["hangup_reason"] == "normal"
+
+
+async def test_extension_calls_another_extension(telephony: Telephony) -> None:
+    """Extension to extension: the callee's registered device rings, the legs are bridged, BYE ends both."""
+    from voipbin.sip import answer_offer, build_sdp
+
+    domain = ""
+    for ext, pw in (("3005", "ext-password-5"), ("3006", "ext-password-6")):
+        domain = (
+            await telephony.client.post("/v1.0/extensions", json={"extension": ext, "password": pw})
+        ).json()["domain_name"]
+    answered = []
+
+    def on_request(ctx) -> None:  # type: ignore[no-untyped-def]
+        if ctx.request.method != "INVITE":
+            ctx.respond(405)
+            return
+        body, _ = answer_offer(ctx.offer, "127.0.0.1", 40010)
+        answered.append(ctx.answer(body))
+
+    callee = SipEndpoint("127.0.0.1", 0, on_request=on_request)
+    caller = SipEndpoint("127.0.0.1", 0)
+    await callee.start()
+    await caller.start()
+    server = f"sip:127.0.0.1:{telephony.sip_port}"
+    try:
+        reg = Registration(callee, server, f"sip:3006@{domain}", "3006", "ext-password-6", expires=60)
+        await asyncio.wait_for(reg.start(), 10)
+        res = await caller.invite(
+            f"sip:3006@127.0.0.1:{telephony.sip_port}",
+            f"sip:3005@{domain}",
+            f"sip:3006@{domain}",
+            build_sdp("127.0.0.1", 40012),
+            credentials=("3005", "ext-password-5"),
+            timeout=10,
+        )
+        assert res.ok and answered, (res.status, res.reason)
+        async with telephony.platform.db.session() as s:
+            rows = (await s.execute(select(Call))).scalars().all()
+        assert {r.direction for r in rows} == {"incoming", "outgoing"}
+        assert all(r.destination["target_name"] == "3006" for r in rows)
+        await res.call.bye()  # at once: the BYE races the platform finishing the answer
+        assert await asyncio.wait_for(answered[0].ended, 10)
+        for r in rows:
+            assert (await telephony.wait_hangup(str(r.id)))["hangup_reason"] == "normal"
+        await reg.stop()
+    finally:
+        await caller.stop()
+        await callee.stop()

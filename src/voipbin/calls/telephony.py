@@ -636,11 +636,13 @@ class SipCallManager(CallManager):
         ctx.ringing()
 
         async def bridge(b_leg: LiveCall) -> None:
+            # Paired before A is answered: a BYE that races the answer must take B down too.
+            a_leg.bridged_with, b_leg.bridged_with = b_leg, a_leg
+            if not a_leg.ended.is_set():
+                await a_leg.answer()
             if a_leg.ended.is_set():
                 await self.hangup_live(b_leg, "normal")
                 return
-            await a_leg.answer()
-            a_leg.bridged_with, b_leg.bridged_with = b_leg, a_leg
             a_leg.media.bridge(b_leg.media)
 
         async def watch_a_cancel() -> None:
