@@ -87,3 +87,20 @@ async def test_activeflow_webhook_receives_its_events(api: Api) -> None:
         await hook.wait_for(1, within=10)
         bodies = [json.loads(s.body) for s in hook.requests]
         assert all(b["type"].startswith("activeflow_") and b["data"]["id"] == r.json()["id"] for b in bodies)
+
+
+async def test_customers_without_webhooks_cost_nothing(api: Api) -> None:
+    """Events for a customer with no webhook are skipped on the bus: no queue fills, nothing is dropped."""
+    import asyncio
+
+    dispatcher = api.platform.webhooks
+    assert dispatcher is not None
+    cid = api.other.created.customer.id
+    api.platform.events.publish(cid, "call_updated", {"id": "x"})  # first event: settings are looked up
+    await asyncio.sleep(0.2)
+    for i in range(5000):
+        api.platform.events.publish(cid, "call_updated", {"id": str(i), "activeflow_id": str(i)})
+    await asyncio.sleep(0.5)
+    assert dispatcher.dropped == 0
+    queue, _ = dispatcher._worker(cid)
+    assert queue.qsize() == 0

@@ -24,7 +24,7 @@ import httpx
 from voipbin.events.bus import Event, Subscription
 from voipbin.platform import Platform
 from voipbin.security import sign_body
-from voipbin.store.tables import Activeflow, Customer
+from voipbin.store.tables import Customer
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +54,7 @@ class WebhookDispatcher:
         self._client: httpx.AsyncClient | None = None
         self._workers: dict[uuid.UUID, tuple[asyncio.Queue[Event], asyncio.Task[None]]] = {}
         self._config: dict[uuid.UUID, tuple[float, Target | None]] = {}
-        self._activeflows: dict[uuid.UUID, tuple[float, Target | None]] = {}
+        self._activeflow_hooks: dict[uuid.UUID, tuple[str, str]] = {}
 
     def start(self) -> None:
         self._client = httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False)
@@ -79,6 +79,8 @@ class WebhookDispatcher:
         assert self._sub is not None
         while True:
             event = await self._sub.get()
+            if not self._might_deliver(event):
+                continue
             queue, _ = self._worker(event.customer_id)
             try:
                 queue.put_nowait(event)
@@ -119,29 +121,39 @@ class WebhookDispatcher:
         self._config[customer_id] = (now + CONFIG_TTL, target)
         return target
 
-    async def _activeflow_target(self, event: Event, customer: Target | None) -> Target | None:
-        """An activeflow's own ``webhook_uri`` gets the events that carry its id (VoIPBIN behaviour)."""
+    def watch_activeflow(self, activeflow_id: uuid.UUID, uri: str, method: str) -> None:
+        """An activeflow created with its own ``webhook_uri`` also gets the events that carry its id."""
+        self._activeflow_hooks[activeflow_id] = (uri, method or "POST")
+
+    @staticmethod
+    def _activeflow_id(event: Event) -> uuid.UUID | None:
         raw = (
             event.data.get("id") if event.type.startswith("activeflow_") else event.data.get("activeflow_id")
         )
         try:
-            af_id = uuid.UUID(str(raw))
+            return uuid.UUID(str(raw)) if raw else None
         except ValueError:
             return None
-        if af_id.int == 0:
+
+    def _might_deliver(self, event: Event) -> bool:
+        """Cheap pre-check on the bus loop: skip events nobody will receive (no queueing, no DB)."""
+        cached = self._config.get(event.customer_id)
+        if cached is None or cached[0] <= time.monotonic() or cached[1] is not None:
+            return True
+        af_id = self._activeflow_id(event)
+        return af_id is not None and af_id in self._activeflow_hooks
+
+    async def _activeflow_target(self, event: Event, customer: Target | None) -> Target | None:
+        af_id = self._activeflow_id(event)
+        hook = self._activeflow_hooks.get(af_id) if af_id is not None else None
+        if hook is None:
             return None
-        cached = self._activeflows.get(af_id)
-        now = time.monotonic()
-        if cached is None or cached[0] <= now:
-            async with self.platform.db.session() as session:
-                af = await session.get(Activeflow, af_id)
-            target = None
-            if af is not None and af.customer_id == event.customer_id and af.webhook_uri:
-                secret = customer.secret if customer else await self._secret(event.customer_id)
-                target = Target(af.webhook_uri, af.webhook_method or "POST", secret)
-            cached = (now + CONFIG_TTL, target)
-            self._activeflows[af_id] = cached
-        return cached[1]
+        if event.type == "activeflow_deleted" or (
+            event.type == "activeflow_updated" and event.data.get("status") == "ended"
+        ):
+            self._activeflow_hooks.pop(af_id, None)  # type: ignore[arg-type]  # its last event
+        secret = customer.secret if customer else await self._secret(event.customer_id)
+        return Target(hook[0], hook[1], secret)
 
     async def _secret(self, customer_id: uuid.UUID) -> str:
         async with self.platform.db.session() as session:

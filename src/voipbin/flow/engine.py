@@ -465,6 +465,9 @@ class FlowEngine:
                     c.activeflow_id = new_id
                     c.tm_update = utcnow()
             await session.commit()
+        if row.webhook_uri and self.platform.webhooks is not None:
+            # Known to the dispatcher before its first event is published.
+            self.platform.webhooks.watch_activeflow(row.id, row.webhook_uri, row.webhook_method)
         self.platform.events.publish(customer_id, "activeflow_created", activeflow_to_api(row))
         runner = Runner(self, row, call, initial_error)
         self._runners[new_id] = runner
