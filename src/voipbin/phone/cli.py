@@ -65,6 +65,13 @@ def add_phone_parser(subparsers: Any) -> None:
     what.add_argument("--play", type=Path, help="WAV file to play once a call is answered")
     what.add_argument("--say", help="text to speak once a call is answered")
     p.add_argument("--tts-type", default="espeak", help="engine for --say (espeak, piper, ...)")
+    p.add_argument(
+        "--speak-after",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="wait S seconds after the call is answered before playing/saying (give an AI time to listen)",
+    )
     p.add_argument("--record", type=Path, help="record what the phone hears (one file per call)")
     p.add_argument("--transcribe", action="store_true", help="print what was heard (offline STT) at hangup")
     p.add_argument("--stt-type", default="whisper")
@@ -111,6 +118,7 @@ async def run_phone(
         answer_delay=args.answer_delay,
         play=args.play,
         say=args.say,
+        speak_after=args.speak_after,
         tts_type=args.tts_type,
         record=args.record,
         hangup_after=args.hangup_after,

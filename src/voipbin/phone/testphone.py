@@ -252,6 +252,8 @@ class PhoneCall:
     async def _script(self) -> None:
         assert self.media is not None
         try:
+            if self.phone.speak_after and (self.say_pcm or self.play is not None):
+                await asyncio.sleep(self.phone.speak_after)  # let the other side get ready to listen
             if self.say_pcm:
                 await self.media.play_pcm(self.say_pcm)
                 self.phone._emit("played", self, what="say")
@@ -341,6 +343,7 @@ class TestPhone:
         answer_delay: float = 0.0,
         play: Path | str | None = None,
         say: str | None = None,
+        speak_after: float = 0.0,
         tts_type: str = "espeak",
         record: Path | str | None = None,
         hangup_after: float | None = None,
@@ -366,6 +369,7 @@ class TestPhone:
         self.answer_delay = answer_delay
         self.play = Path(play) if play is not None else None
         self.say = say
+        self.speak_after = speak_after
         self.tts_type = tts_type
         self.record = Path(record) if record is not None else None
         self.hangup_after = hangup_after
