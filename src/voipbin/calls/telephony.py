@@ -242,25 +242,15 @@ class SipCallManager(CallManager):
         for row in rows:
             publish_call(self.platform, row, "call_created")
             publish_call(self.platform, row, "call_dialing")
-        winner: list[LiveCall] = []
 
         async def bridge(leg: LiveCall) -> None:
-            if winner or live.ended.is_set():
-                await self.hangup_live(leg, "normal")
-                return
-            winner.append(leg)
-            for other in rows:
-                other_live = self.live.get(other.id)
-                if other.id != leg.call_id and other_live is not None:
-                    await self.hangup_live(other_live, "normal")
             live.media.bridge(leg.media)
 
-        await asyncio.gather(*(self._dial(row.id, on_answer=bridge) for row in rows))
-        if not winner:
+        leg = await self._first_answer(rows, bridge, abort=live.ended.is_set)
+        if leg is None:
             async with self.platform.db.session() as session:
                 last = await session.get(Call, rows[-1].id)
             return False, (last.hangup_reason if last else "") or HangupReason.FAILED
-        leg = winner[0]
         try:
             await leg.ended.wait()
         finally:
@@ -340,39 +330,54 @@ class SipCallManager(CallManager):
             self._publish_group(group, "groupcall_hangup")
             return
         self._publish_group(group, "groupcall_progressing")
-        won = asyncio.Event()
 
-        async def first_answer_wins(live: LiveCall) -> None:
-            if won.is_set():
-                await self.hangup_live(live, "normal")
-                return
-            won.set()
+        async def answered(live: LiveCall) -> None:
             async with self.platform.db.session() as session:
                 g = await session.get(Groupcall, groupcall_id)
                 if g is not None:
                     g.answer_call_id = live.call_id
                     g.tm_update = utcnow()
                     await session.commit()
-            for other in rows:
-                other_live = self.live.get(other.id)
-                if other.id != live.call_id and other_live is not None:
-                    await self.hangup_live(other_live, "normal")
             await self.run_flow(live)
 
+        winner = await self._first_answer(rows, answered, [[t] for _, t in targets])
+        if winner is None:
+            async with self.platform.db.session() as session:
+                g = await session.get(Groupcall, groupcall_id)
+                if g is not None:
+                    g.status = "hangup"
+                    g.tm_update = utcnow()
+                    await session.commit()
+            if g is not None:
+                self._publish_group(g, "groupcall_hangup")
+
+    async def _first_answer(
+        self,
+        rows: list[Call],
+        on_win: OnAnswer,
+        targets: list[list[routing.DialTarget]] | None = None,
+        abort: Callable[[], bool] = lambda: False,
+    ) -> LiveCall | None:
+        """Dial every row at once; the first leg to answer wins and goes to ``on_win``, the others (and
+        any later answer, or every answer once ``abort()`` is true) are hung up. Returns the winner."""
+        winner: list[LiveCall] = []
+
+        async def answered(leg: LiveCall) -> None:
+            if winner or abort():
+                await self.hangup_live(leg, "normal")
+                return
+            winner.append(leg)
+            for other in rows:
+                other_live = self.live.get(other.id)
+                if other.id != leg.call_id and other_live is not None:
+                    await self.hangup_live(other_live, "normal")
+            await on_win(leg)
+
         await asyncio.gather(
-            *(
-                self._dial(row.id, on_answer=first_answer_wins, targets=[t])
-                for row, (_, t) in zip(rows, targets, strict=True)
-            )
-        )
-        async with self.platform.db.session() as session:
-            g = await session.get(Groupcall, groupcall_id)
-            if g is not None and not won.is_set():
-                g.status = "hangup"
-                g.tm_update = utcnow()
-                await session.commit()
-        if g is not None and not won.is_set():
-            self._publish_group(g, "groupcall_hangup")
+            *(self._dial(row.id, on_answer=answered, targets=targets[i] if targets else None)
+              for i, row in enumerate(rows))
+        )  # fmt: skip
+        return winner[0] if winner else None
 
     def _publish_group(self, group: Groupcall, event: str) -> None:
         self.platform.events.publish(group.customer_id, event, groupcall_to_api(group))
