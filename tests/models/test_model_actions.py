@@ -476,3 +476,22 @@ def test_action_model_and_to_api_round_trip() -> None:
     every = [{"type": a, "option": o} for a, o in REALISTIC.items()] + _flow("answer", {})[1:]
     for validated in validate_actions(every):
         assert Action.model_validate(validated.to_api()) == validated
+
+
+def test_ai_vad_config_and_greeting_are_validated() -> None:
+    from voipbin.models.actions import ActionValidationError, validate_actions
+
+    ok = validate_actions(
+        [
+            {
+                "type": "ai_talk",
+                "option": {"initial_prompt": "x", "greeting": "Hello!", "vad_config": {"stop_secs": 0.4}},
+            }
+        ]
+    )
+    assert ok[0].option["vad_config"] == {"stop_secs": 0.4}
+    with pytest.raises(ActionValidationError) as err:
+        validate_actions(
+            [{"type": "ai", "option": {"initial_prompt": "x", "vad_config": {"start_secs": 99}}}]
+        )
+    assert err.value.field == "actions[0].option.vad_config.start_secs"

@@ -37,6 +37,13 @@ TranscribeProvider = VarEnum("gcp", "aws")
 TranscribeDirection = VarEnum("in", "out", "both")
 
 
+class VadSettings(ActionOption):
+    confidence: float | None = Field(default=None, ge=0, le=1)
+    start_secs: float | None = Field(default=None, ge=0, le=30)
+    stop_secs: float | None = Field(default=None, ge=0, le=30)
+    min_volume: float | None = Field(default=None, ge=0, le=1)
+
+
 class _Assistance(ActionOption):
     assistance_type: VarEnum("ai", "team") = ""
     assistance_id: VarUuid = None
@@ -70,6 +77,10 @@ class AIOption(_Assistance):
     stt_type: VarStr = ""
     stt_language: Language = ""
     tool_names: list[VarStr] = Field(default_factory=list)
+    # Extensions of ours: the AI speaks first (True: the LLM opens; a string: said as is), and the AI
+    # config's VAD settings inline (VoIPBIN's vad_config ranges).
+    greeting: bool | str = False
+    vad_config: VadSettings | None = None
 
     @model_validator(mode="before")
     @classmethod
