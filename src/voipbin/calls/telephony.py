@@ -31,6 +31,7 @@ from voipbin.calls.state import HangupReason, Status, local_hangup_status
 from voipbin.calls.trunk_registrations import TrunkRegistrations
 from voipbin.media.mediasession import MediaSession
 from voipbin.media.ports import PortAllocator
+from voipbin.models.address import TEL_RE
 from voipbin.platform import Platform
 from voipbin.sip.digest import authenticate_request
 from voipbin.sip.endpoint import IncomingInvite, IncomingRequest, SipEndpoint
@@ -40,7 +41,6 @@ from voipbin.store.tables import Call, Customer, Extension, Groupcall, Number, R
 from voipbin.store.types import utcnow
 
 log = logging.getLogger(__name__)
-E164 = re.compile(r"^\+[0-9]{7,15}$")
 CUSTOMER_DOMAIN = re.compile(r"^([0-9a-f-]{36})\.(.+)$")
 OnAnswer = Callable[[LiveCall], Awaitable[None]]
 # Failure of the outgoing leg of a bridged call, told to the calling phone.
@@ -514,7 +514,7 @@ class SipCallManager(CallManager):
             await self._registrar_for(host, customer_id).handle(ctx)
             return
         user = to.user or ""
-        if E164.match(user) and host == self.platform.settings.sip_domain.lower():
+        if TEL_RE.match(user) and host == self.platform.settings.sip_domain.lower():
             if self.platform.settings.devcarrier == "off":
                 ctx.respond(403, "Development carrier disabled")
                 return
@@ -545,7 +545,7 @@ class SipCallManager(CallManager):
             await self._incoming_from_extension(ctx, caller_host, customer_id)
             return
         user = ctx.request.uri.user or ""
-        number = await self._number_owner(user) if E164.match(user) else None
+        number = await self._number_owner(user) if TEL_RE.match(user) else None
         if number is not None:
             await self._incoming_to_number(ctx, number)
             return
@@ -567,7 +567,7 @@ class SipCallManager(CallManager):
             return
         target = ctx.request.uri
         user = target.user or ""
-        if E164.match(user):
+        if TEL_RE.match(user):
             number = await self._number_owner(user)
             if number is not None:
                 await self._incoming_to_number(
@@ -711,7 +711,7 @@ class SipCallManager(CallManager):
 
 def _caller_address(caller: Any) -> dict[str, Any]:
     """VoIPBIN address of an incoming call's From URI: ``tel`` for an E.164 user, else ``sip``."""
-    if E164.match(caller.user or ""):
+    if TEL_RE.match(caller.user or ""):
         return {"type": "tel", "target": caller.user or ""}
     return {"type": "sip", "target": f"{caller.user}@{caller.host}" if caller.user else str(caller.host)}
 

@@ -18,7 +18,7 @@ from sqlalchemy import select
 from voipbin.api.deps import PageDep, PlatformDep, PrincipalDep, parse_id
 from voipbin.api.errors import ApiError
 from voipbin.api.repo import get_owned, list_page, soft_delete
-from voipbin.api.routes.flows import checked_actions
+from voipbin.api.routes.flows import action_error, checked_actions
 from voipbin.billing.ledger import account_for, can_cover
 from voipbin.calls.service import (
     call_to_api,
@@ -66,7 +66,7 @@ def _checked_address(addr: Address, field: str) -> dict[str, Any]:
     try:
         return validate_dial_address(addr, field).to_api()
     except ActionValidationError as exc:
-        raise ApiError(400, exc.reason, exc.message, details=[{"field": exc.field}]) from None
+        raise action_error(exc) from None
 
 
 async def _resolve_flow(platform: Platform, body: CallCreate, customer_id: uuid.UUID) -> uuid.UUID:

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from voipbin.api.deps import PageDep, PlatformDep, PrincipalDep, parse_id
 from voipbin.api.errors import ApiError
 from voipbin.api.repo import get_owned, list_page, soft_delete, touch
+from voipbin.calls.routing import customer_domain
 from voipbin.platform import Platform
 from voipbin.security import mask
 from voipbin.serialize import timestamps, uid
@@ -27,10 +28,6 @@ NOT_FOUND = "EXTENSION_NOT_FOUND"
 EXTENSION_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
 
-def customer_sip_domain(platform: Platform, customer_id: Any) -> str:
-    return f"{customer_id}.{platform.settings.sip_domain}"
-
-
 def extension_to_api(platform: Platform, e: Extension) -> dict[str, Any]:
     return {
         "id": uid(e.id),
@@ -38,7 +35,7 @@ def extension_to_api(platform: Platform, e: Extension) -> dict[str, Any]:
         "name": e.name,
         "detail": e.detail,
         "extension": e.extension,
-        "domain_name": customer_sip_domain(platform, e.customer_id),
+        "domain_name": customer_domain(platform, e.customer_id),
         "username": e.extension,
         "password": mask(platform.encryptor.decrypt(e.password_enc)),
         "direct_hash": e.direct_hash,

@@ -64,12 +64,17 @@ def check_inline_ai(path: str, type_: str, option: BaseModel) -> None:
             ) from None
 
 
+def action_error(exc: ActionValidationError) -> ApiError:
+    """An action/address validation failure in VoIPBIN's envelope, naming the field."""
+    return ApiError(400, exc.reason, exc.message, details=[{"field": exc.field}])
+
+
 def checked_actions(raw: Any, field: str = "actions") -> list[dict[str, Any]]:
     """Validated actions in their stored (API) form, or a 400 in VoIPBIN's envelope naming the field."""
     try:
         actions = validate_actions(raw, field, option_check=check_inline_ai)
     except ActionValidationError as exc:
-        raise ApiError(400, exc.reason, exc.message, details=[{"field": exc.field}]) from None
+        raise action_error(exc) from None
     return [a.to_api() for a in actions]
 
 

@@ -3,7 +3,6 @@ number charges the account and writes a ledger line in the same transaction."""
 
 from __future__ import annotations
 
-import re
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -17,6 +16,7 @@ from voipbin.api.errors import ApiError
 from voipbin.api.repo import get_owned, list_page, soft_delete, touch
 from voipbin.api.routes.flows import checked_flow_ref
 from voipbin.billing.ledger import account_for, apply
+from voipbin.models.address import TEL_RE
 from voipbin.platform import Platform
 from voipbin.serialize import timestamps, uid
 from voipbin.store.tables import Number
@@ -24,7 +24,6 @@ from voipbin.store.types import utcnow
 
 router = APIRouter(prefix="/v1.0", tags=["numbers"])
 NOT_FOUND = "NUMBER_NOT_FOUND"
-E164 = re.compile(r"^\+[0-9]{7,15}$")
 
 
 def number_to_api(n: Number) -> dict[str, Any]:
@@ -65,7 +64,7 @@ class NumberCreate(BaseModel):
     @field_validator("number")
     @classmethod
     def _e164(cls, v: str) -> str:
-        if not E164.match(v):
+        if not TEL_RE.match(v):
             raise ValueError("number must be E.164, e.g. +15551234567")
         return v
 
