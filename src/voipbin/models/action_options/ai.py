@@ -13,28 +13,20 @@ Inline configuration is first-class here (VoIPBIN ignores it). An AI action need
 """
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, model_validator
 
 from voipbin.models.action_options.base import ActionOption, require
-from voipbin.models.action_options.fields import (
-    Language,
-    Pattern,
-    VarBool,
-    VarEnum,
-    VarInt,
-    VarStr,
-    VarUuid,
-)
+from voipbin.models.action_options.fields import Language, VarBool, VarStr, VarUuid, int_in, matching, one_of
 
 # "<provider>.<model>", e.g. openai.gpt-4o; whether the provider/model exists is the provider
 # registry's call (pass an option_check to validate_actions).
 ENGINE_MODEL_RE = re.compile(r"^[a-z0-9][a-z0-9_-]*\.[^\s.][^\s]*$")
-EngineModel = Pattern(ENGINE_MODEL_RE.pattern, "'<provider>.<model>', e.g. openai.gpt-4o")
-SummaryReferenceType = VarEnum("call", "conference", "transcribe", "recording")
-TranscribeProvider = VarEnum("gcp", "aws")
-TranscribeDirection = VarEnum("in", "out", "both")
+EngineModel = Annotated[str, matching(ENGINE_MODEL_RE.pattern, "'<provider>.<model>', e.g. openai.gpt-4o")]
+SummaryReferenceType = Annotated[str, one_of("call", "conference", "transcribe", "recording")]
+TranscribeProvider = Annotated[str, one_of("gcp", "aws")]
+TranscribeDirection = Annotated[str, one_of("in", "out", "both")]
 
 
 class VadSettings(ActionOption):
@@ -45,7 +37,7 @@ class VadSettings(ActionOption):
 
 
 class _Assistance(ActionOption):
-    assistance_type: VarEnum("ai", "team") = ""
+    assistance_type: Annotated[str, one_of("ai", "team")] = ""
     assistance_id: VarUuid = None
     ai_id: VarUuid = None  # deprecated VoIPBIN alias of assistance_type=ai + assistance_id
 
@@ -67,10 +59,10 @@ class AITaskOption(_Assistance):
 class AIOption(_Assistance):
     """``ai`` and ``ai_talk``: an AI voice conversation on the call."""
 
-    duration: VarInt(what="a duration in seconds") = 0
+    duration: Annotated[int | str, int_in(what="a duration in seconds")] = 0
     initial_prompt: VarStr = ""
     language: Language = ""
-    voice_type: VarEnum("male", "female", "neutral") = ""
+    voice_type: Annotated[str, one_of("male", "female", "neutral")] = ""
     engine_model: EngineModel = ""
     tts_type: VarStr = ""
     tts_voice_id: VarStr = ""

@@ -6,7 +6,7 @@ them against the ids of the same action list (reserved ids and placeholders are 
 
 import json
 import uuid
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field, field_validator
 
@@ -15,22 +15,24 @@ from voipbin.models.action_options.fields import (
     HttpMethod,
     HttpUrl,
     VarBool,
-    VarEnum,
     VarFloat,
-    VarInt,
     VarStr,
     VarUuid,
+    int_in,
+    one_of,
 )
 
 CALL_STATUSES = ("dialing", "ringing", "progressing", "terminating", "canceling", "hangup")
-Comparison = VarEnum("==", "!=", ">", ">=", "<", "<=")
+Comparison = Annotated[str, one_of("==", "!=", ">", ">=", "<", "<=")]
+
+Weekday = Annotated[int | str, int_in(ge=0, le=6, what="a weekday (0=Sunday .. 6)")]
 
 Ref = tuple[str, uuid.UUID | str | None]
 
 
 class GotoOption(ActionOption):
     target_id: VarUuid = None
-    loop_count: VarInt(what="a loop count") = 0
+    loop_count: Annotated[int | str, int_in(what="a loop count")] = 0
 
     def check(self, field: str) -> None:
         require(self.target_id is not None, f"{field}.target_id", "the action id to jump to is required")
@@ -60,10 +62,10 @@ class _Conditional(ActionOption):
 class ConditionVariableOption(_Conditional):
     condition: Comparison = ""
     variable: VarStr = ""
-    value_type: VarEnum("string", "number", "length") = ""
+    value_type: Annotated[str, one_of("string", "number", "length")] = ""
     value_string: VarStr = ""
     value_number: VarFloat = 0.0
-    value_length: VarInt(what="a length") = 0
+    value_length: Annotated[int | str, int_in(what="a length")] = 0
 
     def check(self, field: str) -> None:
         require(self.variable != "", f"{field}.variable", "the variable name to test is required")
@@ -71,20 +73,20 @@ class ConditionVariableOption(_Conditional):
 
 class ConditionDatetimeOption(_Conditional):
     condition: Comparison = ""
-    minute: VarInt(ge=-1, le=59, what="a minute (0-59, -1 for any)") = -1
-    hour: VarInt(ge=-1, le=23, what="an hour in UTC (0-23, -1 for any)") = -1
-    day: VarInt(ge=-1, le=31, what="a day of month (1-31, -1 for any)") = -1
-    month: VarInt(ge=0, le=12, what="a month (1-12, 0 for any)") = 0
-    weekdays: list[VarInt(ge=0, le=6, what="a weekday (0=Sunday .. 6)")] = Field(default_factory=list)
+    minute: Annotated[int | str, int_in(ge=-1, le=59, what="a minute (0-59, -1 for any)")] = -1
+    hour: Annotated[int | str, int_in(ge=-1, le=23, what="an hour in UTC (0-23, -1 for any)")] = -1
+    day: Annotated[int | str, int_in(ge=-1, le=31, what="a day of month (1-31, -1 for any)")] = -1
+    month: Annotated[int | str, int_in(ge=0, le=12, what="a month (1-12, 0 for any)")] = 0
+    weekdays: list[Weekday] = Field(default_factory=list)
 
 
 class ConditionCallDigitsOption(_Conditional):
-    length: VarInt(what="a number of digits") = 0
+    length: Annotated[int | str, int_in(what="a number of digits")] = 0
     key: VarStr = ""
 
 
 class ConditionCallStatusOption(_Conditional):
-    status: VarEnum(*CALL_STATUSES) = ""
+    status: Annotated[str, one_of(*CALL_STATUSES)] = ""
 
 
 class VariableSetOption(ActionOption):

@@ -91,9 +91,15 @@ def to_int(value: Any, ge: int | None, le: int | None, what: str) -> int | str:
     return number
 
 
-def VarInt(ge: int | None = 0, le: int | None = None, what: str = "an integer") -> Any:
-    """An int option field (default range ≥ 0) that also takes a ``${...}`` placeholder."""
-    return Annotated[int | str, PlainValidator(lambda v: to_int(v, ge, le, what))]
+def int_in(ge: int | None = 0, le: int | None = None, what: str = "an integer") -> PlainValidator:
+    """Validator of an int option field (default range ≥ 0) that also takes a ``${...}`` placeholder.
+
+    Used as ``Annotated[int | str, int_in(...)]`` (a call is not a type, so the ``Annotated`` is spelt out).
+    """
+    return PlainValidator(lambda v: to_int(v, ge, le, what))
+
+
+VarInt = Annotated[int | str, int_in()]
 
 
 def _to_float(value: Any) -> float | str:
@@ -167,8 +173,11 @@ def _to_uuid(value: Any) -> uuid.UUID | str | None:
 VarUuid = Annotated[uuid.UUID | str | None, PlainValidator(_to_uuid)]
 
 
-def VarEnum(*allowed: str, placeholder: bool = True, error_type: str = "invalid_option") -> Any:
-    """A string option field restricted to ``allowed`` (``""`` is always allowed: it means unset)."""
+def one_of(*allowed: str, placeholder: bool = True, error_type: str = "invalid_option") -> PlainValidator:
+    """Validator of a string option field restricted to ``allowed`` (``""`` is always allowed: unset).
+
+    Used as ``Annotated[str, one_of(...)]``.
+    """
     choices = frozenset(allowed) | {""}
     listed = ", ".join(repr(a) for a in allowed)
 
@@ -180,11 +189,14 @@ def VarEnum(*allowed: str, placeholder: bool = True, error_type: str = "invalid_
                 return value.strip()
         raise fail(f"expected one of {listed}, got {_describe(value)}", error_type)
 
-    return Annotated[str, PlainValidator(check)]
+    return PlainValidator(check)
 
 
-def Pattern(regex: str, what: str, max_length: int | None = None) -> Any:
-    """A string option field that must match ``regex`` (or be a placeholder / empty)."""
+def matching(regex: str, what: str, max_length: int | None = None) -> PlainValidator:
+    """Validator of a string option field that must match ``regex`` (or be a placeholder / empty).
+
+    Used as ``Annotated[str, matching(...)]``.
+    """
     compiled = re.compile(regex)
 
     def check(value: Any) -> str:
@@ -197,12 +209,14 @@ def Pattern(regex: str, what: str, max_length: int | None = None) -> Any:
             raise fail(f"expected {what}, got {_describe(value)}")
         return text
 
-    return Annotated[str, PlainValidator(check)]
+    return PlainValidator(check)
 
 
 # Shared option vocabularies (VoIPBIN values, see voipbin-api.md §3.3).
-Language = Pattern(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$", "a BCP47 language tag such as en-US")
-HttpUrl = Pattern(r"^https?://[^\s]+$", "an http:// or https:// URL")
-HttpMethod = VarEnum("POST", "GET", "PUT", "DELETE")
-Anonymous = VarEnum("yes", "no", "auto", placeholder=False, error_type="invalid_anonymous")
-Dtmf = Pattern(r"^[0-9A-Da-d#*]*$", "DTMF keys (0-9, A-D, #, *)", max_length=100)
+Language = Annotated[
+    str, matching(r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$", "a BCP47 language tag such as en-US")
+]
+HttpUrl = Annotated[str, matching(r"^https?://[^\s]+$", "an http:// or https:// URL")]
+HttpMethod = Annotated[str, one_of("POST", "GET", "PUT", "DELETE")]
+Anonymous = Annotated[str, one_of("yes", "no", "auto", placeholder=False, error_type="invalid_anonymous")]
+Dtmf = Annotated[str, matching(r"^[0-9A-Da-d#*]*$", "DTMF keys (0-9, A-D, #, *)", max_length=100)]

@@ -4,6 +4,8 @@ Field names, units and enums follow VoIPBIN (voipbin-api.md §3.3 / the FlowMana
 schemas). Durations are milliseconds except recording_start's (seconds), as in VoIPBIN.
 """
 
+from typing import Annotated
+
 from pydantic import Field
 
 from voipbin.models.action_options.base import ActionOption, require
@@ -11,11 +13,11 @@ from voipbin.models.action_options.fields import (
     Dtmf,
     Language,
     VarBool,
-    VarEnum,
-    VarInt,
     VarStr,
     VarUuid,
+    int_in,
     is_placeholder,
+    one_of,
 )
 
 HANGUP_REASONS = ("normal", "failed", "busy", "cancel", "timeout", "noanswer", "dialout", "amd")
@@ -25,10 +27,10 @@ TALK_PROVIDERS = ("gcp", "aws")
 class TalkOption(ActionOption):
     text: VarStr = ""
     language: Language = ""
-    provider: VarEnum(*TALK_PROVIDERS) = ""
+    provider: Annotated[str, one_of(*TALK_PROVIDERS)] = ""
     voice_id: VarStr = ""
-    gender: VarEnum("male", "female", "neutral") = ""  # in the spec, not in §3.3 code
-    digits_handle: VarEnum("next") = ""
+    gender: Annotated[str, one_of("male", "female", "neutral")] = ""  # in the spec, not in §3.3 code
+    digits_handle: Annotated[str, one_of("next")] = ""
     async_: VarBool = Field(default=False, alias="async")
 
     def check(self, field: str) -> None:
@@ -43,23 +45,25 @@ class PlayOption(ActionOption):
 
 
 class SleepOption(ActionOption):
-    duration: VarInt(what="a duration in milliseconds") = 0
+    duration: Annotated[int | str, int_in(what="a duration in milliseconds")] = 0
 
 
 class EchoOption(ActionOption):
-    duration: VarInt(what="a duration in milliseconds") = 0
+    duration: Annotated[int | str, int_in(what="a duration in milliseconds")] = 0
 
 
 class DigitsReceiveOption(ActionOption):
-    duration: VarInt(what="a duration in milliseconds") = 0
+    duration: Annotated[int | str, int_in(what="a duration in milliseconds")] = 0
     key: Dtmf = ""
-    length: VarInt(what="a number of digits") = 0
+    length: Annotated[int | str, int_in(what="a number of digits")] = 0
 
 
 class DigitsSendOption(ActionOption):
     digits: Dtmf = ""
-    duration: VarInt(ge=0, le=1000, what="a tone duration in milliseconds (100-1000)") = 0
-    interval: VarInt(ge=0, le=5000, what="an interval in milliseconds (0-5000)") = 0
+    duration: Annotated[
+        int | str, int_in(ge=0, le=1000, what="a tone duration in milliseconds (100-1000)")
+    ] = 0
+    interval: Annotated[int | str, int_in(ge=0, le=5000, what="an interval in milliseconds (0-5000)")] = 0
 
     def check(self, field: str) -> None:
         require(self.digits != "", f"{field}.digits", "the digits to send are required")
@@ -68,21 +72,21 @@ class DigitsSendOption(ActionOption):
 
 
 class RecordingStartOption(ActionOption):
-    format: VarEnum("wav", "mp3", "ogg") = ""
-    end_of_silence: VarInt(what="a number of seconds") = 0
-    end_of_key: VarEnum("none", "any", "*", "#") = ""
-    duration: VarInt(what="a number of seconds") = 0
+    format: Annotated[str, one_of("wav", "mp3", "ogg")] = ""
+    end_of_silence: Annotated[int | str, int_in(what="a number of seconds")] = 0
+    end_of_key: Annotated[str, one_of("none", "any", "*", "#")] = ""
+    duration: Annotated[int | str, int_in(what="a number of seconds")] = 0
     beep_start: VarBool = False
     on_end_flow_id: VarUuid = None
 
 
 class HangupOption(ActionOption):
-    reason: VarEnum(*HANGUP_REASONS) = ""
+    reason: Annotated[str, one_of(*HANGUP_REASONS)] = ""
     reference_id: VarUuid = None
 
 
 class AMDOption(ActionOption):
-    machine_handle: VarEnum("hangup", "continue") = ""
+    machine_handle: Annotated[str, one_of("hangup", "continue")] = ""
     async_: VarBool = Field(default=False, alias="async")
 
 
@@ -93,7 +97,7 @@ class ExternalMediaStartOption(ActionOption):
     transport_data: VarStr = ""
     connection_type: VarStr = ""
     format: VarStr = ""
-    direction: VarEnum("in", "out", "both") = ""
+    direction: Annotated[str, one_of("in", "out", "both")] = ""
     direction_listen: VarStr = ""
     direction_speak: VarStr = ""
     data: VarStr = ""

@@ -1,9 +1,11 @@
 """Options of non-call messaging actions: message_send (SMS), email_send, conversation_send, case_create."""
 
+from typing import Annotated
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from voipbin.models.action_options.base import ActionOption, require
-from voipbin.models.action_options.fields import VarBool, VarEnum, VarStr, VarUuid, has_placeholder
+from voipbin.models.action_options.fields import VarBool, VarStr, VarUuid, has_placeholder, one_of
 from voipbin.models.address import TEL_RE, Address
 
 
@@ -26,7 +28,7 @@ class MessageSendOption(ActionOption):
 class EmailAttachment(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    reference_type: VarEnum("recording") = "recording"
+    reference_type: Annotated[str, one_of("recording")] = "recording"
     reference_id: VarUuid = None
 
 
