@@ -4,14 +4,17 @@ The recorder reads a :class:`~voipbin.media.taps.Tap`, so a slow disk can never 
 and writes 16-bit 8 kHz PCM as frames arrive (memory stays constant). Frames carry the session tick,
 so both directions are aligned, and ticks missing from the stream (a dropped tap frame, a loop stall)
 are written as silence: the file's duration always matches the wall-clock time recorded.
-``stop()`` drains the tap and finalises the RIFF header.
+
+Crash-friendly: every batch is written straight through to the file (no user-space buffer), and about
+once a second of audio the header's sizes are rewritten, so a file left behind by ``kill -9`` is a
+valid WAV holding all but the last second (and :func:`~voipbin.media.wav.repair_wav` recovers the
+rest). ``stop()`` drains the tap and finalises the RIFF header.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import wave
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -19,12 +22,13 @@ from typing import Literal
 import numpy as np
 
 from voipbin.media.taps import Frame, Tap, TapClosed
-from voipbin.media.wav import FRAME_BYTES, FRAME_SAMPLES, MEDIA_RATE
+from voipbin.media.wav import FRAME_BYTES, FRAME_SAMPLES, MEDIA_RATE, wav_header
 
 RecordDirection = Literal["in", "out", "both"]
 _SILENCE = bytes(FRAME_BYTES)
 _MAX_GAP_TICKS = 3000  # never invent more than a minute of silence for one gap
 WRITE_BATCH = 10  # frames per wake-up and write (200 ms); the tap holds far more
+HEADER_SYNC_FRAMES = 50  # rewrite the header sizes after every second of audio
 
 
 @dataclass(slots=True, frozen=True)
@@ -51,10 +55,12 @@ class Recorder:
         self.stereo = stereo and direction == "both"
         self.tap = tap
         self.frames = 0
-        self._wav = wave.open(str(self.path), "wb")  # noqa: SIM115 - closed in stop()
-        self._wav.setnchannels(2 if self.stereo else 1)
-        self._wav.setsampwidth(2)
-        self._wav.setframerate(MEDIA_RATE)
+        self._channels = 2 if self.stereo else 1
+        self._fh = open(self.path, "wb")  # noqa: SIM115 - closed in stop()
+        self._fh.write(wav_header(self._channels, MEDIA_RATE, 2, 0))
+        self._fh.flush()
+        self._data_bytes = 0
+        self._synced_frames = 0
         self._tick: int | None = None
         self._in = _SILENCE
         self._out = _SILENCE
@@ -110,8 +116,20 @@ class Recorder:
                 data = np.column_stack((a, b)).astype("<i2").tobytes()
             else:
                 data = np.clip(a.astype(np.int32) + b, -32768, 32767).astype("<i2").tobytes()
-        self._wav.writeframesraw(data)
+        self._fh.write(data)
+        self._fh.flush()  # one write(2) per batch: what was recorded is in the file if the process dies
+        self._data_bytes += len(data)
         self.frames += len(ins)
+        if self.frames - self._synced_frames >= HEADER_SYNC_FRAMES:
+            self._sync_header()
+
+    def _sync_header(self) -> None:
+        """Rewrite the 44-byte header with the sizes written so far (a seek and one small write)."""
+        self._fh.seek(0)
+        self._fh.write(wav_header(self._channels, MEDIA_RATE, 2, self._data_bytes))
+        self._fh.seek(0, 2)
+        self._fh.flush()
+        self._synced_frames = self.frames
 
     async def stop(self) -> RecordingInfo:
         """Finish: drain frames already tapped, close the file, return what was written."""
@@ -127,8 +145,7 @@ class Recorder:
         self._consume(rest)
         if self._tick is not None:  # the last tick
             self._write([self._in], [self._out])
-        self._wav.close()
-        self._info = RecordingInfo(
-            self.path, self.direction, 2 if self.stereo else 1, self.frames, self.tap.dropped
-        )
+        self._sync_header()
+        self._fh.close()
+        self._info = RecordingInfo(self.path, self.direction, self._channels, self.frames, self.tap.dropped)
         return self._info

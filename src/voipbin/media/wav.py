@@ -2,13 +2,21 @@
 
 Uses stdlib ``wave`` plus :mod:`voipbin.media.resample`; files are streamed in blocks, never loaded whole,
 so long prompts cost no memory. ``pcm_frames`` cuts any PCM into 20 ms frames for the playout queue.
+
+``wav_header`` builds the canonical 44-byte PCM header the recorder writes; ``repair_wav`` fixes the
+sizes of a WAV whose writer died before finalising it (``kill -9`` mid-recording), so the audio
+written so far plays.
 """
 
 from __future__ import annotations
 
+import os
+import struct
 import wave
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 
@@ -93,3 +101,117 @@ def write_wav(path: str | Path, pcm: bytes | np.ndarray, rate: int = MEDIA_RATE,
         wf.setsampwidth(2)
         wf.setframerate(rate)
         wf.writeframes(data)
+
+
+# --- crash repair ------------------------------------------------------------------------------------
+
+WAV_HEADER_BYTES = 44
+_RIFF_MAX = 0xFFFFFFFF
+
+
+def wav_header(channels: int = 1, rate: int = MEDIA_RATE, sampwidth: int = 2, data_bytes: int = 0) -> bytes:
+    """The canonical 44-byte PCM header (RIFF, 16-byte ``fmt ``, ``data``), as stdlib ``wave`` writes it."""
+    block = channels * sampwidth
+    data_bytes = min(data_bytes, _RIFF_MAX - 36)
+    return struct.pack(
+        "<4sI4s4sIHHIIHH4sI",
+        b"RIFF", 36 + data_bytes, b"WAVE", b"fmt ", 16, 1, channels, rate, rate * block, block,
+        sampwidth * 8, b"data", data_bytes,
+    )  # fmt: skip
+
+
+@dataclass(slots=True)
+class _Fmt:
+    channels: int = 1
+    rate: int = MEDIA_RATE
+    sampwidth: int = 2
+    block_align: int = 2
+
+
+def _parse_fmt(body: bytes) -> _Fmt:
+    """Whatever a (possibly cut-off) ``fmt `` body says; absent fields keep the recorder's defaults."""
+    fmt = _Fmt()
+    if len(body) >= 4:
+        fmt.channels = struct.unpack_from("<H", body, 2)[0] or 1
+    if len(body) >= 8:
+        fmt.rate = struct.unpack_from("<I", body, 4)[0] or MEDIA_RATE
+    if len(body) >= 16:
+        bits = struct.unpack_from("<H", body, 14)[0]
+        fmt.sampwidth = (bits + 7) // 8 or 2
+    fmt.block_align = fmt.channels * fmt.sampwidth
+    if len(body) >= 14:
+        fmt.block_align = struct.unpack_from("<H", body, 12)[0] or fmt.block_align
+    return fmt
+
+
+def _chunks_reach_end(fh: BinaryIO, pos: int, size: int) -> bool:
+    """The bytes from ``pos`` to the end of the file are a chain of well-formed chunks ending exactly at
+    the end (the way real trailing chunks such as LIST look; PCM audio practically never does)."""
+    while pos < size:
+        fh.seek(pos)
+        hdr = fh.read(8)
+        if len(hdr) < 8:
+            return False
+        cid, clen = struct.unpack("<4sI", hdr)
+        if not all(32 <= c < 127 for c in cid):
+            return False
+        pos += 8 + clen
+        if pos > size:
+            return False
+        pos += clen & 1
+    return True
+
+
+def repair_wav(path: str | Path) -> int:
+    """Make a WAV cut off mid-write readable again; returns the sample frames it holds afterwards.
+
+    Finds the ``data`` chunk and sets the RIFF and data sizes from the real file length, dropping a
+    trailing partial sample frame (the file is truncated to whole frames). A file whose header itself
+    is incomplete (no complete ``data`` chunk header, e.g. shorter than 44 bytes) is rewritten as a
+    valid empty WAV of the format its ``fmt `` chunk gives (8 kHz 16-bit mono where it says nothing).
+    A good file is left untouched, so repairing twice is harmless. Synchronous file I/O: async
+    callers run it in a thread. Raises :class:`MediaParseError` for a file that is not RIFF/WAVE.
+    """
+    path = Path(path)
+    with open(path, "r+b") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        head = fh.read(12)
+        if head[:4] != b"RIFF"[: len(head[:4])] or head[8:12] != b"WAVE"[: len(head[8:12])]:
+            raise MediaParseError(f"{path.name} is not a RIFF/WAVE file")
+        fmt = _Fmt()
+        pos, data_at, declared = 12, -1, 0
+        while pos + 8 <= size:
+            fh.seek(pos)
+            cid, clen = struct.unpack("<4sI", fh.read(8))
+            if cid == b"data":
+                data_at, declared = pos + 8, clen
+                break
+            if cid == b"fmt ":
+                fmt = _parse_fmt(fh.read(min(clen, 64)))
+            pos += 8 + clen + (clen & 1)
+        if data_at < 0:  # no complete data chunk header: there is no audio to recover
+            fh.seek(0)
+            fh.write(wav_header(fmt.channels, fmt.rate, fmt.sampwidth, 0))
+            fh.truncate()
+            return 0
+        block = max(1, fmt.block_align)
+        riff_declared = struct.unpack("<I", head[4:8])[0]
+        avail = size - data_at
+        if 0 < declared < avail and _chunks_reach_end(fh, data_at + declared + (declared & 1), size):
+            # Real chunks follow the data: the data size is right, only the RIFF size may be off.
+            if riff_declared != size - 8:
+                fh.seek(4)
+                fh.write(struct.pack("<I", min(size - 8, _RIFF_MAX)))
+            return declared // block
+        # The data chunk runs to the end of the file (how every recorder writes it).
+        data_len = min(avail - avail % block, _RIFF_MAX - data_at)
+        if data_len != avail:
+            fh.truncate(data_at + data_len)
+        riff = data_at + data_len - 8
+        if riff_declared != riff:
+            fh.seek(4)
+            fh.write(struct.pack("<I", riff))
+        if declared != data_len:
+            fh.seek(data_at - 4)
+            fh.write(struct.pack("<I", data_len))
+        return data_len // block
