@@ -10,12 +10,17 @@ decision (it gets :class:`SpeechRateLimited` with ``retry_after``). The base URL
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from voipbin.speech.httpclients import loop_shared
+
+if TYPE_CHECKING:
+    from openai import AsyncOpenAI
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
-def openai_client(api_key: str, base_url: str | None):
+def openai_client(api_key: str, base_url: str | None) -> AsyncOpenAI:
     from openai import AsyncOpenAI
 
     base_url = base_url or DEFAULT_BASE_URL

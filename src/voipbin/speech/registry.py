@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from voipbin.config import get_settings, provider_setting
 from voipbin.speech.errors import InvalidSpeechProvider, MissingProviderKey
@@ -42,7 +43,7 @@ class SpeechProvider:
     def base_url_env(self) -> str:
         return _env(self.name, "BASE_URL") if self.requires_key else ""
 
-    def describe(self) -> dict:
+    def describe(self) -> dict[str, Any]:
         d = asdict(self)
         d.pop("adapter")
         d.update(key_env=self.key_env, base_url_env=self.base_url_env, languages=list(self.languages))
@@ -180,12 +181,26 @@ def check_speech_credentials(tts_type: str | None, stt_type: str | None) -> None
     _require_key(stt_provider(stt_type))
 
 
-def _adapter(info: SpeechProvider) -> type:
-    module, cls = info.adapter.split(":")
-    return getattr(importlib.import_module(module), cls)
+def _adapter(info: SpeechProvider) -> object:
+    module, name = info.adapter.split(":")
+    return getattr(importlib.import_module(module), name)
 
 
-def _cloud_kwargs(info: SpeechProvider) -> dict:
+def _tts_class(info: SpeechProvider) -> type[TTS]:
+    cls = _adapter(info)
+    if isinstance(cls, type) and issubclass(cls, TTS):
+        return cls
+    raise TypeError(f"speech adapter {info.adapter} is not a TTS")
+
+
+def _stt_class(info: SpeechProvider) -> type[STT]:
+    cls = _adapter(info)
+    if isinstance(cls, type) and issubclass(cls, STT):
+        return cls
+    raise TypeError(f"speech adapter {info.adapter} is not an STT")
+
+
+def _cloud_kwargs(info: SpeechProvider) -> dict[str, Any]:
     if not info.requires_key:
         return {}
     return {"api_key": _require_key(info), "base_url": provider_setting(info.name, "BASE_URL") or None}
@@ -208,13 +223,13 @@ def create_tts(
     """
     info = tts_provider(tts_type)
     if info.name == "elevenlabs":
-        voice = resolve_elevenlabs_voice(
+        voice: str | None = resolve_elevenlabs_voice(
             voice_id, variables=variables, language=language, voice_type=voice_type
         )
     else:
         voice = voice_id or None
     kwargs = _cloud_kwargs(info) | dict(options)
-    return _adapter(info)(sample_rate=sample_rate, voice=voice, language=language, **kwargs)
+    return _tts_class(info)(sample_rate=sample_rate, voice=voice, language=language, **kwargs)
 
 
 def create_stt(
@@ -224,10 +239,10 @@ def create_stt(
     info = stt_provider(stt_type)
     _check_language("stt_type", info, language)
     kwargs = _cloud_kwargs(info) | dict(options)
-    return _adapter(info)(language=language, sample_rate=sample_rate, **kwargs)
+    return _stt_class(info)(language=language, sample_rate=sample_rate, **kwargs)
 
 
-def list_speech_providers() -> dict:
+def list_speech_providers() -> dict[str, Any]:
     """Provider tables for docs and the API (runtime-supported first)."""
     settings = get_settings()
     return {

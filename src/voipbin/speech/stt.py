@@ -20,9 +20,10 @@ import asyncio
 import contextlib
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any, TypedDict
 
 from voipbin.speech.audio import check_rate
 from voipbin.speech.errors import SpeechError, SpeechServerError
@@ -49,6 +50,14 @@ class SttEvent:
     language: str | None = None
 
 
+class SttOptions(TypedDict, total=False):
+    """Keyword arguments of :class:`STT` (adapters pass them on with ``**kwargs``)."""
+
+    language: str | None
+    sample_rate: int
+    timeout: float
+
+
 class STT(ABC):
     """Base class for one streaming recognition session (single use)."""
 
@@ -65,7 +74,7 @@ class STT(ABC):
         self._closed = False
         self.cancelled = False
         self._failed: SpeechError | None = None
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         """Open the session (connect). Called implicitly by the first :meth:`feed`."""
@@ -147,13 +156,13 @@ class STT(ABC):
             self._events.put_nowait(exc)
             self._events.put_nowait(_END)
 
-    def _spawn(self, coro) -> asyncio.Task:
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.create_task(self._guard(coro))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
 
-    async def _guard(self, coro) -> None:
+    async def _guard(self, coro: Coroutine[Any, Any, None]) -> None:
         try:
             await coro
         except asyncio.CancelledError:

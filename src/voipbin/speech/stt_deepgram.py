@@ -11,16 +11,22 @@ seconds without a message while audio is owed an answer; a lost socket raises
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from typing import TYPE_CHECKING, Any, NoReturn, Unpack
 
-from voipbin.speech.errors import SpeechConnectionError, SpeechTimeout, error_for_status
+from voipbin.speech.errors import SpeechConnectionError, SpeechError, SpeechTimeout, error_for_status
 from voipbin.speech.netutil import map_ws_error, ws_url
-from voipbin.speech.stt import STT, SttEvent, SttEventType
+from voipbin.speech.stt import STT, SttEvent, SttEventType, SttOptions
+
+if TYPE_CHECKING:
+    from deepgram.environment import DeepgramClientEnvironment
+    from deepgram.listen.v1.socket_client import AsyncV1SocketClient
 
 DEFAULT_BASE_URL = "https://api.deepgram.com"
 
 
-def deepgram_environment(base_url: str | None):
+def deepgram_environment(base_url: str | None) -> DeepgramClientEnvironment:
     from deepgram.environment import DeepgramClientEnvironment
 
     if not base_url:
@@ -40,7 +46,7 @@ class DeepgramSTT(STT):
         model: str = "nova-2",
         endpointing_ms: int = 300,
         utterance_end_ms: int = 1000,
-        **kwargs,
+        **kwargs: Unpack[SttOptions],
     ) -> None:
         super().__init__(**kwargs)
         self.api_key = api_key
@@ -48,8 +54,8 @@ class DeepgramSTT(STT):
         self.model = model
         self.endpointing_ms = endpointing_ms
         self.utterance_end_ms = utterance_end_ms
-        self._cm = None
-        self._sock = None
+        self._cm: contextlib.AbstractAsyncContextManager[AsyncV1SocketClient] | None = None
+        self._sock: AsyncV1SocketClient | None = None
         self._last_send = 0.0
         self._last_recv = 0.0
         self._in_speech = False
@@ -84,12 +90,13 @@ class DeepgramSTT(STT):
         self._last_recv = time.monotonic()
         self._spawn(self._receive())
 
-    def _fail_now(self, err) -> None:
+    def _fail_now(self, err: SpeechError) -> NoReturn:
         self._fail(err)
         raise err
 
     async def _send_audio(self, pcm: bytes) -> None:
         try:
+            assert self._sock is not None  # set by _open, which start() ran first
             await asyncio.wait_for(self._sock.send_media(pcm), self.timeout)
         except Exception as exc:
             err = map_ws_error(exc, self.provider)
@@ -100,6 +107,7 @@ class DeepgramSTT(STT):
 
     async def _close_input(self) -> None:
         try:
+            assert self._sock is not None
             await asyncio.wait_for(self._sock.send_close_stream(), self.timeout)
         except Exception as exc:
             self._fail(map_ws_error(exc, self.provider))
@@ -116,11 +124,13 @@ class DeepgramSTT(STT):
     async def _receive(self) -> None:
         from websockets.exceptions import ConnectionClosedOK
 
+        sock = self._sock
+        assert sock is not None  # this task is spawned once the socket is open
         try:
             while not self.cancelled:
                 try:
                     async with asyncio.timeout(0.25):  # not wait_for: it can swallow cancel() on 3.11
-                        msg = await self._sock.recv()
+                        msg = await sock.recv()
                 except TimeoutError:
                     owed = self._closed or self._last_send > self._last_recv
                     waited = time.monotonic() - max(self._last_recv, self._last_send if owed else 0)
@@ -144,7 +154,8 @@ class DeepgramSTT(STT):
         finally:
             await self._abort()
 
-    def _handle(self, msg) -> None:
+    def _handle(self, msg: Any) -> None:
+        # The SDK's messages are read by their ``type`` (a dict when the SDK could not parse one).
         kind = getattr(msg, "type", None) or (msg.get("type") if isinstance(msg, dict) else None)
         if kind == "SpeechStarted":
             if not self._in_speech:

@@ -9,11 +9,17 @@ per-request timeout and ``max_retries=0``; cancel aborts the in-flight upload.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any, Unpack
+
 from voipbin.speech.audio import wav_bytes
 from voipbin.speech.httpclients import loop_shared, shared_httpx
 from voipbin.speech.netutil import map_http_error
 from voipbin.speech.openai_client import iso639_1
-from voipbin.speech.stt_segmented import Recognition, SegmentedSTT
+from voipbin.speech.stt_segmented import Recognition, SegmentedSTT, SegmentedSttOptions
+
+if TYPE_CHECKING:
+    from elevenlabs.client import AsyncElevenLabs
+    from elevenlabs.core.request_options import RequestOptions
 
 DEFAULT_BASE_URL = "https://api.elevenlabs.io"
 DEFAULT_MODEL = "scribe_v1"
@@ -23,14 +29,19 @@ class ElevenLabsSTT(SegmentedSTT):
     provider = "elevenlabs"
 
     def __init__(
-        self, *, api_key: str, base_url: str | None = None, model: str = DEFAULT_MODEL, **kwargs
+        self,
+        *,
+        api_key: str,
+        base_url: str | None = None,
+        model: str = DEFAULT_MODEL,
+        **kwargs: Unpack[SegmentedSttOptions],
     ) -> None:
         super().__init__(**kwargs)
         self.api_key = api_key
         self.base_url = base_url or DEFAULT_BASE_URL
         self.model = model
 
-    def _client(self):
+    def _client(self) -> AsyncElevenLabs:
         from elevenlabs.client import AsyncElevenLabs
 
         return loop_shared(
@@ -41,13 +52,15 @@ class ElevenLabsSTT(SegmentedSTT):
         )
 
     async def _transcribe(self, pcm: bytes) -> Recognition:
-        extra = {"language_code": lang} if (lang := iso639_1(self.language)) else {}
+        extra: dict[str, Any] = {"language_code": lang} if (lang := iso639_1(self.language)) else {}
+        # The SDK types the timeout as int; it hands it to httpx, which takes float seconds.
+        options: RequestOptions = {"max_retries": 0, "timeout_in_seconds": self.timeout}  # type: ignore[typeddict-item]
         try:
             result = await self._client().speech_to_text.convert(
                 model_id=self.model,
                 file=("utterance.wav", wav_bytes(pcm, self.sample_rate), "audio/wav"),
                 tag_audio_events=False,
-                request_options={"max_retries": 0, "timeout_in_seconds": self.timeout},
+                request_options=options,
                 **extra,
             )
         except Exception as exc:

@@ -8,10 +8,12 @@ closes its connection.
 
 from __future__ import annotations
 
+from typing import Any, Unpack
+
 from voipbin.speech.audio import wav_bytes
 from voipbin.speech.netutil import map_http_error
 from voipbin.speech.openai_client import iso639_1, openai_client
-from voipbin.speech.stt_segmented import Recognition, SegmentedSTT
+from voipbin.speech.stt_segmented import Recognition, SegmentedSTT, SegmentedSttOptions
 
 DEFAULT_MODEL = "gpt-4o-mini-transcribe"
 
@@ -26,7 +28,7 @@ class OpenAISTT(SegmentedSTT):
         base_url: str | None = None,
         model: str = DEFAULT_MODEL,
         prompt: str | None = None,
-        **kwargs,
+        **kwargs: Unpack[SegmentedSttOptions],
     ) -> None:
         super().__init__(**kwargs)
         self.model = model
@@ -35,7 +37,7 @@ class OpenAISTT(SegmentedSTT):
         self.base_url = base_url
 
     async def _transcribe(self, pcm: bytes) -> Recognition:
-        extra: dict = {}
+        extra: dict[str, Any] = {}
         if language := iso639_1(self.language):
             extra["language"] = language
         if self.prompt:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import asyncio
 from abc import abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from voipbin.speech.stt import STT, SttEvent, SttEventType
-from voipbin.speech.vad import VadConfig, VadSegmenter
+from voipbin.speech.stt import STT, SttEvent, SttEventType, SttOptions
+from voipbin.speech.vad import VadConfig, VadEvent, VadSegmenter
 
 # Longer stop_secs than turn-taking VAD: a breath inside a sentence should not split it.
 TRANSCRIBE_VAD = VadConfig(confidence=0.6, start_secs=0.1, stop_secs=0.5, min_volume=0.45)
@@ -24,6 +25,13 @@ class Recognition:
     text: str
     confidence: float | None = None
     language: str | None = None
+
+
+class SegmentedSttOptions(SttOptions, total=False):
+    """Keyword arguments of :class:`SegmentedSTT` (adapters pass them on with ``**kwargs``)."""
+
+    vad_config: VadConfig | None
+    max_segment_secs: float
 
 
 class SegmentedSTT(STT):
@@ -59,7 +67,7 @@ class SegmentedSTT(STT):
         self._handle(self._segmenter.flush())
         self._segments.put_nowait(None)
 
-    def _handle(self, events) -> None:
+    def _handle(self, events: Iterable[VadEvent]) -> None:
         for ev in events:
             if ev.kind == "start":
                 self._emit(SttEvent(SttEventType.SPEECH_STARTED, start=ev.time, language=self.language))

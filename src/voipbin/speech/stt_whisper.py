@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -17,11 +18,14 @@ from voipbin.speech.audio import pcm16_to_float, resample
 from voipbin.speech.executor import run_inference
 from voipbin.speech.stt_segmented import Recognition, SegmentedSTT
 
+if TYPE_CHECKING:
+    from faster_whisper import WhisperModel
+
 _lock = threading.Lock()
-_model = None
+_model: WhisperModel | None = None
 
 
-def whisper_model():
+def whisper_model() -> WhisperModel:
     """The shared WhisperModel (thread-safe lazy load)."""
     global _model
     with _lock:

@@ -22,6 +22,7 @@ import contextlib
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
+from typing import TypedDict
 
 from voipbin.speech.audio import StreamResampler, check_rate
 from voipbin.speech.errors import SpeechError, SpeechServerError
@@ -30,6 +31,16 @@ from voipbin.speech.text import ClauseSplitter
 log = logging.getLogger(__name__)
 
 _END = object()
+
+
+class TtsOptions(TypedDict, total=False):
+    """Keyword arguments of :class:`TTS` (adapters pass them on with ``**kwargs``)."""
+
+    sample_rate: int
+    voice: str | None
+    language: str | None
+    timeout: float
+    min_clause_chars: int
 
 
 class TTS(ABC):

@@ -11,11 +11,12 @@ client; the per-read timeout catches stalls; :meth:`cancel` closes the streamed 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any, Unpack
 
 from voipbin.speech.httpclients import shared_httpx
 from voipbin.speech.netutil import map_http_error
 from voipbin.speech.openai_client import iso639_1
-from voipbin.speech.tts import ClauseTTS
+from voipbin.speech.tts import ClauseTTS, TtsOptions
 
 DEFAULT_BASE_URL = "https://api.cartesia.ai"
 DEFAULT_MODEL = "sonic-2"
@@ -27,7 +28,12 @@ class CartesiaTTS(ClauseTTS):
     provider = "cartesia"
 
     def __init__(
-        self, *, api_key: str, base_url: str | None = None, model: str = DEFAULT_MODEL, **kwargs
+        self,
+        *,
+        api_key: str,
+        base_url: str | None = None,
+        model: str = DEFAULT_MODEL,
+        **kwargs: Unpack[TtsOptions],
     ) -> None:
         super().__init__(**kwargs)
         self.source_rate = self.sample_rate
@@ -35,8 +41,8 @@ class CartesiaTTS(ClauseTTS):
         self.base_url = (base_url or DEFAULT_BASE_URL).rstrip("/")
         self.model = model
 
-    def request_body(self, text: str) -> dict:
-        body = {
+    def request_body(self, text: str) -> dict[str, Any]:
+        body: dict[str, Any] = {
             "model_id": self.model,
             "transcript": text,
             "voice": {"mode": "id", "id": self.voice or DEFAULT_VOICE},

@@ -12,11 +12,12 @@ the same environment helper as the live STT, on the loop's pooled httpx client
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Unpack
 
 from voipbin.speech.httpclients import loop_shared, shared_httpx
 from voipbin.speech.netutil import map_http_error
 from voipbin.speech.stt_deepgram import deepgram_environment
-from voipbin.speech.tts import ClauseTTS
+from voipbin.speech.tts import ClauseTTS, TtsOptions
 
 DEFAULT_VOICE = "aura-2-thalia-en"
 
@@ -24,7 +25,7 @@ DEFAULT_VOICE = "aura-2-thalia-en"
 class DeepgramTTS(ClauseTTS):
     provider = "deepgram"
 
-    def __init__(self, *, api_key: str, base_url: str | None = None, **kwargs) -> None:
+    def __init__(self, *, api_key: str, base_url: str | None = None, **kwargs: Unpack[TtsOptions]) -> None:
         super().__init__(**kwargs)
         self.source_rate = self.sample_rate  # Aura synthesises at the requested rate
         self.api_key = api_key

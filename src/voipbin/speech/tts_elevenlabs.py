@@ -14,13 +14,15 @@ import asyncio
 import base64
 import contextlib
 import json
+from typing import Any, Unpack
 from urllib.parse import quote, urlencode
 
 import websockets
+from websockets.asyncio.client import ClientConnection
 
 from voipbin.speech.errors import SpeechAuthError, SpeechConnectionError, SpeechServerError, SpeechTimeout
 from voipbin.speech.netutil import map_ws_error, ws_url
-from voipbin.speech.tts import TTS
+from voipbin.speech.tts import TTS, TtsOptions
 from voipbin.speech.voices import ELEVENLABS_DEFAULT_VOICE
 
 DEFAULT_BASE_URL = "https://api.elevenlabs.io"
@@ -37,8 +39,8 @@ class ElevenLabsTTS(TTS):
         api_key: str,
         base_url: str | None = None,
         model: str = DEFAULT_MODEL,
-        voice_settings: dict | None = None,
-        **kwargs,
+        voice_settings: dict[str, Any] | None = None,
+        **kwargs: Unpack[TtsOptions],
     ) -> None:
         super().__init__(**kwargs)
         self.api_key = api_key
@@ -60,7 +62,7 @@ class ElevenLabsTTS(TTS):
             )
         except Exception as exc:
             raise map_ws_error(exc, self.provider) from exc
-        sender: asyncio.Task | None = None
+        sender: asyncio.Task[None] | None = None
         finished = False
         try:
             bos = {"text": " ", "voice_settings": self.voice_settings, "xi_api_key": self.api_key}
@@ -81,7 +83,7 @@ class ElevenLabsTTS(TTS):
             if ws.transport is not None:  # cancelled or failed: drop the socket now (barge-in)
                 ws.transport.abort()
 
-    async def _send_text(self, ws) -> None:
+    async def _send_text(self, ws: ClientConnection) -> None:
         while True:
             item = await self._next_text()
             if self._is_end(item):
@@ -94,7 +96,7 @@ class ElevenLabsTTS(TTS):
                 await ws.send(json.dumps({"text": " ", "flush": True}))
             self._awaiting = True
 
-    async def _receive(self, ws, sender: asyncio.Task) -> None:
+    async def _receive(self, ws: ClientConnection, sender: asyncio.Task[None]) -> None:
         # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancel() that races with
         # an arriving message, and barge-in must never be lost.
         while not self.cancelled:
@@ -102,8 +104,8 @@ class ElevenLabsTTS(TTS):
                 async with asyncio.timeout(self.timeout):
                     raw = await ws.recv()
             except TimeoutError as exc:
-                if sender.done() and sender.exception() is not None:
-                    raise sender.exception() from exc
+                if sender.done() and (failure := sender.exception()) is not None:
+                    raise failure from exc
                 if self._awaiting:
                     raise SpeechTimeout("elevenlabs sent no audio in time", provider=self.provider) from exc
                 continue  # the LLM is slow; nothing is owed yet

@@ -11,10 +11,11 @@ import asyncio
 import contextlib
 import shutil
 from collections.abc import AsyncIterator
+from typing import Unpack
 
 from voipbin.speech.audio import parse_wav_header
 from voipbin.speech.errors import SpeechServerError, SpeechTimeout
-from voipbin.speech.tts import ClauseTTS
+from voipbin.speech.tts import ClauseTTS, TtsOptions
 
 BINARY = "espeak-ng"
 
@@ -35,7 +36,7 @@ class EspeakTTS(ClauseTTS):
     provider = "espeak"
     source_rate = 22050
 
-    def __init__(self, *, words_per_minute: int = 150, **kwargs) -> None:
+    def __init__(self, *, words_per_minute: int = 150, **kwargs: Unpack[TtsOptions]) -> None:
         super().__init__(**kwargs)
         self.words_per_minute = words_per_minute
         self._procs: set[asyncio.subprocess.Process] = set()

@@ -10,10 +10,11 @@ timeout; :meth:`cancel` cancels the task, which closes the streamed response and
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any, Unpack
 
 from voipbin.speech.netutil import map_http_error
 from voipbin.speech.openai_client import openai_client
-from voipbin.speech.tts import ClauseTTS
+from voipbin.speech.tts import ClauseTTS, TtsOptions
 
 DEFAULT_MODEL = "gpt-4o-mini-tts"
 DEFAULT_VOICE = "alloy"
@@ -30,7 +31,7 @@ class OpenAITTS(ClauseTTS):
         base_url: str | None = None,
         model: str = DEFAULT_MODEL,
         instructions: str | None = None,
-        **kwargs,
+        **kwargs: Unpack[TtsOptions],
     ) -> None:
         super().__init__(**kwargs)
         self.model = model
@@ -39,7 +40,7 @@ class OpenAITTS(ClauseTTS):
         self.base_url = base_url
 
     async def _synthesize_clause(self, text: str) -> AsyncIterator[bytes]:
-        extra = {"instructions": self.instructions} if self.instructions else {}
+        extra: dict[str, Any] = {"instructions": self.instructions} if self.instructions else {}
         try:
             client = openai_client(self.api_key, self.base_url)
             async with client.audio.speech.with_streaming_response.create(

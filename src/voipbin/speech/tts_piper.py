@@ -13,15 +13,19 @@ import contextlib
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Unpack
 
 from voipbin.speech.errors import InvalidSpeechProvider
 from voipbin.speech.executor import inference_pool
-from voipbin.speech.tts import ClauseTTS
+from voipbin.speech.tts import ClauseTTS, TtsOptions
+
+if TYPE_CHECKING:
+    from piper import PiperVoice
 
 DEFAULT_VOICE = "en_US-joe-medium"
 
 _lock = threading.Lock()
-_voices: dict[str, object] = {}
+_voices: dict[str, PiperVoice] = {}
 
 
 def voice_model_path(voice: str | None) -> Path:
@@ -39,7 +43,7 @@ def voice_model_path(voice: str | None) -> Path:
     )
 
 
-def piper_voice(voice: str | None = None):
+def piper_voice(voice: str | None = None) -> PiperVoice:
     """Load (once) and return the PiperVoice for ``voice``."""
     path = voice_model_path(voice)
     with _lock:
@@ -66,7 +70,7 @@ class PiperTTS(ClauseTTS):
     provider = "piper"
     source_rate = 22050
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, **kwargs: Unpack[TtsOptions]) -> None:
         super().__init__(**kwargs)
         voice_model_path(self.voice)  # reject a bad voice now, not mid-call
         self._stop = threading.Event()
@@ -77,11 +81,11 @@ class PiperTTS(ClauseTTS):
 
     async def _synthesize_clause(self, text: str) -> AsyncIterator[tuple[bytes, int]]:
         loop = asyncio.get_running_loop()
-        q: asyncio.Queue[object] = asyncio.Queue()
+        q: asyncio.Queue[tuple[bytes, int] | Exception | None] = asyncio.Queue()
         stop = self._stop
         voice_name = self.voice
 
-        def put(item: object) -> None:
+        def put(item: tuple[bytes, int] | Exception | None) -> None:
             with contextlib.suppress(RuntimeError):  # loop already closed
                 loop.call_soon_threadsafe(q.put_nowait, item)
 
@@ -105,7 +109,7 @@ class PiperTTS(ClauseTTS):
             while (item := await q.get()) is not None:
                 if isinstance(item, Exception):
                     raise item
-                yield item  # type: ignore[misc]
+                yield item
             completed = True
         finally:
             if not completed:  # abandoned (cancelled stream): let the worker stop at the next chunk

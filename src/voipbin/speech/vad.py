@@ -20,16 +20,31 @@ from __future__ import annotations
 import importlib.util
 import threading
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
 from voipbin.speech.audio import check_rate, pcm16_to_float, volume
 
+
+class OnnxSession(Protocol):
+    """The part of ``onnxruntime.InferenceSession`` used here (onnxruntime ships no type hints)."""
+
+    def run(self, output_names: list[str] | None, input_feed: dict[str, np.ndarray]) -> list[np.ndarray]: ...
+
+
+class _WebRtcVad(Protocol):
+    """``webrtcvad.Vad`` (a C extension without type hints)."""
+
+    def is_speech(self, buf: bytes, sample_rate: int) -> bool: ...
+
+
 _session_lock = threading.Lock()
-_session = None
+_session: OnnxSession | None = None
 
 
 def silero_model_path() -> Path:
@@ -42,7 +57,7 @@ def silero_model_path() -> Path:
     return path
 
 
-def silero_session():
+def silero_session() -> OnnxSession:
     """The one process-wide Silero InferenceSession (created on first use)."""
     global _session
     with _session_lock:
@@ -90,7 +105,7 @@ class WebRtcGate:
         import webrtcvad
 
         self.sample_rate = check_rate(sample_rate)
-        self._vad = webrtcvad.Vad(mode)
+        self._vad: _WebRtcVad = webrtcvad.Vad(mode)
         self._sub = sample_rate // 100 * 2  # bytes in 10 ms
 
     def is_speech(self, frame: bytes) -> bool:
@@ -117,7 +132,7 @@ class VadConfig:
             raise ValueError("start_secs and stop_secs must be within 0..30")
 
     @classmethod
-    def from_dict(cls, data: dict | None, **overrides: float) -> VadConfig:
+    def from_dict(cls, data: Mapping[str, Any] | None, **overrides: float) -> VadConfig:
         values = {
             k: float(v) for k, v in (data or {}).items() if k in cls.__dataclass_fields__ and v is not None
         }
