@@ -302,7 +302,7 @@ class RtpSession:
         """
         gen = self._generation
         if isinstance(pcm, np.ndarray):
-            view = memoryview(np.ascontiguousarray(pcm, dtype="<i2")).cast("B")
+            view = np.ascontiguousarray(pcm, dtype="<i2").data.cast("B")
         else:
             view = memoryview(pcm).cast("B")
         pos, size = 0, len(view)

@@ -14,7 +14,7 @@ SDK retries are off (``max_retries=0``), as for every adapter: the AI session de
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import anthropic
@@ -139,7 +139,7 @@ class AnthropicLLM(LLM):
         *,
         temperature: float | None,
         max_tokens: int | None,
-    ) -> AsyncIterator[LLMEvent | Progress]:
+    ) -> AsyncGenerator[LLMEvent | Progress, None]:
         system, turns = to_anthropic(messages)
         params: dict[str, Any] = {
             "model": self.model,

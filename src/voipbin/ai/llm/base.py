@@ -24,7 +24,7 @@ import asyncio
 import email.utils
 import json
 import time
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -300,7 +300,7 @@ class LLM(abc.ABC):
         *,
         temperature: float | None,
         max_tokens: int | None,
-    ) -> AsyncIterator[LLMEvent | Progress]:
+    ) -> AsyncGenerator[LLMEvent | Progress, None]:
         """The adapter's raw stream (an async generator). Must map SDK errors to ``LLMError``
         and close its HTTP stream in ``finally``."""
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from google import genai
@@ -133,7 +133,7 @@ class GeminiLLM(LLM):
         *,
         temperature: float | None,
         max_tokens: int | None,
-    ) -> AsyncIterator[LLMEvent | Progress]:
+    ) -> AsyncGenerator[LLMEvent | Progress, None]:
         system, contents = to_gemini(messages)
         config = types.GenerateContentConfig(
             system_instruction=system,

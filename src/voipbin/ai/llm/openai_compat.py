@@ -11,7 +11,7 @@ the AI session sees a typed error at once and decides (say a filler line, retry,
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 import httpx2
@@ -137,7 +137,7 @@ class OpenAICompatLLM(LLM):
         *,
         temperature: float | None,
         max_tokens: int | None,
-    ) -> AsyncIterator[LLMEvent | Progress]:
+    ) -> AsyncGenerator[LLMEvent | Progress, None]:
         params: dict[str, Any] = {
             "model": self.model,
             "messages": to_openai_messages(messages),

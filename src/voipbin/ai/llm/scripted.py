@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 
 from .base import DEFAULT_TIMEOUT, LLM, LLMEvent, Message, Progress, TextDelta, Tool, ToolCallEvent, Usage
@@ -76,7 +76,7 @@ class ScriptedLLM(LLM):
         *,
         temperature: float | None,
         max_tokens: int | None,
-    ) -> AsyncIterator[LLMEvent | Progress]:
+    ) -> AsyncGenerator[LLMEvent | Progress, None]:
         text, tool = self.respond(messages, tools)
         words = re.findall(r"\S+\s*", text)
         if max_tokens is not None:
