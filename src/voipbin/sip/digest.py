@@ -1,6 +1,7 @@
 """HTTP Digest authentication for SIP (RFC 2617, RFC 7616 SHA-256, RFC 8760), client and server.
 
-Client: :func:`build_authorization` answers a 401/407 challenge.
+Client: :func:`build_authorization` answers a 401/407 challenge; :class:`DigestClient` runs the
+retry policy for one request series (answer each realm once, again only when ``stale=true``).
 Server: :class:`DigestAuthenticator` issues challenges with stateless nonces (timestamp + HMAC, so any
 node sharing the secret can validate them and they expire) and verifies credentials given either the
 plain password or a stored HA1.
@@ -125,6 +126,56 @@ def build_authorization(
     if qop:
         params.update({"qop": qop, "nc": ncs, "cnonce": cnonce})
     return format_auth_params("Digest", params, unquoted=frozenset({"algorithm", "qop", "nc"}))
+
+
+class DigestClient:
+    """Client side of one request series (an INVITE and its retries): answers 401/407 challenges.
+
+    :meth:`answer` returns True when the request should be sent again with :attr:`headers`. A realm
+    is answered once: a second challenge for it means the credentials were refused, unless the
+    server says ``stale=true`` (our nonce expired, the password was fine). So a bad password ends with
+    the 401/407 instead of looping; ``max_rounds`` bounds everything else (several realms, stale).
+    """
+
+    def __init__(self, username: str, password: str, *, max_rounds: int = 3) -> None:
+        self.username = username
+        self.password = password
+        self.max_rounds = max_rounds
+        self.rounds = 0
+        self._answers: dict[tuple[str, str], str] = {}  # (header, realm) -> Authorization value
+
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        return [(name, value) for (name, _realm), value in self._answers.items()]
+
+    def answer(self, request: Any, response: Any) -> bool:
+        """``request`` (SipRequest) got ``response`` (401/407): prepare the retry's credentials."""
+        if self.rounds >= self.max_rounds:
+            return False
+        proxy = response.status == 407
+        challenge_header = "Proxy-Authenticate" if proxy else "WWW-Authenticate"
+        out = "Proxy-Authorization" if proxy else "Authorization"
+        progressed = False
+        for value in response.headers.get_all(challenge_header):
+            try:
+                challenge = DigestChallenge.parse(value)
+                key = (out, challenge.realm)
+                if key in self._answers and not challenge.stale:
+                    continue  # we already answered this realm: the credentials were refused
+                self._answers[key] = build_authorization(
+                    challenge,
+                    method=request.method,
+                    uri=str(request.uri),
+                    username=self.username,
+                    password=self.password,
+                    body=request.body,
+                )
+            except SipParseError:
+                continue  # not a digest challenge we can answer
+            progressed = True
+        if progressed:
+            self.rounds += 1
+        return progressed
 
 
 class AuthResult(Enum):

@@ -1,5 +1,18 @@
 """The asyncio user agent: one :class:`SipEndpoint` per process, UDP and TCP on one port.
 
+Why hand-written: there is no production-grade asyncio SIP stack on PyPI (the options are bindings
+to C stacks with their own threads and event loops, or unmaintained toys), so voipbin has its own.
+Like h11 and aioquic it is split into a sans-I/O core and this thin I/O shell:
+
+- sans-I/O (no asyncio, no sockets, no clock; fed parsed messages and ``now``, tested with a fake
+  clock): :mod:`.transaction` (RFC 3261 §17), :mod:`.invite_client` (outgoing INVITE: auth retry,
+  CANCEL, late and forked 2xx), :mod:`.invite_server` (incoming INVITE: 1xx, 2xx, CANCEL),
+  :mod:`.dialog_usage` (BYE, INFO, re-INVITE and glare, ACK, CSeq), :mod:`.non_invite` (REGISTER,
+  OPTIONS, MESSAGE client), and :mod:`.user_agent`, which routes messages to those machines,
+  answers what needs no application (481, 405, 420, ...) and keeps one heap of their deadlines.
+- this shell: the transports (:mod:`.transport`), DNS resolution, ONE asyncio timer re-armed to
+  the core's earliest deadline, and the awaitable API below, made from the machines' events.
+
 Public API (everything else in this module is internal)::
 
     ep = SipEndpoint("127.0.0.1", 5060, public_host=None, user_agent="voipbin", on_request=handler)
@@ -33,14 +46,15 @@ In-dialog requests are handled by the :class:`Call`: BYE -> 200 + ``on_bye(reque
 re-INVITE -> ``on_reinvite(request)`` returns the answer SDP (None = keep the current one).
 OPTIONS is answered 200 automatically; unknown methods get 501, known but unhandled ones 405.
 Malformed requests are answered 400 when the headers needed for a response survived, otherwise
-dropped and logged. No exception from the network path reaches the event loop.
+dropped and logged. No exception from the network path reaches the event loop. Hooks may be sync
+or async; sync ones run inline (no task per message).
 
 Also: ``await call.info(body)``, ``await call.reinvite(sdp)``, ``await ep.request(method, uri, ...)``
 for out-of-dialog non-INVITE requests (OPTIONS, MESSAGE, REGISTER; digest retry included). Server
 side authentication of INVITEs: :func:`voipbin.sip.digest.authenticate_request` (proxy=True -> 407).
 
-Not implemented (yet): 100rel/PRACK (a ``Require`` gets 420), session timers, UPDATE,
-forked 2xx after the first, TLS, DNS SRV/NAPTR (A records and IP literals only), IPv6 sockets.
+Not implemented (yet): 100rel/PRACK (a ``Require`` gets 420), session timers, UPDATE, TLS,
+DNS SRV/NAPTR (A records and IP literals only), IPv6 sockets.
 """
 
 from __future__ import annotations
@@ -48,61 +62,59 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-import ipaddress
 import logging
 import socket
-import time
 from collections.abc import Awaitable, Callable, Generator, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .dialog import Dialog, DialogState
-from .digest import DigestChallenge, build_authorization
-from .errors import SdpNegotiationError, SdpParseError, SipError, SipParseError
-from .headers import Via
-from .message import (
-    REASONS,
-    Headers,
-    SipRequest,
-    SipResponse,
-    make_response,
-    new_branch,
-    new_call_id,
-    new_tag,
-    parse_message,
+from .dialog import Dialog
+from .dialog_usage import DialogConfirmed, DialogEnded, DialogUsage, InDialogRequest
+from .errors import SipError
+from .invite_client import HopNeeded, InviteClient, InviteFinished, InviteProvisional
+from .invite_server import InviteCancelled, InviteServer
+from .message import REASONS, SipRequest, SipResponse, new_call_id, new_tag
+from .non_invite import RequestClient
+from .sdp import NegotiatedMedia
+from .transaction import ServerTransaction, TimerConfig
+from .transport import SipTransport
+from .ua_base import (
+    ALLOW,
+    KNOWN_METHODS,
+    Credentials,
+    LocalParty,
+    RequestCompleted,
+    Send,
+    ServerRequest,
+    Source,
+    hop_transport,
+    literal_hop,
 )
-from .sdp import NegotiatedMedia, parse_answer
-from .transaction import (
-    ClientTransaction,
-    ResponseReceived,
-    SendMessage,
-    ServerTransaction,
-    State,
-    TimerConfig,
-    TransactionTerminated,
-    TransactionTimeout,
-    server_key,
-)
-from .transport import SipTransport, Source
 from .uri import NameAddr, SipUri
+from .user_agent import DEFAULT_ACCEPT, NewInvite, NewRequest, UserAgent
 
 log = logging.getLogger(__name__)
-_REVERSE = {"sendrecv": "sendrecv", "sendonly": "recvonly", "recvonly": "sendonly"}
 
-KNOWN_METHODS = frozenset(
-    {"INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER", "INFO", "PRACK", "UPDATE", "SUBSCRIBE",
-     "NOTIFY", "REFER", "MESSAGE", "PUBLISH"}
-)  # fmt: skip
-ALLOW = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER"
-
-Credentials = tuple[str, str]
 Handler = Callable[..., Any]
+_Reply = asyncio.Future[SipResponse | None]
+
+__all__ = [
+    "ALLOW",
+    "KNOWN_METHODS",
+    "REASONS",
+    "Call",
+    "Credentials",
+    "IncomingInvite",
+    "IncomingRequest",
+    "InviteResult",
+    "OutgoingInvite",
+    "SipEndpoint",
+]
 
 
-async def _maybe_await(value: Any) -> Any:
-    if inspect.isawaitable(value):
-        return await value
-    return value
+def _log_failure(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("SIP hook failed", exc_info=task.exception())
 
 
 @dataclass
@@ -120,194 +132,160 @@ class InviteResult:
 class Call:
     """An established dialog (either direction) plus its SDP and in-dialog event hooks."""
 
-    def __init__(
-        self,
-        endpoint: SipEndpoint,
-        dialog: Dialog,
-        *,
-        local_sdp: bytes,
-        remote_sdp: bytes,
-        peer: Source,
-        transport: str,
-        outgoing: bool,
-    ) -> None:
+    def __init__(self, endpoint: SipEndpoint, usage: DialogUsage) -> None:
         self.endpoint = endpoint
-        self.dialog = dialog
-        self.local_sdp = local_sdp
-        self.remote_sdp = remote_sdp
-        self.peer = peer  # where in-dialog requests go
-        self.transport = transport
-        self.outgoing = outgoing
+        self.usage = usage
+        usage.owner = self
         self.on_bye: Handler | None = None
         self.on_info: Handler | None = None
         self.on_reinvite: Handler | None = None
         self.ended: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.confirmed = asyncio.Event()  # ACK seen (UAS) / sent (UAC)
-        self._ack: SipRequest | None = None  # our ACK for the 2xx (UAC), re-sent on 2xx retransmission
-        self._invite_txn: ServerTransaction | None = None
-        self._reinvite_pending = False
-        self.media: NegotiatedMedia | None = None
-        if outgoing:
-            self.media = self._negotiated(remote_sdp, local_sdp)
+        if usage.confirmed:
+            self.confirmed.set()
 
-    @staticmethod
-    def _negotiated(answer: bytes, offer: bytes | None) -> NegotiatedMedia | None:
-        if not answer:
-            return None
-        try:
-            return parse_answer(answer, offer or None)
-        except (SdpParseError, SdpNegotiationError) as exc:
-            log.info("unusable remote SDP: %s", exc)
-            return None
+    # --- state, kept by the dialog usage ---
+    @property
+    def dialog(self) -> Dialog:
+        return self.usage.dialog
 
     @property
     def call_id(self) -> str:
-        return self.dialog.call_id
+        return self.usage.call_id
+
+    @property
+    def peer(self) -> Source:
+        return self.usage.peer
+
+    @property
+    def transport(self) -> str:
+        return self.usage.transport
+
+    @property
+    def outgoing(self) -> bool:
+        return self.usage.outgoing
+
+    @property
+    def local_sdp(self) -> bytes:
+        return self.usage.local_sdp
+
+    @property
+    def remote_sdp(self) -> bytes:
+        return self.usage.remote_sdp
+
+    @property
+    def media(self) -> NegotiatedMedia | None:
+        return self.usage.media
 
     @property
     def is_active(self) -> bool:
         return not self.ended.done()
 
     def _end(self, reason: str) -> None:
-        self.dialog.state = DialogState.TERMINATED
-        self.endpoint._dialogs.pop(self.dialog.id, None)
         if not self.ended.done():
             self.ended.set_result(reason)
 
-    async def request(
-        self, method: str, *, body: bytes = b"", content_type: str | None = None, headers=None
-    ) -> SipResponse:
-        """Send an in-dialog non-INVITE/INVITE request and wait for its final response."""
+    # --- outgoing requests ---
+    async def _wait(self, action: Callable[[_Reply, float], list[object]]) -> SipResponse | None:
         ep = self.endpoint
-        req = self.dialog.create_request(
-            method,
-            via=ep._via(self.transport),
-            contact=ep._contact(self.transport),
-            body=body,
-            content_type=content_type,
-            headers=[*ep._ua_headers(), *(headers or [])],
+        fut: _Reply = asyncio.get_running_loop().create_future()
+        ep._ua.feed(self.usage, action(fut, ep._now()))
+        ep._pump()
+        return await fut
+
+    async def request(
+        self,
+        method: str,
+        *,
+        body: bytes = b"",
+        content_type: str | None = None,
+        headers: Iterable[tuple[str, str]] | None = None,
+    ) -> SipResponse:
+        """Send an in-dialog request and wait for its final response (408 on timeout)."""
+        extra = list(headers or [])
+        resp = await self._wait(
+            lambda fut, now: self.usage.request(
+                method, body=body, content_type=content_type, headers=extra, tag=fut, now=now
+            )
         )
-        return await ep._send_request(req, self.peer)
+        if resp is None:
+            raise SipError(f"call {self.call_id} has ended")
+        return resp
 
     async def bye(self) -> SipResponse | None:
         """Hang up. Returns the BYE's final response (None if the call had already ended)."""
-        if self.ended.done():
+        if self.ended.done() or not self.usage.active:
             return None
-        self.dialog.state = DialogState.TERMINATED
-        self.endpoint._dialogs.pop(self.dialog.id, None)
         try:
-            resp = await self.request("BYE")
+            return await self._wait(lambda fut, now: self.usage.bye(tag=fut, now=now))
         finally:
             self._end("local_bye")
-        return resp
 
     async def info(self, body: bytes, content_type: str = "application/dtmf-relay") -> SipResponse:
         return await self.request("INFO", body=body, content_type=content_type)
 
     async def reinvite(self, sdp: bytes) -> SipResponse:
         """Send a re-INVITE with a new offer; on 2xx the remote SDP/target are updated and ACKed."""
-        ep = self.endpoint
-        req = self.dialog.create_request(
-            "INVITE",
-            via=ep._via(self.transport),
-            contact=ep._contact(self.transport),
-            body=sdp,
-            content_type="application/sdp",
-            headers=ep._ua_headers(),
-        )
-        self._reinvite_pending = True
-        try:
-            resp = await ep._send_request(req, self.peer)
-        finally:
-            self._reinvite_pending = False
-        if 200 <= resp.status < 300:
-            self.dialog.receive_response(resp)
-            self.local_sdp = sdp
-            if resp.body:
-                self.remote_sdp = resp.body
-                self.media = self._negotiated(resp.body, sdp)
-            ack = self.dialog.create_ack(via=ep._via(self.transport), cseq=req.cseq.number)
-            self._ack = ack
-            ep._send_msg(ack, self.peer)
+        resp = await self._wait(lambda fut, now: self.usage.reinvite(sdp, tag=fut, now=now))
+        if resp is None:
+            raise SipError(f"call {self.call_id} has ended")
         return resp
 
-    # --- incoming, called by the endpoint ---
-    def _ack_received(self, ack: SipRequest) -> None:
-        if self._invite_txn is not None:
-            txn, self._invite_txn = self._invite_txn, None
-            self.endpoint._process(txn, txn.ack_2xx_received())
-        if ack.body and not self.remote_sdp:  # delayed offer: the answer arrives in the ACK
-            self.remote_sdp = ack.body
-            self.media = self._negotiated(ack.body, self.local_sdp)
-        self.confirmed.set()
-
-    async def _on_request(self, req: SipRequest, ctx: IncomingRequest) -> None:
-        err = self.dialog.receive_request(req)
-        if err:
-            ctx.respond(err, "CSeq out of order")
-            return
+    # --- incoming, from the endpoint ---
+    def _on_request(self, server: ServerRequest) -> None:
+        req = server.request
         method = req.method
         if method == "BYE":
-            ctx.respond(200)
-            self._end("remote_bye")
-            await self._call_hook(self.on_bye, req)
+            self.endpoint._run_hook(self.on_bye, req, None)
         elif method == "INFO":
-            await self._call_hook(self.on_info, req)
-            if not ctx.final_sent:
-                ctx.respond(200)
-        elif method == "INVITE" and (self._reinvite_pending or self._invite_txn is not None):
-            ctx.respond(491)  # glare: an offer/answer exchange is already in progress (RFC 3261 §14.2)
-        elif method == "INVITE":
-            answer: bytes | None = None
-            if self.on_reinvite is not None:
-                try:
-                    answer = await _maybe_await(self.on_reinvite(req))
-                except Exception:
-                    log.exception("on_reinvite failed")
-                    ctx.respond(500)
-                    return
-            if ctx.final_sent:
-                return
-            if req.body:
-                self.remote_sdp = req.body
-            if answer is not None:
-                self.local_sdp = answer
-            ctx.respond(
-                200,
-                headers=[("Contact", self.endpoint._contact(self.transport))],
-                body=self.local_sdp,
-                content_type="application/sdp",
-            )
-            assert isinstance(ctx.txn, ServerTransaction)
-            self._invite_txn = ctx.txn
-        elif method == "OPTIONS":
-            ctx.respond(200, headers=[("Allow", ALLOW)])
-        else:
-            ctx.respond(405 if method in KNOWN_METHODS else 501, headers=[("Allow", ALLOW)])
 
-    @staticmethod
-    async def _call_hook(hook: Handler | None, req: SipRequest) -> None:
-        if hook is None:
-            return
-        try:
-            await _maybe_await(hook(req))
-        except Exception:
-            log.exception("call hook failed")
+            def info_done(_value: Any, _failed: bool) -> None:
+                self.endpoint._respond(server, 200)
+
+            self.endpoint._run_hook(self.on_info, req, info_done)
+        elif method == "INVITE":
+
+            def reinvite_done(answer: Any, failed: bool) -> None:
+                ep = self.endpoint
+                if failed:
+                    ep._respond(server, 500)
+                elif server.can_respond:
+                    ep._ua.feed(self.usage, self.usage.answer_reinvite(server, answer, now=ep._now()))
+                    ep._pump()
+
+            if self.on_reinvite is None:
+                reinvite_done(None, False)
+            else:
+                self.endpoint._run_hook(self.on_reinvite, req, reinvite_done, log_errors=True)
 
 
 class IncomingRequest:
     """Server context of one received request: respond through it."""
 
-    def __init__(self, endpoint: SipEndpoint, request: SipRequest, source: Source, txn: ServerTransaction):
+    def __init__(self, endpoint: SipEndpoint, server: ServerRequest) -> None:
         self.endpoint = endpoint
-        self.request = request
-        self.source = source
-        self.txn = txn
-        self.local_tag = new_tag()
+        self.server = server
+        server.owner = self
+
+    @property
+    def request(self) -> SipRequest:
+        return self.server.request
+
+    @property
+    def source(self) -> Source:
+        return self.server.source
+
+    @property
+    def txn(self) -> ServerTransaction:
+        return self.server.txn
+
+    @property
+    def local_tag(self) -> str:
+        return self.server.local_tag
 
     @property
     def final_sent(self) -> bool:
-        return self.txn.final_sent
+        return self.server.final_sent
 
     def respond(
         self,
@@ -319,45 +297,41 @@ class IncomingRequest:
         content_type: str | None = None,
     ) -> SipResponse | None:
         """Send a response (ignored, returns None, if a final response was already sent)."""
-        if self.txn.state not in (State.TRYING, State.PROCEEDING):
+        server = self.server
+        if not server.can_respond:
             return None
-        resp = make_response(
-            self.request,
-            status,
-            reason,
-            to_tag=self.local_tag,
-            headers=[*headers, ("Server", self.endpoint.user_agent)],
-            body=body,
-            content_type=content_type,
-        )
-        self.endpoint._server_send(self.txn, resp)
-        return resp
+        self.endpoint._respond(server, status, reason, headers=headers, body=body, content_type=content_type)
+        return server.txn.last_response
 
 
 class IncomingInvite(IncomingRequest):
-    def __init__(self, endpoint: SipEndpoint, request: SipRequest, source: Source, txn: ServerTransaction):
-        super().__init__(endpoint, request, source, txn)
+    def __init__(self, endpoint: SipEndpoint, invite: InviteServer) -> None:
+        super().__init__(endpoint, invite.server)
+        self.invite = invite
+        invite.owner = self
         self.cancelled = asyncio.Event()
         self.call: Call | None = None
-        self.transport = source.transport
+        self.transport = invite.source.transport
 
     @property
     def offer(self) -> bytes:
-        return self.request.body
+        return self.server.request.body
+
+    def _act(self, events: list[object]) -> None:
+        ep = self.endpoint
+        ep._ua.feed(self.invite, events)
+        ep._pump()
 
     def ringing(self) -> None:
-        self.respond(180, headers=[("Contact", self.endpoint._contact(self.transport))])
+        self._act(self.invite.ringing(now=self.endpoint._now()))
 
     def progress(self, sdp: bytes) -> None:
-        self.respond(
-            183,
-            headers=[("Contact", self.endpoint._contact(self.transport))],
-            body=sdp,
-            content_type="application/sdp",
-        )
+        self._act(self.invite.progress(sdp, now=self.endpoint._now()))
 
-    def reject(self, status: int = 486, reason: str | None = None, headers: Iterable[tuple[str, str]] = ()):
-        self.respond(status, reason, headers=headers)
+    def reject(
+        self, status: int = 486, reason: str | None = None, headers: Iterable[tuple[str, str]] = ()
+    ) -> None:
+        self._act(self.invite.reject(status, reason, headers, now=self.endpoint._now()))
 
     def answer(self, sdp: bytes, headers: Iterable[tuple[str, str]] = ()) -> Call:
         """Send 200 OK with ``sdp`` and return the established :class:`Call` (ACK tracked by it)."""
@@ -366,58 +340,10 @@ class IncomingInvite(IncomingRequest):
         if self.cancelled.is_set() or self.final_sent:
             raise SipError("INVITE already finished (cancelled or answered)")
         ep = self.endpoint
-        dialog = Dialog.from_uas(self.request, self.local_tag)
-        dialog.state = DialogState.CONFIRMED
-        peer = self.source  # symmetric: in-dialog requests go back where the INVITE came from
-        if dialog.route_set:
-            with contextlib.suppress(ValueError):  # a named proxy: keep the source flow
-                peer = ep._resolve_sync(dialog.next_hop(), self.transport)
-        call = Call(
-            ep,
-            dialog,
-            local_sdp=sdp,
-            remote_sdp=self.request.body,
-            peer=peer,
-            transport=self.transport,
-            outgoing=False,
-        )
-        if self.request.body:
-            call.media = _media_from_offer(self.request.body, sdp)
-        call._invite_txn = self.txn
-        self.call = call
-        ep._dialogs[dialog.id] = call
-        self.respond(
-            200,
-            headers=[("Contact", ep._contact(self.transport)), *headers],
-            body=sdp,
-            content_type="application/sdp",
-        )
-        return call
-
-    def _cancel(self) -> None:
-        self.respond(487)
-        self.cancelled.set()
-
-
-def _media_from_offer(offer: bytes, answer: bytes) -> NegotiatedMedia | None:
-    """What we negotiated as answerer: the codec of our answer, the remote address of the offer."""
-    try:
-        ours = parse_answer(answer)
-        theirs = parse_answer(offer, answer)
-    except (SdpParseError, SdpNegotiationError):
-        return None
-    return NegotiatedMedia(
-        ours.codec,
-        ours.payload_type,
-        ours.clock_rate,
-        theirs.remote_addr,
-        theirs.remote_port,
-        theirs.ptime,
-        theirs.dtmf_payload_type,
-        {"sendrecv": "sendrecv", "sendonly": "recvonly", "recvonly": "sendonly"}.get(
-            ours.direction, "inactive"
-        ),
-    )
+        usage = ep._ua.answer(self.invite, sdp, headers, now=ep._now())
+        self.call = Call(ep, usage)
+        ep._pump()
+        return self.call
 
 
 class OutgoingInvite:
@@ -426,14 +352,13 @@ class OutgoingInvite:
     def __init__(self, endpoint: SipEndpoint, **kwargs: Any) -> None:
         self.endpoint = endpoint
         self._kw = kwargs
+        self._client: InviteClient | None = None
         self._cancel_requested = False
-        self._cancel_sent = False
-        self._finished = False
-        self._provisional: SipResponse | None = None
-        self._request: SipRequest | None = None
-        self._dest: Source | None = None
+        self._callbacks: list[asyncio.Future[Any]] = []
+        loop = asyncio.get_running_loop()
+        self._result: asyncio.Future[InviteResult] = loop.create_future()
         self.call_id: str = kwargs.get("call_id") or new_call_id(endpoint.public_host)
-        self._task = asyncio.get_running_loop().create_task(self._run())
+        self._task = loop.create_task(self._run())
         endpoint._tasks.add(self._task)  # cancelled by endpoint.stop()
         self._task.add_done_callback(endpoint._tasks.discard)
 
@@ -443,164 +368,81 @@ class OutgoingInvite:
     def cancel(self) -> None:
         """Request cancellation; the result becomes 487 unless the callee answered first."""
         self._cancel_requested = True
-        if self._provisional is not None:
-            self._send_cancel()
-
-    def _send_cancel(self) -> None:
-        if self._cancel_sent or self._request is None or self._dest is None:
-            return
-        self._cancel_sent = True
-        inv = self._request
-        h = Headers()
-        h.add("Via", inv.headers.get_all("Via")[0])
-        for r in inv.headers.get_all("Route"):
-            h.add("Route", r)
-        h.add("Max-Forwards", "70")
-        for name in ("From", "To", "Call-ID"):
-            h.add(name, inv.headers.get(name) or "")
-        h.add("CSeq", f"{inv.cseq.number} CANCEL")
-        cancel = SipRequest(headers=h, method="CANCEL", uri=inv.uri.copy())
-        self.endpoint._start_client(cancel, self._dest, lambda ev: None)
+        client = self._client
+        if client is not None:
+            ep = self.endpoint
+            ep._ua.feed(client, client.cancel(ep._now()))
+            ep._pump()
 
     async def _run(self) -> InviteResult:
         try:
-            return await self._invite()
+            result = await self._invite()
+            for cb in self._callbacks:  # async on_provisional callbacks finish before the result
+                with contextlib.suppress(Exception):
+                    await cb
+            return result
         except asyncio.CancelledError:
             self.cancel()
             raise
-        finally:
-            self._finished = True
-
-    def _owner(self, req: SipRequest, queue: asyncio.Queue) -> Callable[[Any], None]:
-        def owner(ev: Any) -> None:
-            if not self._finished:
-                queue.put_nowait(ev)
-            elif isinstance(ev, ResponseReceived) and 200 <= ev.response.status < 300:
-                # answered after we gave up (ring timeout / cancel race): ACK and hang up (§15)
-                self.endpoint._spawn(self._hangup_late(req, ev.response))
-
-        return owner
-
-    async def _hangup_late(self, req: SipRequest, resp: SipResponse) -> None:
-        try:
-            result = await self._established(req, resp, self._kw["transport"])
-            if result.call is not None:
-                await result.call.bye()
-        except (SipError, OSError) as exc:
-            log.info("could not hang up late 2xx: %s", exc)
 
     async def _invite(self) -> InviteResult:
         ep = self.endpoint
         kw = self._kw
-        request_uri = (
-            SipUri.parse(kw["request_uri"]) if isinstance(kw["request_uri"], str) else kw["request_uri"]
-        )
-        transport: str = kw["transport"]
+        uri = kw["request_uri"]
+        request_uri = SipUri.parse(uri) if isinstance(uri, str) else uri
         try:
-            self._dest = await ep._resolve(request_uri, transport)
+            dest = await ep._resolve(request_uri, kw["transport"])
         except (OSError, SipError) as exc:
             log.info("cannot resolve %s: %s", request_uri, exc)
             return InviteResult(503, "Service Unavailable (cannot resolve)")
         from_addr = NameAddr.parse(kw["from_uri"])
         from_addr.params["tag"] = new_tag()
-        to_addr = NameAddr.parse(kw["to_uri"])
-        credentials: Credentials | None = kw["credentials"]
-        on_provisional = kw["on_provisional"]
-        deadline = None if kw["timeout"] is None else time.monotonic() + kw["timeout"]
-        cseq = 1
-        auth_headers: list[tuple[str, str]] = []
-        auth_tries = 0
-        while True:
-            h = Headers()
-            h.add("Via", f"{ep._via(transport)};branch={new_branch()}")
-            h.add("Max-Forwards", "70")
-            h.add("From", str(from_addr))
-            h.add("To", str(to_addr))
-            h.add("Call-ID", self.call_id)
-            h.add("CSeq", f"{cseq} INVITE")
-            h.add("Contact", ep._contact(transport))
-            for name, value in [*ep._ua_headers(), *auth_headers, *(kw["headers"] or [])]:
-                h.add(name, value)
-            if kw["sdp_offer"]:
-                h.add("Content-Type", "application/sdp")
-            req = SipRequest(headers=h, body=kw["sdp_offer"], method="INVITE", uri=request_uri)
-            self._request = req
-            self._provisional = None
-            queue: asyncio.Queue = asyncio.Queue()
-            ep._start_client(req, self._dest, self._owner(req, queue))
-            while True:
-                timeout = None
-                if deadline is not None:
-                    timeout = deadline - time.monotonic()
-                    if self._cancel_sent:
-                        timeout = max(timeout, 0) + 64 * ep.timers.t1
-                try:
-                    ev = await asyncio.wait_for(queue.get(), timeout)
-                except TimeoutError:
-                    if self._cancel_sent or self._provisional is None:
-                        return InviteResult(408, "Request Timeout")
-                    self.cancel()
-                    continue
-                if isinstance(ev, TransactionTimeout):
-                    if ev.timer == "transport":
-                        return InviteResult(503, "Service Unavailable")
-                    return InviteResult(408, "Request Timeout")
-                assert isinstance(ev, ResponseReceived)
-                resp = ev.response
-                if resp.status < 200:
-                    self._provisional = resp
-                    if self._cancel_requested:
-                        self._send_cancel()
-                    elif on_provisional is not None:
-                        try:
-                            await _maybe_await(on_provisional(resp))
-                        except Exception:
-                            log.exception("on_provisional failed")
-                    continue
-                if resp.status < 300:
-                    return await self._established(req, resp, transport)
-                if (
-                    resp.status in (401, 407)
-                    and credentials
-                    and auth_tries < 2
-                    and not self._cancel_requested
-                ):
-                    new_auth = ep._authorize(req, resp, credentials)
-                    if new_auth is not None:
-                        auth_tries += 1
-                        auth_headers = [new_auth]
-                        cseq += 1
-                        break
-                return InviteResult(resp.status, resp.reason, None, resp)
-
-    async def _established(self, req: SipRequest, resp: SipResponse, transport: str) -> InviteResult:
-        ep = self.endpoint
-        try:
-            dialog = Dialog.from_uac(req, resp)
-        except SipParseError as exc:
-            log.info("bad 2xx to INVITE: %s", exc)
-            return InviteResult(502, "Bad Gateway", None, resp)
-        tp = dialog.next_hop().params.get("transport", transport).lower()
-        tp = tp if tp in ("udp", "tcp") else transport
-        peer = await ep._resolve(dialog.next_hop(), tp)
-        call = Call(
-            ep,
-            dialog,
-            local_sdp=req.body,
-            remote_sdp=resp.body,
-            peer=peer,
-            transport=tp,
-            outgoing=True,
+        client = InviteClient(
+            ep._local,
+            request_uri=request_uri,
+            from_addr=from_addr,
+            to_addr=NameAddr.parse(kw["to_uri"]),
+            call_id=self.call_id,
+            sdp=kw["sdp_offer"],
+            dest=dest,
+            credentials=kw["credentials"],
+            headers=kw["headers"] or (),
+            ring_timeout=kw["timeout"],
+            timers=ep.timers,
         )
-        ep._dialogs[dialog.id] = call
-        call._ack = dialog.create_ack(via=ep._via(tp), cseq=req.cseq.number)
-        ep._send_msg(call._ack, peer)
-        call.confirmed.set()
+        client.owner = self
+        self._client = client
+        now = ep._now()
+        events = client.start(now)
         if self._cancel_requested:
-            # answered while we were cancelling: hang up (RFC 3261 §9.1)
-            await call.bye()
-            return InviteResult(487, "Request Terminated", None, resp)
-        return InviteResult(resp.status, resp.reason, call, resp)
+            events.extend(client.cancel(now))
+        ep._ua.add(client, events)
+        ep._pump()
+        return await self._result
+
+    # --- from the endpoint ---
+    def _provisional(self, resp: SipResponse) -> None:
+        cb = self._kw["on_provisional"]
+        if cb is None:
+            return
+        try:
+            value = cb(resp)
+        except Exception:
+            log.exception("on_provisional failed")
+            return
+        if inspect.isawaitable(value):
+            fut = asyncio.ensure_future(value)
+            fut.add_done_callback(_log_failure)
+            self._callbacks.append(fut)
+
+    def _finished(self, ev: InviteFinished) -> None:
+        ep = self.endpoint
+        call = Call(ep, ev.usage) if ev.usage is not None else None
+        if self._result.done():  # nobody waits any more (task cancelled): do not leave a call up
+            if call is not None:
+                ep._spawn(call.bye())
+            return
+        self._result.set_result(InviteResult(ev.status, ev.reason, call, ev.response))
 
 
 class SipEndpoint:
@@ -612,7 +454,7 @@ class SipEndpoint:
         public_host: str | None = None,
         user_agent: str = "voipbin",
         on_request: Handler | None = None,
-        accept_methods: Iterable[str] = ("INVITE", "REGISTER", "MESSAGE", "NOTIFY", "SUBSCRIBE"),
+        accept_methods: Iterable[str] = DEFAULT_ACCEPT,
         timers: TimerConfig = TimerConfig(),
     ) -> None:
         self.host = host
@@ -623,15 +465,25 @@ class SipEndpoint:
         self.accept_methods = frozenset(accept_methods)
         self.timers = timers
         self.transport = SipTransport(host, port, self._on_message, self._on_transport_error)
-        self._client: dict[tuple[str, str], ClientTransaction] = {}
-        self._server: dict[tuple[str, str, str], ServerTransaction] = {}
-        self._txn_dest: dict[Any, Source] = {}
-        self._txn_owner: dict[Any, Callable[[Any], None]] = {}
-        self._txn_timer: dict[Any, asyncio.TimerHandle] = {}
-        self._invites: dict[tuple[str, str, str], IncomingInvite] = {}
-        self._dialogs: dict[tuple[str, str, str], Call] = {}
-        self._tasks: set[asyncio.Task] = set()
+        self._local = LocalParty(self.public_host, port, user_agent)
+        self._ua = UserAgent(self._local, timers=timers, accept_methods=self.accept_methods)
+        self._tasks: set[asyncio.Future[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self._pumping = False
+        self._dispatch: dict[type, Callable[[Any], None]] = {
+            NewInvite: self._on_new_invite,
+            NewRequest: self._on_new_request,
+            InviteCancelled: lambda ev: ev.server.owner.cancelled.set(),
+            InviteProvisional: lambda ev: ev.client.owner._provisional(ev.response),
+            InviteFinished: lambda ev: ev.client.owner._finished(ev),
+            HopNeeded: self._on_hop_needed,
+            RequestCompleted: self._on_completed,
+            InDialogRequest: lambda ev: ev.usage.owner._on_request(ev.server),
+            DialogConfirmed: lambda ev: ev.usage.owner.confirmed.set(),
+            DialogEnded: lambda ev: ev.usage.owner._end(ev.reason),
+        }
 
     @property
     def public_host(self) -> str:
@@ -639,69 +491,50 @@ class SipEndpoint:
             return self._public_host
         return "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
 
+    @property
+    def _dialogs(self) -> dict[tuple[str, str, str], DialogUsage]:
+        return self._ua.dialogs
+
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self.port = await self.transport.start()
+        self._local = LocalParty(self.public_host, self.port, self.user_agent)
+        self._ua.local = self._local
 
     async def stop(self) -> None:
-        for handle in self._txn_timer.values():
-            handle.cancel()
-        self._txn_timer.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         for task in list(self._tasks):
             task.cancel()
+        self._loop = None
         await self.transport.stop()
 
     # --- helpers used by calls / registration ---
     def _via(self, transport: str) -> str:
-        return f"SIP/2.0/{transport.upper()} {self.public_host}:{self.port};rport"
+        return self._local.via(transport)
 
     def _contact(self, transport: str, user: str = "voipbin") -> str:
-        tp = ";transport=tcp" if transport == "tcp" else ""
-        return f"<sip:{user}@{self.public_host}:{self.port}{tp}>"
+        return self._local.contact(transport, user)
 
     def _ua_headers(self) -> list[tuple[str, str]]:
         return [("User-Agent", self.user_agent)]
 
     def _resolve_sync(self, uri: SipUri, transport: str) -> Source:
-        host = uri.host.strip("[]")
-        ipaddress.ip_address(host)  # ValueError for names: use _resolve
-        tp = uri.params.get("transport", transport)
-        tp = (tp or "udp").lower()
-        return Source(host, uri.port or 5060, tp if tp in ("udp", "tcp") else transport)
+        src = literal_hop(uri, transport)
+        if src is None:
+            raise ValueError(f"{uri.host} is not an IP address")
+        return src
 
     async def _resolve(self, uri: SipUri, transport: str) -> Source:
-        try:
-            return self._resolve_sync(uri, transport)
-        except ValueError:
-            pass
+        src = literal_hop(uri, transport)
+        if src is not None:
+            return src
         loop = asyncio.get_running_loop()
         infos = await loop.getaddrinfo(uri.host, uri.port or 5060, family=socket.AF_INET)  # no SRV/NAPTR
         if not infos:
             raise SipError(f"cannot resolve {uri.host}")
-        tp = (uri.params.get("transport") or transport).lower()
-        return Source(infos[0][4][0], uri.port or 5060, tp if tp in ("udp", "tcp") else transport)
-
-    def _authorize(
-        self, req: SipRequest, resp: SipResponse, credentials: Credentials
-    ) -> tuple[str, str] | None:
-        header = "WWW-Authenticate" if resp.status == 401 else "Proxy-Authenticate"
-        out = "Authorization" if resp.status == 401 else "Proxy-Authorization"
-        value = resp.headers.get(header)
-        if not value:
-            return None
-        try:
-            challenge = DigestChallenge.parse(value)
-            return out, build_authorization(
-                challenge,
-                method=req.method,
-                uri=str(req.uri),
-                username=credentials[0],
-                password=credentials[1],
-                body=req.body,
-            )
-        except SipParseError as exc:
-            log.info("cannot answer challenge: %s", exc)
-            return None
+        return Source(str(infos[0][4][0]), uri.port or 5060, hop_transport(uri, transport))
 
     # --- public API ---
     def invite(
@@ -757,286 +590,186 @@ class SipEndpoint:
         dest = await self._resolve(uri, transport)
         frm = NameAddr.parse(from_uri)
         frm.params["tag"] = from_tag or new_tag()
-        call_id = call_id or new_call_id(self.public_host)
-        auth: list[tuple[str, str]] = []
-        for _attempt in range(3):
-            h = Headers()
-            h.add("Via", f"{self._via(transport)};branch={new_branch()}")
-            h.add("Max-Forwards", "70")
-            h.add("From", str(frm))
-            h.add("To", to_uri)
-            h.add("Call-ID", call_id)
-            h.add("CSeq", f"{cseq} {method}")
-            for name, value in [*self._ua_headers(), *auth, *(headers or [])]:
-                h.add(name, value)
-            if body:
-                h.add("Content-Type", content_type or "application/octet-stream")
-            req = SipRequest(headers=h, body=body, method=method, uri=uri)
-            resp = await self._send_request(req, dest)
-            if resp.status in (401, 407) and credentials:
-                new_auth = self._authorize(req, resp, credentials)
-                if new_auth is not None and _attempt < 2:
-                    auth = [new_auth]
-                    cseq += 1
-                    continue
-            return resp
+        fut: asyncio.Future[SipResponse | None] = asyncio.get_running_loop().create_future()
+        client = RequestClient(
+            self._local,
+            method=method,
+            request_uri=uri,
+            from_addr=frm,
+            to_uri=to_uri,
+            call_id=call_id or new_call_id(self.public_host),
+            dest=dest,
+            cseq=cseq,
+            credentials=credentials,
+            headers=headers or (),
+            body=body,
+            content_type=content_type,
+            timers=self.timers,
+            tag=fut,
+        )
+        self._ua.add(client, client.start(self._now()))
+        self._pump()
+        resp = await fut
+        assert resp is not None
         return resp
 
-    # --- transaction plumbing ---
-    async def _send_request(self, req: SipRequest, dest: Source) -> SipResponse:
-        """Run a client transaction to its final response (synthesises 408 on timeout)."""
-        fut: asyncio.Future[SipResponse] = asyncio.get_running_loop().create_future()
-
-        def owner(ev: Any) -> None:
-            if fut.done():
-                return
-            if isinstance(ev, ResponseReceived) and ev.response.status >= 200:
-                fut.set_result(ev.response)
-            elif isinstance(ev, TransactionTimeout):
-                fut.set_result(make_response(req, 408))
-
-        self._start_client(req, dest, owner)
-        return await fut
-
-    def _start_client(self, req: SipRequest, dest: Source, owner: Callable[[Any], None]) -> ClientTransaction:
-        txn = ClientTransaction(req, reliable=dest.transport == "tcp", timers=self.timers)
-        self._client[txn.key] = txn
-        self._txn_dest[txn] = dest
-        self._txn_owner[txn] = owner
-        self._process(txn, txn.start(self._now()))
-        return txn
-
-    def _server_send(self, txn: ServerTransaction, resp: SipResponse) -> None:
-        self._process(txn, txn.send_response(resp, self._now()))
-
+    # --- the one timer and the event pump ---
     def _now(self) -> float:
         return (self._loop or asyncio.get_running_loop()).time()
 
-    def _process(self, txn: Any, events: list) -> None:
-        for ev in events:
-            if isinstance(ev, SendMessage):
-                dest = self._txn_dest.get(txn)
-                if dest is not None:
-                    self._send_msg(ev.message, dest)
-            elif isinstance(ev, TransactionTerminated):
-                self._forget(txn)
-                return
-            else:
-                owner = self._txn_owner.get(txn)
-                if owner is not None:
-                    try:
-                        owner(ev)
-                    except Exception:
-                        log.exception("transaction owner failed")
-        self._schedule(txn)
-
-    def _forget(self, txn: Any) -> None:
-        handle = self._txn_timer.pop(txn, None)
-        if handle:
-            handle.cancel()
-        if isinstance(txn, ClientTransaction):
-            if self._client.get(txn.key) is txn:
-                del self._client[txn.key]
-        elif self._server.get(txn.key) is txn:
-            del self._server[txn.key]
-            self._invites.pop(txn.key, None)
-        owner = self._txn_owner.pop(txn, None)
-        self._txn_dest.pop(txn, None)
-        if owner is not None and isinstance(txn, ServerTransaction):
-            with contextlib.suppress(Exception):
-                owner(TransactionTerminated())
-
-    def _schedule(self, txn: Any) -> None:
-        handle = self._txn_timer.pop(txn, None)
-        if handle:
-            handle.cancel()
-        deadline = txn.next_deadline()
-        if deadline is not None and self._loop is not None:
-            self._txn_timer[txn] = self._loop.call_at(deadline, self._on_timer, txn)
-
-    def _on_timer(self, txn: Any) -> None:
-        self._txn_timer.pop(txn, None)
+    def _pump(self) -> None:
+        """Send what the core queued and turn its events into futures/callbacks; re-arm the timer."""
+        if self._pumping:
+            return  # an event handler acted on a machine: the outer loop picks the new events up
+        self._pumping = True
+        ua = self._ua
+        send = self.transport.send
+        dispatch = self._dispatch
         try:
-            self._process(txn, txn.poll(self._now()))
+            while True:
+                events = ua.take_events()
+                if not events:
+                    break
+                for ev in events:
+                    if type(ev) is Send:
+                        send(ev.message.serialize(), ev.dest)
+                        continue
+                    try:
+                        dispatch[type(ev)](ev)
+                    except Exception:
+                        log.exception("SIP event handler failed for %s", type(ev).__name__)
+        finally:
+            self._pumping = False
+        self._arm()
+
+    def _arm(self) -> None:
+        loop = self._loop
+        when = self._ua.get_timer()
+        if when is None or loop is None:
+            return
+        if self._timer is not None:
+            if self._timer_at <= when:
+                return  # fires first anyway; it re-arms for the rest
+            self._timer.cancel()
+        self._timer_at = when
+        self._timer = loop.call_at(when, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        now = max(self._now(), self._timer_at)  # call_at may fire a clock tick early
+        try:
+            self._ua.handle_timer(now)
         except Exception:
-            log.exception("transaction timer failed")
+            log.exception("SIP timer failed")
+        self._pump()
+
+    def _on_message(self, data: bytes, source: Source) -> None:
+        self._ua.receive_datagram(data, source, self._now())
+        self._pump()
 
     def _on_transport_error(self, dest: Source) -> None:
-        for txn, d in list(self._txn_dest.items()):
-            if d == dest and isinstance(txn, ClientTransaction):
-                self._process(txn, txn.transport_error())
+        self._ua.transport_error(dest, self._now())
+        self._pump()
 
-    def _send_msg(self, msg: SipRequest | SipResponse, dest: Source) -> None:
-        self.transport.send(msg.serialize(), dest)
+    def _respond(
+        self,
+        server: ServerRequest,
+        status: int,
+        reason: str | None = None,
+        *,
+        headers: Iterable[tuple[str, str]] = (),
+        body: bytes = b"",
+        content_type: str | None = None,
+    ) -> None:
+        ct = content_type
+        self._ua.respond(server, status, reason, headers=headers, body=body, content_type=ct, now=self._now())
+        self._pump()
 
     def _spawn(self, coro: Awaitable[Any]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    # --- receive path ---
-    def _on_message(self, data: bytes, source: Source) -> None:
+    def _run_hook(
+        self,
+        hook: Handler | None,
+        arg: Any,
+        then: Callable[[Any, bool], None] | None,
+        *,
+        log_errors: bool = True,
+    ) -> None:
+        """Call a sync-or-async hook; ``then(value, failed)`` runs when it is done."""
+        if hook is None:
+            if then is not None:
+                then(None, False)
+            return
         try:
-            msg = parse_message(data)
-        except SipParseError as exc:
-            partial = exc.partial
-            if isinstance(partial, SipRequest) and partial.method != "ACK":
-                self._reply_bad_request(partial, source, str(exc))
-            else:
-                log.info("dropping unparseable SIP from %s: %s", source, exc)
-            return
-        if isinstance(msg, SipResponse):
-            self._on_response(msg)
-        else:
-            self._on_request(msg, source)
-
-    def _reply_bad_request(self, req: SipRequest, source: Source, why: str) -> None:
-        if not all(req.headers.get(n) for n in ("Via", "From", "To", "Call-ID", "CSeq")):
-            log.info("dropping malformed request from %s: %s", source, why)
-            return
-        resp = make_response(req, 400, f"Bad Request ({why[:60]})".replace("\r", " ").replace("\n", " "))
-        self._send_msg(resp, source)
-
-    def _on_response(self, resp: SipResponse) -> None:
-        via = resp.via
-        txn = self._client.get((via.branch or "", resp.cseq.method))
-        if txn is not None:
-            self._process(txn, txn.receive_response(resp, self._now()))
-            return
-        if resp.cseq.method == "INVITE" and 200 <= resp.status < 300:
-            # 2xx retransmission: our ACK got lost; re-send it (§13.2.2.4)
-            call = self._dialogs.get((resp.call_id, resp.from_.tag or "", resp.to.tag or ""))
-            if call is not None and call._ack is not None:
-                self._send_msg(call._ack, call.peer)
-
-    def _response_dest(self, req: SipRequest, source: Source) -> Source:
-        if source.transport == "tcp":
-            return source
-        via = req.via
-        if "rport" in via.params:
-            return source
-        return Source(source.ip, via.port or 5060, "udp")
-
-    def _on_request(self, req: SipRequest, source: Source) -> None:
-        # RFC 3261 §18.2.1 received / RFC 3581 rport on the top Via so responses find their way back
-        vias = req.headers.get_all("Via")
-        top = Via.parse(vias[0])  # a fresh object: we modify it
-        changed = False
-        if top.host != source.ip:
-            top.params["received"] = source.ip
-            changed = True
-        if "rport" in top.params:
-            top.params["rport"] = str(source.port)
-            changed = True
-        if changed:
-            req.headers.remove("Via")
-            for i, v in enumerate(vias):
-                req.headers.add("Via", str(top) if i == 0 else v, first=False)
-        key = server_key(top.branch or "", top.sent_by, req.method)
-        now = self._now()
-        if req.method == "ACK":
-            txn = self._server.get(key)
-            if txn is not None and txn.state is not State.ACCEPTED:
-                self._process(txn, txn.receive_request(req, now))
-                return
-            call = self._dialogs.get((req.call_id, req.to.tag or "", req.from_.tag or ""))
-            if call is not None:
-                call._ack_received(req)
-            return
-        txn = self._server.get(key)
-        if txn is not None:
-            self._process(txn, txn.receive_request(req, now))  # retransmission
-            return
-        txn = ServerTransaction(req, reliable=source.transport == "tcp", timers=self.timers)
-        self._server[txn.key] = txn
-        self._txn_dest[txn] = self._response_dest(req, source)
-        method = req.method
-        if method == "INVITE":
-            ctx: IncomingRequest = IncomingInvite(self, req, source, txn)
-        else:
-            ctx = IncomingRequest(self, req, source, txn)
-        if method == "CANCEL":
-            self._on_cancel(ctx, top.branch or "", top.sent_by)
-            return
-        require = req.headers.get_all("Require")
-        if require and method != "CANCEL":
-            # we implement no extensions (no 100rel, no timer): RFC 3261 §8.2.2.3
-            ctx.respond(420, headers=[("Unsupported", ", ".join(require))])
-            return
-        if method == "INVITE" and not req.headers.get("Contact"):
-            ctx.respond(400, "Bad Request (missing Contact)")
-            return
-        to_tag = req.to.tag
-        if to_tag:
-            call = self._dialogs.get((req.call_id, to_tag, req.from_.tag or ""))
-            if call is None:
-                if method == "OPTIONS":
-                    ctx.respond(200, headers=[("Allow", ALLOW)])
-                else:
-                    ctx.respond(481)
-                return
-            if method == "INVITE":
-                ctx.respond(100)
-            self._spawn(call._on_request(req, ctx))
-            return
-        if method == "OPTIONS" and "OPTIONS" not in self.accept_methods:
-            ctx.respond(200, headers=[("Allow", ALLOW), ("Accept", "application/sdp")])
-            return
-        if method in ("INVITE", "REGISTER") or method in self.accept_methods:
-            if method == "INVITE":
-                assert isinstance(ctx, IncomingInvite)
-                self._invites[txn.key] = ctx
-                self._txn_owner[txn] = self._invite_owner(ctx)
-                ctx.respond(100)
-            if self.on_request is None:
-                ctx.respond(480 if method == "INVITE" else 405, headers=[("Allow", ALLOW)])
-                return
-            self._spawn(self._run_handler(ctx))
-            return
-        if method in ("BYE", "INFO", "PRACK", "UPDATE"):
-            ctx.respond(481)
-        elif method in KNOWN_METHODS:
-            ctx.respond(405, headers=[("Allow", ALLOW)])
-        else:
-            ctx.respond(501)
-
-    def _invite_owner(self, ctx: IncomingInvite) -> Callable[[Any], None]:
-        def owner(ev: Any) -> None:
-            if isinstance(ev, TransactionTimeout) and ev.timer == "L" and ctx.call is not None:
-                call = ctx.call
-                if call._invite_txn is not None and not call.ended.done():
-                    log.info("no ACK for 2xx on %s: hanging up", call.call_id)
-                    call._invite_txn = None
-                    self._spawn(call.bye())
-
-        return owner
-
-    async def _run_handler(self, ctx: IncomingRequest) -> None:
-        try:
-            await _maybe_await(self.on_request(ctx))  # type: ignore[misc]
+            value = hook(arg)
         except Exception:
-            log.exception("on_request handler failed for %s", ctx.request.method)
-            ctx.respond(500)
+            log.exception("SIP hook failed")
+            if then is not None:
+                then(None, True)
             return
-        if not isinstance(ctx, IncomingInvite) and not ctx.final_sent:
-            ctx.respond(500, "Not Handled")
-
-    def _on_cancel(self, ctx: IncomingRequest, branch: str, sent_by: str) -> None:
-        inv = self._invites.get(server_key(branch, sent_by, "INVITE"))
-        if inv is None:
-            ctx.respond(481)
+        if not inspect.isawaitable(value):
+            if then is not None:
+                then(value, False)
             return
-        ctx.respond(200)
-        if not inv.final_sent:
-            inv._cancel()
 
+        async def finish(awaitable: Awaitable[Any]) -> None:
+            try:
+                result = await awaitable
+            except Exception:
+                log.exception("SIP hook failed")
+                if then is not None:
+                    then(None, True)
+                return
+            if then is not None:
+                then(result, False)
 
-__all__ = [
-    "REASONS",
-    "Call",
-    "IncomingInvite",
-    "IncomingRequest",
-    "InviteResult",
-    "OutgoingInvite",
-    "SipEndpoint",
-]
+        self._spawn(finish(value))
+
+    # --- events from the core ---
+    def _on_new_invite(self, ev: NewInvite) -> None:
+        ctx = IncomingInvite(self, ev.server)
+        if self.on_request is None:
+            ctx.respond(480, headers=[("Allow", ALLOW)])
+            return
+
+        def done(_value: Any, failed: bool) -> None:
+            if failed:
+                ctx.respond(500)
+
+        self._run_hook(self.on_request, ctx, done)
+
+    def _on_new_request(self, ev: NewRequest) -> None:
+        ctx = IncomingRequest(self, ev.server)
+        if self.on_request is None:
+            ctx.respond(405, headers=[("Allow", ALLOW)])
+            return
+
+        def done(_value: Any, failed: bool) -> None:
+            if failed:
+                ctx.respond(500)
+            elif not ctx.final_sent:
+                ctx.respond(500, "Not Handled")
+
+        self._run_hook(self.on_request, ctx, done)
+
+    def _on_hop_needed(self, ev: HopNeeded) -> None:
+        client = ev.client
+
+        async def resolve() -> None:
+            try:
+                peer: Source | None = await self._resolve(ev.uri, ev.transport)
+            except (OSError, SipError) as exc:
+                log.info("cannot resolve %s: %s", ev.uri, exc)
+                peer = None
+            self._ua.feed(client, client.hop_resolved(peer, self._now()))
+            self._pump()
+
+        self._spawn(resolve())
+
+    def _on_completed(self, ev: RequestCompleted) -> None:
+        fut = ev.tag
+        if isinstance(fut, asyncio.Future) and not fut.done():
+            fut.set_result(ev.response)

@@ -128,6 +128,16 @@ class Headers:
             out.append((name, value))  # type: ignore[arg-type]
         self._items = out
 
+    def replace_first(self, name: str, value: str) -> None:
+        """Replace the first value of ``name`` in place (appended if absent)."""
+        name = canonical_name(name)
+        items = self._items
+        for i, (n, _) in enumerate(items):
+            if n == name:
+                items[i] = (name, value)
+                return
+        items.append((name, value))
+
     def remove(self, name: str) -> None:
         self.set(name, None)
 

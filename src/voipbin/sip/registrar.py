@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from .digest import DigestAuthenticator, authenticate_request
 from .errors import SipParseError
 from .headers import parse_expires
-from .transport import Source
+from .ua_base import Source
 from .uri import NameAddr
 
 if TYPE_CHECKING:

@@ -15,26 +15,14 @@ import logging
 import re
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+
+from .ua_base import Source
 
 log = logging.getLogger(__name__)
 
 MAX_HEADER = 16384
 MAX_BODY = 65535
 _CLEN_RE = re.compile(rb"^(?:content-length|l)[ \t]*:[ \t]*(\d+)[ \t]*$", re.I | re.M)
-
-
-@dataclass(frozen=True)
-class Source:
-    """Where a message came from (or goes to)."""
-
-    ip: str
-    port: int
-    transport: str  # "udp" / "tcp"
-
-    @property
-    def addr(self) -> tuple[str, int]:
-        return (self.ip, self.port)
 
 
 OnMessage = Callable[[bytes, Source], None]
