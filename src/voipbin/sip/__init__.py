@@ -34,7 +34,7 @@ from .registrar import Binding, Bindings, RegisterOutcome, Registrar
 from .registration import Registration, RegistrationError
 from .sdp import NegotiatedMedia, answer_offer, build_sdp, parse_answer, parse_sdp
 from .transaction import TimerConfig
-from .transport import Source
+from .ua_base import Source
 from .uri import NameAddr, SipUri
 
 __all__ = [

@@ -13,12 +13,13 @@ import re
 import secrets
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TypeVar
 
 from .errors import SipParseError
 from .headers import MULTI_VALUE, CSeq, Via, canonical_name, split_values
 from .uri import NameAddr, SipUri
 
+_T = TypeVar("_T")
 MAX_MESSAGE = 65535
 _BAD_NAME = re.compile(r'[ \t()<>@,;\\"/\[\]?={}]')  # separators not allowed in a token
 MAGIC_COOKIE = "z9hG4bK"
@@ -162,14 +163,15 @@ class SipMessage:
 
     # --- typed accessors (raise SipParseError if the header is broken) ---
     # Parsed values are memoised per header value: treat them as read-only (``.copy()`` to modify).
-    def _typed(self, name: str, parser: Callable[[str], Any]) -> Any:
+    def _typed(self, name: str, parser: Callable[[str], _T]) -> _T:
         value = self.headers.get(name)
         if value is None:
             raise SipParseError(f"missing {name}")
         cache = self.__dict__.setdefault("_typed_cache", {})
         hit = cache.get(name)
         if hit is not None and hit[0] == value:
-            return hit[1]
+            cached: _T = hit[1]
+            return cached
         parsed = parser(value)
         cache[name] = (value, parsed)
         return parsed

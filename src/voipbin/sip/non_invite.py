@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from .digest import DigestClient
 from .message import Headers, SipRequest, SipResponse, make_response, new_branch
 from .transaction import ClientTransaction, ResponseReceived, TimerConfig, TransactionTimeout
+from .transaction import Event as TxnEvent
 from .ua_base import Credentials, LocalParty, RequestCompleted, Source, wire
 from .uri import NameAddr, SipUri
 
@@ -84,12 +85,12 @@ class RequestClient:
         wire(self._txn.start(now), self.dest, out)
         return out
 
-    def _run(self, txn: ClientTransaction, events: list[object], now: float) -> list[object]:
+    def _run(self, txn: ClientTransaction, events: list[TxnEvent], now: float) -> list[object]:
         out: list[object] = []
-        for ev in wire(events, self.dest, out):  # type: ignore[arg-type]
-            if type(ev) is ResponseReceived and ev.response.status >= 200:
+        for ev in wire(events, self.dest, out):
+            if isinstance(ev, ResponseReceived) and ev.response.status >= 200:
                 out.extend(self._final(ev.response, now))
-            elif type(ev) is TransactionTimeout and self.request is not None:
+            elif isinstance(ev, TransactionTimeout) and self.request is not None:
                 out.extend(self._done(make_response(self.request, 408)))
         return out
 
@@ -109,16 +110,16 @@ class RequestClient:
         txn = self._txn
         if txn is None or resp.via.branch != txn.branch:
             return []  # retransmission for an earlier attempt
-        return self._run(txn, txn.receive_response(resp, now), now)  # type: ignore[arg-type]
+        return self._run(txn, txn.receive_response(resp, now), now)
 
     def handle_timer(self, now: float) -> list[object]:
         txn = self._txn
         if txn is None:
             return []
-        return self._run(txn, txn.poll(now), now)  # type: ignore[arg-type]
+        return self._run(txn, txn.poll(now), now)
 
     def transport_error(self, dest: Source, now: float) -> list[object]:
         txn = self._txn
         if txn is None or dest != self.dest:
             return []
-        return self._run(txn, txn.transport_error(), now)  # type: ignore[arg-type]
+        return self._run(txn, txn.transport_error(), now)

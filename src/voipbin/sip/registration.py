@@ -63,7 +63,7 @@ class Registration:
         self.granted: int | None = None
         self.expires_at: float | None = None
         self.refreshes = 0
-        self._task: asyncio.Task | None = None
+        self._task: asyncio.Task[None] | None = None
 
     @property
     def contact(self) -> str:
@@ -91,8 +91,9 @@ class Registration:
         ours = self.contact.strip("<>").split(">")[0]
         try:
             for c in resp.contacts:
-                if str(c.uri) == ours and c.params.get("expires", "").isdigit():
-                    return int(c.params["expires"])
+                exp = c.params.get("expires")
+                if str(c.uri) == ours and exp and exp.isdigit():
+                    return int(exp)
             value = resp.headers.get("Expires")
             if value and value.strip().isdigit():
                 return int(value)

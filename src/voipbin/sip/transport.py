@@ -15,6 +15,7 @@ import logging
 import re
 import socket
 from collections.abc import Callable
+from typing import Any
 
 from .ua_base import Source
 
@@ -62,7 +63,7 @@ class _UdpProtocol(asyncio.DatagramProtocol):
     def __init__(self, owner: SipTransport) -> None:
         self.owner = owner
 
-    def datagram_received(self, data: bytes, addr: tuple) -> None:
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
         if data.strip(b"\r\n\x00") == b"":
             return  # keep-alive
         self.owner._deliver(data, Source(addr[0], addr[1], "udp"))
@@ -117,7 +118,7 @@ class SipTransport:
         self._udp: asyncio.DatagramTransport | None = None
         self._server: asyncio.Server | None = None
         self._tcp: dict[tuple[str, int], _TcpProtocol] = {}
-        self._connecting: dict[tuple[str, int], asyncio.Task] = {}
+        self._connecting: dict[tuple[str, int], asyncio.Task[None]] = {}
         self._pending: dict[tuple[str, int], list[bytes]] = {}
 
     async def start(self) -> int:
@@ -127,7 +128,7 @@ class SipTransport:
             udp, _ = await loop.create_datagram_endpoint(
                 lambda: _UdpProtocol(self), local_addr=(self.host, self.port), family=socket.AF_INET
             )
-            port = udp.get_extra_info("sockname")[1]
+            port: int = udp.get_extra_info("sockname")[1]
             try:
                 self._server = await loop.create_server(
                     lambda: _TcpProtocol(self), self.host, port, reuse_address=True, family=socket.AF_INET
@@ -137,7 +138,7 @@ class SipTransport:
                 if self.port:
                     raise
                 continue  # port 0 picked a UDP port whose TCP twin is busy: try another
-            self._udp = udp  # type: ignore[assignment]
+            self._udp = udp
             self.port = port
             return port
         raise OSError("could not bind UDP and TCP on the same port")
@@ -197,3 +198,6 @@ class SipTransport:
                     log.exception("transport error callback failed")
         finally:
             self._connecting.pop(addr, None)
+
+
+__all__ = ["MAX_BODY", "MAX_HEADER", "OnMessage", "SipTransport", "Source", "StreamFramer"]

@@ -81,6 +81,20 @@ class Machine(Protocol):
     def handle_timer(self, now: float) -> list[object]: ...
 
 
+class ClientMachine(Machine, Protocol):
+    """A machine that sends requests: gets the responses routed back to it."""
+
+    def receive_response(self, resp: SipResponse, now: float) -> list[object]: ...
+
+    def transport_error(self, dest: Source, now: float) -> list[object]: ...
+
+
+class ServerMachine(Machine, Protocol):
+    """A machine holding server transactions: gets their retransmissions (and non-2xx ACKs)."""
+
+    def receive_request(self, request: SipRequest, now: float) -> list[object]: ...
+
+
 class LocalParty:
     """Our identity on the wire; the header strings are built once per transport."""
 
@@ -225,12 +239,14 @@ class ServerRequest:
 __all__ = [
     "ALLOW",
     "KNOWN_METHODS",
+    "ClientMachine",
     "Credentials",
     "DialogId",
     "LocalParty",
     "Machine",
     "RequestCompleted",
     "Send",
+    "ServerMachine",
     "ServerRequest",
     "Source",
     "hop_transport",

@@ -36,6 +36,7 @@ import heapq
 import itertools
 import logging
 from collections.abc import Iterable
+from typing import cast
 
 from .dialog_usage import DialogUsage
 from .errors import SipParseError
@@ -44,7 +45,18 @@ from .invite_client import InviteFinished
 from .invite_server import InviteServer
 from .message import SipRequest, SipResponse, make_response, parse_message
 from .transaction import TimerConfig, server_key
-from .ua_base import ALLOW, KNOWN_METHODS, DialogId, LocalParty, Machine, Send, ServerRequest, Source
+from .ua_base import (
+    ALLOW,
+    KNOWN_METHODS,
+    ClientMachine,
+    DialogId,
+    LocalParty,
+    Machine,
+    Send,
+    ServerMachine,
+    ServerRequest,
+    Source,
+)
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +95,10 @@ class UserAgent:
         self.timers = timers
         self.accept_methods = frozenset(accept_methods)
         self.dialogs: dict[DialogId, DialogUsage] = {}  # confirmed dialogs only
-        self._client: dict[ClientKey, Machine] = {}
-        self._server: dict[ServerKey, Machine] = {}
-        self._keys: dict[Machine, list[ClientKey | ServerKey]] = {}
+        self._client: dict[ClientKey, ClientMachine] = {}
+        self._server: dict[ServerKey, ServerMachine] = {}
+        self._client_keys: dict[ClientMachine, list[ClientKey]] = {}
+        self._server_keys: dict[ServerMachine, list[ServerKey]] = {}
         self._heap: list[tuple[float, int, Machine]] = []
         self._scheduled: dict[Machine, float] = {}
         self._seq = itertools.count()
@@ -116,7 +129,7 @@ class UserAgent:
             self.feed(m, m.handle_timer(now))
 
     # --- machine bookkeeping ---
-    def add(self, machine: Machine, events: list[object]) -> None:
+    def add(self, machine: ClientMachine, events: list[object]) -> None:
         """A new client machine (InviteClient, RequestClient) and the events of its ``start``."""
         self.feed(machine, events)
 
@@ -124,18 +137,16 @@ class UserAgent:
         """Take the events a machine returned: learn response routes, queue output, re-time it."""
         client = self._client
         for ev in events:
-            kind = type(ev)
-            if kind is Send:
-                msg = ev.message  # type: ignore[attr-defined]
-                if type(msg) is SipRequest and msg.method != "ACK":
+            if isinstance(ev, Send):
+                msg = ev.message
+                if isinstance(msg, SipRequest) and msg.method != "ACK":
                     key = (msg.via.branch or "", msg.method)
                     if client.get(key) is not machine:
-                        client[key] = machine
-                        self._keys.setdefault(machine, []).append(key)
-            elif kind is InviteFinished:
-                usage = ev.usage  # type: ignore[attr-defined]
-                if usage is not None:
-                    self.dialogs[usage.id] = usage
+                        sender = cast(ClientMachine, machine)  # only client machines send requests
+                        client[key] = sender
+                        self._client_keys.setdefault(sender, []).append(key)
+            elif isinstance(ev, InviteFinished) and ev.usage is not None:
+                self.dialogs[ev.usage.id] = ev.usage
         self._events.extend(events)
         if isinstance(machine, DialogUsage) and not machine.active:
             self._forget_dialog(machine)
@@ -155,14 +166,18 @@ class UserAgent:
 
     def _drop(self, machine: Machine) -> None:
         self._scheduled.pop(machine, None)
-        for key in self._keys.pop(machine, ()):
-            table: dict[object, Machine] = self._client if len(key) == 2 else self._server  # type: ignore[assignment]
-            if table.get(key) is machine:
-                del table[key]
+        client = self._client
+        for ckey in self._client_keys.pop(cast(ClientMachine, machine), ()):
+            if client.get(ckey) is machine:
+                del client[ckey]
+        server = self._server
+        for skey in self._server_keys.pop(cast(ServerMachine, machine), ()):
+            if server.get(skey) is machine:
+                del server[skey]
 
-    def _serve(self, key: ServerKey, machine: Machine) -> None:
+    def _serve(self, key: ServerKey, machine: ServerMachine) -> None:
         self._server[key] = machine
-        self._keys.setdefault(machine, []).append(key)
+        self._server_keys.setdefault(machine, []).append(key)
 
     # --- actions that change routing ---
     def answer(
@@ -203,8 +218,8 @@ class UserAgent:
 
     def transport_error(self, dest: Source, now: float) -> None:
         """``dest`` is unreachable (TCP connect failed): fail the client transactions going there."""
-        for m in [m for m in self._keys if hasattr(m, "transport_error")]:
-            self.feed(m, m.transport_error(dest, now))  # type: ignore[attr-defined]
+        for m in list(self._client_keys):
+            self.feed(m, m.transport_error(dest, now))
 
     # --- input ---
     def receive_datagram(self, data: bytes, source: Source, now: float) -> None:
@@ -223,7 +238,7 @@ class UserAgent:
         if type(msg) is SipResponse:
             m = self._client.get((msg.via.branch or "", msg.cseq.method))
             if m is not None:
-                self.feed(m, m.receive_response(msg, now))  # type: ignore[attr-defined]
+                self.feed(m, m.receive_response(msg, now))
             return
         assert isinstance(msg, SipRequest)
         self._on_request(msg, source, now)
@@ -271,7 +286,7 @@ class UserAgent:
             return
         m = self._server.get(key)
         if m is not None:
-            self.feed(m, m.receive_request(req, now))  # type: ignore[attr-defined]  # retransmission
+            self.feed(m, m.receive_request(req, now))  # retransmission
             return
         dest = self._response_dest(top, source)
         if method == "CANCEL":
