@@ -30,7 +30,7 @@ from .digest import (
 from .endpoint import Call, IncomingInvite, IncomingRequest, InviteResult, OutgoingInvite, SipEndpoint
 from .errors import SdpNegotiationError, SdpParseError, SipError, SipParseError, SipTransportError
 from .message import SipRequest, SipResponse, make_response, parse_message
-from .registrar import Binding, Bindings, RegisterOutcome, Registrar
+from .registrar import Binding, Bindings, BindingStore, RegisterOutcome, Registrar
 from .registration import Registration, RegistrationError
 from .sdp import NegotiatedMedia, answer_offer, build_sdp, parse_answer, parse_sdp
 from .transaction import TimerConfig
@@ -41,6 +41,7 @@ __all__ = [
     "AuthCheck",
     "AuthResult",
     "Binding",
+    "BindingStore",
     "Bindings",
     "Call",
     "Dialog",
