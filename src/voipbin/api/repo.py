@@ -1,9 +1,10 @@
-"""Tenant-scoped queries shared by the resource routers: fetch one, list a page, soft delete."""
+"""Tenant-scoped queries shared by the resource routers: fetch one, list a page, change one, soft delete."""
 
 from __future__ import annotations
 
+import inspect
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import select
@@ -13,9 +14,13 @@ from sqlalchemy.sql.elements import ColumnElement
 from voipbin.api.deps import PageParams
 from voipbin.api.errors import ApiError
 from voipbin.serialize import ts
+from voipbin.store.db import Database
 from voipbin.store.types import utcnow
 
 T = TypeVar("T")
+ToApi = Callable[[T], dict[str, Any]]
+# Changes a fetched row in place; may be async (e.g. to check a referenced row in the same session).
+Change = Callable[[T, AsyncSession], Awaitable[None] | None]
 
 
 async def get_owned(
@@ -39,7 +44,7 @@ async def list_page(
     page: PageParams,
     *where: ColumnElement[bool],
     customer_id: uuid.UUID | None = None,
-    to_api: Callable[[T], dict[str, Any]],
+    to_api: ToApi[T],
 ) -> dict[str, Any]:
     """VoIPBIN pagination: newest first, ``tm_create < page_token``, token = last item's tm_create."""
     col: Any = model
@@ -52,7 +57,8 @@ async def list_page(
     rows: Sequence[T] = (await session.execute(q)).scalars().all()
     body: dict[str, Any] = {"result": [to_api(r) for r in rows]}
     if rows:
-        body["next_page_token"] = ts(rows[-1].tm_create)
+        last: Any = rows[-1]
+        body["next_page_token"] = ts(last.tm_create)
     return body
 
 
@@ -64,3 +70,43 @@ def soft_delete(row: Any) -> None:
     now = utcnow()
     row.tm_update = now
     row.tm_delete = now
+
+
+async def get_owned_api(
+    db: Database,
+    model: type[T],
+    row_id: uuid.UUID,
+    customer_id: uuid.UUID | None,
+    reason: str,
+    to_api: ToApi[T],
+) -> dict[str, Any]:
+    """``GET /things/{id}``: the owned row in its API form, or the 404 of :func:`get_owned`."""
+    async with db.session() as session:
+        return to_api(await get_owned(session, model, row_id, customer_id, reason))
+
+
+async def change_owned(
+    db: Database,
+    model: type[T],
+    row_id: uuid.UUID,
+    customer_id: uuid.UUID | None,
+    reason: str,
+    change: Change[T] | None,
+    to_api: ToApi[T],
+    *,
+    delete: bool = False,
+) -> dict[str, Any]:
+    """Fetch the owned row (404 as :func:`get_owned`), apply ``change``, stamp ``tm_update`` (or soft
+    delete it with ``delete=True``), commit, and return ``to_api(row)``."""
+    async with db.session() as session:
+        row = await get_owned(session, model, row_id, customer_id, reason)
+        if change is not None:
+            result = change(row, session)
+            if inspect.isawaitable(result):
+                await result
+        if delete:
+            soft_delete(row)
+        else:
+            touch(row)
+        await session.commit()
+        return to_api(row)

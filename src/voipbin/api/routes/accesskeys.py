@@ -7,9 +7,10 @@ from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from voipbin.api.deps import PageDep, PlatformDep, PrincipalDep, parse_id
-from voipbin.api.repo import get_owned, list_page, soft_delete, touch
+from voipbin.api.deps import DbDep, PageDep, PrincipalDep, parse_id
+from voipbin.api.repo import change_owned, get_owned_api, list_page
 from voipbin.security import hash_token, new_accesskey
 from voipbin.serialize import timestamps, uid
 from voipbin.store.tables import Accesskey
@@ -45,9 +46,7 @@ class AccesskeyUpdate(BaseModel):
 
 
 @router.post("/accesskeys", summary="Create an access key (the token is shown only here)")
-async def create_accesskey(
-    body: AccesskeyCreate, principal: PrincipalDep, platform: PlatformDep
-) -> dict[str, Any]:
+async def create_accesskey(body: AccesskeyCreate, principal: PrincipalDep, db: DbDep) -> dict[str, Any]:
     token = new_accesskey()
     key = Accesskey(
         customer_id=principal.customer_id,
@@ -58,48 +57,51 @@ async def create_accesskey(
         permission=principal.permission,
         tm_expire=utcnow() + timedelta(seconds=body.expire) if body.expire else None,
     )
-    async with platform.db.session() as session:
+    async with db.session() as session:
         session.add(key)
         await session.commit()
     return {**accesskey_to_api(key), "token": token}
 
 
 @router.get("/accesskeys", summary="List access keys")
-async def list_accesskeys(principal: PrincipalDep, platform: PlatformDep, page: PageDep) -> dict[str, Any]:
-    async with platform.db.session() as session:
+async def list_accesskeys(principal: PrincipalDep, db: DbDep, page: PageDep) -> dict[str, Any]:
+    async with db.session() as session:
         return await list_page(
             session, Accesskey, page, customer_id=principal.customer_id, to_api=accesskey_to_api
         )
 
 
 @router.get("/accesskeys/{accesskey_id}", summary="Get an access key")
-async def get_accesskey(accesskey_id: str, principal: PrincipalDep, platform: PlatformDep) -> dict[str, Any]:
-    async with platform.db.session() as session:
-        k = await get_owned(session, Accesskey, parse_id(accesskey_id), principal.customer_id, NOT_FOUND)
-        return accesskey_to_api(k)
+async def get_accesskey(accesskey_id: str, principal: PrincipalDep, db: DbDep) -> dict[str, Any]:
+    return await get_owned_api(
+        db, Accesskey, parse_id(accesskey_id), principal.customer_id, NOT_FOUND, accesskey_to_api
+    )
 
 
 @router.put("/accesskeys/{accesskey_id}", summary="Rename an access key")
 async def put_accesskey(
-    accesskey_id: str, body: AccesskeyUpdate, principal: PrincipalDep, platform: PlatformDep
+    accesskey_id: str, body: AccesskeyUpdate, principal: PrincipalDep, db: DbDep
 ) -> dict[str, Any]:
-    async with platform.db.session() as session:
-        k = await get_owned(session, Accesskey, parse_id(accesskey_id), principal.customer_id, NOT_FOUND)
+    def change(k: Accesskey, _: AsyncSession) -> None:
         if body.name is not None:
             k.name = body.name
         if body.detail is not None:
             k.detail = body.detail
-        touch(k)
-        await session.commit()
-        return accesskey_to_api(k)
+
+    return await change_owned(
+        db, Accesskey, parse_id(accesskey_id), principal.customer_id, NOT_FOUND, change, accesskey_to_api
+    )
 
 
 @router.delete("/accesskeys/{accesskey_id}", summary="Revoke an access key")
-async def delete_accesskey(
-    accesskey_id: str, principal: PrincipalDep, platform: PlatformDep
-) -> dict[str, Any]:
-    async with platform.db.session() as session:
-        k = await get_owned(session, Accesskey, parse_id(accesskey_id), principal.customer_id, NOT_FOUND)
-        soft_delete(k)
-        await session.commit()
-        return accesskey_to_api(k)
+async def delete_accesskey(accesskey_id: str, principal: PrincipalDep, db: DbDep) -> dict[str, Any]:
+    return await change_owned(
+        db,
+        Accesskey,
+        parse_id(accesskey_id),
+        principal.customer_id,
+        NOT_FOUND,
+        None,
+        accesskey_to_api,
+        delete=True,
+    )

@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from functools import partial
 from typing import Any, Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from voipbin.ai import registry as llm_registry
-from voipbin.api.deps import PageDep, PlatformDep, PrincipalDep, parse_id
+from voipbin.api.deps import DbDep, EncryptorDep, PageDep, PrincipalDep, parse_id
 from voipbin.api.errors import ApiError
-from voipbin.api.repo import get_owned, list_page, soft_delete, touch
-from voipbin.platform import Platform
-from voipbin.security import mask
+from voipbin.api.repo import change_owned, get_owned_api, list_page
+from voipbin.security import Encryptor, mask
 from voipbin.serialize import timestamps, uid
 from voipbin.speech import registry as speech_registry
 from voipbin.store.tables import AI, ZERO_UUID
@@ -44,7 +45,7 @@ TOOL_NAMES = frozenset(
 )
 
 
-def ai_to_api(platform: Platform, a: AI) -> dict[str, Any]:
+def ai_to_api(encryptor: Encryptor, a: AI) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": uid(a.id),
         "customer_id": uid(a.customer_id),
@@ -52,7 +53,7 @@ def ai_to_api(platform: Platform, a: AI) -> dict[str, Any]:
         "is_insight_active": False,
         "engine_model": a.engine_model,
         "parameter": a.parameter or {},
-        "engine_key": mask(platform.encryptor.decrypt(a.engine_key_enc)),
+        "engine_key": mask(encryptor.decrypt(a.engine_key_enc)),
         "rag_id": uid(a.rag_id),
         "init_prompt": a.init_prompt,
         "current_prompt_history_id": uid(ZERO_UUID),
@@ -137,7 +138,7 @@ def validate_ai(a: AI, engine_key: str) -> None:
         )
 
 
-def apply_write(platform: Platform, a: AI, body: AIWrite) -> str:
+def apply_write(encryptor: Encryptor, a: AI, body: AIWrite) -> str:
     """Copy the fields the client sent onto the row; returns the effective (plaintext) engine key."""
     data = body.model_dump(exclude_unset=True)
     for name in (
@@ -163,12 +164,14 @@ def apply_write(platform: Platform, a: AI, body: AIWrite) -> str:
     if body.vad_config is not None:
         a.vad_config = body.vad_config.model_dump(exclude_none=True)
     if body.engine_key is not None:
-        a.engine_key_enc = platform.encryptor.encrypt(body.engine_key)
-    return platform.encryptor.decrypt(a.engine_key_enc)
+        a.engine_key_enc = encryptor.encrypt(body.engine_key)
+    return encryptor.decrypt(a.engine_key_enc)
 
 
 @router.post("/ais", summary="Create an AI configuration")
-async def create_ai(body: AIWrite, principal: PrincipalDep, platform: PlatformDep) -> dict[str, Any]:
+async def create_ai(
+    body: AIWrite, principal: PrincipalDep, db: DbDep, encryptor: EncryptorDep
+) -> dict[str, Any]:
     a = AI(
         customer_id=principal.customer_id,
         type="normal",
@@ -188,56 +191,68 @@ async def create_ai(body: AIWrite, principal: PrincipalDep, platform: PlatformDe
     ):
         setattr(a, name, "")
     a.engine_key_enc = ""
-    validate_ai(a, apply_write(platform, a, body))
-    async with platform.db.session() as session:
+    validate_ai(a, apply_write(encryptor, a, body))
+    async with db.session() as session:
         session.add(a)
         await session.commit()
-    return ai_to_api(platform, a)
+    return ai_to_api(encryptor, a)
 
 
 @router.get("/ais", summary="List AI configurations")
-async def list_ais(principal: PrincipalDep, platform: PlatformDep, page: PageDep) -> dict[str, Any]:
-    async with platform.db.session() as session:
+async def list_ais(
+    principal: PrincipalDep, db: DbDep, encryptor: EncryptorDep, page: PageDep
+) -> dict[str, Any]:
+    async with db.session() as session:
         return await list_page(
-            session, AI, page, customer_id=principal.customer_id, to_api=lambda a: ai_to_api(platform, a)
+            session, AI, page, customer_id=principal.customer_id, to_api=partial(ai_to_api, encryptor)
         )
 
 
 @router.get("/ais/{ai_id}", summary="Get an AI configuration")
-async def get_ai(ai_id: str, principal: PrincipalDep, platform: PlatformDep) -> dict[str, Any]:
-    async with platform.db.session() as session:
-        return ai_to_api(
-            platform, await get_owned(session, AI, parse_id(ai_id), principal.customer_id, NOT_FOUND)
-        )
+async def get_ai(ai_id: str, principal: PrincipalDep, db: DbDep, encryptor: EncryptorDep) -> dict[str, Any]:
+    return await get_owned_api(
+        db, AI, parse_id(ai_id), principal.customer_id, NOT_FOUND, partial(ai_to_api, encryptor)
+    )
 
 
 @router.put("/ais/{ai_id}", summary="Update an AI configuration")
-async def put_ai(ai_id: str, body: AIWrite, principal: PrincipalDep, platform: PlatformDep) -> dict[str, Any]:
-    async with platform.db.session() as session:
-        a = await get_owned(session, AI, parse_id(ai_id), principal.customer_id, NOT_FOUND)
-        validate_ai(a, apply_write(platform, a, body))
-        touch(a)
-        await session.commit()
-        return ai_to_api(platform, a)
+async def put_ai(
+    ai_id: str, body: AIWrite, principal: PrincipalDep, db: DbDep, encryptor: EncryptorDep
+) -> dict[str, Any]:
+    def change(a: AI, _: AsyncSession) -> None:
+        validate_ai(a, apply_write(encryptor, a, body))
+
+    return await change_owned(
+        db, AI, parse_id(ai_id), principal.customer_id, NOT_FOUND, change, partial(ai_to_api, encryptor)
+    )
 
 
 @router.delete("/ais/{ai_id}", summary="Delete an AI configuration")
-async def delete_ai(ai_id: str, principal: PrincipalDep, platform: PlatformDep) -> dict[str, Any]:
-    async with platform.db.session() as session:
-        a = await get_owned(session, AI, parse_id(ai_id), principal.customer_id, NOT_FOUND)
-        soft_delete(a)
-        await session.commit()
-        return ai_to_api(platform, a)
+async def delete_ai(
+    ai_id: str, principal: PrincipalDep, db: DbDep, encryptor: EncryptorDep
+) -> dict[str, Any]:
+    return await change_owned(
+        db,
+        AI,
+        parse_id(ai_id),
+        principal.customer_id,
+        NOT_FOUND,
+        None,
+        partial(ai_to_api, encryptor),
+        delete=True,
+    )
 
 
 @router.post("/ais/{ai_id}/direct-hash-regenerate", summary="Regenerate an AI's direct hash")
-async def regenerate_ai_hash(ai_id: str, principal: PrincipalDep, platform: PlatformDep) -> dict[str, Any]:
-    async with platform.db.session() as session:
-        a = await get_owned(session, AI, parse_id(ai_id), principal.customer_id, NOT_FOUND)
+async def regenerate_ai_hash(
+    ai_id: str, principal: PrincipalDep, db: DbDep, encryptor: EncryptorDep
+) -> dict[str, Any]:
+    def change(a: AI, _: AsyncSession) -> None:
         a.direct_hash = secrets.token_hex(12)
-        touch(a)
-        await session.commit()
-        return ai_to_api(platform, a)
+
+    return await change_owned(
+        db, AI, parse_id(ai_id), principal.customer_id, NOT_FOUND, change, partial(ai_to_api, encryptor)
+    )
 
 
 @router.get("/ai_models", summary="LLM providers and models this installation can run")

@@ -9,8 +9,9 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from voipbin.api.deps import JWT_LIFETIME_SECONDS, PlatformDep, issue_jwt
+from voipbin.api.deps import JWT_LIFETIME_SECONDS, DbDep, SecretsDep, SettingsDep, issue_jwt
 from voipbin.api.errors import ApiError
+from voipbin.config import Settings
 from voipbin.security import verify_password
 from voipbin.store.tables import Agent, Customer
 
@@ -57,19 +58,24 @@ class LoginThrottle:
         self._failures.pop(key, None)
 
 
-def _throttle(request: Request) -> LoginThrottle:
+def _throttle(request: Request, settings: Settings) -> LoginThrottle:
     app = request.app
     if not hasattr(app.state, "login_throttle"):
-        s = app.state.platform.settings
-        app.state.login_throttle = LoginThrottle(s.login_max_failures, s.login_window_seconds)
-    return app.state.login_throttle
+        app.state.login_throttle = LoginThrottle(settings.login_max_failures, settings.login_window_seconds)
+    throttle: LoginThrottle = app.state.login_throttle
+    return throttle
 
 
 @router.post("/auth/login", response_model=LoginResponse, summary="Log in and get a JWT (7 days)")
 async def login(
-    body: LoginRequest, request: Request, response: Response, platform: PlatformDep
+    body: LoginRequest,
+    request: Request,
+    response: Response,
+    db: DbDep,
+    settings: SettingsDep,
+    secrets: SecretsDep,
 ) -> LoginResponse:
-    throttle = _throttle(request)
+    throttle = _throttle(request, settings)
     client = request.client.host if request.client else "unknown"
     if wait := throttle.retry_after(client):
         raise ApiError(
@@ -79,7 +85,7 @@ async def login(
             details=[{"limited_by": "ip"}],
             headers={"Retry-After": str(wait)},
         )
-    async with platform.db.session() as session:
+    async with db.session() as session:
         agent = (
             await session.execute(
                 select(Agent).where(Agent.username == body.username, Agent.tm_delete.is_(None))
@@ -93,7 +99,7 @@ async def login(
         throttle.failed(client)
         raise ApiError(401, "INVALID_CREDENTIALS", "Wrong username or password.")
     throttle.succeeded(client)
-    token = issue_jwt(platform, agent)
+    token = issue_jwt(secrets, agent)
     response.set_cookie(
         "token",
         token,

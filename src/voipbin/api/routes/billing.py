@@ -11,12 +11,14 @@ from typing import Any
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from voipbin.api.deps import AdminDep, PageDep, PlatformDep, PrincipalDep, parse_id
+from voipbin.api.deps import AdminDep, DbDep, PageDep, Principal, PrincipalDep, parse_id
 from voipbin.api.errors import ApiError
-from voipbin.api.repo import get_owned, list_page, touch
+from voipbin.api.repo import change_owned, get_owned_api, list_page, touch
 from voipbin.billing.ledger import account_for, apply
 from voipbin.serialize import timestamps, uid
+from voipbin.store.db import Database
 from voipbin.store.tables import Billing, BillingAccount
 
 router = APIRouter(prefix="/v1.0", tags=["billing"])
@@ -40,6 +42,10 @@ def account_to_api(a: BillingAccount, *, admin: bool = False) -> dict[str, Any]:
     if admin:
         out["status"] = a.status
     return out
+
+
+def admin_account_to_api(a: BillingAccount) -> dict[str, Any]:
+    return account_to_api(a, admin=True)
 
 
 def billing_to_api(b: Billing) -> dict[str, Any]:
@@ -73,8 +79,8 @@ class BalanceChange(BaseModel):
     balance: int = Field(gt=0, le=10**15, description="Amount in micros (1 USD = 1,000,000).")
 
 
-async def _own_account(platform: Any, principal: Any) -> dict[str, Any]:
-    async with platform.db.session() as session:
+async def _own_account(db: Database, principal: Principal) -> dict[str, Any]:
+    async with db.session() as session:
         try:
             return account_to_api(await account_for(session, principal.customer_id))
         except LookupError:
@@ -82,20 +88,18 @@ async def _own_account(platform: Any, principal: Any) -> dict[str, Any]:
 
 
 @router.get("/billing_account", summary="Your billing account")
-async def get_billing_account(principal: PrincipalDep, platform: PlatformDep) -> dict[str, Any]:
-    return await _own_account(platform, principal)
+async def get_billing_account(principal: PrincipalDep, db: DbDep) -> dict[str, Any]:
+    return await _own_account(db, principal)
 
 
 @router.get("/billing-accounts", summary="Your billing account (the tutorial's path)")
-async def get_billing_account_dashed(principal: PrincipalDep, platform: PlatformDep) -> dict[str, Any]:
-    return await _own_account(platform, principal)
+async def get_billing_account_dashed(principal: PrincipalDep, db: DbDep) -> dict[str, Any]:
+    return await _own_account(db, principal)
 
 
 @router.put("/billing_account", summary="Rename your billing account")
-async def put_billing_account(
-    body: AccountUpdate, principal: PrincipalDep, platform: PlatformDep
-) -> dict[str, Any]:
-    async with platform.db.session() as session:
+async def put_billing_account(body: AccountUpdate, principal: PrincipalDep, db: DbDep) -> dict[str, Any]:
+    async with db.session() as session:
         try:
             a = await account_for(session, principal.customer_id)
         except LookupError:
@@ -110,38 +114,35 @@ async def put_billing_account(
 
 
 @router.get("/billings", summary="Your ledger of charges and top-ups")
-async def list_billings(principal: PrincipalDep, platform: PlatformDep, page: PageDep) -> dict[str, Any]:
-    async with platform.db.session() as session:
+async def list_billings(principal: PrincipalDep, db: DbDep, page: PageDep) -> dict[str, Any]:
+    async with db.session() as session:
         return await list_page(
             session, Billing, page, customer_id=principal.customer_id, to_api=billing_to_api
         )
 
 
 @router.get("/billings/{billing_id}", summary="One ledger line")
-async def get_billing(billing_id: str, principal: PrincipalDep, platform: PlatformDep) -> dict[str, Any]:
-    async with platform.db.session() as session:
-        b = await get_owned(
-            session, Billing, parse_id(billing_id), principal.customer_id, "BILLING_NOT_FOUND"
-        )
-        return billing_to_api(b)
+async def get_billing(billing_id: str, principal: PrincipalDep, db: DbDep) -> dict[str, Any]:
+    return await get_owned_api(
+        db, Billing, parse_id(billing_id), principal.customer_id, "BILLING_NOT_FOUND", billing_to_api
+    )
 
 
 @router.get("/billing_accounts", summary="All billing accounts (platform admin)")
-async def admin_list_accounts(_: AdminDep, platform: PlatformDep, page: PageDep) -> dict[str, Any]:
-    async with platform.db.session() as session:
-        return await list_page(session, BillingAccount, page, to_api=lambda a: account_to_api(a, admin=True))
+async def admin_list_accounts(_: AdminDep, db: DbDep, page: PageDep) -> dict[str, Any]:
+    async with db.session() as session:
+        return await list_page(session, BillingAccount, page, to_api=admin_account_to_api)
 
 
 @router.get("/billing_accounts/{account_id}", summary="A billing account (platform admin)")
-async def admin_get_account(account_id: str, _: AdminDep, platform: PlatformDep) -> dict[str, Any]:
-    async with platform.db.session() as session:
-        a = await get_owned(session, BillingAccount, parse_id(account_id), None, NOT_FOUND)
-        return account_to_api(a, admin=True)
+async def admin_get_account(account_id: str, _: AdminDep, db: DbDep) -> dict[str, Any]:
+    return await get_owned_api(
+        db, BillingAccount, parse_id(account_id), None, NOT_FOUND, admin_account_to_api
+    )
 
 
-async def _force(platform: Any, account_id: str, amount: int) -> dict[str, Any]:
-    async with platform.db.session() as session:
-        a = await get_owned(session, BillingAccount, parse_id(account_id), None, NOT_FOUND)
+async def _force(db: Database, account_id: str, amount: int) -> dict[str, Any]:
+    async def change(a: BillingAccount, session: AsyncSession) -> None:
         await apply(
             session,
             a,
@@ -149,21 +150,21 @@ async def _force(platform: Any, account_id: str, amount: int) -> dict[str, Any]:
             transaction_type="adjustment",
             reference_type="credit_adjustment",
         )
-        await session.commit()
-        return account_to_api(a, admin=True)
+
+    return await change_owned(
+        db, BillingAccount, parse_id(account_id), None, NOT_FOUND, change, admin_account_to_api
+    )
 
 
 @router.post("/billing_accounts/{account_id}/balance_add_force", summary="Add credit (platform admin)")
-async def balance_add_force(
-    account_id: str, body: BalanceChange, _: AdminDep, platform: PlatformDep
-) -> dict[str, Any]:
-    return await _force(platform, account_id, body.balance)
+async def balance_add_force(account_id: str, body: BalanceChange, _: AdminDep, db: DbDep) -> dict[str, Any]:
+    return await _force(db, account_id, body.balance)
 
 
 @router.post(
     "/billing_accounts/{account_id}/balance_subtract_force", summary="Remove credit (platform admin)"
 )
 async def balance_subtract_force(
-    account_id: str, body: BalanceChange, _: AdminDep, platform: PlatformDep
+    account_id: str, body: BalanceChange, _: AdminDep, db: DbDep
 ) -> dict[str, Any]:
-    return await _force(platform, account_id, -body.balance)
+    return await _force(db, account_id, -body.balance)

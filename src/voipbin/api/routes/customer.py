@@ -3,23 +3,25 @@
 from __future__ import annotations
 
 import secrets
+from functools import partial
 from typing import Any, Literal
 
 from fastapi import APIRouter
 from pydantic import BaseModel, Field, field_validator
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from voipbin.api.deps import PlatformDep, PrincipalDep
-from voipbin.api.repo import get_owned, touch
-from voipbin.platform import Platform
-from voipbin.security import mask
+from voipbin.api.deps import DbDep, EncryptorDep, PrincipalDep, WebhooksDep
+from voipbin.api.repo import change_owned, get_owned_api
+from voipbin.security import Encryptor, mask
 from voipbin.serialize import timestamps, uid
 from voipbin.store.tables import Customer
 
 router = APIRouter(prefix="/v1.0", tags=["customer"])
+NOT_FOUND = "CUSTOMER_NOT_FOUND"
 
 
-def customer_to_api(platform: Platform, c: Customer) -> dict[str, Any]:
-    secret = platform.encryptor.decrypt(c.webhook_secret_enc)
+def customer_to_api(encryptor: Encryptor, c: Customer) -> dict[str, Any]:
+    secret = encryptor.decrypt(c.webhook_secret_enc)
     out: dict[str, Any] = {"email": c.email} if c.email else {}  # spec: format email, so never ""
     return {
         **out,
@@ -61,41 +63,48 @@ class CustomerUpdate(BaseModel):
 
 
 @router.get("/customer", summary="Get your customer")
-async def get_customer(principal: PrincipalDep, platform: PlatformDep) -> dict[str, Any]:
-    async with platform.db.session() as session:
-        c = await get_owned(session, Customer, principal.customer_id, None, "CUSTOMER_NOT_FOUND")
-        return customer_to_api(platform, c)
+async def get_customer(principal: PrincipalDep, db: DbDep, encryptor: EncryptorDep) -> dict[str, Any]:
+    return await get_owned_api(
+        db, Customer, principal.customer_id, None, NOT_FOUND, partial(customer_to_api, encryptor)
+    )
 
 
 @router.put("/customer", summary="Update your customer (webhook settings included)")
 async def put_customer(
-    body: CustomerUpdate, principal: PrincipalDep, platform: PlatformDep
+    body: CustomerUpdate,
+    principal: PrincipalDep,
+    db: DbDep,
+    encryptor: EncryptorDep,
+    webhooks: WebhooksDep,
 ) -> dict[str, Any]:
-    async with platform.db.session() as session:
-        c = await get_owned(session, Customer, principal.customer_id, None, "CUSTOMER_NOT_FOUND")
+    def change(c: Customer, _: AsyncSession) -> None:
         for name, value in body.model_dump(exclude_unset=True, exclude={"webhook_secret"}).items():
             if value is not None:
                 setattr(c, name, value)
         if body.webhook_secret is not None:
-            c.webhook_secret_enc = platform.encryptor.encrypt(body.webhook_secret)
-        touch(c)
-        await session.commit()
-    if platform.webhooks is not None:
-        platform.webhooks.forget(principal.customer_id)
-    return customer_to_api(platform, c)
+            c.webhook_secret_enc = encryptor.encrypt(body.webhook_secret)
+
+    out = await change_owned(
+        db, Customer, principal.customer_id, None, NOT_FOUND, change, partial(customer_to_api, encryptor)
+    )
+    webhooks.forget(principal.customer_id)
+    return out
 
 
 @router.post(
     "/customer/webhook_secret_regenerate",
     summary="Generate a new webhook signing secret; the only response that shows it in full",
 )
-async def regenerate_webhook_secret(principal: PrincipalDep, platform: PlatformDep) -> dict[str, Any]:
+async def regenerate_webhook_secret(
+    principal: PrincipalDep, db: DbDep, encryptor: EncryptorDep, webhooks: WebhooksDep
+) -> dict[str, Any]:
     secret = "whsec_" + secrets.token_urlsafe(32)
-    async with platform.db.session() as session:
-        c = await get_owned(session, Customer, principal.customer_id, None, "CUSTOMER_NOT_FOUND")
-        c.webhook_secret_enc = platform.encryptor.encrypt(secret)
-        touch(c)
-        await session.commit()
-    if platform.webhooks is not None:
-        platform.webhooks.forget(principal.customer_id)
-    return {**customer_to_api(platform, c), "webhook_secret": secret}
+
+    def change(c: Customer, _: AsyncSession) -> None:
+        c.webhook_secret_enc = encryptor.encrypt(secret)
+
+    out = await change_owned(
+        db, Customer, principal.customer_id, None, NOT_FOUND, change, partial(customer_to_api, encryptor)
+    )
+    webhooks.forget(principal.customer_id)
+    return {**out, "webhook_secret": secret}

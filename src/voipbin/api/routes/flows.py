@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter
@@ -12,9 +13,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voipbin.ai import registry as llm_registry
-from voipbin.api.deps import PageDep, PlatformDep, PrincipalDep, parse_id
+from voipbin.api.deps import DbDep, PageDep, PrincipalDep, parse_id
 from voipbin.api.errors import ApiError
-from voipbin.api.repo import get_owned, list_page, soft_delete, touch
+from voipbin.api.repo import change_owned, get_owned, get_owned_api, list_page
 from voipbin.models.action_options.ai import AIOption
 from voipbin.models.actions import ActionValidationError, validate_actions
 from voipbin.serialize import timestamps, uid
@@ -54,7 +55,7 @@ def check_inline_ai(path: str, type_: str, option: BaseModel) -> None:
     ):
         value = getattr(option, name)
         if value and "${" not in value:
-            checks.append((name, lambda v=value, f=validate: f(v)))
+            checks.append((name, partial(validate, value)))
     for name, check in checks:
         try:
             check()
@@ -102,9 +103,9 @@ class FlowUpdate(BaseModel):
 
 
 @router.post("/flows", summary="Create a flow")
-async def create_flow(body: FlowCreate, principal: PrincipalDep, platform: PlatformDep) -> dict[str, Any]:
+async def create_flow(body: FlowCreate, principal: PrincipalDep, db: DbDep) -> dict[str, Any]:
     actions = checked_actions(body.actions)
-    async with platform.db.session() as session:
+    async with db.session() as session:
         count = (
             await session.execute(
                 select(func.count())
@@ -134,28 +135,23 @@ async def create_flow(body: FlowCreate, principal: PrincipalDep, platform: Platf
 
 
 @router.get("/flows", summary="List flows")
-async def list_flows(principal: PrincipalDep, platform: PlatformDep, page: PageDep) -> dict[str, Any]:
-    async with platform.db.session() as session:
+async def list_flows(principal: PrincipalDep, db: DbDep, page: PageDep) -> dict[str, Any]:
+    async with db.session() as session:
         return await list_page(
             session, Flow, page, Flow.persist.is_(True), customer_id=principal.customer_id, to_api=flow_to_api
         )
 
 
 @router.get("/flows/{flow_id}", summary="Get a flow")
-async def get_flow(flow_id: str, principal: PrincipalDep, platform: PlatformDep) -> dict[str, Any]:
-    async with platform.db.session() as session:
-        return flow_to_api(
-            await get_owned(session, Flow, parse_id(flow_id), principal.customer_id, NOT_FOUND)
-        )
+async def get_flow(flow_id: str, principal: PrincipalDep, db: DbDep) -> dict[str, Any]:
+    return await get_owned_api(db, Flow, parse_id(flow_id), principal.customer_id, NOT_FOUND, flow_to_api)
 
 
 @router.put("/flows/{flow_id}", summary="Update a flow")
-async def put_flow(
-    flow_id: str, body: FlowUpdate, principal: PrincipalDep, platform: PlatformDep
-) -> dict[str, Any]:
+async def put_flow(flow_id: str, body: FlowUpdate, principal: PrincipalDep, db: DbDep) -> dict[str, Any]:
     actions = checked_actions(body.actions) if body.actions is not None else None
-    async with platform.db.session() as session:
-        flow = await get_owned(session, Flow, parse_id(flow_id), principal.customer_id, NOT_FOUND)
+
+    async def change(flow: Flow, session: AsyncSession) -> None:
         if body.name is not None:
             flow.name = body.name
         if body.detail is not None:
@@ -166,27 +162,24 @@ async def put_flow(
             flow.on_complete_flow_id = await checked_flow_ref(
                 session, body.on_complete_flow_id, principal.customer_id
             )
-        touch(flow)
-        await session.commit()
-        return flow_to_api(flow)
+
+    return await change_owned(
+        db, Flow, parse_id(flow_id), principal.customer_id, NOT_FOUND, change, flow_to_api
+    )
 
 
 @router.delete("/flows/{flow_id}", summary="Delete a flow")
-async def delete_flow(flow_id: str, principal: PrincipalDep, platform: PlatformDep) -> dict[str, Any]:
-    async with platform.db.session() as session:
-        flow = await get_owned(session, Flow, parse_id(flow_id), principal.customer_id, NOT_FOUND)
-        soft_delete(flow)
-        await session.commit()
-        return flow_to_api(flow)
+async def delete_flow(flow_id: str, principal: PrincipalDep, db: DbDep) -> dict[str, Any]:
+    return await change_owned(
+        db, Flow, parse_id(flow_id), principal.customer_id, NOT_FOUND, None, flow_to_api, delete=True
+    )
 
 
 @router.post("/flows/{flow_id}/direct-hash-regenerate", summary="Regenerate a flow's direct hash")
-async def regenerate_flow_hash(
-    flow_id: str, principal: PrincipalDep, platform: PlatformDep
-) -> dict[str, Any]:
-    async with platform.db.session() as session:
-        flow = await get_owned(session, Flow, parse_id(flow_id), principal.customer_id, NOT_FOUND)
+async def regenerate_flow_hash(flow_id: str, principal: PrincipalDep, db: DbDep) -> dict[str, Any]:
+    def change(flow: Flow, _: AsyncSession) -> None:
         flow.direct_hash = secrets.token_hex(12)
-        touch(flow)
-        await session.commit()
-        return flow_to_api(flow)
+
+    return await change_owned(
+        db, Flow, parse_id(flow_id), principal.customer_id, NOT_FOUND, change, flow_to_api
+    )

@@ -11,14 +11,15 @@ from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from voipbin.api.deps import PageDep, PlatformDep, PrincipalDep, parse_id
+from voipbin.api.deps import DbDep, PageDep, Principal, PrincipalDep, SettingsDep, parse_id
 from voipbin.api.errors import ApiError
-from voipbin.api.repo import get_owned, list_page, soft_delete, touch
+from voipbin.api.repo import change_owned, get_owned_api, list_page
 from voipbin.api.routes.flows import checked_flow_ref
 from voipbin.billing.ledger import account_for, apply
+from voipbin.config import Settings
 from voipbin.models.address import TEL_RE
-from voipbin.platform import Platform
 from voipbin.serialize import timestamps, uid
+from voipbin.store.db import Database
 from voipbin.store.tables import Number
 from voipbin.store.types import utcnow
 
@@ -44,8 +45,8 @@ def number_to_api(n: Number) -> dict[str, Any]:
     }
 
 
-def inventory(platform: Platform) -> list[str]:
-    return [n.strip() for n in platform.settings.number_inventory.split(",") if n.strip()]
+def inventory(settings: Settings) -> list[str]:
+    return [n.strip() for n in settings.number_inventory.split(",") if n.strip()]
 
 
 async def taken_numbers(session: AsyncSession) -> set[str]:
@@ -84,34 +85,37 @@ class NumberFlowIds(BaseModel):
 @router.get("/available_numbers", summary="Numbers that can be bought")
 async def available_numbers(
     principal: PrincipalDep,
-    platform: PlatformDep,
+    db: DbDep,
+    settings: SettingsDep,
     country_code: Annotated[str, Query(max_length=2)] = "US",
     type: Annotated[Literal["normal", "virtual"], Query()] = "normal",
     page_size: Annotated[int | None, Query()] = None,
 ) -> dict[str, Any]:
     size = page_size if page_size is not None and 0 < page_size <= 100 else 10
-    async with platform.db.session() as session:
+    async with db.session() as session:
         taken = await taken_numbers(session)
     country = country_code.upper()
     result = [
         {"number": n, "country": "US", "region": "", "postal_code": "", "features": ["voice", "sms"]}
-        for n in inventory(platform)
+        for n in inventory(settings)
         if n not in taken and (country == "US" and n.startswith("+1"))
     ]
     return {"result": result[:size]}
 
 
 @router.post("/numbers", summary="Buy a number from the inventory")
-async def create_number(body: NumberCreate, principal: PrincipalDep, platform: PlatformDep) -> dict[str, Any]:
-    if body.number not in inventory(platform):
+async def create_number(
+    body: NumberCreate, principal: PrincipalDep, db: DbDep, settings: SettingsDep
+) -> dict[str, Any]:
+    if body.number not in inventory(settings):
         raise ApiError(
             400,
             "INVALID_ARGUMENT",
             f"{body.number} is not in this installation's number inventory.",
             details=[{"field": "number"}],
         )
-    price = platform.settings.number_price
-    async with platform.db.session() as session:
+    price = settings.number_price
+    async with db.session() as session:
         if body.number in await taken_numbers(session):
             raise ApiError(409, "ALREADY_EXISTS", f"{body.number} is already in use.")
         account = await account_for(session, principal.customer_id, lock=True)
@@ -145,22 +149,20 @@ async def create_number(body: NumberCreate, principal: PrincipalDep, platform: P
 
 
 @router.get("/numbers", summary="List your numbers")
-async def list_numbers(principal: PrincipalDep, platform: PlatformDep, page: PageDep) -> dict[str, Any]:
-    async with platform.db.session() as session:
+async def list_numbers(principal: PrincipalDep, db: DbDep, page: PageDep) -> dict[str, Any]:
+    async with db.session() as session:
         return await list_page(session, Number, page, customer_id=principal.customer_id, to_api=number_to_api)
 
 
 @router.get("/numbers/{number_id}", summary="Get a number")
-async def get_number(number_id: str, principal: PrincipalDep, platform: PlatformDep) -> dict[str, Any]:
-    async with platform.db.session() as session:
-        return number_to_api(
-            await get_owned(session, Number, parse_id(number_id), principal.customer_id, NOT_FOUND)
-        )
+async def get_number(number_id: str, principal: PrincipalDep, db: DbDep) -> dict[str, Any]:
+    return await get_owned_api(
+        db, Number, parse_id(number_id), principal.customer_id, NOT_FOUND, number_to_api
+    )
 
 
-async def _update(platform: Platform, principal: Any, number_id: str, data: BaseModel) -> dict[str, Any]:
-    async with platform.db.session() as session:
-        n = await get_owned(session, Number, parse_id(number_id), principal.customer_id, NOT_FOUND)
+async def _update(db: Database, principal: Principal, number_id: str, data: BaseModel) -> dict[str, Any]:
+    async def change(n: Number, session: AsyncSession) -> None:
         sent = data.model_fields_set
         for field in ("call_flow_id", "message_flow_id"):
             if field in sent:
@@ -170,30 +172,31 @@ async def _update(platform: Platform, principal: Any, number_id: str, data: Base
         for field in ("name", "detail"):
             if field in sent and getattr(data, field, None) is not None:
                 setattr(n, field, getattr(data, field))
-        touch(n)
-        await session.commit()
-        return number_to_api(n)
+
+    return await change_owned(
+        db, Number, parse_id(number_id), principal.customer_id, NOT_FOUND, change, number_to_api
+    )
 
 
 @router.put("/numbers/{number_id}", summary="Update a number")
 async def put_number(
-    number_id: str, body: NumberUpdate, principal: PrincipalDep, platform: PlatformDep
+    number_id: str, body: NumberUpdate, principal: PrincipalDep, db: DbDep
 ) -> dict[str, Any]:
-    return await _update(platform, principal, number_id, body)
+    return await _update(db, principal, number_id, body)
 
 
 @router.put("/numbers/{number_id}/flow_ids", summary="Set a number's call and message flows")
 async def put_number_flow_ids(
-    number_id: str, body: NumberFlowIds, principal: PrincipalDep, platform: PlatformDep
+    number_id: str, body: NumberFlowIds, principal: PrincipalDep, db: DbDep
 ) -> dict[str, Any]:
-    return await _update(platform, principal, number_id, body)
+    return await _update(db, principal, number_id, body)
 
 
 @router.delete("/numbers/{number_id}", summary="Release a number")
-async def delete_number(number_id: str, principal: PrincipalDep, platform: PlatformDep) -> dict[str, Any]:
-    async with platform.db.session() as session:
-        n = await get_owned(session, Number, parse_id(number_id), principal.customer_id, NOT_FOUND)
+async def delete_number(number_id: str, principal: PrincipalDep, db: DbDep) -> dict[str, Any]:
+    def change(n: Number, _: AsyncSession) -> None:
         n.status = "deleted"
-        soft_delete(n)
-        await session.commit()
-        return number_to_api(n)
+
+    return await change_owned(
+        db, Number, parse_id(number_id), principal.customer_id, NOT_FOUND, change, number_to_api, delete=True
+    )

@@ -7,31 +7,27 @@ from __future__ import annotations
 
 import re
 import uuid
-from typing import Any, Literal
+from functools import partial
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from voipbin.api.deps import AdminDep, PageDep, PlatformDep, parse_id
-from voipbin.api.repo import get_owned, list_page, soft_delete, touch
-from voipbin.platform import Platform
-from voipbin.security import mask
+from voipbin.api.deps import AdminDep, CallManagerDep, DbDep, EncryptorDep, PageDep, parse_id
+from voipbin.api.repo import ToApi, change_owned, get_owned, get_owned_api, list_page
+from voipbin.security import Encryptor, mask
 from voipbin.serialize import timestamps, uid
 from voipbin.store.tables import ZERO_UUID, Provider, Route
 
 router = APIRouter(prefix="/v1.0", tags=["providers", "routes"])
 HOST_RE = re.compile(r"^[A-Za-z0-9.\-\[\]:]{1,255}$")
 TARGET_RE = re.compile(r"^(all|\+?[0-9]{1,15})$")
+PROVIDER_NOT_FOUND = "PROVIDER_NOT_FOUND"
+ROUTE_NOT_FOUND = "ROUTE_NOT_FOUND"
 
 
-async def sync_registrations(platform: Platform) -> None:
-    """Trunk REGISTER bindings follow provider changes at once."""
-    trunks = getattr(platform.calls, "trunks", None)
-    if trunks is not None:
-        await trunks.sync()
-
-
-def provider_to_api(platform: Platform, p: Provider) -> dict[str, Any]:
+def provider_to_api(encryptor: Encryptor, p: Provider) -> dict[str, Any]:
     return {
         "id": uid(p.id),
         "type": p.type,
@@ -45,10 +41,18 @@ def provider_to_api(platform: Platform, p: Provider) -> dict[str, Any]:
         "codecs": p.codecs,
         "transport": p.transport,
         "auth_username": p.auth_username,
-        "auth_password": mask(platform.encryptor.decrypt(p.auth_password_enc)),
+        "auth_password": mask(encryptor.decrypt(p.auth_password_enc)),
         "register": p.register,
         **timestamps(p),
     }
+
+
+def provider_serializer(encryptor: EncryptorDep) -> ToApi[Provider]:
+    """``provider_to_api`` bound to this node's encryptor (a request dependency)."""
+    return partial(provider_to_api, encryptor)
+
+
+ProviderToApi = Annotated[ToApi[Provider], Depends(provider_serializer)]
 
 
 def route_to_api(r: Route) -> dict[str, Any]:
@@ -89,15 +93,15 @@ class ProviderWrite(BaseModel):
 
 
 class ProviderCreate(ProviderWrite):
-    hostname: str = Field(description="host or host:port of the trunk")  # type: ignore[assignment]
+    hostname: str = Field(description="host or host:port of the trunk")
 
 
-def _apply_provider(platform: Platform, p: Provider, body: ProviderWrite) -> None:
+def _apply_provider(encryptor: Encryptor, p: Provider, body: ProviderWrite) -> None:
     for name, value in body.model_dump(exclude_unset=True, exclude={"auth_password"}).items():
         if value is not None:
             setattr(p, name.rstrip("_"), value)
     if body.auth_password is not None:
-        p.auth_password_enc = platform.encryptor.encrypt(body.auth_password)
+        p.auth_password_enc = encryptor.encrypt(body.auth_password)
 
 
 class RouteWrite(BaseModel):
@@ -117,60 +121,74 @@ class RouteWrite(BaseModel):
 
 
 class RouteCreate(RouteWrite):
-    provider_id: uuid.UUID  # type: ignore[assignment]
+    provider_id: uuid.UUID
+
+
+# Provider writes re-sync the trunk REGISTER bindings at once (``calls.sync_trunks``).
 
 
 @router.post("/providers", summary="Create a SIP trunk (platform admin)")
-async def create_provider(body: ProviderCreate, _: AdminDep, platform: PlatformDep) -> dict[str, Any]:
+async def create_provider(
+    body: ProviderCreate,
+    _: AdminDep,
+    db: DbDep,
+    encryptor: EncryptorDep,
+    calls: CallManagerDep,
+    to_api: ProviderToApi,
+) -> dict[str, Any]:
     p = Provider(hostname=body.hostname, tech_headers={}, metadata_={}, auth_password_enc="")
-    _apply_provider(platform, p, body)
-    async with platform.db.session() as session:
+    _apply_provider(encryptor, p, body)
+    async with db.session() as session:
         session.add(p)
         await session.commit()
-    await sync_registrations(platform)
-    return provider_to_api(platform, p)
+    await calls.sync_trunks()
+    return to_api(p)
 
 
 @router.get("/providers", summary="List SIP trunks (platform admin)")
-async def list_providers(_: AdminDep, platform: PlatformDep, page: PageDep) -> dict[str, Any]:
-    async with platform.db.session() as session:
-        return await list_page(session, Provider, page, to_api=lambda p: provider_to_api(platform, p))
+async def list_providers(_: AdminDep, db: DbDep, to_api: ProviderToApi, page: PageDep) -> dict[str, Any]:
+    async with db.session() as session:
+        return await list_page(session, Provider, page, to_api=to_api)
 
 
 @router.get("/providers/{provider_id}", summary="Get a SIP trunk (platform admin)")
-async def get_provider(provider_id: str, _: AdminDep, platform: PlatformDep) -> dict[str, Any]:
-    async with platform.db.session() as session:
-        p = await get_owned(session, Provider, parse_id(provider_id), None, "PROVIDER_NOT_FOUND")
-        return provider_to_api(platform, p)
+async def get_provider(provider_id: str, _: AdminDep, db: DbDep, to_api: ProviderToApi) -> dict[str, Any]:
+    return await get_owned_api(db, Provider, parse_id(provider_id), None, PROVIDER_NOT_FOUND, to_api)
 
 
 @router.put("/providers/{provider_id}", summary="Update a SIP trunk (platform admin)")
 async def put_provider(
-    provider_id: str, body: ProviderWrite, _: AdminDep, platform: PlatformDep
+    provider_id: str,
+    body: ProviderWrite,
+    _: AdminDep,
+    db: DbDep,
+    encryptor: EncryptorDep,
+    calls: CallManagerDep,
+    to_api: ProviderToApi,
 ) -> dict[str, Any]:
-    async with platform.db.session() as session:
-        p = await get_owned(session, Provider, parse_id(provider_id), None, "PROVIDER_NOT_FOUND")
-        _apply_provider(platform, p, body)
-        touch(p)
-        await session.commit()
-    await sync_registrations(platform)
-    return provider_to_api(platform, p)
+    def change(p: Provider, _session: AsyncSession) -> None:
+        _apply_provider(encryptor, p, body)
+
+    out = await change_owned(db, Provider, parse_id(provider_id), None, PROVIDER_NOT_FOUND, change, to_api)
+    await calls.sync_trunks()
+    return out
 
 
 @router.delete("/providers/{provider_id}", summary="Delete a SIP trunk (platform admin)")
-async def delete_provider(provider_id: str, _: AdminDep, platform: PlatformDep) -> dict[str, Any]:
-    async with platform.db.session() as session:
-        p = await get_owned(session, Provider, parse_id(provider_id), None, "PROVIDER_NOT_FOUND")
-        soft_delete(p)
-        await session.commit()
-    await sync_registrations(platform)
-    return provider_to_api(platform, p)
+async def delete_provider(
+    provider_id: str, _: AdminDep, db: DbDep, calls: CallManagerDep, to_api: ProviderToApi
+) -> dict[str, Any]:
+    out = await change_owned(
+        db, Provider, parse_id(provider_id), None, PROVIDER_NOT_FOUND, None, to_api, delete=True
+    )
+    await calls.sync_trunks()
+    return out
 
 
 @router.post("/routes", summary="Create a route (platform admin)")
-async def create_route(body: RouteCreate, _: AdminDep, platform: PlatformDep) -> dict[str, Any]:
-    async with platform.db.session() as session:
-        await get_owned(session, Provider, body.provider_id, None, "PROVIDER_NOT_FOUND")
+async def create_route(body: RouteCreate, _: AdminDep, db: DbDep) -> dict[str, Any]:
+    async with db.session() as session:
+        await get_owned(session, Provider, body.provider_id, None, PROVIDER_NOT_FOUND)
         r = Route(
             customer_id=body.customer_id or ZERO_UUID,
             name=body.name or "",
@@ -185,35 +203,30 @@ async def create_route(body: RouteCreate, _: AdminDep, platform: PlatformDep) ->
 
 
 @router.get("/routes", summary="List routes (platform admin)")
-async def list_routes(_: AdminDep, platform: PlatformDep, page: PageDep) -> dict[str, Any]:
-    async with platform.db.session() as session:
+async def list_routes(_: AdminDep, db: DbDep, page: PageDep) -> dict[str, Any]:
+    async with db.session() as session:
         return await list_page(session, Route, page, to_api=route_to_api)
 
 
 @router.get("/routes/{route_id}", summary="Get a route (platform admin)")
-async def get_route(route_id: str, _: AdminDep, platform: PlatformDep) -> dict[str, Any]:
-    async with platform.db.session() as session:
-        return route_to_api(await get_owned(session, Route, parse_id(route_id), None, "ROUTE_NOT_FOUND"))
+async def get_route(route_id: str, _: AdminDep, db: DbDep) -> dict[str, Any]:
+    return await get_owned_api(db, Route, parse_id(route_id), None, ROUTE_NOT_FOUND, route_to_api)
 
 
 @router.put("/routes/{route_id}", summary="Update a route (platform admin)")
-async def put_route(route_id: str, body: RouteWrite, _: AdminDep, platform: PlatformDep) -> dict[str, Any]:
-    async with platform.db.session() as session:
-        r = await get_owned(session, Route, parse_id(route_id), None, "ROUTE_NOT_FOUND")
+async def put_route(route_id: str, body: RouteWrite, _: AdminDep, db: DbDep) -> dict[str, Any]:
+    async def change(r: Route, session: AsyncSession) -> None:
         if body.provider_id is not None:
-            await get_owned(session, Provider, body.provider_id, None, "PROVIDER_NOT_FOUND")
+            await get_owned(session, Provider, body.provider_id, None, PROVIDER_NOT_FOUND)
         for name, value in body.model_dump(exclude_unset=True).items():
             if value is not None:
                 setattr(r, name, value)
-        touch(r)
-        await session.commit()
-        return route_to_api(r)
+
+    return await change_owned(db, Route, parse_id(route_id), None, ROUTE_NOT_FOUND, change, route_to_api)
 
 
 @router.delete("/routes/{route_id}", summary="Delete a route (platform admin)")
-async def delete_route(route_id: str, _: AdminDep, platform: PlatformDep) -> dict[str, Any]:
-    async with platform.db.session() as session:
-        r = await get_owned(session, Route, parse_id(route_id), None, "ROUTE_NOT_FOUND")
-        soft_delete(r)
-        await session.commit()
-        return route_to_api(r)
+async def delete_route(route_id: str, _: AdminDep, db: DbDep) -> dict[str, Any]:
+    return await change_owned(
+        db, Route, parse_id(route_id), None, ROUTE_NOT_FOUND, None, route_to_api, delete=True
+    )
