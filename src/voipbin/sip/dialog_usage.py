@@ -147,7 +147,8 @@ class DialogUsage:
         self.remote_sdp = remote_sdp
         self.outgoing = outgoing
         self.timers = timers
-        self.media: NegotiatedMedia | None = None
+        self._media: NegotiatedMedia | None = None
+        self._media_from: tuple[bool, bytes, bytes] | None = None  # negotiate on first use (cheap setup)
         self.state = UsageState.CONFIRMED
         self.confirmed = False  # ACK sent (UAC) / received (UAS)
         self.owner: object = None  # the I/O shell's Call
@@ -183,7 +184,7 @@ class DialogUsage:
             outgoing=True,
             timers=timers,
         )
-        usage.media = negotiated(answer, offer)
+        usage._media_from = (True, answer, offer)
         usage.confirmed = True
         return usage
 
@@ -205,7 +206,7 @@ class DialogUsage:
             timers=timers,
         )
         if offer:
-            usage.media = media_from_offer(offer, answer)
+            usage._media_from = (False, offer, answer)
         else:
             usage._offer_in_2xx = True
         server.parent = usage
@@ -214,6 +215,21 @@ class DialogUsage:
         return usage
 
     # --- properties ---
+    @property
+    def media(self) -> NegotiatedMedia | None:
+        """The negotiated media (worked out from the SDP the first time it is asked for)."""
+        pending = self._media_from
+        if pending is not None:
+            self._media_from = None
+            we_offered, first, second = pending
+            self._media = negotiated(first, second) if we_offered else media_from_offer(first, second)
+        return self._media
+
+    @media.setter
+    def media(self, value: NegotiatedMedia | None) -> None:
+        self._media_from = None
+        self._media = value
+
     @property
     def id(self) -> DialogId:
         return self.dialog.id

@@ -78,6 +78,9 @@ def canonical_name(name: str) -> str:
 
 def split_values(value: str) -> list[str]:
     """Split a multi-value header on commas outside quotes and ``<...>``."""
+    if "," not in value:
+        value = value.strip()
+        return [value] if value else []
     return [v.strip() for v in _split_outside_quotes(value, ",") if v.strip()]
 
 

@@ -13,16 +13,17 @@ import re
 import secrets
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .errors import SipParseError
-from .headers import MULTI_VALUE, CSeq, Via, canonical_name, split_values
+from .headers import MULTI_VALUE, CSeq, Via, _canon_cache, canonical_name, split_values
 from .uri import NameAddr, SipUri
 
 _T = TypeVar("_T")
 MAX_MESSAGE = 65535
 _BAD_NAME = re.compile(r'[ \t()<>@,;\\"/\[\]?={}]')  # separators not allowed in a token
 MAGIC_COOKIE = "z9hG4bK"
+_HEADER_INFO: dict[str, tuple[str, bool]] = {}  # raw header name -> (canonical name, multi-value)
 
 REASONS = {
     100: "Trying",
@@ -81,10 +82,11 @@ def new_call_id(host: str) -> str:
 class Headers:
     """Ordered multi-map of headers keyed by canonical name; one entry per value."""
 
-    __slots__ = ("_items",)
+    __slots__ = ("_items", "version")
 
     def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
         self._items: list[tuple[str, str]] = [(canonical_name(n), v) for n, v in items]
+        self.version = 0  # bumped on every change: lets messages memoise parsed header values
 
     def __iter__(self) -> Iterator[tuple[str, str]]:
         return iter(self._items)
@@ -96,18 +98,19 @@ class Headers:
         return isinstance(name, str) and self.get(name) is not None
 
     def get(self, name: str, default: str | None = None) -> str | None:
-        name = canonical_name(name)
+        name = _canon_cache.get(name) or canonical_name(name)
         for n, v in self._items:
             if n == name:
                 return v
         return default
 
     def get_all(self, name: str) -> list[str]:
-        name = canonical_name(name)
+        name = _canon_cache.get(name) or canonical_name(name)
         return [v for n, v in self._items if n == name]
 
     def add(self, name: str, value: str, *, first: bool = False) -> None:
-        entry = (canonical_name(name), value)
+        entry = (_canon_cache.get(name) or canonical_name(name), value)
+        self.version += 1
         if first:
             self._items.insert(0, entry)
         else:
@@ -128,11 +131,13 @@ class Headers:
         if not placed:
             out.append((name, value))  # type: ignore[arg-type]
         self._items = out
+        self.version += 1
 
     def replace_first(self, name: str, value: str) -> None:
         """Replace the first value of ``name`` in place (appended if absent)."""
         name = canonical_name(name)
         items = self._items
+        self.version += 1
         for i, (n, _) in enumerate(items):
             if n == name:
                 items[i] = (name, value)
@@ -147,6 +152,7 @@ class Headers:
         for i, (n, v) in enumerate(self._items):
             if n == name:
                 del self._items[i]
+                self.version += 1
                 return v
         return None
 
@@ -160,20 +166,24 @@ class Headers:
 class SipMessage:
     headers: Headers = field(default_factory=Headers)
     body: bytes = b""
+    _typed_cache: dict[str, tuple[Headers, int, Any]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     # --- typed accessors (raise SipParseError if the header is broken) ---
-    # Parsed values are memoised per header value: treat them as read-only (``.copy()`` to modify).
+    # Parsed values are memoised until the headers change: treat them as read-only (``.copy()`` them).
     def _typed(self, name: str, parser: Callable[[str], _T]) -> _T:
-        value = self.headers.get(name)
+        headers = self.headers
+        cache = self._typed_cache
+        hit = cache.get(name)
+        if hit is not None and hit[0] is headers and hit[1] == headers.version:
+            cached: _T = hit[2]
+            return cached
+        value = headers.get(name)
         if value is None:
             raise SipParseError(f"missing {name}")
-        cache = self.__dict__.setdefault("_typed_cache", {})
-        hit = cache.get(name)
-        if hit is not None and hit[0] == value:
-            cached: _T = hit[1]
-            return cached
         parsed = parser(value)
-        cache[name] = (value, parsed)
+        cache[name] = (headers, headers.version, parsed)
         return parsed
 
     @property
@@ -217,9 +227,12 @@ class SipMessage:
         self.cseq  # noqa: B018
         self.from_  # noqa: B018
         self.to  # noqa: B018
-        if not self.headers.get_all("Via"):
+        vias = self.headers.get_all("Via")
+        if not vias:
             raise SipParseError("missing Via")
-        self.vias  # noqa: B018
+        self.via  # noqa: B018 - the top one, memoised
+        for v in vias[1:]:
+            Via.parse(v)
 
     def start_line(self) -> str:
         raise NotImplementedError
@@ -305,18 +318,25 @@ def _parse(data: bytes) -> SipRequest | SipResponse:
         elif line:
             lines.append(line)
     headers = Headers()
+    items = headers._items
     for line in lines:
-        name, colon, value = line.partition(":")
-        name = name.strip()
-        if not colon or not name or _BAD_NAME.search(name):
-            raise SipParseError(f"bad header line {line[:60]!r}")
+        raw, colon, value = line.partition(":")
+        info = _HEADER_INFO.get(raw)
+        if info is None:
+            name = raw.strip()
+            if not colon or not name or _BAD_NAME.search(name):
+                raise SipParseError(f"bad header line {line[:60]!r}")
+            canon = canonical_name(name)
+            info = (canon, canon.lower() in MULTI_VALUE)
+            if len(_HEADER_INFO) < 4096:  # bounded: header names come from the network
+                _HEADER_INFO[raw] = info
+        canon, multi = info
         value = value.strip()
-        canon = canonical_name(name)
-        if canon.lower() in MULTI_VALUE:
+        if multi:
             for v in split_values(value):
-                headers.add(canon, v)
+                items.append((canon, v))
         else:
-            headers.add(canon, value)
+            items.append((canon, value))
     msg: SipRequest | SipResponse
     if start.startswith("SIP/"):
         parts = start.split(" ", 2)
@@ -371,10 +391,8 @@ def make_response(
             continue
         if name == "To" and to_tag and status != 100:
             try:
-                to = NameAddr.parse(value)
-                if to.tag is None:
-                    to.params["tag"] = to_tag
-                    value = str(to)
+                if request.to.tag is None:  # memoised parse of this very value
+                    value = f"{value};tag={to_tag}"
             except SipParseError:
                 pass
         h.add(name, value)

@@ -6,16 +6,20 @@ the message unusable; every failure is a :class:`SipParseError`.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from .errors import SipParseError
 
 Params = dict[str, str | None]
+_BAD_HOST = re.compile(r'[ \t<>"@]')
 
 
 def parse_params(text: str) -> Params:
     """Parse ``;a=b;c`` (leading ``;`` optional). Names are lower-cased, values kept (quotes stripped)."""
     params: Params = {}
+    if not text:
+        return params
     for part in _split_outside_quotes(text, ";"):
         part = part.strip()
         if not part:
@@ -99,7 +103,7 @@ def split_host_port(text: str) -> tuple[str, int | None]:
             raise SipParseError(f"bad host/port {text!r}")
         return host, _port(rest[1:])
     host, colon, port = text.partition(":")
-    if not host or any(c in host for c in ' \t<>"@'):
+    if not host or _BAD_HOST.search(host):
         raise SipParseError(f"bad host {text!r}")
     return host, (_port(port) if colon else None)
 
@@ -230,6 +234,8 @@ class NameAddr:
 
 
 def _find_unquoted(text: str, ch: str) -> int:
+    if '"' not in text:
+        return text.find(ch)  # fast path: nothing is quoted
     quoted = False
     escape = False
     for i, c in enumerate(text):
