@@ -595,3 +595,31 @@ def test_request_auth_retry_then_refusal() -> None:
     assert requests(c.receive_response(challenge(r1, nonce="n1"), 0.15)) == []  # late copy: ignored
     (done,) = of(c.receive_response(challenge(r2, nonce="n2"), 0.2), RequestCompleted)
     assert done.response is not None and (done.response.status, done.response.cseq.number) == (401, 8)
+
+
+def test_requests_on_an_ended_dialog_are_refused_locally() -> None:
+    ua = UserAgent(LOCAL, timers=T)
+    usage, _ = confirmed(ua)
+    ua.receive_datagram(
+        peer_request("BYE", branch="z9hG4bKbye9", cseq=2, to_tag=usage.dialog.local_tag), PEER, 1
+    )
+    ua.take_events()
+    events = usage.request("INFO", body=b"Signal=1", tag="info", now=2.0)
+    assert requests(events) == []
+    (done,) = of(events, RequestCompleted)
+    assert done.response is not None and (done.response.status, done.response.cseq.method) == (481, "INFO")
+    assert of(usage.bye(tag="bye", now=2.0), RequestCompleted)[0].response is None  # already ended
+
+
+def test_delayed_offer_answer_arrives_in_the_ack() -> None:
+    ua = UserAgent(LOCAL, timers=T)
+    ua.receive_datagram(peer_request("INVITE", branch="z9hG4bKlate", cseq=1), PEER, 0.0)
+    (new,) = of(ua.take_events(), NewInvite)
+    usage = ua.answer(new.server, OFFER, now=0.0)  # no offer came: our SDP is the offer
+    (ok,) = responses(ua.take_events())
+    assert ok.body == OFFER and usage.media is None
+    ua.receive_datagram(ack_for(ok)[: -len(b"Content-Length: 0\r\n\r\n")] + (
+        f"Content-Type: application/sdp\r\nContent-Length: {len(ANSWER)}\r\n\r\n".encode() + ANSWER
+    ), PEER, 0.1)  # fmt: skip
+    assert of(ua.take_events(), DialogConfirmed)
+    assert usage.remote_sdp == ANSWER and usage.media is not None and usage.media.remote_port == 40000

@@ -9,8 +9,12 @@ this is a sans-I/O core plus a thin asyncio layer:
 - ``digest``: client and server digest auth (MD5, SHA-256, qop=auth, expiring stateless nonces).
 - ``transaction``: the four RFC 3261 transaction state machines, fed bytes-free events and ``now``.
 - ``dialog``: dialog identifiers, CSeq, route set, in-dialog request construction.
+- ``invite_client`` / ``invite_server`` / ``dialog_usage`` / ``non_invite``: the user agent
+  procedures as sans-I/O machines (outgoing INVITE with auth/CANCEL/forks, incoming INVITE with
+  2xx-until-ACK and CANCEL, in-dialog BYE/INFO/re-INVITE with glare, REGISTER/OPTIONS/MESSAGE client).
+- ``user_agent``: the sans-I/O core routing messages to those machines, one deadline heap for all.
 - ``transport``: asyncio UDP + TCP (Content-Length framing) on one port.
-- ``endpoint``: the user agent (outgoing INVITE with auth/cancel, incoming INVITE contexts, calls).
+- ``endpoint``: the asyncio shell (transports, DNS, one timer) with the awaitable API (calls).
 - ``registrar`` / ``registration``: server-side REGISTER handling with bindings, and the REGISTER client.
 
 The sans-I/O parts never touch sockets or clocks, so they are fuzzed and tested with a fake clock;

@@ -17,7 +17,8 @@ Incoming (``new_request``; retransmissions are absorbed by the server transactio
 Outgoing (``request``, ``reinvite``, ``bye``)
     The final response comes back as :class:`~voipbin.sip.ua_base.RequestCompleted` carrying the
     caller's ``tag`` (a timeout is a locally made 408). A re-INVITE while another INVITE transaction
-    is in progress either way is refused locally with 491 (§14.1). A 2xx to our re-INVITE refreshes
+    is in progress either way is refused locally with 491 (§14.1), any request on an ended dialog
+    with a local 481. A 2xx to our re-INVITE refreshes
     the target, updates the SDP/media and is ACKed; its retransmissions are re-ACKed. A BYE ends the
     usage with :class:`DialogEnded` ("local_bye") once answered or timed out.
 """
@@ -278,8 +279,6 @@ class DialogUsage:
             return self.reinvite(body, tag=tag, now=now)
         if method == "BYE":
             return self.bye(tag=tag, now=now)
-        if not self.active:
-            return [RequestCompleted(self, tag, None)]
         req = self.dialog.create_request(
             method,
             via=self.local.via(self.transport),
@@ -287,12 +286,12 @@ class DialogUsage:
             content_type=content_type,
             headers=[self.local.ua_header, *headers],
         )
+        if not self.active:
+            return [RequestCompleted(self, tag, make_response(req, 481))]  # the dialog is gone
         return self._start(req, tag, now)
 
     def reinvite(self, sdp: bytes, *, tag: object = None, now: float) -> list[object]:
         """Send a re-INVITE offering ``sdp``; refused locally (491) while an INVITE is in progress."""
-        if not self.active:
-            return [RequestCompleted(self, tag, None)]
         req = self.dialog.create_request(
             "INVITE",
             via=self.local.via(self.transport),
@@ -301,6 +300,8 @@ class DialogUsage:
             content_type="application/sdp",
             headers=[self.local.ua_header],
         )
+        if not self.active:
+            return [RequestCompleted(self, tag, make_response(req, 481))]  # the dialog is gone
         if self.invite_in_progress:
             return [RequestCompleted(self, tag, make_response(req, 491))]  # RFC 3261 §14.1
         out = self._start(req, tag, now)

@@ -201,7 +201,7 @@ class Call:
         content_type: str | None = None,
         headers: Iterable[tuple[str, str]] | None = None,
     ) -> SipResponse:
-        """Send an in-dialog request and wait for its final response (408 on timeout)."""
+        """Send an in-dialog request and wait for its final response (408 on timeout, 481 once ended)."""
         extra = list(headers or [])
         resp = await self._wait(
             lambda fut, now: self.usage.request(
@@ -462,11 +462,10 @@ class SipEndpoint:
         self._public_host = public_host
         self.user_agent = user_agent
         self.on_request = on_request
-        self.accept_methods = frozenset(accept_methods)
         self.timers = timers
         self.transport = SipTransport(host, port, self._on_message, self._on_transport_error)
         self._local = LocalParty(self.public_host, port, user_agent)
-        self._ua = UserAgent(self._local, timers=timers, accept_methods=self.accept_methods)
+        self._ua = UserAgent(self._local, timers=timers, accept_methods=accept_methods)
         self._tasks: set[asyncio.Future[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -490,6 +489,14 @@ class SipEndpoint:
         if self._public_host:
             return self._public_host
         return "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
+
+    @property
+    def accept_methods(self) -> frozenset[str]:
+        return self._ua.accept_methods
+
+    @accept_methods.setter
+    def accept_methods(self, methods: Iterable[str]) -> None:
+        self._ua.accept_methods = frozenset(methods)
 
     @property
     def _dialogs(self) -> dict[tuple[str, str, str], DialogUsage]:
