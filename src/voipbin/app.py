@@ -1,4 +1,4 @@
-"""Composition root: builds the platform (settings, database, secrets, services) and the ASGI app."""
+"""The ASGI app: the routers, error envelope and OpenAPI document of one node (built by ``voipbin.node``)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from voipbin import __version__, logsafe
+from voipbin import __version__
 from voipbin.api.errors import install_error_handlers
 from voipbin.api.routes import (
     accesskeys,
@@ -28,91 +28,24 @@ from voipbin.api.routes import (
     transcribes,
     trunks,
 )
-from voipbin.calls.manager import UnavailableCallManager
-from voipbin.config import Settings, get_settings, load_or_create_secrets
-from voipbin.events.webhooks import WebhookDispatcher, stop_dispatcher
-from voipbin.platform import Platform
-from voipbin.security import Encryptor
-from voipbin.store.db import Database
-from voipbin.tenants import NewCustomer, bootstrap
+from voipbin.config import Settings, get_settings
+from voipbin.node import Node, build_node, start_node, stop_node
 
 log = logging.getLogger(__name__)
 
 
-def build_platform(settings: Settings) -> Platform:
-    secrets = load_or_create_secrets(settings.data_dir)
-    return Platform(
-        settings=settings,
-        secrets=secrets,
-        db=Database(settings.effective_database_url),
-        encryptor=Encryptor(secrets.encryption_key),
-    )
-
-
-def print_bootstrap(created: NewCustomer) -> None:
-    """Shown once, on the first start: the only time these credentials are displayed."""
-    print(
-        "\n=== voipbin first start: admin account created ===\n"
-        f"  username:   {created.agent.username}\n"
-        f"  password:   {created.password}\n"
-        f"  accesskey:  {created.accesskey}\n"
-        f"  customer:   {created.customer.id}\n"
-        "Store these now; they are not shown again.\n",
-        flush=True,
-    )
-
-
-async def start_platform(platform: Platform) -> None:
-    logsafe.install()  # here, after the server has configured its loggers
-    await platform.db.migrate()
-    created = await bootstrap(platform)
-    if created is not None:
-        print_bootstrap(created)
-    if platform.webhooks is None:
-        platform.webhooks = WebhookDispatcher(platform)
-        platform.webhooks.start()
-    if platform.calls is None and platform.settings.telephony:
-        from voipbin.calls.telephony import SipCallManager
-
-        manager = SipCallManager(platform)
-        try:
-            await manager.start()
-            platform.calls = manager
-        except OSError as exc:
-            why = f"SIP could not listen on port {platform.settings.sip_port}: {exc}"
-            log.error("%s; calls will fail until this is fixed (VOIPBIN_SIP_PORT)", why)
-            platform.calls = UnavailableCallManager(platform, why)
-    if platform.calls is None:
-        platform.calls = UnavailableCallManager(platform, "telephony is disabled (VOIPBIN_TELEPHONY=false)")
-
-
-async def stop_platform(platform: Platform) -> None:
-    if platform.summaries is not None:
-        await platform.summaries.close()
-    if platform.transcribes is not None:
-        await platform.transcribes.close()
-    if platform.calls is not None:
-        await platform.calls.close()
-    await stop_dispatcher(platform.webhooks)
-    if platform.flows is not None:
-        await platform.flows.close()
-    from voipbin.speech.httpclients import close_shared_clients
-
-    await close_shared_clients()
-    await platform.db.close()
-
-
-def create_app(settings: Settings | None = None, platform: Platform | None = None) -> FastAPI:
-    settings = settings or get_settings()
-    platform = platform or build_platform(settings)
+def create_app(settings: Settings | None = None, node: Node | None = None) -> FastAPI:
+    """The ASGI app of one node; ``node`` (built from ``settings``) is handed to the routers through
+    FastAPI dependencies (``api.deps``)."""
+    node = node or build_node(settings or get_settings())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await start_platform(platform)
+        await start_node(node)
         try:
             yield
         finally:
-            await stop_platform(platform)
+            await stop_node(node)
 
     app = FastAPI(
         title="voipbin",
@@ -123,7 +56,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
         docs_url="/docs",
         redoc_url=None,
     )
-    app.state.platform = platform
+    app.state.node = node
     install_error_handlers(app)
     for module in (
         auth,
@@ -147,7 +80,7 @@ def create_app(settings: Settings | None = None, platform: Platform | None = Non
     async def health() -> dict[str, Any]:
         from sqlalchemy import text
 
-        async with platform.db.session() as session:
+        async with node.db.session() as session:
             await session.execute(text("SELECT 1"))
         return {"status": "ok", "version": __version__}
 

@@ -39,34 +39,36 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _with_platform(fn):  # type: ignore[no-untyped-def]
-    from voipbin.app import build_platform, print_bootstrap
+async def _with_db(fn):  # type: ignore[no-untyped-def]
+    from voipbin.node import print_bootstrap
+    from voipbin.store.db import Database
     from voipbin.tenants import bootstrap
 
-    platform = build_platform(get_settings())
-    await platform.db.migrate()
-    if created := await bootstrap(platform):
+    settings = get_settings()
+    db = Database(settings.effective_database_url)
+    await db.migrate()
+    if created := await bootstrap(db, settings):
         print_bootstrap(created)
     try:
-        return await fn(platform)
+        return await fn(db, settings)
     finally:
-        await platform.db.close()
+        await db.close()
 
 
 def _customer_create(args: argparse.Namespace) -> int:
     from voipbin.tenants import create_customer
 
-    async def run(platform):  # type: ignore[no-untyped-def]
+    async def run(db, settings):  # type: ignore[no-untyped-def]
         from voipbin.store.tables import Agent
 
-        async with platform.db.session() as session:
+        async with db.session() as session:
             taken = (await session.execute(select(Agent.id).where(Agent.username == args.username))).first()
             if taken:
                 print(f"error: username {args.username!r} is taken", file=sys.stderr)
                 return 1
             created = await create_customer(
-                platform,
                 session,
+                initial_balance=settings.initial_balance,
                 name=args.name,
                 username=args.username,
                 password=args.password,
@@ -79,15 +81,15 @@ def _customer_create(args: argparse.Namespace) -> int:
         )
         return 0
 
-    return asyncio.run(_with_platform(run))
+    return asyncio.run(_with_db(run))
 
 
 def _accesskey_create(args: argparse.Namespace) -> int:
     from voipbin.security import hash_token, new_accesskey
     from voipbin.store.tables import Accesskey, Agent, Customer
 
-    async def run(platform):  # type: ignore[no-untyped-def]
-        async with platform.db.session() as session:
+    async def run(db, _settings):  # type: ignore[no-untyped-def]
+        async with db.session() as session:
             permission = "customer_admin"
             if args.customer_id:
                 try:
@@ -116,7 +118,7 @@ def _accesskey_create(args: argparse.Namespace) -> int:
         print(token)
         return 0
 
-    return asyncio.run(_with_platform(run))
+    return asyncio.run(_with_db(run))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     default_stt_type: str = "whisper"
 
     log_level: str = "INFO"
+    # This node's name in a cluster; the rows it owns while live carry it. Empty -> generated once and
+    # kept in <data_dir>/node_id, so a restart on the same data recovers what the earlier boot left live.
+    node_id: str = ""
 
     @property
     def effective_database_url(self) -> str:
@@ -105,6 +108,23 @@ def load_or_create_secrets(data_dir: Path) -> PlatformSecrets:
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
         json.dump({"jwt_key": created.jwt_key, "encryption_key": created.encryption_key}, fh)
+    os.replace(tmp, path)
+    return created
+
+
+def load_or_create_node_id(settings: Settings) -> str:
+    """``VOIPBIN_NODE_ID``, or an id generated on first run and kept in ``<data_dir>/node_id``."""
+    if settings.node_id:
+        return settings.node_id
+    path = settings.data_dir / "node_id"
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        existing = path.read_text().strip()
+        if existing:
+            return existing
+    created = f"node-{secrets.token_hex(6)}"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(created + "\n")
     os.replace(tmp, path)
     return created
 

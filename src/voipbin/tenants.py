@@ -9,14 +9,17 @@ from dataclasses import dataclass
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from voipbin.api.deps import PLATFORM_ADMIN
 from voipbin.billing.ledger import open_account
-from voipbin.platform import Platform
+from voipbin.config import Settings
 from voipbin.security import hash_password, hash_token, new_accesskey
+from voipbin.store.db import Database
 from voipbin.store.tables import Accesskey, Agent, Customer, Number
 from voipbin.store.types import utcnow
 
 log = logging.getLogger(__name__)
+
+
+PLATFORM_ADMIN = "project_super_admin"  # VoIPBIN's platform administrator permission
 
 
 @dataclass
@@ -28,9 +31,9 @@ class NewCustomer:
 
 
 async def create_customer(
-    platform: Platform,
     session: AsyncSession,
     *,
+    initial_balance: int,
     name: str,
     username: str,
     password: str | None = None,
@@ -41,7 +44,7 @@ async def create_customer(
     customer = Customer(name=name, email=email)
     session.add(customer)
     await session.flush()
-    account = await open_account(session, customer.id, platform.settings.initial_balance)
+    account = await open_account(session, customer.id, initial_balance)
     customer.billing_account_id = account.id
     agent = Agent(
         customer_id=customer.id,
@@ -64,16 +67,16 @@ async def create_customer(
     return NewCustomer(customer, agent, password, token)
 
 
-async def bootstrap(platform: Platform) -> NewCustomer | None:
+async def bootstrap(db: Database, settings: Settings) -> NewCustomer | None:
     """First start: create the admin customer (platform administrator) and give it the seed's number."""
-    async with platform.db.session() as session:
+    async with db.session() as session:
         count = (await session.execute(select(func.count()).select_from(Customer))).scalar_one()
         if count:
             return None
-        s = platform.settings
+        s = settings
         created = await create_customer(
-            platform,
             session,
+            initial_balance=s.initial_balance,
             name="admin",
             username=s.admin_username,
             password=s.admin_password or None,

@@ -10,9 +10,9 @@ from typing import Any
 import httpx
 import pytest
 
-from voipbin.app import build_platform, create_app, start_platform, stop_platform
+from voipbin.app import create_app
 from voipbin.config import Settings
-from voipbin.platform import Platform
+from voipbin.node import Node, build_node, start_node, stop_node
 from voipbin.tenants import NewCustomer, create_customer
 
 
@@ -32,7 +32,7 @@ class Tenant:
 
 @dataclass
 class Api:
-    platform: Platform
+    platform: Node
     app: Any
     admin: Tenant
     other: Tenant
@@ -61,18 +61,22 @@ def settings(tmp_path: Path, database_url: str) -> Settings:
 
 @pytest.fixture
 async def api(settings: Settings, capsys: pytest.CaptureFixture[str]) -> AsyncIterator[Api]:
-    platform = build_platform(settings)
+    platform = build_node(settings)
     await platform.db.migrate()
     from voipbin.tenants import bootstrap
 
-    admin = await bootstrap(platform)
+    admin = await bootstrap(platform.db, platform.settings)
     assert admin is not None
     async with platform.db.session() as session:
         other = await create_customer(
-            platform, session, name="other", username="other", password="other-pass-1"
+            session,
+            initial_balance=platform.settings.initial_balance,
+            name="other",
+            username="other",
+            password="other-pass-1",
         )
         await session.commit()
-    await start_platform(platform)
+    await start_node(platform)
     app = create_app(settings, platform)
     clients = [client_for(app, admin.accesskey), client_for(app, other.accesskey), client_for(app, None)]
     try:
@@ -80,4 +84,4 @@ async def api(settings: Settings, capsys: pytest.CaptureFixture[str]) -> AsyncIt
     finally:
         for c in clients:
             await c.aclose()
-        await stop_platform(platform)
+        await stop_node(platform)

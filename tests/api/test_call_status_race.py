@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 from tests.api.support import Api
-from voipbin.calls.service import finish_call, set_status
 from voipbin.store.tables import Call
 
 
@@ -30,8 +29,8 @@ async def _ringing_call(api: Api) -> Call:
 
 async def test_answer_after_hangup_is_refused(api: Api) -> None:
     row = await _ringing_call(api)
-    assert await finish_call(api.platform, row.id, reason="cancel", by="remote") is not None
-    assert await set_status(api.platform, row.id, "progressing") is None
+    assert await api.platform.call_records.finish(row.id, reason="cancel", by="remote") is not None
+    assert await api.platform.call_records.set_status(row.id, "progressing") is None
     async with api.platform.db.session() as s:
         final = await s.get(Call, row.id)
     assert final is not None and final.status == "hangup" and final.hangup_reason == "cancel"
@@ -44,8 +43,8 @@ async def test_concurrent_answer_and_hangup_end_in_hangup(api: Api) -> None:
             op
             for r in rows
             for op in (
-                set_status(api.platform, r.id, "progressing"),
-                finish_call(api.platform, r.id, reason="normal"),
+                api.platform.call_records.set_status(r.id, "progressing"),
+                api.platform.call_records.finish(r.id, reason="normal"),
             )
         )
     )

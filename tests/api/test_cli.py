@@ -9,8 +9,9 @@ from pathlib import Path
 
 import httpx
 
-from voipbin.app import build_platform, create_app, start_platform, stop_platform
+from voipbin.app import create_app
 from voipbin.config import Settings
+from voipbin.node import build_node, start_node, stop_node
 
 
 def run_cli(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -37,8 +38,8 @@ async def test_customer_and_accesskey_create(tmp_path: Path) -> None:
     key = key_out.stdout.strip()
     assert key.startswith("vb_") and "first start" not in key_out.stdout
 
-    platform = build_platform(Settings(data_dir=data))
-    await start_platform(platform)
+    platform = build_node(Settings(data_dir=data))
+    await start_node(platform)
     app = create_app(platform.settings, platform)
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
@@ -48,4 +49,4 @@ async def test_customer_and_accesskey_create(tmp_path: Path) -> None:
             r = await c.post("/auth/login", json={"username": "acme", "password": "acme-pass-1"})
             assert r.status_code == 200
     finally:
-        await stop_platform(platform)
+        await stop_node(platform)

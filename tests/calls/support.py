@@ -17,15 +17,15 @@ import pytest
 
 from tests.api.support import client_for
 from tests.sip.conftest import free_port
-from voipbin.app import build_platform, create_app, start_platform, stop_platform
+from voipbin.app import create_app
 from voipbin.config import Settings
-from voipbin.platform import Platform
+from voipbin.node import Node, build_node, start_node, stop_node
 from voipbin.tenants import NewCustomer, bootstrap
 
 
 @dataclass
 class Telephony:
-    platform: Platform
+    platform: Node
     app: Any
     admin: NewCustomer
     client: httpx.AsyncClient
@@ -78,7 +78,8 @@ def dominant_frequency(pcm: np.ndarray, rate: int) -> float:
 
 
 @pytest.fixture
-async def telephony(tmp_path: Path) -> AsyncIterator[Telephony]:
+async def telephony(tmp_path: Path, request: pytest.FixtureRequest) -> AsyncIterator[Telephony]:
+    """``@pytest.mark.parametrize("telephony", [{setting: value}], indirect=True)`` overrides settings."""
     sip_port = free_port()
     base = 20000 + (sip_port % 50) * 200  # below Linux's ephemeral range (32768+): no clash with free ports
     media = tmp_path / "media"
@@ -94,18 +95,19 @@ async def telephony(tmp_path: Path) -> AsyncIterator[Telephony]:
         flow_media_dirs=str(media),
         telephony=True,
     )
-    platform = build_platform(settings)
+    settings = settings.model_copy(update=getattr(request, "param", {}))
+    platform = build_node(settings)
     await platform.db.migrate()
-    admin = await bootstrap(platform)
+    admin = await bootstrap(platform.db, platform.settings)
     assert admin is not None
-    await start_platform(platform)
+    await start_node(platform)
     app = create_app(settings, platform)
     client = client_for(app, admin.accesskey)
     try:
         yield Telephony(platform, app, admin, client, sip_port, media)
     finally:
         await client.aclose()
-        await stop_platform(platform)
+        await stop_node(platform)
 
 
 async def eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:

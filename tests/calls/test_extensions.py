@@ -42,10 +42,10 @@ async def register_baresip(t: Telephony, tmp: Path, phones: list[Baresip], ext: 
     phone = await start_baresip(tmp, account)
     phones.append(phone)
     aor = f"sip:{ext}@{domain}"
-    manager = t.platform.calls
+    bindings = t.platform.registrations.extension_bindings
 
     async def registered() -> bool:
-        return bool(manager.extension_bindings.lookup(aor))  # type: ignore[union-attr]
+        return bool(bindings.lookup(aor))
 
     try:
         await eventually(registered, 10)

@@ -135,8 +135,8 @@ async def test_unroutable_number_says_what_to_configure(telephony: Telephony) ->
     assert "voipbin phone --number +15559876543" in call["metadata"]["hangup_detail"]
 
 
+@pytest.mark.parametrize("telephony", [{"max_call_duration": 1.0}], indirect=True)
 async def test_max_duration_hangs_up_with_timeout(telephony: Telephony, sipp: SippLauncher) -> None:
-    telephony.platform.settings.max_call_duration = 1.0
     run = await sipp.start_server("-sn", "uas", "-m", "1")
     await add_trunk(telephony, run.port)
     r = await telephony.client.post(

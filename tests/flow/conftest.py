@@ -14,11 +14,9 @@ import pytest
 
 from tests.api.support import api, settings  # noqa: F401  (fixtures for the activeflows API tests)
 from tests.flow.memcall import MemoryCall
-from voipbin.app import build_platform
 from voipbin.config import Settings
-from voipbin.flow import get_engine, start_call_flow
 from voipbin.models.actions import validate_actions
-from voipbin.platform import Platform
+from voipbin.node import Node, build_node
 from voipbin.store.tables import Activeflow, Call, Flow
 from voipbin.tenants import bootstrap
 
@@ -35,7 +33,7 @@ def write_tone(path: Path, seconds: float, rate: int = 8000) -> Path:
 
 @dataclass
 class Env:
-    platform: Platform
+    platform: Node
     customer_id: uuid.UUID
     media_dir: Path
 
@@ -52,27 +50,24 @@ class Env:
     ) -> MemoryCall:
         """A stored, answered outgoing call whose flow holds ``actions`` (not yet running)."""
         flow = await self.flow(actions, **flow_fields)
-        row = Call(
-            customer_id=self.customer_id,
+        row = self.platform.call_records.new_call(
+            self.customer_id,
             flow_id=flow.id,
             source={"type": "tel", "target": "+15551234567", "name": "Alice"},
             destination={"type": "tel", "target": "+15559876543"},
             status="progressing",
             direction="outgoing",
             variables=variables or {},
-            chained_call_ids=[],
-            recording_ids=[],
-            action={},
         )
-        async with self.platform.db.session() as session:
-            session.add(row)
-            await session.commit()
+        await self.platform.call_records.add([row])  # live on this node, as a call manager's calls are
         call = MemoryCall(self.platform, row.id, self.customer_id)
         call.answered = True
         return call
 
     async def start(self, call: MemoryCall) -> uuid.UUID:
-        return await start_call_flow(self.platform, call)
+        af_id = await self.platform.flows.start_call(call)
+        call.activeflow_id = af_id  # what a call manager keeps, to stop the flow when the call ends
+        return af_id
 
     async def run(
         self, actions: list[dict[str, Any]], *, within: float = 10.0, **kwargs: Any
@@ -84,17 +79,17 @@ class Env:
 
     async def wait(self, activeflow_id: uuid.UUID, within: float = 10.0) -> None:
         async with asyncio.timeout(within):
-            await get_engine(self.platform).wait(activeflow_id)
+            await self.platform.flows.wait(activeflow_id)
 
     async def activeflow(self, activeflow_id: uuid.UUID) -> Activeflow:
-        async with self.platform.db.session() as session:
-            row = await session.get(Activeflow, activeflow_id)
+        """As the API sees it: the live state while it runs, else the stored row."""
+        row = await self.platform.flows.get(activeflow_id)
         assert row is not None
         return row
 
     async def call_row(self, call_id: uuid.UUID) -> Call:
-        async with self.platform.db.session() as session:
-            row = await session.get(Call, call_id)
+        """As the API sees it: the live state while the call is live, else the stored row."""
+        row = await self.platform.call_records.get(call_id)
         assert row is not None
         return row
 
@@ -110,12 +105,12 @@ async def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
         admin_username="admin",
         admin_password="admin-password-1",
     )
-    platform = build_platform(s)
+    platform = build_node(s)
     await platform.db.migrate()
-    created = await bootstrap(platform)
+    created = await bootstrap(platform.db, platform.settings)
     assert created is not None
     try:
         yield Env(platform, created.customer.id, media)
     finally:
-        await get_engine(platform).close()
+        await platform.flows.close()
         await platform.db.close()

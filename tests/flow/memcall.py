@@ -20,12 +20,9 @@ from collections.abc import AsyncIterable, AsyncIterator, Awaitable
 from pathlib import Path
 from typing import TypeVar
 
-from voipbin.calls.service import finish_call, set_status
-from voipbin.flow import stop_flow
 from voipbin.flow.interfaces import CallHungUp, RecordingRequest
-from voipbin.platform import Platform
+from voipbin.node import Node
 from voipbin.speech.audio import StreamResampler
-from voipbin.store.tables import Call
 
 T = TypeVar("T")
 
@@ -40,13 +37,14 @@ def wav_seconds(source: str | Path | bytes) -> float:
 
 
 class MemoryCall:
-    def __init__(self, platform: Platform, call_id: uuid.UUID, customer_id: uuid.UUID) -> None:
+    def __init__(self, platform: Node, call_id: uuid.UUID, customer_id: uuid.UUID) -> None:
         self.platform = platform
         self._call_id = call_id
         self._customer_id = customer_id
         self._hung = asyncio.Event()
         self._dtmf: asyncio.Queue[str] = asyncio.Queue()
         self.answered = False
+        self.activeflow_id: uuid.UUID | None = None
         self.hangup_reason: str | None = None
         self.log: list[tuple[str, object]] = []  # (operation, argument) in order
         self.recording: RecordingRequest | None = None
@@ -93,7 +91,7 @@ class MemoryCall:
         await self._guard(asyncio.sleep(0.005))
         if not self.answered:
             self.answered = True
-            await set_status(self.platform, self._call_id, "progressing")
+            await self.platform.call_records.set_status(self._call_id, "progressing")
         self.log.append(("answer", None))
 
     async def play_wav(self, source: str | Path | bytes) -> None:
@@ -154,7 +152,7 @@ class MemoryCall:
         self.hangup_reason = reason
         self._hung.set()
         self.log.append(("hangup", reason))
-        await finish_call(self.platform, self._call_id, reason=reason, by="local")
+        await self.platform.call_records.finish(self._call_id, reason=reason, by="local")
 
     async def remote_hangup(self) -> None:
         """The far end hangs up: what a call manager does — end the call, stop its flow."""
@@ -162,11 +160,9 @@ class MemoryCall:
             return
         self._hung.set()
         self.log.append(("remote_hangup", None))
-        await finish_call(self.platform, self._call_id, reason="normal", by="remote")
-        async with self.platform.db.session() as session:
-            row = await session.get(Call, self._call_id)
-        if row is not None:
-            await stop_flow(self.platform, row.activeflow_id, wait=False)
+        await self.platform.call_records.finish(self._call_id, reason="normal", by="remote")
+        if self.activeflow_id is not None:
+            await self.platform.flows.stop(self.activeflow_id, wait=False)
 
     async def wait_hangup(self) -> None:
         await self._hung.wait()

@@ -12,7 +12,6 @@ import pytest
 
 from tests.api.support import Api
 from tests.api.test_auth import assert_envelope
-from voipbin.flow import get_engine
 
 
 @pytest.fixture
@@ -21,7 +20,7 @@ async def fapi(api: Api) -> AsyncIterator[Api]:
     try:
         yield api
     finally:
-        await get_engine(api.platform).close()
+        await api.platform.flows.close()
 
 
 async def wait_status(api: Api, af_id: str, status: str, within: float = 5.0) -> dict:

@@ -7,8 +7,6 @@ import time
 import uuid
 
 from tests.flow.conftest import Env, write_tone
-from voipbin.flow import get_engine
-from voipbin.flow.handlers import REGISTRY
 from voipbin.flow.handlers.unsupported import NOT_YET
 
 ID = [str(uuid.UUID(int=0x100 + i)) for i in range(10)]
@@ -36,7 +34,9 @@ async def test_end_of_list_hangs_up_normal_and_records_progress(env: Env) -> Non
     types = []
     while not sub.queue.empty():
         types.append(sub.queue.get_nowait().type)
-    assert types[0] == "activeflow_created" and "activeflow_updated" in types
+    # The call is created live on this node first (call_created, call_progressing), as a manager does.
+    assert types[:2] == ["call_created", "call_progressing"]
+    assert types[2] == "activeflow_created" and "activeflow_updated" in types
     assert "call_updated" in types and types[-1] == "call_hangup"
 
 
@@ -191,8 +191,9 @@ async def test_invalid_option_after_substitution_fails(env: Env) -> None:
 
 
 async def test_unsupported_actions_end_loudly(env: Env, caplog) -> None:
-    assert "queue_join" in REGISTRY.unsupported_types() and "connect" in REGISTRY.supported_types()
-    assert set(NOT_YET) == set(REGISTRY.unsupported_types())
+    registry = env.platform.flows.registry
+    assert "queue_join" in registry.unsupported_types() and "connect" in registry.supported_types()
+    assert set(NOT_YET) == set(registry.unsupported_types())
     call, af = await env.run(
         [
             {"type": "answer"},
@@ -212,7 +213,7 @@ async def test_stop_cancels_a_sleeping_flow_promptly(env: Env) -> None:
     af = await env.activeflow(af_id)
     assert af.status == "running" and af.current_action["type"] == "sleep"
     started = time.monotonic()
-    await get_engine(env.platform).stop(af_id)
+    await env.platform.flows.stop(af_id)
     assert time.monotonic() - started < 1.0
     af = await env.activeflow(af_id)
     assert af.status == "ended" and call.hangup_reason == "normal" and "answer" not in call.ops()
@@ -240,7 +241,7 @@ async def test_on_complete_chain_is_capped(env: Env) -> None:
         row = await session.get(Flow, flow.id)
         row.on_complete_flow_id = flow.id
         await session.commit()
-    engine = get_engine(env.platform)
+    engine = env.platform.flows
     first = await engine.create(env.customer_id, reference_type="api", flow_id=flow.id)
     for _ in range(200):
         async with env.platform.db.session() as session:
@@ -259,7 +260,7 @@ async def test_on_complete_chain_is_capped(env: Env) -> None:
 
 
 async def test_api_activeflow_rejects_call_actions(env: Env) -> None:
-    engine = get_engine(env.platform)
+    engine = env.platform.flows
     from voipbin.models.actions import validate_actions
 
     row = await engine.create(
@@ -296,9 +297,7 @@ async def test_fetch_flow_pushes_and_returns(env: Env) -> None:
 
 async def test_missing_flow_fails_visibly(env: Env) -> None:
     call = await env.call([{"type": "answer"}])
-    from voipbin.flow import start_call_flow
-
-    af_id = await start_call_flow(env.platform, call, flow_id=uuid.uuid4())
+    af_id = await env.platform.flows.start_call(call, flow_id=uuid.uuid4())
     await env.wait(af_id)
     af = await env.activeflow(af_id)
     assert "not found" in af.error and call.hangup_reason == "failed"
@@ -313,6 +312,6 @@ async def test_set_variables_from_outside(env: Env) -> None:
     )
     af_id = await env.start(call)
     await asyncio.sleep(0.05)
-    assert await get_engine(env.platform).set_variables(af_id, {"voipbin.transcribe.id": "t-1"})
+    assert await env.platform.flows.set_variables(af_id, {"voipbin.transcribe.id": "t-1"})
     await env.wait(af_id)
     assert (await env.activeflow(af_id)).variables["seen"] == "t-1"

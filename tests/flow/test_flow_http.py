@@ -11,7 +11,6 @@ from starlette.responses import JSONResponse, Response
 
 from tests.flow.conftest import Env
 from tests.flow.localhttp import Seen, local_server
-from voipbin.flow import get_engine
 from voipbin.store.tables import Customer
 
 
@@ -112,7 +111,7 @@ async def test_webhook_send_async_unsigned_and_errors_are_not_fatal(env: Env) ->
                 {"type": "variable_set", "option": {"key": "after", "value": "yes"}},
             ]
         )
-        await get_engine(env.platform).services.drain()
+        await env.platform.flows.services.drain()
         await server.wait_for(1)
     assert af.error == "" and af.variables["after"] == "yes" and call.hangup_reason == "normal"
     seen = server.requests[0]

@@ -11,7 +11,6 @@ from tests.api.support import Api, api, settings  # noqa: F401  (fixtures)
 from tests.calls.support import telephony  # noqa: F401  (fixture)
 from tests.flow.conftest import Env, env  # noqa: F401  (fixture)
 from voipbin.transcribe.service import close_transcribes
-from voipbin.transcribe.summary import get_summaries
 
 
 def include_routers(app) -> None:  # type: ignore[no-untyped-def]
@@ -26,7 +25,7 @@ async def tapi(api: Api) -> AsyncIterator[Api]:  # noqa: F811
     try:
         yield api
     finally:
-        await get_summaries(api.platform).close()
+        await api.platform.summaries.close()
         await close_transcribes(api.platform)
 
 
@@ -35,7 +34,7 @@ async def flowenv(env: Env) -> AsyncIterator[Env]:  # noqa: F811
     try:
         yield env
     finally:
-        await get_summaries(env.platform).close()
+        await env.platform.summaries.close()
         await close_transcribes(env.platform)
 
 
@@ -46,5 +45,5 @@ async def tele(telephony):  # type: ignore[no-untyped-def]  # noqa: F811
     try:
         yield telephony
     finally:
-        await get_summaries(telephony.platform).close()
+        await telephony.platform.summaries.close()
         await close_transcribes(telephony.platform)

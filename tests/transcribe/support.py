@@ -104,7 +104,7 @@ class FakeMedia:
 
 
 class FakeLiveCall:
-    """What the API looks up in ``platform.calls.live``: a live call with media."""
+    """What the API looks up with ``calls.live_call(id)``: a live call with media."""
 
     def __init__(self, call_id: uuid.UUID, media: FakeMedia) -> None:
         self.call_id = call_id

@@ -30,7 +30,7 @@ async def live_call(api: Api, monkeypatch: pytest.MonkeyPatch) -> FakeLiveCall:
         session.add(row)
         await session.commit()
     live = FakeLiveCall(row.id, FakeMedia())
-    monkeypatch.setattr(api.platform.calls, "live", {row.id: live}, raising=False)
+    monkeypatch.setattr(api.platform.calls, "live_call", {row.id: live}.get)
     return live
 
 

@@ -12,7 +12,6 @@ from sqlalchemy import select
 from tests.flow.conftest import Env
 from tests.transcribe.support import AGENT, CALLER, FakeMedia, speech
 from voipbin.events.bus import Subscription
-from voipbin.flow import get_engine
 from voipbin.store.tables import Activeflow, Summary, Transcribe, Transcript
 from voipbin.tenants import create_customer
 
@@ -107,7 +106,7 @@ async def test_seed_example_5_real_time_summary_of_the_call(
     media.say("in", bytes(16000 * 3) + caller, silence_after=0.6)
     live = await next_event(sub, "summary_updated", id=created["id"], within=60)
     assert live["status"] == "progressing" and live["content"], live
-    assert get_engine(flowenv.platform).is_live(af_id)  # updated while the call is up
+    assert flowenv.platform.flows.is_live(af_id)  # updated while the call is up
     await media.drained()
     await call.remote_hangup()
     final = await next_event(sub, "summary_updated", id=created["id"], status="done", within=60)
@@ -153,7 +152,11 @@ async def test_transcribe_stop_stores_the_last_words_before_the_flow_goes_on(flo
 async def test_ai_summary_of_a_foreign_transcribe_fails_loudly(flowenv: Env) -> None:
     async with flowenv.platform.db.session() as session:
         other = await create_customer(
-            flowenv.platform, session, name="other", username="other", password="other-pass-1"
+            session,
+            initial_balance=flowenv.platform.settings.initial_balance,
+            name="other",
+            username="other",
+            password="other-pass-1",
         )
         await session.commit()
         foreign = Transcribe(customer_id=other.customer.id, reference_id=uuid.uuid4(), status="done")

@@ -1,4 +1,8 @@
-"""Request dependencies: the platform, the authenticated principal, pagination parameters."""
+"""Request dependencies: the node's services (one dependency each), the principal, pagination.
+
+The composition root (``voipbin.node``) builds the services and ``app.py`` puts them on the app; routers
+name the services they use (``DbDep``, ``CallRecordsDep``...) and never see the whole node.
+"""
 
 from __future__ import annotations
 
@@ -6,26 +10,94 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import jwt
 from fastapi import Depends, Query, Request
 from sqlalchemy import select
 
 from voipbin.api.errors import ApiError
-from voipbin.platform import Platform
-from voipbin.security import hash_token, looks_like_accesskey
+from voipbin.calls.manager import CallManager
+from voipbin.calls.recordings import Recordings
+from voipbin.calls.records import CallRecords
+from voipbin.config import PlatformSecrets, Settings
+from voipbin.events.bus import EventBus
+from voipbin.events.webhooks import WebhookDispatcher
+from voipbin.flow.engine import FlowEngine
+from voipbin.security import Encryptor, hash_token, looks_like_accesskey
+from voipbin.store.db import Database
 from voipbin.store.tables import Accesskey, Agent, Customer
+from voipbin.tenants import PLATFORM_ADMIN
+from voipbin.transcribe.service import TranscribeService
+from voipbin.transcribe.summary import SummaryService
 
-PLATFORM_ADMIN = "project_super_admin"
 JWT_LIFETIME_SECONDS = 7 * 24 * 3600
 
 
-def get_platform(request: Request) -> Platform:
-    return request.app.state.platform
+def _part(request: Request, name: str) -> Any:
+    return getattr(request.app.state.node, name)
 
 
-PlatformDep = Annotated[Platform, Depends(get_platform)]
+def get_db(request: Request) -> Database:
+    return _part(request, "db")  # type: ignore[no-any-return]
+
+
+def get_settings_dep(request: Request) -> Settings:
+    return _part(request, "settings")  # type: ignore[no-any-return]
+
+
+def get_secrets(request: Request) -> PlatformSecrets:
+    return _part(request, "secrets")  # type: ignore[no-any-return]
+
+
+def get_encryptor(request: Request) -> Encryptor:
+    return _part(request, "encryptor")  # type: ignore[no-any-return]
+
+
+def get_call_records(request: Request) -> CallRecords:
+    return _part(request, "call_records")  # type: ignore[no-any-return]
+
+
+def get_call_manager(request: Request) -> CallManager:
+    return _part(request, "calls")  # type: ignore[no-any-return]
+
+
+def get_flows(request: Request) -> FlowEngine:
+    return _part(request, "flows")  # type: ignore[no-any-return]
+
+
+def get_recordings(request: Request) -> Recordings:
+    return _part(request, "recordings")  # type: ignore[no-any-return]
+
+
+def get_transcribes(request: Request) -> TranscribeService:
+    return _part(request, "transcribes")  # type: ignore[no-any-return]
+
+
+def get_summaries(request: Request) -> SummaryService:
+    return _part(request, "summaries")  # type: ignore[no-any-return]
+
+
+def get_events(request: Request) -> EventBus:
+    return _part(request, "events")  # type: ignore[no-any-return]
+
+
+def get_webhooks(request: Request) -> WebhookDispatcher:
+    return _part(request, "webhooks")  # type: ignore[no-any-return]
+
+
+DbDep = Annotated[Database, Depends(get_db)]
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+SecretsDep = Annotated[PlatformSecrets, Depends(get_secrets)]
+EncryptorDep = Annotated[Encryptor, Depends(get_encryptor)]
+CallRecordsDep = Annotated[CallRecords, Depends(get_call_records)]
+CallManagerDep = Annotated[CallManager, Depends(get_call_manager)]
+FlowsDep = Annotated[FlowEngine, Depends(get_flows)]
+RecordingsDep = Annotated[Recordings, Depends(get_recordings)]
+TranscribesDep = Annotated[TranscribeService, Depends(get_transcribes)]
+SummariesDep = Annotated[SummaryService, Depends(get_summaries)]
+WebhooksDep = Annotated[WebhookDispatcher, Depends(get_webhooks)]
+EventsDep = Annotated[EventBus, Depends(get_events)]
 
 
 @dataclass(frozen=True)
@@ -41,7 +113,7 @@ class Principal:
         return self.permission == PLATFORM_ADMIN
 
 
-def issue_jwt(platform: Platform, agent: Agent) -> str:
+def issue_jwt(secrets: PlatformSecrets, agent: Agent) -> str:
     now = int(time.time())
     expire = datetime.fromtimestamp(now + JWT_LIFETIME_SECONDS, UTC)
     claims = {
@@ -56,7 +128,7 @@ def issue_jwt(platform: Platform, agent: Agent) -> str:
         "iat": now,
         "exp": now + JWT_LIFETIME_SECONDS,
     }
-    return jwt.encode(claims, platform.secrets.jwt_key, algorithm="HS256")
+    return jwt.encode(claims, secrets.jwt_key, algorithm="HS256")
 
 
 def _credential(request: Request) -> tuple[str, str] | None:
@@ -81,15 +153,15 @@ def _invalid() -> ApiError:
     return ApiError(401, "INVALID_CREDENTIALS", "The credentials are invalid or expired.")
 
 
-async def current_principal(request: Request, platform: PlatformDep) -> Principal:
+async def current_principal(request: Request, db: DbDep, secrets: SecretsDep) -> Principal:
     cred = _credential(request)
     if cred is None:
         raise ApiError(401, "AUTHENTICATION_REQUIRED", "Authentication is required.")
     kind, value = cred
-    async with platform.db.session() as session:
+    async with db.session() as session:
         if kind == "jwt":
             try:
-                claims = jwt.decode(value, platform.secrets.jwt_key, algorithms=["HS256"])
+                claims = jwt.decode(value, secrets.jwt_key, algorithms=["HS256"])
                 agent_id = uuid.UUID(claims["agent"]["id"])
             except (jwt.PyJWTError, KeyError, TypeError, ValueError):
                 raise _invalid() from None

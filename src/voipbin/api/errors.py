@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 STATUS_BY_HTTP = {
     400: "INVALID_ARGUMENT",
@@ -143,3 +144,15 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return envelope(request, ApiError(500, "INTERNAL", "Internal error."))
+
+
+def check_owned(row: T | None, customer_id: uuid.UUID | None, reason: str) -> T:
+    """``row`` if it exists, is not deleted and belongs to the customer; else 404 (never 403: no oracle)."""
+    if (
+        row is None
+        or getattr(row, "tm_delete", None) is not None
+        or (customer_id is not None and getattr(row, "customer_id", None) != customer_id)
+    ):
+        what = reason.removesuffix("_NOT_FOUND").lower().replace("_", " ")
+        raise ApiError(404, reason, f"The {what} was not found.")
+    return row

@@ -13,8 +13,9 @@ from typing import Any
 
 from sqlalchemy import or_, select
 
-from voipbin.platform import Platform
+from voipbin.security import Encryptor
 from voipbin.sip.registrar import Bindings
+from voipbin.store.db import Database
 from voipbin.store.tables import ZERO_UUID, Extension, Provider, Route
 
 
@@ -45,17 +46,19 @@ def route_matches(target: str, number: str) -> int:
     return len(prefix) if digits(number).startswith(prefix) else -1
 
 
-def customer_domain(platform: Platform, customer_id: uuid.UUID) -> str:
-    return f"{customer_id}.{platform.settings.sip_domain}"
+def customer_domain(sip_domain: str, customer_id: uuid.UUID) -> str:
+    return f"{customer_id}.{sip_domain}"
 
 
 def devcarrier_aor_user(number: str) -> str:
     return number
 
 
-async def trunk_targets(platform: Platform, customer_id: uuid.UUID, number: str) -> list[DialTarget]:
+async def trunk_targets(
+    db: Database, encryptor: Encryptor, customer_id: uuid.UUID, number: str
+) -> list[DialTarget]:
     """Trunks whose route matches, longest prefix first, then priority; customer routes before defaults."""
-    async with platform.db.session() as session:
+    async with db.session() as session:
         rows = (
             await session.execute(
                 select(Route, Provider)
@@ -80,7 +83,7 @@ async def trunk_targets(platform: Platform, customer_id: uuid.UUID, number: str)
         uri = f"sip:{user}@{p.hostname}"
         if p.transport == "tcp":
             uri += ";transport=tcp"
-        password = platform.encryptor.decrypt(p.auth_password_enc)
+        password = encryptor.decrypt(p.auth_password_enc)
         targets.append(
             DialTarget(
                 request_uri=uri,
@@ -103,54 +106,64 @@ def contact_targets(bindings: Bindings, aor: str, via: str) -> list[DialTarget]:
     return out
 
 
-async def resolve(
-    platform: Platform,
-    customer_id: uuid.UUID,
-    destination: dict[str, Any],
-    *,
-    devcarrier: Bindings,
-    extensions: Bindings,
-) -> list[DialTarget]:
-    """Every way to try ``destination``, in order. Raises NotRoutable with a helpful message."""
-    kind = destination.get("type")
-    target = str(destination.get("target", ""))
-    if kind == "tel":
-        trunks = await trunk_targets(platform, customer_id, target)
-        if trunks:
-            return trunks
-        phones = contact_targets(
-            devcarrier, f"sip:{devcarrier_aor_user(target)}@{platform.settings.sip_domain}", "devcarrier"
-        )
-        if phones:
-            return phones
-        raise NotRoutable(
-            f"No route to {target}: configure a SIP trunk (POST /v1.0/providers) and a route "
-            f"(POST /v1.0/routes), or register a phone as {target} for development "
-            f"(voipbin phone --number {target})."
-        )
-    if kind == "sip":
-        uri = target if target.startswith(("sip:", "sips:")) else f"sip:{target}"
-        return [DialTarget(request_uri=uri, to_uri=uri, via="sip")]
-    if kind == "extension":
-        name = str(destination.get("target_name") or target)
-        async with platform.db.session() as session:
-            ext = (
-                await session.execute(
-                    select(Extension).where(
-                        Extension.customer_id == customer_id,
-                        Extension.tm_delete.is_(None),
-                        or_(Extension.extension == name, Extension.id == _maybe_uuid(name)),
+class Router:
+    """Where a destination can be reached: trunks, development-carrier phones, extensions' devices."""
+
+    def __init__(
+        self,
+        db: Database,
+        encryptor: Encryptor,
+        sip_domain: str,
+        *,
+        devcarrier: Bindings,
+        extensions: Bindings,
+    ) -> None:
+        self.db = db
+        self.encryptor = encryptor
+        self.sip_domain = sip_domain
+        self.devcarrier = devcarrier
+        self.extensions = extensions
+
+    async def resolve(self, customer_id: uuid.UUID, destination: dict[str, Any]) -> list[DialTarget]:
+        """Every way to try ``destination``, in order. Raises NotRoutable with a helpful message."""
+        kind = destination.get("type")
+        target = str(destination.get("target", ""))
+        if kind == "tel":
+            trunks = await trunk_targets(self.db, self.encryptor, customer_id, target)
+            if trunks:
+                return trunks
+            aor = f"sip:{devcarrier_aor_user(target)}@{self.sip_domain}"
+            phones = contact_targets(self.devcarrier, aor, "devcarrier")
+            if phones:
+                return phones
+            raise NotRoutable(
+                f"No route to {target}: configure a SIP trunk (POST /v1.0/providers) and a route "
+                f"(POST /v1.0/routes), or register a phone as {target} for development "
+                f"(voipbin phone --number {target})."
+            )
+        if kind == "sip":
+            uri = target if target.startswith(("sip:", "sips:")) else f"sip:{target}"
+            return [DialTarget(request_uri=uri, to_uri=uri, via="sip")]
+        if kind == "extension":
+            name = str(destination.get("target_name") or target)
+            async with self.db.session() as session:
+                ext = (
+                    await session.execute(
+                        select(Extension).where(
+                            Extension.customer_id == customer_id,
+                            Extension.tm_delete.is_(None),
+                            or_(Extension.extension == name, Extension.id == _maybe_uuid(name)),
+                        )
                     )
-                )
-            ).scalar_one_or_none()
-        if ext is None:
-            raise NotRoutable(f"Extension {name} does not exist.")
-        aor = f"sip:{ext.extension}@{customer_domain(platform, customer_id)}"
-        phones = contact_targets(extensions, aor, f"extension:{ext.id}")
-        if not phones:
-            raise NotRoutable(f"Extension {ext.extension} has no registered device.")
-        return phones
-    raise NotRoutable(f"Destination type {kind!r} cannot be dialed.")
+                ).scalar_one_or_none()
+            if ext is None:
+                raise NotRoutable(f"Extension {name} does not exist.")
+            aor = f"sip:{ext.extension}@{customer_domain(self.sip_domain, customer_id)}"
+            phones = contact_targets(self.extensions, aor, f"extension:{ext.id}")
+            if not phones:
+                raise NotRoutable(f"Extension {ext.extension} has no registered device.")
+            return phones
+        raise NotRoutable(f"Destination type {kind!r} cannot be dialed.")
 
 
 def _maybe_uuid(value: str) -> uuid.UUID:

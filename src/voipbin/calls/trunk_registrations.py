@@ -14,10 +14,11 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from voipbin.platform import Platform
+from voipbin.security import Encryptor
 from voipbin.sip.endpoint import SipEndpoint
 from voipbin.sip.registration import Registration, RegistrationError
 from voipbin.sip.uri import split_host_port
+from voipbin.store.db import Database
 from voipbin.store.tables import Provider
 
 log = logging.getLogger(__name__)
@@ -31,8 +32,9 @@ class _Active:
 
 
 class TrunkRegistrations:
-    def __init__(self, platform: Platform, endpoint: SipEndpoint) -> None:
-        self.platform = platform
+    def __init__(self, db: Database, encryptor: Encryptor, endpoint: SipEndpoint) -> None:
+        self.db = db
+        self.encryptor = encryptor
         self.endpoint = endpoint
         self._active: dict[uuid.UUID, _Active] = {}
         self._lock = asyncio.Lock()
@@ -43,7 +45,7 @@ class TrunkRegistrations:
 
     async def sync(self) -> None:
         async with self._lock:
-            async with self.platform.db.session() as session:
+            async with self.db.session() as session:
                 providers = (
                     (await session.execute(select(Provider).where(Provider.tm_delete.is_(None))))
                     .scalars()
@@ -52,7 +54,7 @@ class TrunkRegistrations:
             wanted: dict[uuid.UUID, tuple[tuple[str, ...], Provider]] = {}
             for p in providers:
                 if p.register and p.auth_username:
-                    password = self.platform.encryptor.decrypt(p.auth_password_enc)
+                    password = self.encryptor.decrypt(p.auth_password_enc)
                     wanted[p.id] = ((p.hostname, p.transport, p.auth_username, password), p)
             for pid in list(self._active):
                 if pid not in wanted or wanted[pid][0] != self._active[pid].fingerprint:

@@ -21,9 +21,9 @@ from typing import Any
 
 import httpx
 
-from voipbin.events.bus import Event, Subscription
-from voipbin.platform import Platform
-from voipbin.security import sign_body
+from voipbin.events.bus import Event, EventBus, Subscription
+from voipbin.security import Encryptor, sign_body
+from voipbin.store.db import Database
 from voipbin.store.tables import Customer
 
 log = logging.getLogger(__name__)
@@ -43,8 +43,12 @@ class Target:
 
 
 class WebhookDispatcher:
-    def __init__(self, platform: Platform, *, retry_delay: float = RETRY_DELAY) -> None:
-        self.platform = platform
+    def __init__(
+        self, db: Database, events: EventBus, encryptor: Encryptor, *, retry_delay: float = RETRY_DELAY
+    ) -> None:
+        self.db = db
+        self.events = events
+        self.encryptor = encryptor
         self.retry_delay = retry_delay
         self.dropped = 0
         self.delivered = 0
@@ -58,7 +62,7 @@ class WebhookDispatcher:
 
     def start(self) -> None:
         self._client = httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False)
-        self._sub = self.platform.events.subscribe()
+        self._sub = self.events.subscribe()
         self._task = asyncio.create_task(self._run())
 
     async def close(self) -> None:
@@ -79,6 +83,13 @@ class WebhookDispatcher:
         assert self._sub is not None
         while True:
             event = await self._sub.get()
+            if event.type == "activeflow_created" and event.data.get("webhook_uri"):
+                # Known before the activeflow's next event: the bus keeps the order of events.
+                self.watch_activeflow(
+                    uuid.UUID(event.data["id"]),
+                    event.data["webhook_uri"],
+                    event.data.get("webhook_method", ""),
+                )
             if not self._might_deliver(event):
                 continue
             queue, _ = self._worker(event.customer_id)
@@ -109,14 +120,14 @@ class WebhookDispatcher:
         now = time.monotonic()
         if cached is not None and cached[0] > now:
             return cached[1]
-        async with self.platform.db.session() as session:
+        async with self.db.session() as session:
             c = await session.get(Customer, customer_id)
         target = None
         if c is not None and c.tm_delete is None and c.webhook_uri:
             target = Target(
                 c.webhook_uri,
                 c.webhook_method or "POST",
-                self.platform.encryptor.decrypt(c.webhook_secret_enc),
+                self.encryptor.decrypt(c.webhook_secret_enc),
             )
         self._config[customer_id] = (now + CONFIG_TTL, target)
         return target
@@ -156,9 +167,9 @@ class WebhookDispatcher:
         return Target(hook[0], hook[1], secret)
 
     async def _secret(self, customer_id: uuid.UUID) -> str:
-        async with self.platform.db.session() as session:
+        async with self.db.session() as session:
             c = await session.get(Customer, customer_id)
-        return self.platform.encryptor.decrypt(c.webhook_secret_enc) if c is not None else ""
+        return self.encryptor.decrypt(c.webhook_secret_enc) if c is not None else ""
 
     async def deliver(self, event: Event) -> bool:
         customer = await self._target(event.customer_id)

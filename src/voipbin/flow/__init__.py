@@ -1,27 +1,19 @@
 """Activeflow engine: executor, variables/substitution, one handler module per action family.
 
-Entry points for the call manager: ``start_call_flow``, ``stop_flow`` (and ``wait_flow``); the API uses
-``get_engine(platform)``. A call is driven through the ``CallControl`` protocol (``flow.interfaces``).
+The composition root builds a :class:`FlowEngine` with its collaborators; the call manager starts a
+call's flow with ``FlowEngine.start_call`` and stops it centrally when the call ends. A call is driven
+through the ``CallControl`` protocol (``flow.interfaces``), which this package owns.
 """
 
-from voipbin.flow.engine import (
-    FlowEngine,
-    activeflow_to_api,
-    get_engine,
-    start_call_flow,
-    stop_flow,
-    wait_flow,
-)
+from voipbin.flow.engine import FlowEngine
 from voipbin.flow.interfaces import CallControl, CallHungUp, RecordingRequest
+from voipbin.flow.records import ActiveflowRecords, activeflow_to_api
 
 __all__ = [
+    "ActiveflowRecords",
     "CallControl",
     "CallHungUp",
     "FlowEngine",
     "RecordingRequest",
     "activeflow_to_api",
-    "get_engine",
-    "start_call_flow",
-    "stop_flow",
-    "wait_flow",
 ]

@@ -1,7 +1,7 @@
 """The activeflow engine: runs a flow's actions, one asyncio task per activeflow.
 
-State document (one per activeflow, persisted in the ``activeflows`` row after every step so
-``GET /activeflows`` shows progress):
+State document (one per activeflow, held in memory while it runs — ``GET /activeflows`` answers from
+it — and written to the ``activeflows`` row by its owner, ``flow.records``, when it starts and ends):
 
 * ``stack`` — frames ``{"actions": [...], "index": i}``; ``index`` is the next action to run in that
   frame. Frame 0 is the flow; ``Push`` (fetch, fetch_flow) adds a frame that runs next and, when it
@@ -23,8 +23,8 @@ How an activeflow ends, and what happens to its call:
 * a handler error (including an unsupported action type or an invalid option after substitution) →
   error logged, stored on the row, written to the call's ``metadata.flow_error``, call hung up
   ``failed`` (VoIPBIN hangs up too; ``failed`` makes the cause visible);
-* the call hung up (``CallHungUp`` from a call method, or the call manager calling ``stop_flow``) →
-  nothing more to do with the call.
+* the call hung up (``CallHungUp`` from a call method, or the call manager stopping the activeflow,
+  which cancels the running action) → nothing more to do with the call.
 
 Then ``on_complete_flow_id`` (the flow's) starts a new activeflow on the same reference with a copy of
 all variables (chain capped at ``MAX_COMPLETE_CHAIN``; ``voipbin.activeflow.complete_count`` counts).
@@ -38,19 +38,20 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from voipbin.calls.service import publish_call
-from voipbin.flow.handlers import REGISTRY, HandlerRegistry
 from voipbin.flow.handlers.base import (
     ActionContext,
     ActionFailed,
     Continue,
     End,
     EngineServices,
+    FlowDeps,
     Goto,
+    HandlerRegistry,
     Outcome,
     Push,
 )
 from voipbin.flow.interfaces import CallControl, CallHungUp
+from voipbin.flow.records import ENDED, RUNNING, ActiveflowRecords
 from voipbin.flow.variables import activeflow_variables, call_variables, substitute_value, user_variables
 from voipbin.models.actions import (
     ID_EMPTY,
@@ -61,9 +62,8 @@ from voipbin.models.actions import (
     ActionValidationError,
     parse_option,
 )
-from voipbin.platform import Platform
-from voipbin.serialize import timestamps, ts, uid
-from voipbin.store.tables import ZERO_UUID, Activeflow, Call, Flow
+from voipbin.serialize import ts
+from voipbin.store.tables import ZERO_UUID, Activeflow, Flow
 from voipbin.store.types import utcnow
 
 log = logging.getLogger(__name__)
@@ -74,53 +74,23 @@ MAX_EXECUTED_KEPT = 1000  # executed_actions keeps the most recent ones
 MAX_STACK_DEPTH = 64  # pushed frames (fetch returning fetch ...)
 STOP_WAIT_SECONDS = 10.0
 
-RUNNING = "running"
-ENDED = "ended"
-
-
-def activeflow_to_api(a: Activeflow) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "id": uid(a.id),
-        "customer_id": uid(a.customer_id),
-        "flow_id": uid(a.flow_id),
-        "status": a.status,
-        "reference_type": a.reference_type,
-        "reference_id": uid(a.reference_id),
-        "reference_activeflow_id": uid(a.reference_activeflow_id),
-        "on_complete_flow_id": uid(a.on_complete_flow_id),
-        "webhook_uri": a.webhook_uri,
-        "webhook_method": a.webhook_method,
-        "forward_action_id": uid(a.forward_action_id),
-        "executed_actions": list(a.executed_actions or []),
-        **timestamps(a),
-    }
-    if a.current_action:  # absent until the first action runs
-        out["current_action"] = a.current_action
-    return out
-
 
 class Runner:
-    """One live activeflow: its in-memory state document, lock and task."""
+    """One live activeflow: its in-memory state document (the row object), lock and task."""
 
     def __init__(
         self, engine: FlowEngine, row: Activeflow, call: CallControl | None, initial_error: str = ""
-    ) -> None:
+    ):
         self.engine = engine
+        self.row = row
         self.id = row.id
         self.customer_id = row.customer_id
-        self.flow_id = row.flow_id
         self.reference_type = row.reference_type
         self.reference_id = row.reference_id
-        self.on_complete_flow_id = row.on_complete_flow_id
-        self.complete_count = row.complete_count
-        self.webhook_uri = row.webhook_uri
-        self.webhook_method = row.webhook_method
-        self.stack: list[dict[str, Any]] = [dict(f) for f in row.stack or []]
-        self.variables: dict[str, str] = dict(row.variables or {})
-        self.loop_counts: dict[str, int] = dict(row.loop_counts or {})
-        self.executed: list[dict[str, Any]] = list(row.executed_actions or [])
-        self.current_action: dict[str, Any] = dict(row.current_action or {})
-        self.execute_count = row.execute_count
+        self.stack: list[dict[str, Any]] = row.stack
+        self.variables: dict[str, str] = row.variables
+        self.loop_counts: dict[str, int] = row.loop_counts
+        self.executed: list[dict[str, Any]] = row.executed_actions
         self.call = call
         self.initial_error = initial_error
         self.lock = asyncio.Lock()
@@ -129,64 +99,6 @@ class Runner:
         self.phase = RUNNING  # running -> finishing -> ended
         self.stop_requested = False
         self.in_handler = False
-
-    @property
-    def platform(self) -> Platform:
-        return self.engine.platform
-
-    # -- persistence -------------------------------------------------------------------------------
-
-    async def persist(
-        self,
-        *,
-        status: str | None = None,
-        error: str | None = None,
-        publish: bool = True,
-        call_action: dict[str, Any] | None = None,
-    ) -> None:
-        """Write the state document to the row and publish ``activeflow_updated`` (caller holds lock).
-
-        With ``call_action`` the call row's ``action`` (VoIPBIN's ``call.action``) is written in the
-        same transaction: one commit per step instead of two."""
-        call: Call | None = None
-        async with self.platform.db.session() as session:
-            row = await session.get(Activeflow, self.id)
-            if row is None:
-                return
-            if call_action is not None and self.reference_type == "call":
-                call = await session.get(Call, self.reference_id)
-                if call is not None and call.status != "hangup":
-                    call.action = call_action
-                    call.tm_update = utcnow()
-                else:
-                    call = None
-            row.stack = [dict(f) for f in self.stack]
-            row.variables = dict(self.variables)
-            row.loop_counts = dict(self.loop_counts)
-            row.executed_actions = list(self.executed)
-            row.current_action = dict(self.current_action)
-            row.execute_count = self.execute_count
-            if status is not None:
-                row.status = status
-            if error is not None:
-                row.error = error
-            row.tm_update = utcnow()
-            await session.commit()
-        if publish and row.tm_delete is None:
-            self.platform.events.publish(self.customer_id, "activeflow_updated", activeflow_to_api(row))
-        if call is not None:
-            publish_call(self.platform, call, "call_updated")
-
-    async def _record_call_error(self, error: str) -> None:
-        if self.reference_type != "call":
-            return
-        async with self.platform.db.session() as session:
-            c = await session.get(Call, self.reference_id)
-            if c is None:
-                return
-            c.metadata_ = {**(c.metadata_ or {}), "flow_error": error}
-            c.tm_update = utcnow()
-            await session.commit()
 
     # -- cursor ------------------------------------------------------------------------------------
 
@@ -264,21 +176,31 @@ class Runner:
         )
         return await spec.handler(ctx)
 
+    def _step(self, action: Action) -> dict[str, Any]:
+        """Record the action about to run, in memory (the row is written when the activeflow ends)."""
+        row = self.row
+        record = {**action.to_api(), "tm_execute": ts(utcnow())}
+        row.current_action = record
+        self.executed.append(record)
+        del self.executed[:-MAX_EXECUTED_KEPT]
+        row.tm_update = utcnow()
+        self.engine.records.publish(row)
+        if self.reference_type == "call" and self.call is not None:
+            self.engine.calls.set_action(self.reference_id, record)
+        return record
+
     async def _loop(self) -> None:
+        row = self.row
         while not self.stop_requested:
             async with self.lock:
                 stored = self._take_next()
                 if stored is None:
                     return
-                self.execute_count += 1
-                if self.execute_count > MAX_EXECUTE_COUNT:
+                row.execute_count += 1
+                if row.execute_count > MAX_EXECUTE_COUNT:
                     raise ActionFailed(f"more than {MAX_EXECUTE_COUNT} actions executed; is there a loop?")
                 action = stored.model_copy(update={"option": substitute_value(stored.option, self.variables)})
-                record = {**stored.to_api(), "tm_execute": ts(utcnow())}
-                self.current_action = record
-                self.executed.append(record)
-                del self.executed[:-MAX_EXECUTED_KEPT]
-                await self.persist(call_action=record)
+                self._step(stored)
             if self.stop_requested:
                 return
             self.in_handler = True
@@ -287,7 +209,6 @@ class Runner:
             finally:
                 self.in_handler = False
             async with self.lock:
-                # Persisted with the next step (or the end): one commit per action, not two.
                 going = self._apply(action, outcome)
             if not going:
                 return
@@ -329,13 +250,16 @@ class Runner:
                 "activeflow %s (%s %s) ended: %s", self.id, self.reference_type, self.reference_id, error
             )
         else:
-            log.info("activeflow %s ended (%s)", self.id, ended)
+            log.debug("activeflow %s ended (%s)", self.id, ended)
         async with self.lock:
-            await self.persist(status=ENDED, error=error)
+            self.row.status = ENDED
+            if error:
+                self.row.error = error
+            await self.engine.records.save(self.row)
         call = self.call
         if call is not None and ended != "hangup" and not call.is_hungup:
-            if error:
-                await self._record_call_error(error)
+            if error and self.reference_type == "call":
+                await self.engine.calls.merge_metadata(self.reference_id, flow_error=error)
             try:
                 await call.hangup("failed" if error else "normal")
             except CallHungUp:
@@ -349,7 +273,7 @@ class Runner:
             return
         self.stop_requested = True
         if self.task is None or asyncio.current_task() is self.task:
-            return  # stopping from inside the flow (e.g. hangup action → call manager → stop_flow)
+            return  # stopping from inside the flow (e.g. hangup action → call manager → stop)
         if self.in_handler:
             self.task.cancel()
         if wait:
@@ -361,17 +285,39 @@ class Runner:
 
 
 class FlowEngine:
-    """Creates, runs and stops activeflows for one platform (one per process)."""
+    """Creates, runs and stops the activeflows of this node. Live state stays in memory."""
 
-    def __init__(self, platform: Platform, registry: HandlerRegistry = REGISTRY) -> None:
-        self.platform = platform
+    def __init__(self, records: ActiveflowRecords, registry: HandlerRegistry, deps: FlowDeps) -> None:
+        self.records = records
         self.registry = registry
-        self.services = EngineServices(platform)
+        self.deps = deps
+        self.calls = deps.calls
+        self.services = EngineServices(deps)
         self._runners: dict[uuid.UUID, Runner] = {}
         self._closing = False
 
     def is_live(self, activeflow_id: uuid.UUID) -> bool:
         return activeflow_id in self._runners
+
+    async def get(self, activeflow_id: uuid.UUID) -> Activeflow | None:
+        """The live state of a running activeflow, else the stored row."""
+        runner = self._runners.get(activeflow_id)
+        if runner is not None:
+            return runner.row
+        return await self.records.get(activeflow_id)
+
+    def live_row(self, activeflow_id: uuid.UUID) -> Activeflow | None:
+        runner = self._runners.get(activeflow_id)
+        return runner.row if runner is not None else None
+
+    async def _flow_actions(
+        self, customer_id: uuid.UUID, flow_id: uuid.UUID
+    ) -> tuple[list[dict[str, Any]], uuid.UUID] | None:
+        async with self.deps.db.session() as session:
+            flow = await session.get(Flow, flow_id)
+        if flow is None or flow.customer_id != customer_id or flow.tm_delete is not None:
+            return None
+        return list(flow.actions or []), flow.on_complete_flow_id
 
     async def create(
         self,
@@ -399,13 +345,11 @@ class FlowEngine:
         stored: list[dict[str, Any]] = []
         on_complete = ZERO_UUID
         if flow_id is not None and flow_id != ZERO_UUID:
-            async with self.platform.db.session() as session:
-                flow = await session.get(Flow, flow_id)
-            if flow is None or flow.customer_id != customer_id or flow.tm_delete is not None:
+            found = await self._flow_actions(customer_id, flow_id)
+            if found is None:
                 initial_error = f"flow {flow_id} not found"
             else:
-                stored = list(flow.actions or [])
-                on_complete = flow.on_complete_flow_id
+                stored, on_complete = found
         else:
             flow_id = ZERO_UUID
             stored = [a.to_api() for a in actions or []]
@@ -414,8 +358,7 @@ class FlowEngine:
         values: dict[str, str] = dict(inherited_variables or {})
         values.update(user_variables(variables))
         if reference_type == "call" and not inherited_variables:
-            async with self.platform.db.session() as session:
-                c = await session.get(Call, reference_id)
+            c = await self.calls.get(reference_id)
             if c is not None:
                 values.update(
                     call_variables(
@@ -436,48 +379,56 @@ class FlowEngine:
                 complete_count=complete_count,
             )
         )
-        row = Activeflow(
-            id=new_id,
-            customer_id=customer_id,
+        row = self.records.new(
+            customer_id,
+            activeflow_id=new_id,
             flow_id=flow_id,
-            status=RUNNING,
             reference_type=reference_type,
             reference_id=reference_id,
             reference_activeflow_id=reference_activeflow_id,
             on_complete_flow_id=on_complete,
             webhook_uri=webhook_uri,
             webhook_method=webhook_method,
-            current_action={},
-            forward_action_id=ZERO_UUID,
-            executed_actions=[],
-            stack=[{"actions": stored, "index": 0}],
+            actions=stored,
             variables=values,
-            loop_counts={},
-            execute_count=0,
             complete_count=complete_count,
-            error="",
         )
-        async with self.platform.db.session() as session:
-            session.add(row)
-            if reference_type == "call":
-                c = await session.get(Call, reference_id)
-                if c is not None and c.customer_id == customer_id:
-                    c.activeflow_id = new_id
-                    c.tm_update = utcnow()
-            await session.commit()
-        if row.webhook_uri and self.platform.webhooks is not None:
-            # Known to the dispatcher before its first event is published.
-            self.platform.webhooks.watch_activeflow(row.id, row.webhook_uri, row.webhook_method)
-        self.platform.events.publish(customer_id, "activeflow_created", activeflow_to_api(row))
+        await self.records.add(row)
+        if reference_type == "call":
+            self.calls.note(reference_id, activeflow_id=new_id)
         runner = Runner(self, row, call, initial_error)
         self._runners[new_id] = runner
         runner.task = asyncio.get_running_loop().create_task(runner.run(), name=f"activeflow {new_id}")
         return row
 
+    async def start_call(
+        self,
+        call: CallControl,
+        *,
+        flow_id: uuid.UUID | None = None,
+        variables: Mapping[str, str] | None = None,
+    ) -> uuid.UUID:
+        """Run a call's flow: creates the activeflow (reference_type ``call``), links it to the call and
+        starts executing with ``call`` as the call control. ``flow_id`` / ``variables`` default to the
+        call's. Returns at once with the activeflow id; raises ``LookupError`` if the call is unknown."""
+        row = await self.calls.get(call.call_id)
+        if row is None:
+            raise LookupError(f"call {call.call_id} not found")
+        activeflow = await self.create(
+            row.customer_id,
+            reference_type="call",
+            reference_id=row.id,
+            flow_id=flow_id if flow_id is not None else row.flow_id,
+            variables=variables if variables is not None else row.variables,
+            call=call,
+        )
+        return activeflow.id
+
     async def _chain(self, runner: Runner) -> None:
-        if runner.on_complete_flow_id == ZERO_UUID or self._closing:
+        row = runner.row
+        if row.on_complete_flow_id == ZERO_UUID or self._closing:
             return
-        if runner.complete_count >= MAX_COMPLETE_CHAIN:
+        if row.complete_count >= MAX_COMPLETE_CHAIN:
             log.warning(
                 "activeflow %s: on_complete chain stopped after %d flows", runner.id, MAX_COMPLETE_CHAIN
             )
@@ -486,29 +437,24 @@ class FlowEngine:
             runner.customer_id,
             reference_type=runner.reference_type,
             reference_id=runner.reference_id,
-            flow_id=runner.on_complete_flow_id,
+            flow_id=row.on_complete_flow_id,
             call=runner.call,
-            webhook_uri=runner.webhook_uri,
-            webhook_method=runner.webhook_method,
+            webhook_uri=row.webhook_uri,
+            webhook_method=row.webhook_method,
             inherited_variables=runner.variables,
             reference_activeflow_id=runner.id,
-            complete_count=runner.complete_count + 1,
+            complete_count=row.complete_count + 1,
         )
 
     async def stop(self, activeflow_id: uuid.UUID, *, wait: bool = True) -> None:
-        """Stop a running activeflow (idempotent). A row left ``running`` by a previous process is ended."""
+        """Stop a running activeflow (idempotent); cancels the running action. Safe to call from inside
+        the flow; call managers reacting to a hangup pass ``wait=False``. A row left ``running`` by an
+        earlier boot is ended."""
         runner = self._runners.get(activeflow_id)
         if runner is not None:
             await runner.stop(wait=wait)
             return
-        async with self.platform.db.session() as session:
-            row = await session.get(Activeflow, activeflow_id)
-            if row is None or row.status != RUNNING:
-                return
-            row.status = ENDED
-            row.tm_update = utcnow()
-            await session.commit()
-        self.platform.events.publish(row.customer_id, "activeflow_updated", activeflow_to_api(row))
+        await self.records.end_stored(activeflow_id)
 
     async def wait(self, activeflow_id: uuid.UUID) -> None:
         """Return when the activeflow has ended (at once if it is not running here); bound it with
@@ -523,16 +469,10 @@ class FlowEngine:
         if runner is not None:
             async with runner.lock:
                 runner.variables.update(values)
-                await runner.persist()
+                runner.row.tm_update = utcnow()
+                self.records.publish(runner.row)
             return True
-        async with self.platform.db.session() as session:
-            row = await session.get(Activeflow, activeflow_id)
-            if row is None:
-                return False
-            row.variables = {**(row.variables or {}), **values}
-            row.tm_update = utcnow()
-            await session.commit()
-        return True
+        return await self.records.set_stored_variables(activeflow_id, dict(values))
 
     async def close(self) -> None:
         """Stop every activeflow (their calls are hung up) and release HTTP clients and tasks."""
@@ -540,45 +480,3 @@ class FlowEngine:
         for runner in list(self._runners.values()):
             await runner.stop()
         await self.services.close()
-
-
-def get_engine(platform: Platform) -> FlowEngine:
-    """The platform's engine, created on first use."""
-    if platform.flows is None:
-        platform.flows = FlowEngine(platform)
-    return platform.flows
-
-
-async def start_call_flow(
-    platform: Platform,
-    call: CallControl,
-    *,
-    flow_id: uuid.UUID | None = None,
-    variables: Mapping[str, str] | None = None,
-) -> uuid.UUID:
-    """Run a call's flow: creates the activeflow (reference_type ``call``), sets ``call.activeflow_id`` and
-    starts executing with ``call`` as the call control. ``flow_id`` / ``variables`` default to the call
-    row's. Returns at once with the activeflow id; raises ``LookupError`` if the call row is missing."""
-    async with platform.db.session() as session:
-        row = await session.get(Call, call.call_id)
-    if row is None:
-        raise LookupError(f"call {call.call_id} not found")
-    activeflow = await get_engine(platform).create(
-        row.customer_id,
-        reference_type="call",
-        reference_id=row.id,
-        flow_id=flow_id if flow_id is not None else row.flow_id,
-        variables=variables if variables is not None else row.variables,
-        call=call,
-    )
-    return activeflow.id
-
-
-async def stop_flow(platform: Platform, activeflow_id: uuid.UUID, *, wait: bool = True) -> None:
-    """Stop an activeflow (e.g. because its call hung up). Safe to call from inside the flow itself;
-    call managers reacting to a hangup should pass ``wait=False``."""
-    await get_engine(platform).stop(activeflow_id, wait=wait)
-
-
-async def wait_flow(platform: Platform, activeflow_id: uuid.UUID) -> None:
-    await get_engine(platform).wait(activeflow_id)

@@ -1,9 +1,9 @@
-"""What the flow engine needs from a live call: the ``CallControl`` protocol.
+"""The small typed interfaces the flow engine owns: what it needs from a live call and from call records.
 
 The engine never talks to SIP or RTP; the call manager hands it an object with these methods (the
-SIP-backed call implements it, tests use an in-memory peer). Every method may raise ``CallHungUp``
-once the call has ended; every awaiting method must be cancellable (``stop()`` cancels the flow task
-mid-play or mid-wait), and must return or raise promptly when the call hangs up.
+SIP-backed call implements it, tests use an in-memory peer). Every method raises ``CallHungUp`` once
+the call has ended; every awaiting method must be cancellable: when a call ends, its manager stops the
+call's activeflow centrally, which cancels the running action (handlers do not race the hangup).
 """
 
 from __future__ import annotations
@@ -113,3 +113,30 @@ class CallAudio(Protocol):
     def flush_playout(self) -> int:
         """Barge-in: drop queued outbound audio at once (the next frame is silence); frames dropped."""
         ...
+
+
+@runtime_checkable
+class CallRecordsPort(Protocol):
+    """What the engine needs of the call records (the calls table's owner implements it)."""
+
+    async def get(self, call_id: uuid.UUID) -> Any:
+        """The call (its live state if it is live), or None. Read-only: the owner changes it."""
+        ...
+
+    def note(self, call_id: uuid.UUID, **values: Any) -> Any:
+        """Change a live call in memory (e.g. its ``activeflow_id``); written with its next change."""
+        ...
+
+    def set_action(self, call_id: uuid.UUID, action: dict[str, Any]) -> None:
+        """The action the call's flow is executing now (VoIPBIN's ``call.action``)."""
+
+    async def merge_metadata(self, call_id: uuid.UUID, **items: Any) -> Any:
+        """Add keys to the call's ``metadata`` (e.g. ``flow_error``)."""
+        ...
+
+
+@runtime_checkable
+class LiveCalls(Protocol):
+    """The calls live on this node, by id (the call manager implements it)."""
+
+    def live_call(self, call_id: uuid.UUID) -> CallControl | None: ...

@@ -21,6 +21,14 @@ class Base(DeclarativeBase):
     pass
 
 
+class LiveOwnerMixin:
+    """Which node (and which boot of it) owns a live row: a restarted node ends what its earlier boot left
+    live, so a crash strands nothing. Empty on rows that were never live on a node."""
+
+    node_id: Mapped[str] = mapped_column(String(64), default="", index=True)
+    boot_id: Mapped[uuid.UUID] = mapped_column(Uuid(), default=ZERO_UUID)
+
+
 class TimestampsMixin:
     tm_create: Mapped[datetime] = mapped_column(UTCDateTime(), default=creation_time, nullable=False)
     tm_update: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
@@ -212,7 +220,7 @@ class Route(TimestampsMixin, Base):
     target: Mapped[str] = mapped_column(String(32), default="all")
 
 
-class Call(TimestampsMixin, Base):
+class Call(LiveOwnerMixin, TimestampsMixin, Base):
     __tablename__ = "calls"
     id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid.uuid4)
     customer_id: Mapped[uuid.UUID] = mapped_column(Uuid(), ForeignKey("customers.id"), index=True)
@@ -241,7 +249,7 @@ class Call(TimestampsMixin, Base):
     tm_hangup: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
-class Groupcall(TimestampsMixin, Base):
+class Groupcall(LiveOwnerMixin, TimestampsMixin, Base):
     __tablename__ = "groupcalls"
     id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid.uuid4)
     customer_id: Mapped[uuid.UUID] = mapped_column(Uuid(), ForeignKey("customers.id"), index=True)
@@ -258,7 +266,7 @@ class Groupcall(TimestampsMixin, Base):
     call_ids: Mapped[list[str]] = mapped_column(JSON, default=list)
 
 
-class Recording(TimestampsMixin, Base):
+class Recording(LiveOwnerMixin, TimestampsMixin, Base):
     __tablename__ = "recordings"
     id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid.uuid4)
     customer_id: Mapped[uuid.UUID] = mapped_column(Uuid(), ForeignKey("customers.id"), index=True)
@@ -276,12 +284,13 @@ class Recording(TimestampsMixin, Base):
     tm_end: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
-class Activeflow(TimestampsMixin, Base):
+class Activeflow(LiveOwnerMixin, TimestampsMixin, Base):
     """One running (or ended) flow execution; the engine's state document lives in the JSON columns.
 
     ``stack`` is the engine's list of action frames (``[{"actions": [...], "index": n}]``), ``variables``
-    the flat string map, ``loop_counts`` the per-goto counters. Persisted after every step so
-    ``GET /activeflows`` shows progress. ``error`` is internal (why it ended abnormally).
+    the flat string map, ``loop_counts`` the per-goto counters. While the activeflow runs its state lives
+    in the engine's memory (``GET /activeflows`` answers from it); the row is written when it starts,
+    when its status changes and when it ends. ``error`` is internal (why it ended abnormally).
     """
 
     __tablename__ = "activeflows"
@@ -306,7 +315,7 @@ class Activeflow(TimestampsMixin, Base):
     error: Mapped[str] = mapped_column(Text, default="")
 
 
-class Transcribe(TimestampsMixin, Base):
+class Transcribe(LiveOwnerMixin, TimestampsMixin, Base):
     """A live transcription of a call (VoIPBIN's transcribe). ``status``: progressing -> done."""
 
     __tablename__ = "transcribes"
@@ -334,7 +343,7 @@ class Transcript(TimestampsMixin, Base):
     offset_ms: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
-class Summary(TimestampsMixin, Base):
+class Summary(LiveOwnerMixin, TimestampsMixin, Base):
     """An AI summary of a transcribe or a call (VoIPBIN's aisummary). ``status``: progressing -> done."""
 
     __tablename__ = "summaries"
@@ -348,3 +357,17 @@ class Summary(TimestampsMixin, Base):
     status: Mapped[str] = mapped_column(String(16), default="progressing")
     language: Mapped[str] = mapped_column(String(32), default="en-US")
     content: Mapped[str] = mapped_column(Text, default="")
+
+
+class Registration(Base):
+    """A SIP registration binding we hold (an extension's or a development-carrier phone's), persisted with
+    its expiry so a phone stays reachable across a restart. ``registrar`` is the domain the phone
+    registered at; ``binding`` is the registrar's serialized binding (contact, source address...)."""
+
+    __tablename__ = "registrations"
+    registrar: Mapped[str] = mapped_column(String(255), primary_key=True)
+    aor: Mapped[str] = mapped_column(String(255), primary_key=True)
+    contact: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    binding: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    tm_expire: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, index=True)
+    node_id: Mapped[str] = mapped_column(String(64), default="")

@@ -1,9 +1,10 @@
 """Live transcribes of calls: rows, events and lifetimes around :class:`LiveTranscriber`.
 
-One :class:`TranscribeService` per platform (``get_transcribes(platform)``) owns every transcribe
-running in this process. A transcribe ends when it is stopped (``transcribe_stop``, the API), when
-its call hangs up, or when the call's media closes; in every case the last utterance is transcribed
-before the row turns ``done`` and ``transcribe_done`` is published. Then its ``on_end_flow_id`` runs
+One :class:`TranscribeService` per node (built by the composition root) owns every transcribe
+running in this process and the ``transcribes``/``transcripts`` tables. A transcribe ends when it is
+stopped (``transcribe_stop``, the API), when its call hangs up, or when the call's media closes; in
+every case the last utterance is transcribed before the row turns ``done`` and ``transcribe_done`` is
+published. Then its ``on_end_flow_id`` runs
 as a new activeflow (reference_type ``transcribe``) with a copy of the starting activeflow's variables.
 
 Events (VoIPBIN names): ``transcribe_created``, ``transcribe_progressing``, ``transcript_created``,
@@ -13,7 +14,6 @@ Events (VoIPBIN names): ``transcribe_created``, ``transcribe_progressing``, ``tr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import uuid
@@ -27,13 +27,16 @@ from voipbin.serialize import ts, uid
 from voipbin.speech.errors import SpeechConfigError, SpeechError
 from voipbin.speech.registry import create_stt, validate_stt_type
 from voipbin.speech.stt import SttEvent, SttEventType
-from voipbin.store.tables import ZERO_UUID, Activeflow, Transcribe, Transcript
+from voipbin.store.tables import ZERO_UUID, Transcribe, Transcript
 from voipbin.store.types import utcnow
 from voipbin.transcribe.live import LiveTranscriber, TapSource
 from voipbin.transcribe.serialize import transcribe_to_api, transcript_to_api
 
 if TYPE_CHECKING:
-    from voipbin.platform import Platform
+    from voipbin.events.bus import EventBus
+    from voipbin.flow.engine import FlowEngine
+    from voipbin.store.db import Database
+    from voipbin.store.owner import NodeOwner
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +84,16 @@ class Running:
 
 
 class TranscribeService:
-    def __init__(self, platform: Platform) -> None:
-        self.platform = platform
+    """Owner of the ``transcribes`` and ``transcripts`` tables and of the live transcribers."""
+
+    def __init__(
+        self, db: Database, events: EventBus, flows: FlowEngine, owner: NodeOwner, *, stt_type: str
+    ) -> None:
+        self.db = db
+        self.events = events
+        self.flows = flows
+        self.owner = owner
+        self.stt_type = stt_type
         self.running: dict[uuid.UUID, Running] = {}
 
     # -- queries -------------------------------------------------------------------------------
@@ -113,7 +124,7 @@ class TranscribeService:
         """Create the row and start transcribing ``media``; returns at once (status progressing)."""
         language = normalize_language(language)
         direction = normalize_direction(direction)
-        stt_type = self.platform.settings.default_stt_type
+        stt_type = self.stt_type
         try:
             validate_stt_type(stt_type, language=language)
             create_stt(stt_type, language=language, sample_rate=8000)  # raises if a key is missing; unused
@@ -129,13 +140,14 @@ class TranscribeService:
             language=language,
             direction=direction,
             provider=provider,
+            **self.owner.stamp(),
         )
-        async with self.platform.db.session() as session:
+        async with self.db.session() as session:
             session.add(row)
             await session.commit()
         data = transcribe_to_api(row)
-        self.platform.events.publish(customer_id, "transcribe_created", data)
-        self.platform.events.publish(customer_id, "transcribe_progressing", data)
+        self.events.publish(customer_id, "transcribe_created", data)
+        self.events.publish(customer_id, "transcribe_progressing", data)
 
         tid = row.id
 
@@ -197,6 +209,39 @@ class TranscribeService:
             async with asyncio.timeout(FINISH_TIMEOUT):
                 await running.finished.wait()
 
+    async def soft_delete(self, transcribe_id: uuid.UUID) -> Transcribe | None:
+        """Delete a transcribe that no longer runs; publishes ``transcribe_deleted``."""
+        async with self.db.session() as session:
+            row = await session.get(Transcribe, transcribe_id)
+            if row is None:
+                return None
+            row.tm_update = row.tm_delete = utcnow()
+            await session.commit()
+        self.events.publish(row.customer_id, "transcribe_deleted", transcribe_to_api(row))
+        return row
+
+    async def recover(self) -> int:
+        """Mark ``done`` every transcribe an earlier boot of this node left progressing."""
+        async with self.db.session() as session:
+            rows = (
+                (
+                    await session.execute(
+                        select(Transcribe).where(
+                            self.owner.left_by_earlier_boot(Transcribe), Transcribe.status == "progressing"
+                        )
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            for row in rows:
+                row.status = "done"
+                row.tm_update = utcnow()
+            await session.commit()
+        for row in rows:
+            self.events.publish(row.customer_id, "transcribe_done", transcribe_to_api(row))
+        return len(rows)
+
     async def close(self) -> None:
         """Shutdown: abandon every transcribe (rows are marked done)."""
         for running in list(self.running.values()):
@@ -232,14 +277,14 @@ class TranscribeService:
     async def _finish(self, running: Running) -> None:
         row: Transcribe | None = None
         try:
-            async with self.platform.db.session() as session:
+            async with self.db.session() as session:
                 row = await session.get(Transcribe, running.id)
                 if row is not None:
                     row.status = "done"
                     row.tm_update = utcnow()
                     await session.commit()
             if row is not None:
-                self.platform.events.publish(running.customer_id, "transcribe_done", transcribe_to_api(row))
+                self.events.publish(running.customer_id, "transcribe_done", transcribe_to_api(row))
         except Exception:
             log.exception("transcribe %s: marking done failed", running.id)
         finally:
@@ -247,7 +292,7 @@ class TranscribeService:
             running.finished.set()
         if row is not None and row.tm_delete is None and running.on_end_flow_id != ZERO_UUID:
             await start_on_end_flow(
-                self.platform,
+                self.flows,
                 running.customer_id,
                 running.on_end_flow_id,
                 reference_type="transcribe",
@@ -267,10 +312,10 @@ class TranscribeService:
             message=text,
             offset_ms=round(offset * 1000),
         )
-        async with self.platform.db.session() as session:
+        async with self.db.session() as session:
             session.add(row)
             await session.commit()
-        self.platform.events.publish(customer_id, "transcript_created", transcript_to_api(row))
+        self.events.publish(customer_id, "transcript_created", transcript_to_api(row))
         running = self.running.get(transcribe_id)
         for listener in list(running.listeners if running else []):
             try:
@@ -300,7 +345,7 @@ class TranscribeService:
         }
         if ev.text:
             data["message"] = ev.text
-        self.platform.events.publish(customer_id, kind, data)
+        self.events.publish(customer_id, kind, data)
 
 
 def transcribe_variables(row: Transcribe) -> dict[str, str]:
@@ -311,11 +356,9 @@ def transcribe_variables(row: Transcribe) -> dict[str, str]:
     }
 
 
-async def list_transcripts(
-    platform: Platform, transcribe_id: uuid.UUID, limit: int = 1000
-) -> list[Transcript]:
+async def list_transcripts(db: Database, transcribe_id: uuid.UUID, limit: int = 1000) -> list[Transcript]:
     """A transcribe's transcripts in call order (by offset), at most ``limit``."""
-    async with platform.db.session() as session:
+    async with db.session() as session:
         q = (
             select(Transcript)
             .where(Transcript.transcribe_id == transcribe_id, Transcript.tm_delete.is_(None))
@@ -326,7 +369,7 @@ async def list_transcripts(
 
 
 async def start_on_end_flow(
-    platform: Platform,
+    flows: FlowEngine,
     customer_id: uuid.UUID,
     flow_id: uuid.UUID,
     *,
@@ -336,17 +379,14 @@ async def start_on_end_flow(
     extra: dict[str, str],
 ) -> None:
     """Run ``on_end_flow_id`` as a new activeflow with the parent's variables plus ``extra`` (VoIPBIN)."""
-    from voipbin.flow.engine import get_engine  # the engine imports the handlers, which import us
-
     variables: dict[str, str] = {}
     if parent_activeflow_id != ZERO_UUID:
-        async with platform.db.session() as session:
-            parent = await session.get(Activeflow, parent_activeflow_id)
+        parent = await flows.get(parent_activeflow_id)
         if parent is not None and parent.customer_id == customer_id:
             variables.update(parent.variables or {})
     variables.update(extra)
     try:
-        await get_engine(platform).create(
+        await flows.create(
             customer_id,
             reference_type=reference_type,
             reference_id=reference_id,
@@ -356,17 +396,3 @@ async def start_on_end_flow(
         )
     except Exception:
         log.exception("%s %s: on_end_flow_id %s could not start", reference_type, reference_id, flow_id)
-
-
-def get_transcribes(platform: Platform) -> TranscribeService:
-    """The platform's transcribe service, created on first use."""
-    if platform.transcribes is None:
-        platform.transcribes = TranscribeService(platform)
-    return platform.transcribes
-
-
-async def close_transcribes(platform: Platform) -> None:
-    service = platform.transcribes
-    if service is not None:
-        with contextlib.suppress(Exception):
-            await service.close()

@@ -33,14 +33,17 @@ from voipbin.transcribe.live import TapSource
 from voipbin.transcribe.serialize import summary_to_api
 from voipbin.transcribe.service import (
     TranscribeError,
-    get_transcribes,
+    TranscribeService,
     list_transcripts,
     normalize_language,
     start_on_end_flow,
 )
 
 if TYPE_CHECKING:
-    from voipbin.platform import Platform
+    from voipbin.events.bus import EventBus
+    from voipbin.flow.engine import FlowEngine
+    from voipbin.store.db import Database
+    from voipbin.store.owner import NodeOwner
 
 log = logging.getLogger(__name__)
 
@@ -84,11 +87,10 @@ def format_transcript(transcripts: Sequence[Transcript]) -> str:
     return "\n".join(lines)
 
 
-async def summarize_transcripts(platform: Platform, transcripts: Sequence[Transcript], language: str) -> str:
+async def summarize_transcripts(engine_model: str, transcripts: Sequence[Transcript], language: str) -> str:
     """The LLM's summary of ``transcripts``; raises :class:`SummaryError` when the model fails."""
     if not transcripts:
         return "Nothing was said on the call."
-    engine_model = platform.settings.default_engine_model
     messages = [
         Message.system(PROMPT.format(language=language)),
         Message.user("Call transcript:\n" + format_transcript(transcripts)),
@@ -126,14 +128,30 @@ def summary_variables(row: Summary) -> dict[str, str]:
 
 
 class SummaryService:
-    def __init__(self, platform: Platform) -> None:
-        self.platform = platform
+    """Owner of the ``summaries`` table."""
+
+    def __init__(
+        self,
+        db: Database,
+        events: EventBus,
+        flows: FlowEngine,
+        transcribes: TranscribeService,
+        owner: NodeOwner,
+        *,
+        engine_model: str,
+    ) -> None:
+        self.db = db
+        self.events = events
+        self.flows = flows
+        self.transcribes = transcribes
+        self.owner = owner
+        self.engine_model = engine_model
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def existing(
         self, customer_id: uuid.UUID, reference_id: uuid.UUID, language: str
     ) -> Summary | None:
-        async with self.platform.db.session() as session:
+        async with self.db.session() as session:
             q = select(Summary).where(
                 Summary.customer_id == customer_id,
                 Summary.reference_id == reference_id,
@@ -143,7 +161,7 @@ class SummaryService:
             return (await session.execute(q.limit(1))).scalars().first()
 
     async def _transcribe_row(self, customer_id: uuid.UUID, transcribe_id: uuid.UUID) -> Transcribe:
-        async with self.platform.db.session() as session:
+        async with self.db.session() as session:
             row = await session.get(Transcribe, transcribe_id)
         if row is None or row.customer_id != customer_id or row.tm_delete is not None:
             raise not_found(f"transcribe {transcribe_id}", "TRANSCRIBE_NOT_FOUND")
@@ -164,9 +182,9 @@ class SummaryService:
         found = await self.existing(customer_id, transcribe_id, language)
         if found is not None:
             return found
-        await get_transcribes(self.platform).flush(transcribe_id)
+        await self.transcribes.flush(transcribe_id)
         content = await summarize_transcripts(
-            self.platform, await list_transcripts(self.platform, transcribe_id), language
+            self.engine_model, await list_transcripts(self.db, transcribe_id), language
         )
         row = Summary(
             customer_id=customer_id,
@@ -178,11 +196,12 @@ class SummaryService:
             status="done",
             language=language,
             content=content,
+            **self.owner.stamp(),
         )
-        async with self.platform.db.session() as session:
+        async with self.db.session() as session:
             session.add(row)
             await session.commit()
-        self.platform.events.publish(customer_id, "summary_created", summary_to_api(row))
+        self.events.publish(customer_id, "summary_created", summary_to_api(row))
         await self._on_end(row)
         return row
 
@@ -200,7 +219,7 @@ class SummaryService:
         on_end_flow_id: uuid.UUID | None = None,
     ) -> Summary:
         """Create a ``progressing`` summary of a live call and keep it up to date until it hangs up."""
-        transcribes = get_transcribes(self.platform)
+        transcribes = self.transcribes
         running = transcribes.for_call(
             customer_id, call_id, normalize_language(language) if language else None
         )
@@ -229,11 +248,12 @@ class SummaryService:
             status="progressing",
             language=language,
             content="",
+            **self.owner.stamp(),
         )
-        async with self.platform.db.session() as session:
+        async with self.db.session() as session:
             session.add(row)
             await session.commit()
-        self.platform.events.publish(customer_id, "summary_created", summary_to_api(row))
+        self.events.publish(customer_id, "summary_created", summary_to_api(row))
         task = asyncio.get_running_loop().create_task(
             self._follow_call(row.id, transcribe_id, hangup, real_time), name=f"summary {row.id}"
         )
@@ -248,7 +268,7 @@ class SummaryService:
         hangup: Callable[[], Awaitable[Any]],
         real_time: bool,
     ) -> None:
-        transcribes = get_transcribes(self.platform)
+        transcribes = self.transcribes
         running = transcribes.running.get(transcribe_id)
         new = asyncio.Event()
         counter = [0]
@@ -295,15 +315,15 @@ class SummaryService:
         self, summary_id: uuid.UUID, transcribe_id: uuid.UUID, *, final: bool, content: str | None = ""
     ) -> None:
         """Recompute (``content=""``) or keep (``None``) the content; ``final`` also marks it done."""
-        async with self.platform.db.session() as session:
+        async with self.db.session() as session:
             row = await session.get(Summary, summary_id)
         if row is None or row.tm_delete is not None:
             return
         if content == "":
             content = await summarize_transcripts(
-                self.platform, await list_transcripts(self.platform, transcribe_id), row.language
+                self.engine_model, await list_transcripts(self.db, transcribe_id), row.language
             )
-        async with self.platform.db.session() as session:
+        async with self.db.session() as session:
             row = await session.get(Summary, summary_id)
             if row is None:
                 return
@@ -313,11 +333,9 @@ class SummaryService:
                 row.status = "done"
             row.tm_update = utcnow()
             await session.commit()
-        self.platform.events.publish(row.customer_id, "summary_updated", summary_to_api(row))
+        self.events.publish(row.customer_id, "summary_updated", summary_to_api(row))
         if row.activeflow_id != ZERO_UUID:
-            from voipbin.flow.engine import get_engine
-
-            engine = get_engine(self.platform)
+            engine = self.flows
             if engine.is_live(row.activeflow_id):
                 await engine.set_variables(row.activeflow_id, summary_variables(row))
         if final:
@@ -326,7 +344,7 @@ class SummaryService:
     async def _on_end(self, row: Summary) -> None:
         if row.on_end_flow_id != ZERO_UUID:
             await start_on_end_flow(
-                self.platform,
+                self.flows,
                 row.customer_id,
                 row.on_end_flow_id,
                 reference_type="ai",
@@ -335,15 +353,41 @@ class SummaryService:
                 extra=summary_variables(row),
             )
 
+    async def soft_delete(self, summary_id: uuid.UUID) -> Summary | None:
+        """Delete a summary; publishes ``summary_deleted``."""
+        async with self.db.session() as session:
+            row = await session.get(Summary, summary_id)
+            if row is None:
+                return None
+            row.tm_update = row.tm_delete = utcnow()
+            await session.commit()
+        self.events.publish(row.customer_id, "summary_deleted", summary_to_api(row))
+        return row
+
+    async def recover(self) -> int:
+        """Finish (``done``, with what was summarised so far) every summary an earlier boot left open."""
+        async with self.db.session() as session:
+            rows = (
+                (
+                    await session.execute(
+                        select(Summary).where(
+                            self.owner.left_by_earlier_boot(Summary), Summary.status == "progressing"
+                        )
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            for row in rows:
+                row.status = "done"
+                row.tm_update = utcnow()
+            await session.commit()
+        for row in rows:
+            self.events.publish(row.customer_id, "summary_updated", summary_to_api(row))
+        return len(rows)
+
     async def close(self) -> None:
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-
-
-def get_summaries(platform: Platform) -> SummaryService:
-    """The platform's summary service, created on first use."""
-    if platform.summaries is None:
-        platform.summaries = SummaryService(platform)
-    return platform.summaries

@@ -10,13 +10,14 @@ Small single-purpose parts, each cancellable, wired in one place (:mod:`.pipelin
 * :mod:`.record` — the AIcall and its messages, published as ``aicall_*`` / ``aimessage_created``.
 """
 
-from .config import AIConfigError, SessionConfig, resolve_config
+from .config import AIConfigError, AIDeps, SessionConfig, resolve_config
 from .pipeline import AISession, BargeIn, SessionMetrics
 from .record import AICallRecord
 
 __all__ = [
     "AICallRecord",
     "AIConfigError",
+    "AIDeps",
     "AISession",
     "BargeIn",
     "SessionConfig",

@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from voipbin.ai import registry as llm_registry
-from voipbin.config import provider_setting
+from voipbin.config import Settings, provider_setting
 from voipbin.flow.variables import substitute
 from voipbin.models.action_options.ai import AIOption
-from voipbin.platform import Platform
+from voipbin.security import Encryptor
 from voipbin.speech import registry as speech_registry
 from voipbin.speech.errors import SpeechConfigError
 from voipbin.speech.vad import VadConfig
+from voipbin.store.db import Database
 from voipbin.store.tables import AI
 
 
@@ -45,46 +46,55 @@ class SessionConfig:
     greeting: bool | str = False  # True: the LLM opens the call; a string: said verbatim
 
 
-async def load_ai(platform: Platform, customer_id: uuid.UUID, ai_id: uuid.UUID) -> AI:
-    async with platform.db.session() as session:
+@dataclass(frozen=True)
+class AIDeps:
+    """What resolving an AI configuration needs (handed in by the composition root)."""
+
+    db: Database  # reads of the customer's AIs
+    settings: Settings
+    encryptor: Encryptor
+
+
+async def load_ai(deps: AIDeps, customer_id: uuid.UUID, ai_id: uuid.UUID) -> AI:
+    async with deps.db.session() as session:
         row = await session.get(AI, ai_id)
     if row is None or row.customer_id != customer_id or row.tm_delete is not None:
         raise AIConfigError(f"ai {ai_id} not found")
     return row
 
 
-def default_tts_type(platform: Platform) -> str:
+def default_tts_type(settings: Settings) -> str:
     """The voice of an AI that names no TTS: ElevenLabs once the platform has an ElevenLabs key (the
     tutorial's ``ai_talk`` and its ``voipbin.tts.elevenlabs.voice_id`` variable assume it), else the
     platform default (offline Piper)."""
     if provider_setting("elevenlabs", "API_KEY"):
         return "elevenlabs"
-    return platform.settings.default_tts_type
+    return settings.default_tts_type
 
 
 async def resolve_config(
-    platform: Platform,
+    deps: AIDeps,
     customer_id: uuid.UUID,
     option: AIOption,
     variables: Mapping[str, str],
     raw_option: Mapping[str, Any] | None = None,
 ) -> SessionConfig:
     """Merge AI row + inline option + defaults and validate everything; raises :class:`AIConfigError`."""
-    settings = platform.settings
+    settings = deps.settings
     row: AI | None = None
     if option.assistance_id is not None:
         if option.assistance_type == "team":
             raise AIConfigError(
                 "assistance_type 'team' is not supported; reference an AI (assistance_type 'ai')"
             )
-        row = await load_ai(platform, customer_id, option.assistance_id)
+        row = await load_ai(deps, customer_id, option.assistance_id)
 
     engine_model = option.engine_model or (row.engine_model if row else "") or settings.default_engine_model
     engine_key: str | None = None
     if row is not None and row.engine_key_enc:
         same_provider = engine_model.split(".", 1)[0] == (row.engine_model or "").split(".", 1)[0]
         if same_provider:  # an inline model of another provider must not get this AI's key
-            engine_key = platform.encryptor.decrypt(row.engine_key_enc) or None
+            engine_key = deps.encryptor.decrypt(row.engine_key_enc) or None
     try:
         llm_registry.parse_engine_model(engine_model)
         llm_registry.check_llm_credentials(engine_model, engine_key)
@@ -94,7 +104,7 @@ async def resolve_config(
     # The inline prompt was substituted by the engine with the option; the AI row's is done here.
     prompt = option.initial_prompt or substitute(row.init_prompt if row else "", variables)
     language = option.language or (row.stt_language if row else "") or "en-US"
-    tts_type = option.tts_type or (row.tts_type if row else "") or default_tts_type(platform)
+    tts_type = option.tts_type or (row.tts_type if row else "") or default_tts_type(settings)
     stt_type = option.stt_type or (row.stt_type if row else "") or settings.default_stt_type
     stt_language = option.stt_language or option.language or (row.stt_language if row else "") or language
     try:

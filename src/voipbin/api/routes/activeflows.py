@@ -12,13 +12,13 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, Field, field_validator
 
-from voipbin.api.deps import PageDep, PlatformDep, PrincipalDep, parse_id
-from voipbin.api.errors import ApiError
-from voipbin.api.repo import get_owned, list_page, soft_delete
+from voipbin.api.deps import DbDep, FlowsDep, PageDep, PrincipalDep, parse_id
+from voipbin.api.errors import ApiError, check_owned
+from voipbin.api.repo import get_owned, list_page
 from voipbin.api.routes.flows import checked_actions
-from voipbin.flow.engine import activeflow_to_api, get_engine
+from voipbin.flow.engine import FlowEngine
+from voipbin.flow.records import activeflow_to_api
 from voipbin.flow.variables import user_variables
-from voipbin.platform import Platform
 from voipbin.store.tables import ZERO_UUID, Activeflow, Flow
 
 router = APIRouter(prefix="/v1.0", tags=["activeflows"])
@@ -54,10 +54,10 @@ class ActiveflowCreate(BaseModel):
 
 @router.post("/activeflows", summary="Start an activeflow (reference_type api)")
 async def create_activeflow(
-    body: ActiveflowCreate, principal: PrincipalDep, platform: PlatformDep
+    body: ActiveflowCreate, principal: PrincipalDep, db: DbDep, flows: FlowsDep
 ) -> dict[str, Any]:
     customer_id = principal.customer_id
-    async with platform.db.session() as session:
+    async with db.session() as session:
         if body.id is not None and await session.get(Activeflow, body.id) is not None:
             raise ApiError(
                 400, "INVALID_ARGUMENT", "An activeflow with this id exists.", details=[{"field": "id"}]
@@ -80,7 +80,7 @@ async def create_activeflow(
             raise ApiError(
                 400, "INVALID_ARGUMENT", "Give flow_id or actions.", details=[{"field": "actions"}]
             )
-    row = await get_engine(platform).create(
+    row = await flows.create(
         customer_id,
         reference_type="api",
         flow_id=flow_id,
@@ -93,49 +93,40 @@ async def create_activeflow(
 
 
 @router.get("/activeflows", summary="List activeflows")
-async def list_activeflows(principal: PrincipalDep, platform: PlatformDep, page: PageDep) -> dict[str, Any]:
-    async with platform.db.session() as session:
-        return await list_page(
-            session, Activeflow, page, customer_id=principal.customer_id, to_api=activeflow_to_api
-        )
+async def list_activeflows(
+    principal: PrincipalDep, db: DbDep, flows: FlowsDep, page: PageDep
+) -> dict[str, Any]:
+    """Stored rows; running activeflows of this node answer with their live state."""
+
+    def to_api(row: Activeflow) -> dict[str, Any]:
+        return activeflow_to_api(flows.live_row(row.id) or row)
+
+    async with db.session() as session:
+        return await list_page(session, Activeflow, page, customer_id=principal.customer_id, to_api=to_api)
 
 
 @router.get("/activeflows/{activeflow_id}", summary="Get an activeflow")
-async def get_activeflow(
-    activeflow_id: str, principal: PrincipalDep, platform: PlatformDep
-) -> dict[str, Any]:
-    async with platform.db.session() as session:
-        row = await get_owned(session, Activeflow, parse_id(activeflow_id), principal.customer_id, NOT_FOUND)
-        return activeflow_to_api(row)
+async def get_activeflow(activeflow_id: str, principal: PrincipalDep, flows: FlowsDep) -> dict[str, Any]:
+    row = await flows.get(parse_id(activeflow_id))
+    return activeflow_to_api(check_owned(row, principal.customer_id, NOT_FOUND))
 
 
-async def _stop(platform: Platform, activeflow_id: str, customer_id: uuid.UUID) -> uuid.UUID:
+async def _stop(flows: FlowEngine, activeflow_id: str, customer_id: uuid.UUID) -> uuid.UUID:
     af_id = parse_id(activeflow_id)
-    async with platform.db.session() as session:
-        await get_owned(session, Activeflow, af_id, customer_id, NOT_FOUND)
-    await get_engine(platform).stop(af_id)
+    check_owned(await flows.get(af_id), customer_id, NOT_FOUND)
+    await flows.stop(af_id)
     return af_id
 
 
 @router.post("/activeflows/{activeflow_id}/stop", summary="Stop an activeflow")
-async def stop_activeflow(
-    activeflow_id: str, principal: PrincipalDep, platform: PlatformDep
-) -> dict[str, Any]:
-    af_id = await _stop(platform, activeflow_id, principal.customer_id)
-    async with platform.db.session() as session:
-        row = await get_owned(session, Activeflow, af_id, principal.customer_id, NOT_FOUND)
-        return activeflow_to_api(row)
+async def stop_activeflow(activeflow_id: str, principal: PrincipalDep, flows: FlowsDep) -> dict[str, Any]:
+    af_id = await _stop(flows, activeflow_id, principal.customer_id)
+    return activeflow_to_api(check_owned(await flows.get(af_id), principal.customer_id, NOT_FOUND))
 
 
 @router.delete("/activeflows/{activeflow_id}", summary="Delete an activeflow (stops it first)")
-async def delete_activeflow(
-    activeflow_id: str, principal: PrincipalDep, platform: PlatformDep
-) -> dict[str, Any]:
-    af_id = await _stop(platform, activeflow_id, principal.customer_id)
-    async with platform.db.session() as session:
-        row = await get_owned(session, Activeflow, af_id, principal.customer_id, NOT_FOUND)
-        soft_delete(row)
-        await session.commit()
-    body = activeflow_to_api(row)
-    platform.events.publish(row.customer_id, "activeflow_deleted", body)
-    return body
+async def delete_activeflow(activeflow_id: str, principal: PrincipalDep, flows: FlowsDep) -> dict[str, Any]:
+    af_id = await _stop(flows, activeflow_id, principal.customer_id)
+    row = await flows.records.soft_delete(af_id)  # ownership checked by _stop
+    assert row is not None
+    return activeflow_to_api(row)

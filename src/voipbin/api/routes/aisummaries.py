@@ -8,13 +8,21 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
-from voipbin.api.deps import PageDep, PlatformDep, PrincipalDep, parse_id
-from voipbin.api.errors import ApiError
-from voipbin.api.repo import get_owned, list_page, soft_delete
+from voipbin.api.deps import (
+    CallManagerDep,
+    CallRecordsDep,
+    DbDep,
+    PageDep,
+    PrincipalDep,
+    SummariesDep,
+    parse_id,
+)
+from voipbin.api.errors import ApiError, check_owned
+from voipbin.api.repo import get_owned, list_page
 from voipbin.api.routes.transcribes import check_flow, live_call
-from voipbin.store.tables import Call, Summary
+from voipbin.store.tables import Summary
 from voipbin.transcribe.serialize import summary_to_api
-from voipbin.transcribe.summary import SummaryError, get_summaries
+from voipbin.transcribe.summary import SummaryError
 
 router = APIRouter(prefix="/v1.0", tags=["aisummaries"])
 NOT_FOUND = "SUMMARY_NOT_FOUND"
@@ -29,16 +37,16 @@ class SummaryCreate(BaseModel):
 
 
 @router.get("/aisummaries", summary="List AI summaries")
-async def list_summaries(principal: PrincipalDep, platform: PlatformDep, page: PageDep) -> dict[str, Any]:
-    async with platform.db.session() as session:
+async def list_summaries(principal: PrincipalDep, db: DbDep, page: PageDep) -> dict[str, Any]:
+    async with db.session() as session:
         return await list_page(
             session, Summary, page, customer_id=principal.customer_id, to_api=summary_to_api
         )
 
 
 @router.get("/aisummaries/{summary_id}", summary="Get an AI summary")
-async def get_summary(summary_id: str, principal: PrincipalDep, platform: PlatformDep) -> dict[str, Any]:
-    async with platform.db.session() as session:
+async def get_summary(summary_id: str, principal: PrincipalDep, db: DbDep) -> dict[str, Any]:
+    async with db.session() as session:
         return summary_to_api(
             await get_owned(session, Summary, parse_id(summary_id), principal.customer_id, NOT_FOUND)
         )
@@ -46,10 +54,14 @@ async def get_summary(summary_id: str, principal: PrincipalDep, platform: Platfo
 
 @router.post("/aisummaries", summary="Summarize a transcribe or a live call")
 async def create_summary(
-    body: SummaryCreate, principal: PrincipalDep, platform: PlatformDep
+    body: SummaryCreate,
+    principal: PrincipalDep,
+    db: DbDep,
+    records: CallRecordsDep,
+    calls: CallManagerDep,
+    summaries: SummariesDep,
 ) -> dict[str, Any]:
-    await check_flow(platform, body.on_end_flow_id, principal.customer_id)
-    summaries = get_summaries(platform)
+    await check_flow(db, body.on_end_flow_id, principal.customer_id)
     try:
         if body.reference_type == "transcribe":
             row = await summaries.summarize_transcribe(
@@ -59,14 +71,13 @@ async def create_summary(
                 on_end_flow_id=body.on_end_flow_id,
             )
         elif body.reference_type == "call":
-            async with platform.db.session() as session:
-                await get_owned(session, Call, body.reference_id, principal.customer_id, "CALL_NOT_FOUND")
+            check_owned(await records.get(body.reference_id), principal.customer_id, "CALL_NOT_FOUND")
             found = await summaries.existing(
                 principal.customer_id, body.reference_id, body.language or "en-US"
             )
             if found is not None:
                 return summary_to_api(found)
-            live = live_call(platform, body.reference_id)
+            live = live_call(calls, body.reference_id)
             row = await summaries.start_call(
                 principal.customer_id,
                 body.reference_id,
@@ -87,10 +98,12 @@ async def create_summary(
 
 
 @router.delete("/aisummaries/{summary_id}", summary="Delete an AI summary")
-async def delete_summary(summary_id: str, principal: PrincipalDep, platform: PlatformDep) -> dict[str, Any]:
-    async with platform.db.session() as session:
-        s = await get_owned(session, Summary, parse_id(summary_id), principal.customer_id, NOT_FOUND)
-        soft_delete(s)
-        await session.commit()
-    platform.events.publish(s.customer_id, "summary_deleted", summary_to_api(s))
-    return summary_to_api(s)
+async def delete_summary(
+    summary_id: str, principal: PrincipalDep, db: DbDep, summaries: SummariesDep
+) -> dict[str, Any]:
+    sid = parse_id(summary_id)
+    async with db.session() as session:
+        await get_owned(session, Summary, sid, principal.customer_id, NOT_FOUND)
+    row = await summaries.soft_delete(sid)
+    assert row is not None
+    return summary_to_api(row)

@@ -1,11 +1,11 @@
-"""Action handlers, one module per action family, all registered in ``REGISTRY``.
+"""Action handlers, one module per action family.
 
-To add handlers (e.g. talk, ai_talk, transcribe_*): write a module that decorates its functions with
-``@REGISTRY.handler("type")`` and import it below, before ``register_unsupported()``.
+The core handlers (no collaborators beyond ``FlowDeps``) register into ``REGISTRY`` when imported. The
+composition root starts from :func:`core_registry`, adds the handlers of the AI and transcription
+packages (which close over their services), then marks what is left as unsupported.
 """
 
 from voipbin.flow.handlers import (  # noqa: F401  (registration)
-    ai,
     connect,
     control,
     dtmf,
@@ -13,8 +13,6 @@ from voipbin.flow.handlers import (  # noqa: F401  (registration)
     media,
     recording,
     speech,
-    summary,
-    transcribe,
 )
 from voipbin.flow.handlers.base import (
     CONTINUE,
@@ -22,6 +20,7 @@ from voipbin.flow.handlers.base import (
     ActionFailed,
     Continue,
     End,
+    FlowDeps,
     Goto,
     HandlerRegistry,
     Outcome,
@@ -30,7 +29,12 @@ from voipbin.flow.handlers.base import (
 from voipbin.flow.handlers.registry import REGISTRY
 from voipbin.flow.handlers.unsupported import register_unsupported
 
-register_unsupported()
+
+def core_registry() -> HandlerRegistry:
+    """A fresh registry with the core handlers, to be extended and then finished with
+    ``register_unsupported``."""
+    return REGISTRY.copy()
+
 
 __all__ = [
     "CONTINUE",
@@ -39,8 +43,11 @@ __all__ = [
     "ActionFailed",
     "Continue",
     "End",
+    "FlowDeps",
     "Goto",
     "HandlerRegistry",
     "Outcome",
     "Push",
+    "core_registry",
+    "register_unsupported",
 ]

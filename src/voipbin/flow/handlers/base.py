@@ -10,8 +10,9 @@ already ``${}``-substituted and parsed into the typed option model, and returns 
 
 Waiting is done by simply awaiting inside the handler (``receive_digits``, ``play_wav``, ``sleep``):
 each activeflow runs as its own asyncio task, so a wait costs nothing and ``stop()`` cancels it at
-once. There is therefore no separate "wait for event" outcome; a handler that waits for an external
-event awaits a future with ``asyncio.timeout``.
+once. When a call ends, its manager stops the activeflow, which cancels the running handler: handlers
+never race the hangup themselves. There is therefore no separate "wait for event" outcome; a handler
+that waits for an external event awaits a future with ``asyncio.timeout``.
 
 Any exception a handler raises ends the activeflow with the error logged and, for a call, hangs the
 call up with reason ``failed`` (VoIPBIN also hangs up; ``failed`` says why). ``CallHungUp`` is the
@@ -35,7 +36,10 @@ from voipbin.models.actions import RTC_ONLY, Action
 if TYPE_CHECKING:
     import httpx
 
-    from voipbin.platform import Platform
+    from voipbin.config import Settings
+    from voipbin.flow.interfaces import CallRecordsPort
+    from voipbin.security import Encryptor
+    from voipbin.store.db import Database
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +72,21 @@ Outcome = Continue | Goto | Push | End
 CONTINUE = Continue()
 
 
-class EngineServices:
-    """What handlers may use of the engine: the platform, one shared HTTP client, background tasks."""
+@dataclass(frozen=True)
+class FlowDeps:
+    """What the core handlers need, handed in by the composition root (read-only collaborators)."""
 
-    def __init__(self, platform: Platform) -> None:
-        self.platform = platform
+    db: Database  # reads of flows, customers and billing accounts
+    settings: Settings
+    encryptor: Encryptor
+    calls: CallRecordsPort
+
+
+class EngineServices:
+    """What handlers may use of the engine: its collaborators, one shared HTTP client, background tasks."""
+
+    def __init__(self, deps: FlowDeps) -> None:
+        self.deps = deps
         self._http: httpx.AsyncClient | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -127,8 +141,8 @@ class ActionContext:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def platform(self) -> Platform:
-        return self.services.platform
+    def deps(self) -> FlowDeps:
+        return self.services.deps
 
     def require_call(self) -> CallControl:
         if self.call is None:
@@ -183,6 +197,12 @@ class HandlerRegistry:
             return fn
 
         return decorate
+
+    def copy(self) -> HandlerRegistry:
+        """A registry to extend (the composition root adds the AI and transcription handlers)."""
+        other = HandlerRegistry()
+        other._specs = dict(self._specs)
+        return other
 
     def get(self, type_: str) -> HandlerSpec | None:
         return self._specs.get(type_)

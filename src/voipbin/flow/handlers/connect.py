@@ -7,14 +7,11 @@ next action — or, with ``relay_reason``, the call is hung up with the failed l
 
 from __future__ import annotations
 
-from sqlalchemy import select
-
 from voipbin.billing.ledger import account_for, can_cover
 from voipbin.flow.handlers.base import CONTINUE, ActionContext, ActionFailed, End, Outcome
 from voipbin.flow.handlers.registry import REGISTRY
 from voipbin.flow.interfaces import CallConnect
 from voipbin.models.action_options.dial import ConnectOption
-from voipbin.store.tables import Call
 
 
 @REGISTRY.handler("connect")
@@ -24,13 +21,15 @@ async def connect(ctx: ActionContext) -> Outcome:
     if not isinstance(call, CallConnect):
         raise ActionFailed("connect: this call cannot dial further legs")
     destinations = [d.to_api() for d in ctx.option.destinations]
-    async with ctx.platform.db.session() as session:
-        row = (await session.execute(select(Call).where(Call.id == call.call_id))).scalar_one()
-        tel = sum(1 for d in destinations if d["type"] == "tel")
-        if tel:
+    row = await ctx.deps.calls.get(call.call_id)
+    if row is None:
+        raise ActionFailed(f"connect: call {call.call_id} not found")
+    tel = sum(1 for d in destinations if d["type"] == "tel")
+    if tel:
+        async with ctx.deps.db.session() as session:
             account = await account_for(session, ctx.customer_id)
-            if not can_cover(account, ctx.platform.settings.call_rate_per_minute * tel):
-                raise ActionFailed("connect: the balance cannot cover the new legs (INSUFFICIENT_BALANCE)")
+        if not can_cover(account, ctx.deps.settings.call_rate_per_minute * tel):
+            raise ActionFailed("connect: the balance cannot cover the new legs (INSUFFICIENT_BALANCE)")
     if ctx.option.source is not None and ctx.option.source.target:
         source = ctx.option.source.to_api()
     else:

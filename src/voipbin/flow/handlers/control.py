@@ -140,7 +140,7 @@ async def fetch_flow(ctx: ActionContext) -> Outcome:
     """Run another flow of the same customer here, then continue after this action."""
     assert isinstance(ctx.option, FetchFlowOption)
     flow_id = _target(ctx.option.flow_id, "fetch_flow flow_id")
-    async with ctx.platform.db.session() as session:
+    async with ctx.deps.db.session() as session:
         flow = await session.get(Flow, flow_id) if flow_id is not None else None
     if flow is None or flow.customer_id != ctx.customer_id or flow.tm_delete is not None:
         raise ActionFailed(f"fetch_flow: flow {flow_id} not found")

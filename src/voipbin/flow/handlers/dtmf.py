@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from voipbin.flow.handlers.base import CONTINUE, ActionContext, Outcome
-from voipbin.flow.handlers.media import until_hangup
 from voipbin.flow.handlers.registry import REGISTRY
 from voipbin.models.action_options.media import DigitsReceiveOption, DigitsSendOption
 
@@ -18,9 +17,7 @@ async def digits_receive(ctx: ActionContext) -> Outcome:
     assert isinstance(ctx.option, DigitsReceiveOption)
     call = ctx.require_call()
     duration = int(ctx.option.duration) or DEFAULT_RECEIVE_MS
-    digits = await until_hangup(
-        call, call.receive_digits(int(ctx.option.length), ctx.option.key, duration / 1000)
-    )
+    digits = await call.receive_digits(int(ctx.option.length), ctx.option.key, duration / 1000)
     ctx.set_variable("voipbin.call.digits", digits)
     return CONTINUE
 
@@ -29,12 +26,9 @@ async def digits_receive(ctx: ActionContext) -> Outcome:
 async def digits_send(ctx: ActionContext) -> Outcome:
     assert isinstance(ctx.option, DigitsSendOption)
     call = ctx.require_call()
-    await until_hangup(
-        call,
-        call.send_dtmf(
-            ctx.option.digits,
-            int(ctx.option.duration) or DEFAULT_TONE_MS,
-            int(ctx.option.interval) or DEFAULT_INTERVAL_MS,
-        ),
+    await call.send_dtmf(
+        ctx.option.digits,
+        int(ctx.option.duration) or DEFAULT_TONE_MS,
+        int(ctx.option.interval) or DEFAULT_INTERVAL_MS,
     )
     return CONTINUE

@@ -14,11 +14,10 @@ import uuid
 
 import httpx
 
-from voipbin.flow.handlers.base import CONTINUE, ActionContext, ActionFailed, Outcome, Push
+from voipbin.flow.handlers.base import CONTINUE, ActionContext, ActionFailed, FlowDeps, Outcome, Push
 from voipbin.flow.handlers.registry import REGISTRY
 from voipbin.models.action_options.control import FetchOption, WebhookSendOption
 from voipbin.models.actions import ActionValidationError, validate_actions
-from voipbin.platform import Platform
 from voipbin.security import sign_body
 from voipbin.store.tables import Customer
 
@@ -26,13 +25,13 @@ log = logging.getLogger(__name__)
 MAX_FETCH_BYTES = 1024 * 1024
 
 
-async def customer_webhook_secret(platform: Platform, customer_id: uuid.UUID) -> str:
-    async with platform.db.session() as session:
+async def customer_webhook_secret(deps: FlowDeps, customer_id: uuid.UUID) -> str:
+    async with deps.db.session() as session:
         customer = await session.get(Customer, customer_id)
     if customer is None or not customer.webhook_secret_enc:
         return ""
     try:
-        return platform.encryptor.decrypt(customer.webhook_secret_enc)
+        return deps.encryptor.decrypt(customer.webhook_secret_enc)
     except ValueError:
         log.error("customer %s webhook secret cannot be decrypted; sending unsigned", customer_id)
         return ""
@@ -62,7 +61,7 @@ async def webhook_send(ctx: ActionContext) -> Outcome:
     assert isinstance(opt, WebhookSendOption)
     body = opt.data.encode()
     headers = {"Content-Type": opt.data_type or "application/json"}
-    secret = await customer_webhook_secret(ctx.platform, ctx.customer_id)
+    secret = await customer_webhook_secret(ctx.deps, ctx.customer_id)
     if secret:
         headers["X-VoIPBIN-Signature"] = sign_body(secret, body)
     send = _send_webhook(ctx.services.http, ctx.activeflow_id, opt.method or "POST", opt.uri, body, headers)

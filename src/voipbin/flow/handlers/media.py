@@ -13,38 +13,15 @@ import os
 import tempfile
 import urllib.parse
 import urllib.request
-from collections.abc import Awaitable
 from pathlib import Path
-from typing import TypeVar
 
 import httpx
 
 from voipbin.flow.handlers.base import CONTINUE, ActionContext, ActionFailed, End, Outcome
 from voipbin.flow.handlers.registry import REGISTRY
-from voipbin.flow.interfaces import CallControl, CallHungUp
 from voipbin.models.action_options.media import HangupOption, PlayOption, SleepOption
-from voipbin.store.tables import Call
 
 MAX_DOWNLOAD_BYTES = 50 * 1024 * 1024
-T = TypeVar("T")
-
-
-async def until_hangup(call: CallControl | None, work: Awaitable[T]) -> T:
-    """Await ``work`` but give up (``CallHungUp``) as soon as the call ends."""
-    if call is None:
-        return await work
-    task = asyncio.ensure_future(work)
-    hung = asyncio.ensure_future(call.wait_hangup())
-    try:
-        await asyncio.wait({task, hung}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for t in (task, hung):
-            if not t.done():
-                t.cancel()
-        await asyncio.gather(task, hung, return_exceptions=True)
-    if task.done() and not task.cancelled():
-        return task.result()
-    raise CallHungUp(f"call {call.call_id} hung up")
 
 
 @REGISTRY.handler("answer")
@@ -57,7 +34,7 @@ async def answer(ctx: ActionContext) -> Outcome:
 @REGISTRY.handler("sleep", needs_call=False)
 async def sleep(ctx: ActionContext) -> Outcome:
     assert isinstance(ctx.option, SleepOption)
-    await until_hangup(ctx.call, asyncio.sleep(int(ctx.option.duration) / 1000))
+    await asyncio.sleep(int(ctx.option.duration) / 1000)
     return CONTINUE
 
 
@@ -68,8 +45,7 @@ async def hangup(ctx: ActionContext) -> Outcome:
     reason = str(ctx.option.reason or "normal")
     if ctx.option.reference_id is not None:
         # Copy another call's hangup reason (VoIPBIN's relay), if that call is ours and has one.
-        async with ctx.platform.db.session() as session:
-            other = await session.get(Call, ctx.option.reference_id)
+        other = await ctx.deps.calls.get(ctx.option.reference_id)
         if other is not None and other.customer_id == ctx.customer_id and other.hangup_reason:
             reason = other.hangup_reason
     await call.hangup(reason)
@@ -77,10 +53,10 @@ async def hangup(ctx: ActionContext) -> Outcome:
 
 
 def media_dirs(ctx: ActionContext) -> list[Path]:
-    raw = ctx.platform.settings.flow_media_dirs
+    raw = ctx.deps.settings.flow_media_dirs
     if raw:
         return [Path(p).resolve() for p in raw.split(os.pathsep) if p]
-    return [(Path(ctx.platform.settings.data_dir) / "media").resolve()]
+    return [(Path(ctx.deps.settings.data_dir) / "media").resolve()]
 
 
 def _check_wav_header(head: bytes, what: str) -> None:
@@ -149,7 +125,7 @@ async def play(ctx: ActionContext) -> Outcome:
     for url in ctx.option.stream_urls:
         path, temporary = await resolve_media(ctx, url)
         try:
-            await until_hangup(call, call.play_wav(path))
+            await call.play_wav(path)
         finally:
             if temporary:
                 await asyncio.to_thread(path.unlink, missing_ok=True)

@@ -2,13 +2,12 @@
 
 They are registered as "unsupported" markers: running one ends the activeflow with a clear logged error
 and hangs the call up with reason ``failed`` — never a silent skip. A module that implements one of them
-registers a real handler with ``REGISTRY.register(...)``, which replaces the marker.
+registers a real handler, which replaces the marker.
 """
 
 from __future__ import annotations
 
-from voipbin.flow.handlers.base import ActionContext, ActionFailed, Outcome
-from voipbin.flow.handlers.registry import REGISTRY
+from voipbin.flow.handlers.base import ActionContext, ActionFailed, HandlerRegistry, Outcome
 from voipbin.models.actions import ACTION_TYPES
 
 NOT_YET: dict[str, str] = {
@@ -41,7 +40,7 @@ async def not_supported(ctx: ActionContext) -> Outcome:
     raise ActionFailed(f"action type {ctx.action.type!r} is not yet supported by this engine{suffix}")
 
 
-def register_unsupported() -> None:
-    """Mark every known action type without a real handler (runs after the handler modules loaded)."""
+def register_unsupported(registry: HandlerRegistry) -> None:
+    """Mark every known action type without a real handler (runs after every handler is registered)."""
     for type_ in sorted(ACTION_TYPES):
-        REGISTRY.register(type_, not_supported, needs_call=False, supported=False)
+        registry.register(type_, not_supported, needs_call=False, supported=False)

@@ -12,7 +12,7 @@ inside call flows, so here it runs everywhere:
 
 Without ``reference_type``/``reference_id`` the activeflow's own reference is used (a transcribe's
 ``on_end_flow_id`` flow, or the call). Unknown or foreign references and model failures end the
-action with an error, never silently.
+action with an error, never silently. Registered by the composition root (:func:`register_summary_actions`).
 """
 
 from __future__ import annotations
@@ -20,20 +20,28 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from voipbin.flow.handlers.base import CONTINUE, ActionContext, ActionFailed, Outcome
-from voipbin.flow.handlers.registry import REGISTRY
-from voipbin.flow.interfaces import CallHungUp
+from voipbin.flow.handlers.base import CONTINUE, ActionContext, ActionFailed, HandlerRegistry, Outcome
+from voipbin.flow.interfaces import CallHungUp, CallRecordsPort, LiveCalls
 from voipbin.models.action_options.ai import AISummaryOption
-from voipbin.store.tables import Call
-from voipbin.transcribe.summary import SummaryError, get_summaries, summary_variables
+from voipbin.transcribe.summary import SummaryError, SummaryService, summary_variables
 
 
 def _uuid(value: Any) -> uuid.UUID | None:
     return value if isinstance(value, uuid.UUID) else None
 
 
-@REGISTRY.handler("ai_summary", needs_call=False)
-async def ai_summary(ctx: ActionContext) -> Outcome:
+def register_summary_actions(
+    registry: HandlerRegistry, summaries: SummaryService, calls: CallRecordsPort, live: LiveCalls
+) -> None:
+    async def handler(ctx: ActionContext) -> Outcome:
+        return await ai_summary(ctx, summaries, calls, live)
+
+    registry.register("ai_summary", handler, needs_call=False)
+
+
+async def ai_summary(
+    ctx: ActionContext, summaries: SummaryService, calls: CallRecordsPort, live: LiveCalls
+) -> Outcome:
     assert isinstance(ctx.option, AISummaryOption)
     opt = ctx.option
     rtype = opt.reference_type or (ctx.reference_type if ctx.reference_type in ("transcribe", "call") else "")
@@ -47,7 +55,6 @@ async def ai_summary(ctx: ActionContext) -> Outcome:
             f"ai_summary: reference_id (or source_id) of the {rtype} is required (it was empty)"
         )
     on_end = _uuid(opt.on_end_flow_id)
-    summaries = get_summaries(ctx.platform)
     try:
         if rtype == "transcribe":
             row = await summaries.summarize_transcribe(
@@ -58,7 +65,7 @@ async def ai_summary(ctx: ActionContext) -> Outcome:
                 on_end_flow_id=on_end,
             )
         elif rtype == "call":
-            call = await _live_call(ctx, ref)
+            call = await _live_call(ctx, ref, calls, live)
             row = await summaries.start_call(
                 ctx.customer_id,
                 ref,
@@ -79,15 +86,14 @@ async def ai_summary(ctx: ActionContext) -> Outcome:
     return CONTINUE
 
 
-async def _live_call(ctx: ActionContext, call_id: uuid.UUID) -> Any:
+async def _live_call(ctx: ActionContext, call_id: uuid.UUID, calls: CallRecordsPort, live: LiveCalls) -> Any:
     """The live call object (with media) for ``call_id``, owned by this customer."""
     call: Any = ctx.call if ctx.call is not None and ctx.call.call_id == call_id else None
     if call is None:
-        async with ctx.platform.db.session() as session:
-            row = await session.get(Call, call_id)
+        row = await calls.get(call_id)
         if row is None or row.customer_id != ctx.customer_id or row.tm_delete is not None:
             raise ActionFailed(f"ai_summary: call {call_id} not found")
-        call = getattr(ctx.platform.calls, "live", {}).get(call_id)
+        call = live.live_call(call_id)
         if call is None:
             raise ActionFailed(f"ai_summary: call {call_id} is not live on this node")
     if call.is_hungup:

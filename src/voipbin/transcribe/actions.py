@@ -9,25 +9,37 @@ every transcribe of the call and returns once their last transcripts are stored.
 
 The audio comes from the call's media session (``call.media``: taps of what the caller says, ``in``,
 and what the platform plays, ``out``); a call without one cannot be transcribed (ActionFailed).
+Registered into the flow engine's registry by the composition root (:func:`register_transcribe_actions`).
 """
 
 from __future__ import annotations
 
-from voipbin.flow.handlers.base import CONTINUE, ActionContext, ActionFailed, Outcome
-from voipbin.flow.handlers.registry import REGISTRY
+from voipbin.flow.handlers.base import CONTINUE, ActionContext, ActionFailed, HandlerRegistry, Outcome
 from voipbin.flow.interfaces import CallHungUp
 from voipbin.models.action_options.ai import TranscribeOption
 from voipbin.transcribe.service import (
     TranscribeError,
-    get_transcribes,
+    TranscribeService,
     normalize_direction,
     normalize_language,
     transcribe_variables,
 )
 
 
-@REGISTRY.handler("transcribe_start")
-async def transcribe_start(ctx: ActionContext) -> Outcome:
+def register_transcribe_actions(registry: HandlerRegistry, service: TranscribeService) -> None:
+    async def start(ctx: ActionContext) -> Outcome:
+        return await transcribe_start(ctx, service)
+
+    async def stop(ctx: ActionContext) -> Outcome:
+        call = ctx.require_call()
+        await service.stop_call(ctx.customer_id, call.call_id)
+        return CONTINUE
+
+    registry.register("transcribe_start", start)
+    registry.register("transcribe_stop", stop)
+
+
+async def transcribe_start(ctx: ActionContext, service: TranscribeService) -> Outcome:
     assert isinstance(ctx.option, TranscribeOption)
     call = ctx.require_call()
     if call.is_hungup:
@@ -37,7 +49,6 @@ async def transcribe_start(ctx: ActionContext) -> Outcome:
         raise ActionFailed("transcribe_start: this call has no media stream to transcribe")
     opt = ctx.option
     language = normalize_language(opt.language)
-    service = get_transcribes(ctx.platform)
     running = service.for_call(ctx.customer_id, call.call_id, language)
     if running is not None:
         ctx.set_variables(
@@ -64,11 +75,4 @@ async def transcribe_start(ctx: ActionContext) -> Outcome:
     except TranscribeError as exc:
         raise ActionFailed(f"transcribe_start: {exc}") from None
     ctx.set_variables(transcribe_variables(row))
-    return CONTINUE
-
-
-@REGISTRY.handler("transcribe_stop")
-async def transcribe_stop(ctx: ActionContext) -> Outcome:
-    call = ctx.require_call()
-    await get_transcribes(ctx.platform).stop_call(ctx.customer_id, call.call_id)
     return CONTINUE

@@ -5,6 +5,9 @@ the action at once if it cannot run (unknown AI, bad engine model, missing provi
 hung up ``failed`` with the reason in ``metadata.flow_error``), sets ``voipbin.aicall.*`` and blocks
 while :class:`voipbin.ai.session.AISession` converses. ``stop_service`` continues the flow with the
 next action, ``stop_flow`` ends it, a hangup ends it quietly, ``duration`` (seconds) bounds it.
+
+The handler lives with the AI package (it drives AI sessions) and is registered into the flow engine's
+registry by the composition root with :func:`register_ai_actions`.
 """
 
 from __future__ import annotations
@@ -14,10 +17,10 @@ import logging
 
 from voipbin.ai.llm.base import LLMError
 from voipbin.ai.registry import create_llm
-from voipbin.ai.session import AICallRecord, AIConfigError, AISession, resolve_config
+from voipbin.ai.session import AICallRecord, AIConfigError, AIDeps, AISession, resolve_config
 from voipbin.ai.session.warmup import warm_up
-from voipbin.flow.handlers.base import CONTINUE, ActionContext, ActionFailed, End, Outcome
-from voipbin.flow.handlers.registry import REGISTRY
+from voipbin.events.bus import EventBus
+from voipbin.flow.handlers.base import CONTINUE, ActionContext, ActionFailed, End, HandlerRegistry, Outcome
 from voipbin.flow.interfaces import CallAudio
 from voipbin.models.action_options.ai import AIOption
 from voipbin.speech.errors import SpeechError
@@ -25,8 +28,15 @@ from voipbin.speech.errors import SpeechError
 log = logging.getLogger(__name__)
 
 
-@REGISTRY.handler("ai", "ai_talk", needs_call=True)
-async def ai_conversation(ctx: ActionContext) -> Outcome:
+def register_ai_actions(registry: HandlerRegistry, deps: AIDeps, events: EventBus) -> None:
+    async def handler(ctx: ActionContext) -> Outcome:
+        return await ai_conversation(ctx, deps, events)
+
+    for type_ in ("ai", "ai_talk"):
+        registry.register(type_, handler, needs_call=True)
+
+
+async def ai_conversation(ctx: ActionContext, deps: AIDeps, events: EventBus) -> Outcome:
     assert isinstance(ctx.option, AIOption)
     call = ctx.require_call()
     if not isinstance(call, CallAudio):
@@ -34,15 +44,13 @@ async def ai_conversation(ctx: ActionContext) -> Outcome:
             f"action {ctx.action.type!r} needs the call's audio, which this call does not offer"
         )
     try:
-        cfg = await resolve_config(
-            ctx.platform, ctx.customer_id, ctx.option, ctx.variables, ctx.action.option
-        )
+        cfg = await resolve_config(deps, ctx.customer_id, ctx.option, ctx.variables, ctx.action.option)
         llm = create_llm(cfg.engine_model, cfg.engine_key)
     except AIConfigError as exc:
         raise ActionFailed(f"{ctx.action.type}: {exc}") from None
     except ValueError as exc:  # registry errors not caught by resolve_config
         raise ActionFailed(f"{ctx.action.type}: {exc}") from None
-    record = AICallRecord(ctx.platform.events, ctx.customer_id, ctx.activeflow_id, call.call_id, cfg)
+    record = AICallRecord(events, ctx.customer_id, ctx.activeflow_id, call.call_id, cfg)
     ctx.set_variables(
         {
             "voipbin.aicall.id": str(record.id),

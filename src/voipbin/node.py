@@ -1,0 +1,165 @@
+"""The composition root: builds one node's parts in order and hands each its collaborators.
+
+settings → secrets, owner (node id + boot id) → database, encryptor → event bus, webhooks → call and
+activeflow records → flow engine → recordings, registrations → SIP call manager → transcription,
+summary and AI services (their action handlers join the engine's registry). No module looks anything up
+in a shared container: only this module, ``app.py`` (which hands the parts to the routers as FastAPI
+dependencies) and the tests see :class:`Node`.
+
+``start_node`` migrates the database, creates the first admin, ends what an earlier boot of this node
+left live (each change with its normal event and webhook), reloads registrations and starts SIP.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from voipbin import logsafe
+from voipbin.ai.actions import register_ai_actions
+from voipbin.ai.session import AIDeps
+from voipbin.calls.manager import CallManager, SipCallManager, UnavailableCallManager
+from voipbin.calls.recordings import Recordings
+from voipbin.calls.records import CallRecords
+from voipbin.calls.registrations import Registrations
+from voipbin.config import PlatformSecrets, Settings, load_or_create_node_id, load_or_create_secrets
+from voipbin.events.bus import EventBus
+from voipbin.events.webhooks import WebhookDispatcher
+from voipbin.flow.engine import FlowEngine
+from voipbin.flow.handlers import FlowDeps, core_registry, register_unsupported
+from voipbin.flow.records import ActiveflowRecords
+from voipbin.security import Encryptor
+from voipbin.speech.httpclients import close_shared_clients
+from voipbin.speech.registry import create_tts
+from voipbin.speech.tts import TTS
+from voipbin.store.db import Database
+from voipbin.store.owner import NodeOwner
+from voipbin.tenants import NewCustomer, bootstrap
+from voipbin.transcribe.actions import register_transcribe_actions
+from voipbin.transcribe.service import TranscribeService
+from voipbin.transcribe.summary import SummaryService
+from voipbin.transcribe.summary_actions import register_summary_actions
+
+log = logging.getLogger(__name__)
+RESTART_DETAIL = "the platform restarted while the call was live (node {node})"
+
+
+@dataclass
+class Node:
+    settings: Settings
+    secrets: PlatformSecrets
+    owner: NodeOwner
+    db: Database
+    encryptor: Encryptor
+    events: EventBus
+    webhooks: WebhookDispatcher
+    call_records: CallRecords
+    activeflows: ActiveflowRecords
+    flows: FlowEngine
+    recordings: Recordings
+    registrations: Registrations
+    calls: CallManager
+    transcribes: TranscribeService
+    summaries: SummaryService
+
+
+def build_node(settings: Settings) -> Node:
+    secrets = load_or_create_secrets(settings.data_dir)
+    owner = NodeOwner(load_or_create_node_id(settings))
+    db = Database(settings.effective_database_url)
+    encryptor = Encryptor(secrets.encryption_key)
+    events = EventBus()
+    webhooks = WebhookDispatcher(db, events, encryptor)
+    call_records = CallRecords(db, events, owner, rate_per_minute=settings.call_rate_per_minute)
+    activeflows = ActiveflowRecords(db, events, owner)
+    registry = core_registry()
+    flows = FlowEngine(activeflows, registry, FlowDeps(db, settings, encryptor, call_records))
+    recordings = Recordings(db, events, call_records, owner, settings.data_dir / "recordings")
+    registrations = Registrations(
+        db, encryptor, sip_domain=settings.sip_domain, devcarrier=settings.devcarrier
+    )
+
+    def tts(voice: str, language: str) -> TTS:
+        return create_tts(settings.default_tts_type, voice_id=voice or None, language=language or None)
+
+    calls: CallManager
+    if settings.telephony:
+        calls = SipCallManager(settings, db, encryptor, call_records, recordings, registrations, flows, tts)
+    else:
+        calls = UnavailableCallManager(call_records, "telephony is disabled (VOIPBIN_TELEPHONY=false)")
+    transcribes = TranscribeService(db, events, flows, owner, stt_type=settings.default_stt_type)
+    summaries = SummaryService(
+        db, events, flows, transcribes, owner, engine_model=settings.default_engine_model
+    )
+    register_transcribe_actions(registry, transcribes)
+    register_summary_actions(registry, summaries, call_records, calls)
+    register_ai_actions(registry, AIDeps(db, settings, encryptor), events)
+    register_unsupported(registry)
+    return Node(
+        settings=settings,
+        secrets=secrets,
+        owner=owner,
+        db=db,
+        encryptor=encryptor,
+        events=events,
+        webhooks=webhooks,
+        call_records=call_records,
+        activeflows=activeflows,
+        flows=flows,
+        recordings=recordings,
+        registrations=registrations,
+        calls=calls,
+        transcribes=transcribes,
+        summaries=summaries,
+    )
+
+
+def print_bootstrap(created: NewCustomer) -> None:
+    """Shown once, on the first start: the only time these credentials are displayed."""
+    print(
+        "\n=== voipbin first start: admin account created ===\n"
+        f"  username:   {created.agent.username}\n"
+        f"  password:   {created.password}\n"
+        f"  accesskey:  {created.accesskey}\n"
+        f"  customer:   {created.customer.id}\n"
+        "Store these now; they are not shown again.\n",
+        flush=True,
+    )
+
+
+async def recover(node: Node) -> None:
+    """End what an earlier boot of this node left live, with the normal events and webhooks."""
+    detail = RESTART_DETAIL.format(node=node.owner.node_id)
+    await node.recordings.recover()
+    await node.call_records.recover(detail)
+    await node.activeflows.recover(detail)
+    await node.transcribes.recover()
+    await node.summaries.recover()
+
+
+async def start_node(node: Node) -> None:
+    logsafe.install()  # here, after the server has configured its loggers
+    await node.db.migrate()
+    created = await bootstrap(node.db, node.settings)
+    if created is not None:
+        print_bootstrap(created)
+    node.webhooks.start()
+    await recover(node)
+    if isinstance(node.calls, SipCallManager):
+        try:
+            await node.calls.start()
+        except OSError as exc:
+            why = f"SIP could not listen on port {node.settings.sip_port}: {exc}"
+            log.error("%s; calls will fail until this is fixed (VOIPBIN_SIP_PORT)", why)
+            node.calls.disable(why)
+
+
+async def stop_node(node: Node) -> None:
+    """SIGTERM/shutdown: live calls end cleanly (BYE) before the process exits."""
+    await node.summaries.close()
+    await node.transcribes.close()
+    await node.calls.close()
+    await node.webhooks.close()
+    await node.flows.close()
+    await close_shared_clients()
+    await node.db.close()
