@@ -7,10 +7,12 @@ import asyncio
 import logging
 import sys
 import uuid
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy import select
 
-from voipbin.config import get_settings
+from voipbin.config import Settings, get_settings
+from voipbin.store.db import Database
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -39,9 +41,8 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _with_db(fn):  # type: ignore[no-untyped-def]
+async def _with_db(fn: Callable[[Database, Settings], Awaitable[int]]) -> int:
     from voipbin.node import print_bootstrap
-    from voipbin.store.db import Database
     from voipbin.tenants import bootstrap
 
     settings = get_settings()
@@ -58,7 +59,7 @@ async def _with_db(fn):  # type: ignore[no-untyped-def]
 def _customer_create(args: argparse.Namespace) -> int:
     from voipbin.tenants import create_customer
 
-    async def run(db, settings):  # type: ignore[no-untyped-def]
+    async def run(db: Database, settings: Settings) -> int:
         from voipbin.store.tables import Agent
 
         async with db.session() as session:
@@ -88,7 +89,7 @@ def _accesskey_create(args: argparse.Namespace) -> int:
     from voipbin.security import hash_token, new_accesskey
     from voipbin.store.tables import Accesskey, Agent, Customer
 
-    async def run(db, _settings):  # type: ignore[no-untyped-def]
+    async def run(db: Database, _settings: Settings) -> int:
         async with db.session() as session:
             permission = "customer_admin"
             if args.customer_id:

@@ -76,7 +76,7 @@ def build_node(settings: Settings) -> Node:
     flows = FlowEngine(activeflows, registry, FlowDeps(db, settings, encryptor, call_records))
     recordings = Recordings(db, events, call_records, owner, settings.data_dir / "recordings")
     registrations = Registrations(
-        db, encryptor, sip_domain=settings.sip_domain, devcarrier=settings.devcarrier
+        db, encryptor, sip_domain=settings.sip_domain, devcarrier=settings.devcarrier, node_id=owner.node_id
     )
 
     def tts(voice: str, language: str) -> TTS:
@@ -145,6 +145,7 @@ async def start_node(node: Node) -> None:
         print_bootstrap(created)
     node.webhooks.start()
     await recover(node)
+    await node.registrations.start()
     if isinstance(node.calls, SipCallManager):
         try:
             await node.calls.start()
@@ -159,6 +160,7 @@ async def stop_node(node: Node) -> None:
     await node.summaries.close()
     await node.transcribes.close()
     await node.calls.close()
+    await node.registrations.close()
     await node.webhooks.close()
     await node.flows.close()
     await close_shared_clients()

@@ -47,6 +47,7 @@ async def test_talk_to_a_registered_phone(telephony: Telephony, tmp_path: Path) 
         await phone.stop()
 
 
+@pytest.mark.parametrize("telephony", [{"dial_timeout": 1.0}], indirect=True)
 async def test_phone_busy_and_no_answer(telephony: Telephony) -> None:
     busy = TestPhone("+15559876543", server=("127.0.0.1", telephony.sip_port), reject_with=486)
     await busy.start()
@@ -63,7 +64,6 @@ async def test_phone_busy_and_no_answer(telephony: Telephony) -> None:
         assert call["hangup_reason"] == "busy", call
     finally:
         await busy.stop()
-    telephony.platform.settings.dial_timeout = 1.0
     silent = TestPhone("+15559876543", server=("127.0.0.1", telephony.sip_port), no_answer=True)
     await silent.start()
     try:

@@ -96,8 +96,8 @@ async def test_ringing_then_api_hangup_cancels(telephony: Telephony, sipp: SippL
     assert await run.wait() == 0, run.errors()
 
 
+@pytest.mark.parametrize("telephony", [{"dial_timeout": 1.5}], indirect=True)
 async def test_no_answer_times_out_as_dialout(telephony: Telephony, sipp: SippLauncher) -> None:
-    telephony.platform.settings.dial_timeout = 1.5
     run = await sipp.start_server("-m", "1", scenario="uas_ring_cancel.xml")
     await add_trunk(telephony, run.port)
     r = await telephony.client.post(

@@ -10,7 +10,6 @@ import pytest
 from tests.api.support import Api, api, settings  # noqa: F401  (fixtures)
 from tests.calls.support import telephony  # noqa: F401  (fixture)
 from tests.flow.conftest import Env, env  # noqa: F401  (fixture)
-from voipbin.transcribe.service import close_transcribes
 
 
 def include_routers(app) -> None:  # type: ignore[no-untyped-def]
@@ -26,7 +25,7 @@ async def tapi(api: Api) -> AsyncIterator[Api]:  # noqa: F811
         yield api
     finally:
         await api.platform.summaries.close()
-        await close_transcribes(api.platform)
+        await api.platform.transcribes.close()
 
 
 @pytest.fixture
@@ -35,7 +34,7 @@ async def flowenv(env: Env) -> AsyncIterator[Env]:  # noqa: F811
         yield env
     finally:
         await env.platform.summaries.close()
-        await close_transcribes(env.platform)
+        await env.platform.transcribes.close()
 
 
 @pytest.fixture
@@ -46,4 +45,4 @@ async def tele(telephony):  # type: ignore[no-untyped-def]  # noqa: F811
         yield telephony
     finally:
         await telephony.platform.summaries.close()
-        await close_transcribes(telephony.platform)
+        await telephony.platform.transcribes.close()

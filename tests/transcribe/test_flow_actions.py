@@ -178,7 +178,7 @@ async def test_ai_summary_fails_loudly_when_the_model_fails(flowenv: Env) -> Non
             Transcript(customer_id=flowenv.customer_id, transcribe_id=t.id, direction="in", message="Hi")
         )
         await session.commit()
-    flowenv.platform.settings.default_engine_model = "openai.gpt-4o"  # no key configured: unusable
+    flowenv.platform.summaries.engine_model = "openai.gpt-4o"  # no key configured: unusable
     _, af = await flowenv.run(
         [{"type": "ai_summary", "option": {"reference_type": "transcribe", "reference_id": str(t.id)}}]
     )

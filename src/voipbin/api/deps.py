@@ -39,51 +39,51 @@ def _part(request: Request, name: str) -> Any:
 
 
 def get_db(request: Request) -> Database:
-    return _part(request, "db")  # type: ignore[no-any-return]
+    return _part(request, "db")
 
 
 def get_settings_dep(request: Request) -> Settings:
-    return _part(request, "settings")  # type: ignore[no-any-return]
+    return _part(request, "settings")
 
 
 def get_secrets(request: Request) -> PlatformSecrets:
-    return _part(request, "secrets")  # type: ignore[no-any-return]
+    return _part(request, "secrets")
 
 
 def get_encryptor(request: Request) -> Encryptor:
-    return _part(request, "encryptor")  # type: ignore[no-any-return]
+    return _part(request, "encryptor")
 
 
 def get_call_records(request: Request) -> CallRecords:
-    return _part(request, "call_records")  # type: ignore[no-any-return]
+    return _part(request, "call_records")
 
 
 def get_call_manager(request: Request) -> CallManager:
-    return _part(request, "calls")  # type: ignore[no-any-return]
+    return _part(request, "calls")
 
 
 def get_flows(request: Request) -> FlowEngine:
-    return _part(request, "flows")  # type: ignore[no-any-return]
+    return _part(request, "flows")
 
 
 def get_recordings(request: Request) -> Recordings:
-    return _part(request, "recordings")  # type: ignore[no-any-return]
+    return _part(request, "recordings")
 
 
 def get_transcribes(request: Request) -> TranscribeService:
-    return _part(request, "transcribes")  # type: ignore[no-any-return]
+    return _part(request, "transcribes")
 
 
 def get_summaries(request: Request) -> SummaryService:
-    return _part(request, "summaries")  # type: ignore[no-any-return]
+    return _part(request, "summaries")
 
 
 def get_events(request: Request) -> EventBus:
-    return _part(request, "events")  # type: ignore[no-any-return]
+    return _part(request, "events")
 
 
 def get_webhooks(request: Request) -> WebhookDispatcher:
-    return _part(request, "webhooks")  # type: ignore[no-any-return]
+    return _part(request, "webhooks")
 
 
 DbDep = Annotated[Database, Depends(get_db)]

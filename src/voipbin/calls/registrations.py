@@ -6,26 +6,31 @@
   local phone can stand in for the PSTN; a number owned by a customer cannot be taken this way.
 
 Bindings are kept in memory for routing and written to the ``registrations`` table (this module owns it)
-with their expiry, so after a restart a registered phone is reachable again without re-registering.
+with their expiry, so after a restart a registered phone is reachable again without re-registering
+(:meth:`Registrations.start` reloads them; expired ones are dropped).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import ipaddress
 import logging
 import re
 import uuid
+from datetime import UTC, datetime
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from voipbin.models.address import TEL_RE
 from voipbin.security import Encryptor
 from voipbin.sip.digest import AuthCheck, authenticate_request
 from voipbin.sip.endpoint import IncomingRequest
 from voipbin.sip.message import SipRequest
-from voipbin.sip.registrar import Bindings, Registrar
+from voipbin.sip.registrar import Binding, Bindings, Registrar
 from voipbin.store.db import Database
-from voipbin.store.tables import Customer, Extension, Number
+from voipbin.store.tables import Customer, Extension, Number, Registration
 
 log = logging.getLogger(__name__)
 CUSTOMER_DOMAIN = re.compile(r"^([0-9a-f-]{36})\.(.+)$")
@@ -38,18 +43,126 @@ def is_loopback(ip: str) -> bool:
         return False
 
 
+class BindingRows:
+    """The ``registrations`` rows of one registrar: the ``BindingStore`` of its :class:`Bindings`.
+
+    ``Bindings`` tells it synchronously; the writes go through one queue, so they reach the table in
+    the order the registrations changed."""
+
+    def __init__(self, db: Database, registrar: str, node_id: str) -> None:
+        self.db = db
+        self.registrar = registrar
+        self.node_id = node_id
+        self._queue: asyncio.Queue[tuple[str, str, dict[str, Any] | None]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+
+    def save(self, binding: Binding) -> None:
+        self._queue.put_nowait((binding.aor, binding.contact, binding.to_record()))
+
+    def delete(self, aor: str, contact: str) -> None:
+        self._queue.put_nowait((aor, contact, None))
+
+    async def load(self) -> list[Binding]:
+        async with self.db.session() as session:
+            rows = (
+                (await session.execute(select(Registration).where(Registration.registrar == self.registrar)))
+                .scalars()
+                .all()
+            )
+        return [Binding.from_record(r.binding) for r in rows]
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._write_all(), name=f"registrations {self.registrar}")
+
+    async def _write_all(self) -> None:
+        while True:
+            op = await self._queue.get()
+            try:
+                await self._write(*op)
+            except Exception:  # a lost write costs a re-registration, never the registrar
+                log.exception("registration %s %s could not be stored", op[0], op[1])
+            finally:
+                self._queue.task_done()
+
+    async def _write(self, aor: str, contact: str, record: dict[str, Any] | None) -> None:
+        async with self.db.session() as session:
+            if record is None:
+                await session.execute(
+                    delete(Registration).where(
+                        Registration.registrar == self.registrar,
+                        Registration.aor == aor,
+                        Registration.contact == contact,
+                    )
+                )
+            else:
+                await session.merge(
+                    Registration(
+                        registrar=self.registrar,
+                        aor=aor,
+                        contact=contact,
+                        binding=record,
+                        tm_expire=datetime.fromtimestamp(float(record["expires_epoch"]), UTC),
+                        node_id=self.node_id,
+                    )
+                )
+            await session.commit()
+
+    async def flush(self) -> None:
+        """Until every change so far is stored."""
+        if self._task is not None and not self._task.done():
+            await self._queue.join()
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(5):
+                await self.flush()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
 class Registrations:
-    def __init__(self, db: Database, encryptor: Encryptor, *, sip_domain: str, devcarrier: str) -> None:
+    def __init__(
+        self, db: Database, encryptor: Encryptor, *, sip_domain: str, devcarrier: str, node_id: str
+    ) -> None:
         self.db = db
         self.encryptor = encryptor
         self.sip_domain = sip_domain.lower()
         self.devcarrier_mode = devcarrier
-        self.extension_bindings = Bindings()
-        self.devcarrier_bindings = Bindings()
+        self._rows = {
+            "extensions": BindingRows(db, "extensions", node_id),
+            "devcarrier": BindingRows(db, "devcarrier", node_id),
+        }
+        self.extension_bindings = Bindings(store=self._rows["extensions"])
+        self.devcarrier_bindings = Bindings(store=self._rows["devcarrier"])
         self._extension_registrars: dict[str, Registrar] = {}
         self._devcarrier = Registrar(
             sip_domain, self._no_lookup, bindings=self.devcarrier_bindings, require_auth=False
         )
+
+    async def start(self) -> int:
+        """Reload the stored registrations (a restarted node reaches its phones at once); returns how
+        many are live."""
+        loaded = 0
+        for name, bindings in (
+            ("extensions", self.extension_bindings),
+            ("devcarrier", self.devcarrier_bindings),
+        ):
+            rows = self._rows[name]
+            rows.start()
+            loaded += bindings.load(await rows.load())
+        if loaded:
+            log.info("reloaded %d stored registrations", loaded)
+        return loaded
+
+    async def flush(self) -> None:
+        for rows in self._rows.values():
+            await rows.flush()
+
+    async def close(self) -> None:
+        for rows in self._rows.values():
+            await rows.close()
 
     @staticmethod
     async def _no_lookup(_username: str, _realm: str) -> str | None:

@@ -87,6 +87,8 @@ async def resolve_config(
             raise AIConfigError(
                 "assistance_type 'team' is not supported; reference an AI (assistance_type 'ai')"
             )
+        if not isinstance(option.assistance_id, uuid.UUID):  # a ${variable} that did not hold an id
+            raise AIConfigError(f"assistance_id {option.assistance_id!r} is not an AI id")
         row = await load_ai(deps, customer_id, option.assistance_id)
 
     engine_model = option.engine_model or (row.engine_model if row else "") or settings.default_engine_model

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from voipbin.speech.executor import run_inference
 
@@ -16,7 +17,7 @@ from .config import SessionConfig
 log = logging.getLogger(__name__)
 
 
-async def _load(name: str, fn, *args) -> None:  # type: ignore[no-untyped-def]
+async def _load(name: str, fn: Callable[..., object], *args: object) -> None:
     try:
         await run_inference(fn, *args)
     except Exception as exc:  # the real use reports the problem; a warm-up only logs it

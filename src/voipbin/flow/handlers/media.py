@@ -13,6 +13,7 @@ import os
 import tempfile
 import urllib.parse
 import urllib.request
+import uuid
 from pathlib import Path
 
 import httpx
@@ -43,9 +44,12 @@ async def hangup(ctx: ActionContext) -> Outcome:
     assert isinstance(ctx.option, HangupOption)
     call = ctx.require_call()
     reason = str(ctx.option.reason or "normal")
-    if ctx.option.reference_id is not None:
+    ref = ctx.option.reference_id
+    if isinstance(ref, str) and ref:
+        raise ActionFailed(f"hangup: reference_id {ref!r} is not a call id")
+    if isinstance(ref, uuid.UUID):
         # Copy another call's hangup reason (VoIPBIN's relay), if that call is ours and has one.
-        other = await ctx.deps.calls.get(ctx.option.reference_id)
+        other = await ctx.deps.calls.get(ref)
         if other is not None and other.customer_id == ctx.customer_id and other.hangup_reason:
             reason = other.hangup_reason
     await call.hangup(reason)
