@@ -63,6 +63,16 @@ class Settings(BaseSettings):
     default_engine_model: str = "offline.scripted"
     default_tts_type: str = "piper"
     default_stt_type: str = "whisper"
+    # Where the optional llama.cpp engine finds `<name>.gguf` files; empty -> <data_dir>/models.
+    llama_model_dir: str = ""
+    # The Gemma 3 270M file for `offline.gemma3-270m` / `llama.gemma3-270m`; empty -> looked up in
+    # llama_model_dir like any other model.
+    llama_model_path: str = ""
+    # Threads of the shared speech inference pool (Piper, Whisper); 0 -> the number of CPUs.
+    speech_workers: int = Field(default=0, ge=0)
+    whisper_threads: int = Field(default=2, ge=1)  # threads per Whisper inference
+    # A real-time summary is refreshed after this many new transcripts.
+    summary_update_every: int = Field(default=3, ge=1)
 
     log_level: str = "INFO"
     # This node's name in a cluster; the rows it owns while live carry it. Empty -> generated once and
@@ -79,7 +89,9 @@ class Settings(BaseSettings):
 def provider_setting(provider: str, name: str) -> str:
     """Per-provider options such as ``VOIPBIN_OPENAI_API_KEY`` or ``VOIPBIN_DEEPGRAM_BASE_URL``.
 
-    Providers come from a registry, so these are read by name rather than declared as fields.
+    Providers come from a registry, so these are read by name from the environment rather than
+    declared as :class:`Settings` fields. This is the one deliberate exception to "every setting is
+    a field": everything else reaches a module through the ``Settings`` the composition root holds.
     """
     key = f"VOIPBIN_{provider.upper().replace('-', '_')}_{name.upper()}"
     return os.environ.get(key, "")
@@ -131,4 +143,6 @@ def load_or_create_node_id(settings: Settings) -> str:
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
+    """The process's settings, for entry points only (``cli``, ``app.create_app()``'s fallback, the
+    test-phone CLI). Everything below them is handed its values by the composition root."""
     return Settings()

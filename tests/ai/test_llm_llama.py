@@ -27,13 +27,15 @@ def test_prompt_is_few_shot_completion():
     importlib.util.find_spec("llama_cpp") is None, reason="optional llama extra not installed"
 )
 async def test_gemma_streams_one_line():
-    from voipbin.ai.registry import create_llm, parse_engine_model
+    from voipbin.ai.registry import ModelLocations, create_llm, parse_engine_model
+    from voipbin.config import Settings
 
+    models = ModelLocations.from_settings(Settings())
     try:
-        parse_engine_model("offline.gemma3-270m")
+        parse_engine_model("offline.gemma3-270m", models)
     except ValueError as exc:
         pytest.skip(str(exc))
-    llm = create_llm("offline.gemma3-270m", None, timeout=30.0)
+    llm = create_llm("offline.gemma3-270m", None, timeout=30.0, models=models)
     events = [e async for e in llm.stream([Message.user("Are you open on Sunday?")], max_tokens=32)]
     text = "".join(e.text for e in events if isinstance(e, TextDelta))
     assert text and "\n" not in text

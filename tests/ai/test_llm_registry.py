@@ -5,23 +5,28 @@ from __future__ import annotations
 
 import importlib.util
 import re
+from pathlib import Path
 
 import pytest
 
 from fakeproviders.llm_server import Reply
-from voipbin.ai import registry
 from voipbin.ai.llm.base import Message, TextDelta, Usage
 from voipbin.ai.llm.scripted import ScriptedLLM
 from voipbin.ai.registry import (
+    GEMMA_270M,
     PROVIDERS,
     InvalidEngineModel,
     MissingProviderKey,
+    ModelLocations,
     check_llm_credentials,
     create_llm,
     list_llm_models,
+    llama_model_path,
     parse_engine_model,
     resolve_llm_key,
+    runtime_problem,
 )
+from voipbin.config import Settings
 
 # VoIPBIN's own accepted prefixes (ai-manager validation), all of which must be known here.
 VOIPBIN_PREFIXES = (
@@ -138,8 +143,36 @@ def test_list_models(monkeypatch):
 
 
 def test_default_engine_model_is_runnable():
-    assert registry.default_engine_model() == "offline.scripted"
-    assert isinstance(create_llm(registry.default_engine_model(), None), ScriptedLLM)
+    default = Settings().default_engine_model
+    assert default == "offline.scripted"
+    assert isinstance(create_llm(default, None), ScriptedLLM)
+
+
+def test_model_locations_come_from_settings(tmp_path):
+    assert ModelLocations.from_settings(Settings(data_dir=tmp_path)) == ModelLocations(tmp_path / "models")
+    gguf = tmp_path / "gemma.gguf"
+    explicit = Settings(data_dir=tmp_path, llama_model_dir="/opt/models", llama_model_path=str(gguf))
+    assert ModelLocations.from_settings(explicit) == ModelLocations(Path("/opt/models"), gguf)
+
+
+def test_llama_model_path_looks_only_where_it_is_told(tmp_path):
+    (tmp_path / "tiny.gguf").write_bytes(b"GGUF")
+    here = ModelLocations(tmp_path)
+    assert llama_model_path("tiny", here) == tmp_path / "tiny.gguf"
+    assert llama_model_path("other", here) is None
+    assert llama_model_path("tiny") is None  # no locations: no local models known
+    gemma = tmp_path / "g.gguf"
+    assert llama_model_path(GEMMA_270M, ModelLocations(tmp_path, gemma)) is None  # explicit, absent
+    gemma.write_bytes(b"GGUF")
+    assert llama_model_path(GEMMA_270M, ModelLocations(None, gemma)) == gemma
+
+
+@pytest.mark.skipif(not HAS_LLAMA, reason="optional llama extra not installed")
+def test_llama_models_need_locations(tmp_path):
+    (tmp_path / "tiny.gguf").write_bytes(b"GGUF")
+    assert "no local model directory" in (runtime_problem(PROVIDERS["llama"], "tiny") or "")
+    assert runtime_problem(PROVIDERS["llama"], "tiny", ModelLocations(tmp_path)) is None
+    assert parse_engine_model("llama.tiny", ModelLocations(tmp_path)) == ("llama", "tiny")
 
 
 def test_create_llm_rejects_missing_key():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from voipbin.config import Settings
 from voipbin.speech import (
     STT_TYPES,
     TTS_TYPES,
@@ -14,6 +15,7 @@ from voipbin.speech import (
     create_tts,
     list_speech_providers,
     resolve_elevenlabs_voice,
+    validate_speech_defaults,
     validate_stt_type,
     validate_tts_type,
 )
@@ -93,14 +95,36 @@ def test_elevenlabs_resolution_order():
     assert language_name("English") == "english" and language_name("zh-CN") == "chinese"
 
 
+def test_empty_type_is_the_callers_default_not_the_registrys():
+    # "" in a configuration means "the node's default": validation has nothing to check ...
+    validate_tts_type("")
+    validate_stt_type("  ", language="ja-JP")
+    # ... but creating an engine needs the type the caller resolved from its settings
+    with pytest.raises(InvalidSpeechProvider, match="no tts_type given"):
+        create_tts("")
+    with pytest.raises(InvalidSpeechProvider, match="no stt_type given"):
+        create_stt("")
+
+
+def test_speech_defaults_are_checked_naming_the_setting():
+    validate_speech_defaults("piper", "whisper")
+    with pytest.raises(InvalidSpeechProvider, match="VOIPBIN_DEFAULT_TTS_TYPE: unknown tts_type 'nope'"):
+        validate_speech_defaults("nope", "whisper")
+    with pytest.raises(InvalidSpeechProvider, match=r"VOIPBIN_DEFAULT_STT_TYPE: .*cannot run"):
+        validate_speech_defaults("piper", "google")
+    with pytest.raises(InvalidSpeechProvider, match="VOIPBIN_DEFAULT_STT_TYPE: no stt_type given"):
+        validate_speech_defaults("piper", "")
+
+
 def test_create_offline_engines_and_list():
-    tts = create_tts("", language="en-US")
+    settings = Settings()
+    tts = create_tts(settings.default_tts_type, language="en-US")
     assert tts.provider == "piper" and tts.sample_rate == 8000
-    stt = create_stt("", sample_rate=16000)
+    stt = create_stt(settings.default_stt_type, sample_rate=16000)
     assert stt.provider == "whisper" and stt.sample_rate == 16000
     with pytest.raises(ValueError):
         create_stt("whisper", sample_rate=44100)
-    listing = list_speech_providers()
+    listing = list_speech_providers(settings.default_tts_type, settings.default_stt_type)
     names = {p["name"]: p for p in listing["tts"]}
     assert names["elevenlabs"]["key_env"] == "VOIPBIN_ELEVENLABS_API_KEY"
     assert names["piper"]["runtime"] and not names["google"]["runtime"]
@@ -112,3 +136,8 @@ def test_create_offline_engines_and_list():
         if info.runtime:
             module, cls = info.adapter.split(":")
             assert hasattr(importlib.import_module(module), cls)
+
+
+def test_listing_reports_the_defaults_it_is_given():
+    listing = list_speech_providers("espeak", "deepgram")
+    assert listing["default_tts_type"] == "espeak" and listing["default_stt_type"] == "deepgram"

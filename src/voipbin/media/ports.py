@@ -24,13 +24,6 @@ class PortAllocator:
         self._used: set[int] = set()
         self._lock = threading.Lock()
 
-    @classmethod
-    def from_settings(cls) -> PortAllocator:
-        from voipbin.config import get_settings
-
-        s = get_settings()
-        return cls(s.rtp_port_min, s.rtp_port_max)
-
     @property
     def available(self) -> int:
         with self._lock:

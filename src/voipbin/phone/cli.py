@@ -5,8 +5,9 @@
 
 Without ``--dial`` it registers, answers every call and runs until Ctrl-C / SIGTERM (then hangs up and
 unregisters cleanly). With ``--dial`` it places one call and exits when that call ends (exit status 0
-if it was answered). Defaults for the server and the domain come from the platform's settings.
-Logs go to stderr so stdout stays machine-readable.
+if it was answered). Defaults for the server and the domain come from the platform's settings, read
+once at the entry (``_phone_command``, or ``run_phone`` when called without ``settings``) and passed
+down. Logs go to stderr so stdout stays machine-readable.
 """
 
 from __future__ import annotations
@@ -21,14 +22,16 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from voipbin.config import get_settings
+from voipbin.config import Settings, get_settings
 from voipbin.phone.testphone import PhoneError, TestPhone
+from voipbin.speech.executor import configure_inference
 
 
-def _server(text: str) -> tuple[str, int]:
+def _server(text: str) -> tuple[str, int | None]:
+    """``host[:port]``; no port: None, the platform's SIP port (filled in by :func:`run_phone`)."""
     host, sep, port = text.rpartition(":")
     if not sep:
-        return text, get_settings().sip_port
+        return text, None
     if not port.isdigit() or not 0 < int(port) < 65536:
         raise argparse.ArgumentTypeError(f"bad port in {text!r}")
     return host or "127.0.0.1", int(port)
@@ -41,10 +44,16 @@ def _ports(text: str) -> tuple[int, int]:
     return int(lo), int(hi)
 
 
-def default_server() -> tuple[str, int]:
-    s = get_settings()
+def default_server(s: Settings) -> tuple[str, int]:
     host = s.sip_public_host or ("127.0.0.1" if s.sip_host in ("0.0.0.0", "") else s.sip_host)
     return host, s.sip_port
+
+
+def _server_address(server: tuple[str, int | None] | None, s: Settings) -> tuple[str, int]:
+    if server is None:
+        return default_server(s)
+    host, port = server
+    return host, s.sip_port if port is None else port
 
 
 def add_phone_parser(subparsers: Any) -> None:
@@ -86,24 +95,34 @@ def add_phone_parser(subparsers: Any) -> None:
 
 
 def _phone_command(args: argparse.Namespace) -> int:
+    settings = get_settings()
     logging.basicConfig(
-        level=get_settings().log_level.upper(),
+        level=settings.log_level.upper(),
         stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # this process's speech engines (--say, --transcribe) share one inference budget
+    configure_inference(workers=settings.speech_workers, whisper_threads=settings.whisper_threads)
     try:
-        return asyncio.run(run_phone(args))
+        return asyncio.run(run_phone(args, settings=settings))
     except KeyboardInterrupt:
         return 130
 
 
 async def run_phone(
-    args: argparse.Namespace, *, stop: asyncio.Event | None = None, out: TextIO | None = None
+    args: argparse.Namespace,
+    *,
+    stop: asyncio.Event | None = None,
+    out: TextIO | None = None,
+    settings: Settings | None = None,
 ) -> int:
-    """The ``phone`` command as a coroutine; ``stop`` ends it like SIGINT does (tests use it)."""
+    """The ``phone`` command as a coroutine; ``stop`` ends it like SIGINT does (tests use it).
+
+    ``settings`` supplies the defaults for ``--server`` and ``--domain`` (default: the process's).
+    """
     out = out or sys.stdout
     stop = stop or asyncio.Event()
-    settings = get_settings()
+    settings = settings or get_settings()
 
     def emit(ev: dict[str, Any]) -> None:
         out.write(json.dumps(ev, default=str) + "\n")
@@ -111,7 +130,7 @@ async def run_phone(
 
     phone = TestPhone(
         args.number,
-        server=args.server or default_server(),
+        server=_server_address(args.server, settings),
         domain=args.domain or settings.sip_domain,
         bind_host=args.bind,
         rtp_ports=args.rtp_ports,
@@ -172,8 +191,11 @@ async def run_phone(
                     hangup_after=args.hangup_after,
                     dtmf=args.dtmf,
                 )
-                await asyncio.wait({stopper, asyncio.ensure_future(asyncio.shield(call.ended))},
-                                   return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+                waiters: set[asyncio.Future[Any]] = {
+                    stopper,
+                    asyncio.ensure_future(asyncio.shield(call.ended)),
+                }
+                await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
                 status = 0 if call.answered.done() and call.answered.result() else 1
             else:
                 await stopper

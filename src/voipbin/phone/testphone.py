@@ -409,7 +409,7 @@ class TestPhone:
         infos = await loop.getaddrinfo(host, port, family=socket.AF_INET)  # the stack is IPv4
         if not infos:
             raise PhoneError(f"cannot resolve SIP server {host}")
-        proxy = (infos[0][4][0], int(port))
+        proxy = (str(infos[0][4][0]), int(port))
         ep = _ProxiedEndpoint(
             self.bind_host,
             self.sip_port,
@@ -569,12 +569,16 @@ class TestPhone:
         ctx.ringing()
         self._emit("ringing", call, status=180)
         if self.auto_answer and not self.no_answer:
-            asyncio.get_running_loop().call_later(
-                self.answer_delay, lambda: call._decision.done() or call._decision.set_result(_ANSWER)
-            )
+
+            def answer() -> None:
+                if not call._decision.done():
+                    call._decision.set_result(_ANSWER)
+
+            asyncio.get_running_loop().call_later(self.answer_delay, answer)
         cancelled = asyncio.ensure_future(ctx.cancelled.wait())
         try:
-            await asyncio.wait({cancelled, call._decision}, return_when=asyncio.FIRST_COMPLETED)
+            waiters: set[asyncio.Future[Any]] = {cancelled, call._decision}
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         finally:
             cancelled.cancel()
         if ctx.cancelled.is_set() or call._decision.cancelled():

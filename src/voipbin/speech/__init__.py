@@ -15,6 +15,7 @@ from voipbin.speech.errors import (
     SpeechServerError,
     SpeechTimeout,
 )
+from voipbin.speech.executor import configure_inference
 from voipbin.speech.registry import (
     STT_TYPES,
     TTS_TYPES,
@@ -22,6 +23,7 @@ from voipbin.speech.registry import (
     create_stt,
     create_tts,
     list_speech_providers,
+    validate_speech_defaults,
     validate_stt_type,
     validate_tts_type,
 )
@@ -48,11 +50,13 @@ __all__ = [
     "SttEvent",
     "SttEventType",
     "check_speech_credentials",
+    "configure_inference",
     "create_stt",
     "create_tts",
     "list_speech_providers",
     "resolve_elevenlabs_voice",
     "split_clauses",
+    "validate_speech_defaults",
     "validate_stt_type",
     "validate_tts_type",
     "voice_from_variables",

@@ -3,8 +3,13 @@
 ``tts_type``/``stt_type`` values follow VoIPBIN's enums. Ones we actually run are accepted; the
 VoIPBIN values we cannot run are rejected at config time with a message saying so (VoIPBIN
 accepts 22 TTS types but runs 3 — a call would fail mid-way; we refuse up front instead).
-``""`` means the platform default (``VOIPBIN_DEFAULT_TTS_TYPE`` / ``VOIPBIN_DEFAULT_STT_TYPE``).
 Offline engines ``piper``, ``espeak``, ``whisper`` are our additions.
+
+The registry knows no defaults: in a stored or inline configuration ``""`` means "the node's
+default", which the caller resolves from its ``Settings`` (``default_tts_type`` /
+``default_stt_type``) before it creates an engine. So the ``validate_*`` and credential checks
+accept an empty value (nothing to check; :func:`validate_speech_defaults` checks the node's defaults
+when it starts), while :func:`create_tts` / :func:`create_stt` need an actual type.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from voipbin.config import get_settings, provider_setting
+from voipbin.config import provider_setting
 from voipbin.speech.errors import InvalidSpeechProvider, MissingProviderKey
 from voipbin.speech.stt import STT
 from voipbin.speech.tts import TTS
@@ -125,12 +130,19 @@ STT_TYPES: dict[str, SpeechProvider] = {
 }  # fmt: skip
 
 
-def _lookup(
-    kind: str, table: Mapping[str, SpeechProvider], value: str | None, default: str
-) -> SpeechProvider:
-    name = (value or "").strip().lower() or default
+def _normalized(value: str | None) -> str:
+    return (value or "").strip().lower()
+
+
+def _lookup(kind: str, table: Mapping[str, SpeechProvider], value: str | None) -> SpeechProvider:
+    name = _normalized(value)
     info = table.get(name)
     supported = ", ".join(n for n, p in table.items() if p.runtime)
+    if not name:
+        raise InvalidSpeechProvider(
+            f"no {kind} given: name one (the caller passes the node's default for an empty value);"
+            f" supported: {supported}"
+        )
     if info is None:
         raise InvalidSpeechProvider(f"unknown {kind} {name!r}; supported: {supported}")
     if not info.runtime:
@@ -151,21 +163,43 @@ def _check_language(kind: str, info: SpeechProvider, language: str | None) -> No
 
 
 def tts_provider(value: str | None) -> SpeechProvider:
-    return _lookup("tts_type", TTS_TYPES, value, get_settings().default_tts_type)
+    """The runnable TTS provider named ``value``; raises :class:`InvalidSpeechProvider` (also for "")."""
+    return _lookup("tts_type", TTS_TYPES, value)
 
 
 def stt_provider(value: str | None) -> SpeechProvider:
-    return _lookup("stt_type", STT_TYPES, value, get_settings().default_stt_type)
+    """The runnable STT provider named ``value``; raises :class:`InvalidSpeechProvider` (also for "")."""
+    return _lookup("stt_type", STT_TYPES, value)
 
 
 def validate_tts_type(value: str | None) -> None:
-    """Raise :class:`InvalidSpeechProvider` unless ``value`` is a TTS type we run ("" = default)."""
-    tts_provider(value)
+    """Raise :class:`InvalidSpeechProvider` unless ``value`` is a TTS type we run.
+
+    An empty value means "the node's default": nothing to check here.
+    """
+    if _normalized(value):
+        tts_provider(value)
 
 
 def validate_stt_type(value: str | None, *, language: str | None = None) -> None:
-    """Raise :class:`InvalidSpeechProvider` unless ``value`` (with ``language``, if given) can run."""
-    _check_language("stt_type", stt_provider(value), language)
+    """Raise :class:`InvalidSpeechProvider` unless ``value`` (with ``language``, if given) can run.
+
+    An empty value means "the node's default": nothing to check here.
+    """
+    if _normalized(value):
+        _check_language("stt_type", stt_provider(value), language)
+
+
+def validate_speech_defaults(default_tts_type: str, default_stt_type: str) -> None:
+    """Check a node's configured defaults (``VOIPBIN_DEFAULT_TTS_TYPE`` / ``_STT_TYPE``) at start."""
+    for env, lookup, value in (
+        ("VOIPBIN_DEFAULT_TTS_TYPE", tts_provider, default_tts_type),
+        ("VOIPBIN_DEFAULT_STT_TYPE", stt_provider, default_stt_type),
+    ):
+        try:
+            lookup(value)
+        except InvalidSpeechProvider as exc:
+            raise InvalidSpeechProvider(f"{env}: {exc}") from None
 
 
 def _require_key(info: SpeechProvider) -> str:
@@ -176,9 +210,14 @@ def _require_key(info: SpeechProvider) -> str:
 
 
 def check_speech_credentials(tts_type: str | None, stt_type: str | None) -> None:
-    """Raise :class:`MissingProviderKey` naming ``VOIPBIN_<PROVIDER>_API_KEY`` if a key is missing."""
-    _require_key(tts_provider(tts_type))
-    _require_key(stt_provider(stt_type))
+    """Raise :class:`MissingProviderKey` naming ``VOIPBIN_<PROVIDER>_API_KEY`` if a key is missing.
+
+    Empty values (the node's defaults) are skipped.
+    """
+    if _normalized(tts_type):
+        _require_key(tts_provider(tts_type))
+    if _normalized(stt_type):
+        _require_key(stt_provider(stt_type))
 
 
 def _adapter(info: SpeechProvider) -> object:
@@ -207,7 +246,7 @@ def _cloud_kwargs(info: SpeechProvider) -> dict[str, Any]:
 
 
 def create_tts(
-    tts_type: str | None,
+    tts_type: str,
     *,
     voice_id: str | None = None,
     language: str | None = None,
@@ -216,7 +255,8 @@ def create_tts(
     variables: Mapping[str, object] | None = None,
     **options: object,
 ) -> TTS:
-    """A new single-use TTS stream for ``tts_type`` ("" = platform default).
+    """A new single-use TTS stream for ``tts_type`` (required: the caller resolves an empty
+    configured value to the node's ``default_tts_type``; "" raises :class:`InvalidSpeechProvider`).
 
     ``voice_type`` (male/female/neutral) and ``variables`` (activeflow variables) only matter for
     ElevenLabs voice resolution. Extra ``options`` go to the adapter (e.g. ``timeout``).
@@ -233,21 +273,20 @@ def create_tts(
 
 
 def create_stt(
-    stt_type: str | None, *, language: str | None = None, sample_rate: int = 8000, **options: object
+    stt_type: str, *, language: str | None = None, sample_rate: int = 8000, **options: object
 ) -> STT:
-    """A new single-use STT stream for ``stt_type`` ("" = platform default)."""
+    """A new single-use STT stream for ``stt_type`` (required, like :func:`create_tts`'s type)."""
     info = stt_provider(stt_type)
     _check_language("stt_type", info, language)
     kwargs = _cloud_kwargs(info) | dict(options)
     return _stt_class(info)(language=language, sample_rate=sample_rate, **kwargs)
 
 
-def list_speech_providers() -> dict[str, Any]:
-    """Provider tables for docs and the API (runtime-supported first)."""
-    settings = get_settings()
+def list_speech_providers(default_tts_type: str, default_stt_type: str) -> dict[str, Any]:
+    """Provider tables for docs and the API (runtime-supported first), with the node's defaults."""
     return {
         "tts": [p.describe() for p in TTS_TYPES.values()],
         "stt": [p.describe() for p in STT_TYPES.values()],
-        "default_tts_type": settings.default_tts_type,
-        "default_stt_type": settings.default_stt_type,
+        "default_tts_type": default_tts_type,
+        "default_stt_type": default_stt_type,
     }

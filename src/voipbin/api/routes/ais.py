@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voipbin.ai import registry as llm_registry
-from voipbin.api.deps import DbDep, EncryptorDep, PageDep, PrincipalDep, parse_id
+from voipbin.api.deps import DbDep, EncryptorDep, PageDep, PrincipalDep, SettingsDep, parse_id
 from voipbin.api.errors import ApiError
 from voipbin.api.repo import change_owned, get_owned_api, list_page
 from voipbin.security import Encryptor, mask
@@ -105,12 +105,15 @@ def _field_error(field: str, exc: Exception) -> ApiError:
     return ApiError(400, "INVALID_ARGUMENT", f"Invalid {field}: {exc}", details=[{"field": field}])
 
 
-def validate_ai(a: AI, engine_key: str) -> None:
-    """Check the merged configuration: providers exist, run here, and have a key (here or platform-wide)."""
+def validate_ai(a: AI, engine_key: str, models: llm_registry.ModelLocations) -> None:
+    """Check the merged configuration: providers exist, run here, and have a key (here or platform-wide).
+
+    Empty ``tts_type``/``stt_type``/``engine_model`` mean the node's defaults, checked when it starts.
+    """
     if a.engine_model:
         try:
-            llm_registry.parse_engine_model(a.engine_model)
-            llm_registry.check_llm_credentials(a.engine_model, engine_key or None)
+            llm_registry.parse_engine_model(a.engine_model, models)
+            llm_registry.check_llm_credentials(a.engine_model, engine_key or None, models)
         except ValueError as exc:
             raise _field_error("engine_model", exc) from None
     for field, validate in (
@@ -170,7 +173,7 @@ def apply_write(encryptor: Encryptor, a: AI, body: AIWrite) -> str:
 
 @router.post("/ais", summary="Create an AI configuration")
 async def create_ai(
-    body: AIWrite, principal: PrincipalDep, db: DbDep, encryptor: EncryptorDep
+    body: AIWrite, principal: PrincipalDep, db: DbDep, encryptor: EncryptorDep, settings: SettingsDep
 ) -> dict[str, Any]:
     a = AI(
         customer_id=principal.customer_id,
@@ -191,7 +194,7 @@ async def create_ai(
     ):
         setattr(a, name, "")
     a.engine_key_enc = ""
-    validate_ai(a, apply_write(encryptor, a, body))
+    validate_ai(a, apply_write(encryptor, a, body), llm_registry.ModelLocations.from_settings(settings))
     async with db.session() as session:
         session.add(a)
         await session.commit()
@@ -217,10 +220,17 @@ async def get_ai(ai_id: str, principal: PrincipalDep, db: DbDep, encryptor: Encr
 
 @router.put("/ais/{ai_id}", summary="Update an AI configuration")
 async def put_ai(
-    ai_id: str, body: AIWrite, principal: PrincipalDep, db: DbDep, encryptor: EncryptorDep
+    ai_id: str,
+    body: AIWrite,
+    principal: PrincipalDep,
+    db: DbDep,
+    encryptor: EncryptorDep,
+    settings: SettingsDep,
 ) -> dict[str, Any]:
+    models = llm_registry.ModelLocations.from_settings(settings)
+
     def change(a: AI, _: AsyncSession) -> None:
-        validate_ai(a, apply_write(encryptor, a, body))
+        validate_ai(a, apply_write(encryptor, a, body), models)
 
     return await change_owned(
         db, AI, parse_id(ai_id), principal.customer_id, NOT_FOUND, change, partial(ai_to_api, encryptor)
@@ -256,8 +266,8 @@ async def regenerate_ai_hash(
 
 
 @router.get("/ai_models", summary="LLM providers and models this installation can run")
-async def list_ai_models(principal: PrincipalDep) -> dict[str, Any]:
+async def list_ai_models(principal: PrincipalDep, settings: SettingsDep) -> dict[str, Any]:
     return {
-        "result": llm_registry.list_llm_models(),
-        "speech": speech_registry.list_speech_providers(),
+        "result": llm_registry.list_llm_models(llm_registry.ModelLocations.from_settings(settings)),
+        "speech": speech_registry.list_speech_providers(settings.default_tts_type, settings.default_stt_type),
     }
