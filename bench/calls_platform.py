@@ -156,20 +156,23 @@ class SippResult:
     elapsed: float
     rtd_ms: float  # mean INVITE -> 200 time (SIPp's ResponseTime1), nan when absent
     started_at: float
+    rtd_p95_ms: float = float("nan")  # 95th percentile of the per-call INVITE -> 200 times
 
 
 def run_sipp(
     target: str, workdir: Path, tag: str, args: list[str], timeout: float, on_start: Callable | None = None
 ) -> SippResult:
     stats = workdir / f"{tag}.csv"
+    rtt_dir = workdir / f"{tag}-rtt"
+    rtt_dir.mkdir(exist_ok=True)
     cmd = [
         "sipp", "-i", "127.0.0.1", "-p", str(free_port()), "-nostdin", "-timeout", f"{int(timeout)}s",
         "-trace_stat", "-stf", str(stats), "-fd", "1", "-trace_err", "-error_file",
-        str(workdir / f"{tag}.err"), *args, target,
+        str(workdir / f"{tag}.err"), "-trace_rtt", "-rtt_freq", "1", *args, target,
     ]  # fmt: skip
     t0 = time.monotonic()
     proc = spawn(
-        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=workdir
+        cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=rtt_dir
     )
     if on_start:
         on_start(t0)
@@ -188,7 +191,20 @@ def run_sipp(
         rtd = (parts[0] * 3600 + parts[1] * 60 + parts[2] + (parts[3] / 1e6 if len(parts) > 3 else 0)) * 1000
     ok = int(last[header.index("SuccessfulCall(C)")])
     failed = int(last[header.index("FailedCall(C)")])
-    return SippResult(ok, failed, elapsed, rtd, t0)
+    return SippResult(ok, failed, elapsed, rtd, t0, rtt_percentile(rtt_dir, 95))
+
+
+def rtt_percentile(rtt_dir: Path, pct: float) -> float:
+    """The ``pct`` percentile of SIPp's per-call response times (``-trace_rtt``: INVITE -> 200), ms."""
+    values: list[float] = []
+    for path in rtt_dir.glob("*_rtt.csv"):
+        for row in csv.reader(path.open(), delimiter=";"):
+            with contextlib.suppress(ValueError, IndexError):
+                values.append(float(row[1]))
+    if not values:
+        return float("nan")
+    values.sort()
+    return values[min(len(values) - 1, int(len(values) * pct / 100))]
 
 
 # ------------------------------------------------------------------------------------------ platform
@@ -253,7 +269,7 @@ class Server:
         return recs
 
 
-def start_server(tmp: Path) -> Server:
+def start_server(tmp: Path, database_url: str = "") -> Server:
     import httpx
 
     http_port, sip_port = free_port(), free_port()
@@ -272,7 +288,7 @@ def start_server(tmp: Path) -> Server:
         VOIPBIN_ADMIN_PASSWORD=ADMIN_PASSWORD,
         VOIPBIN_LOG_LEVEL="WARNING",
         VOIPBIN_FLOW_MEDIA_DIRS=str(media),
-        VOIPBIN_DATABASE_URL="",
+        VOIPBIN_DATABASE_URL=database_url,
     )
     log = (tmp / "server.log").open("wb")
     proc = spawn(
@@ -497,6 +513,7 @@ class SetupResult:
     cpu_per_setup_ms: float
     rtd_ms: float
     hung_up: int = -1
+    rtd_p95_ms: float = float("nan")
 
 
 def bench_setup(
@@ -517,7 +534,59 @@ def bench_setup(
     return SetupResult(
         label=tag, ok=res.ok, failed=res.failed, setups_s=res.ok / res.elapsed,
         cpu_per_setup_ms=cpu * 1000 / max(res.ok, 1), rtd_ms=res.rtd_ms, hung_up=hung_up,
+        rtd_p95_ms=res.rtd_p95_ms,
     )  # fmt: skip
+
+
+def run_concurrent(srv: Server, sizes: list[int], tmp: Path, args: argparse.Namespace) -> None:
+    """Part 2 and 3: concurrent recorded calls with playback, beside the bare UDP echo."""
+    srv.route(
+        [
+            {"type": "answer"},
+            {"type": "recording_start", "option": {"format": "wav"}},
+            {"type": "play", "option": {"stream_urls": [str(tmp / "media" / "prompt.wav")]}},
+            {"type": "sleep", "option": {"duration": 120000}},
+        ]
+    )
+    print("\n## Concurrent calls: SIPp sends g711a.pcap (PCMA 30 ms) 8 s/call; flow answer+record+play")
+    print(
+        "# up pkt/s: aggregate RTP rate (in+out) while all calls are up; core: server CPU share then;\n"
+        "# pkt/cpu-s up: packets per server CPU-second then; echo: the bare echo at the same rate;\n"
+        "# run pkt/cpu-s: all packets / all server CPU of the run (incl. setups, flow, DB, teardown)"
+    )
+    print(
+        f"{'N':>4} {'ok':>4} {'fail':>4} {'up pkt/s':>8} {'core':>5} {'calls/core':>10} "
+        f"{'pkt/cpu-s up':>12} {'echo':>7} {'ratio':>5} {'run pkt/cpu-s':>13} {'max gap':>8} "
+        f"{'>40ms':>5} {'lost':>5} {'late':>5} {'skip':>5} {'recs':>4}"
+    )
+    conc: list[tuple[ConcurrentResult, EchoResult]] = []
+    for n in sizes:
+        r = bench_concurrent(srv, n, tmp)
+        echo = bench_echo(n, r.up_pkt_s / 2, args.echo_seconds)  # the client's packets come back: x2
+        conc.append((r, echo))
+        per_core = n / r.steady_share if r.steady_share > 0 else float("nan")
+        ratio = r.up_pkt_per_cpu / echo.pkt_per_cpu
+        print(
+            f"{n:>4} {r.ok:>4} {r.failed:>4} {r.up_pkt_s:>8.0f} {r.steady_share:>5.2f} {per_core:>10.0f} "
+            f"{r.up_pkt_per_cpu:>12.0f} {echo.pkt_per_cpu:>7.0f} {ratio:>5.2f} "
+            f"{r.pkt_per_cpu:>13.0f} {r.max_gap_ms:>6.1f}ms {r.calls_over_40ms:>5} "
+            f"{r.lost:>5} {r.late:>5} {r.skipped:>5} {r.recordings:>4}",
+            flush=True,
+        )
+        if r.failed or r.hung_up < n or r.steady_share > 0.9:  # one event loop: one core at most
+            print(
+                f"# stopping at N={n}: {r.failed} failed, {n - r.hung_up} not hung up, "
+                f"{r.steady_share:.2f} core busy"
+            )
+            break
+    top = max(conc, key=lambda x: x[0].n)
+    echo_max = bench_echo(top[0].n, 0, args.echo_seconds)
+    print(
+        f"# bare echo at max rate ({top[0].n} sockets, one client): {echo_max.pkt_s:.0f} pkt/s, "
+        f"{echo_max.share:.2f} core -> {echo_max.pkt_per_cpu:.0f} pkt/cpu-s; "
+        f"ours at N={top[0].n} while up: {top[0].up_pkt_per_cpu:.0f} pkt/cpu-s "
+        f"(ratio {top[0].up_pkt_per_cpu / echo_max.pkt_per_cpu:.2f})"
+    )
 
 
 # ------------------------------------------------------------------------------------------ driver
@@ -528,69 +597,24 @@ def drive(args: argparse.Namespace) -> None:
     print(f"# load average before: {os.getloadavg()[0]:.2f}")
     with tempfile.TemporaryDirectory(prefix="voipbin-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        srv = start_server(tmp)
+        srv = start_server(tmp, args.database_url)
         print(f"# server pid {srv.pid}, SIP 127.0.0.1:{srv.sip_port}, RTP 40000-49999")
-        srv.route(
-            [
-                {"type": "answer"},
-                {"type": "recording_start", "option": {"format": "wav"}},
-                {"type": "play", "option": {"stream_urls": [str(tmp / "media" / "prompt.wav")]}},
-                {"type": "sleep", "option": {"duration": 120000}},
-            ]
-        )
-        print("\n## Concurrent calls: SIPp sends g711a.pcap (PCMA 30 ms) 8 s/call; flow answer+record+play")
-        print(
-            "# up pkt/s: aggregate RTP rate (in+out) while all calls are up; core: server CPU share then;\n"
-            "# pkt/cpu-s up: packets per server CPU-second then; echo: the bare echo at the same rate;\n"
-            "# run pkt/cpu-s: all packets / all server CPU of the run (incl. setups, flow, DB, teardown)"
-        )
-        print(
-            f"{'N':>4} {'ok':>4} {'fail':>4} {'up pkt/s':>8} {'core':>5} {'calls/core':>10} "
-            f"{'pkt/cpu-s up':>12} {'echo':>7} {'ratio':>5} {'run pkt/cpu-s':>13} {'max gap':>8} "
-            f"{'>40ms':>5} {'lost':>5} {'late':>5} {'skip':>5} {'recs':>4}"
-        )
-        conc: list[tuple[ConcurrentResult, EchoResult]] = []
-        for n in sizes:
-            r = bench_concurrent(srv, n, tmp)
-            echo = bench_echo(n, r.up_pkt_s / 2, args.echo_seconds)  # the client's packets come back: x2
-            conc.append((r, echo))
-            per_core = n / r.steady_share if r.steady_share > 0 else float("nan")
-            ratio = r.up_pkt_per_cpu / echo.pkt_per_cpu
-            print(
-                f"{n:>4} {r.ok:>4} {r.failed:>4} {r.up_pkt_s:>8.0f} {r.steady_share:>5.2f} {per_core:>10.0f} "
-                f"{r.up_pkt_per_cpu:>12.0f} {echo.pkt_per_cpu:>7.0f} {ratio:>5.2f} "
-                f"{r.pkt_per_cpu:>13.0f} {r.max_gap_ms:>6.1f}ms {r.calls_over_40ms:>5} "
-                f"{r.lost:>5} {r.late:>5} {r.skipped:>5} {r.recordings:>4}",
-                flush=True,
-            )
-            if r.failed or r.hung_up < n or r.steady_share > 0.9:  # one event loop: one core at most
-                print(
-                    f"# stopping at N={n}: {r.failed} failed, {n - r.hung_up} not hung up, "
-                    f"{r.steady_share:.2f} core busy"
-                )
-                break
-        top = max(conc, key=lambda x: x[0].n)
-        echo_max = bench_echo(top[0].n, 0, args.echo_seconds)
-        print(
-            f"# bare echo at max rate ({top[0].n} sockets, one client): {echo_max.pkt_s:.0f} pkt/s, "
-            f"{echo_max.share:.2f} core -> {echo_max.pkt_per_cpu:.0f} pkt/cpu-s; "
-            f"ours at N={top[0].n} while up: {top[0].up_pkt_per_cpu:.0f} pkt/cpu-s "
-            f"(ratio {top[0].up_pkt_per_cpu / echo_max.pkt_per_cpu:.2f})"
-        )
+        if not args.setup_only:
+            run_concurrent(srv, sizes, tmp, args)
 
         print("\n## Call setup rate: sipp -sn uac -d 0 (INVITE/200/ACK/BYE), flow answer+sleep until BYE")
         srv.route([{"type": "answer"}, {"type": "sleep", "option": {"duration": 120000}}])
         target = f"127.0.0.1:{srv.sip_port}"
         print(
             f"{'-r':>6} {'ok':>6} {'fail':>5} {'setups/s':>8} {'cpu ms/setup':>12} {'INVITE->200':>11} "
-            f"{'not hangup':>10}"
+            f"{'p95':>8} {'not hangup':>10}"
         )
         for rate in rates:
             calls = max(100, int(rate * args.setup_seconds))
             s = bench_setup(srv, target, srv.pid, rate, calls, 1000, tmp, f"rate{rate}")
             print(
                 f"{rate:>6} {s.ok:>6} {s.failed:>5} {s.setups_s:>8.0f} {s.cpu_per_setup_ms:>12.2f} "
-                f"{s.rtd_ms:>9.1f}ms {s.ok - s.hung_up:>10}",
+                f"{s.rtd_ms:>9.1f}ms {s.rtd_p95_ms:>6.1f}ms {s.ok - s.hung_up:>10}",
                 flush=True,
             )
             if s.failed or s.setups_s < 0.9 * rate:
@@ -612,7 +636,8 @@ def drive(args: argparse.Namespace) -> None:
         for s in (ours, bare):
             print(
                 f"  {s.label:>9}: {s.ok} ok, {s.failed} failed, {s.setups_s:.0f} setups/s, "
-                f"{s.cpu_per_setup_ms:.2f} cpu ms/setup, INVITE->200 {s.rtd_ms:.1f} ms"
+                f"{s.cpu_per_setup_ms:.2f} cpu ms/setup, "
+                f"INVITE->200 {s.rtd_ms:.1f} ms (p95 {s.rtd_p95_ms:.1f})"
             )
         per_cpu = (
             f"{bare.cpu_per_setup_ms / ours.cpu_per_setup_ms:.4f}"
@@ -643,6 +668,8 @@ def main() -> None:
     ap.add_argument("--rates", default="50,100,150,200,300")
     ap.add_argument("--setup-seconds", type=float, default=5.0, help="length of each setup-rate step")
     ap.add_argument("--max-calls", type=int, default=600)
+    ap.add_argument("--setup-only", action="store_true", help="only the call setup rate part")
+    ap.add_argument("--database-url", default="", help="e.g. postgresql+asyncpg://... (default: SQLite)")
     ap.add_argument("--echo-seconds", type=float, default=6.0)
     ap.add_argument("--n", type=int, default=1)
     ap.add_argument("--rate", type=float, default=0)

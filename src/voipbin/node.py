@@ -1,10 +1,10 @@
 """The composition root: builds one node's parts in order and hands each its collaborators.
 
-settings → secrets, owner (node id + boot id) → database, encryptor → event bus, webhooks → call and
-activeflow records → flow engine → recordings, registrations → SIP call manager → transcription,
-summary and AI services (their action handlers join the engine's registry). No module looks anything up
-in a shared container: only this module, ``app.py`` (which hands the parts to the routers as FastAPI
-dependencies) and the tests see :class:`Node`.
+settings → secrets, owner (node id + boot id) → database, group-commit writer, encryptor → event bus,
+webhooks → call and activeflow records → flow engine → recordings, registrations → SIP call manager →
+transcription, summary and AI services (their action handlers join the engine's registry). No module
+looks anything up in a shared container: only this module, ``app.py`` (which hands the parts to the
+routers as FastAPI dependencies) and the tests see :class:`Node`.
 
 ``start_node`` migrates the database, creates the first admin, ends what an earlier boot of this node
 left live (each change with its normal event and webhook), reloads registrations and starts SIP.
@@ -12,6 +12,7 @@ left live (each change with its normal event and webhook), reloads registrations
 
 from __future__ import annotations
 
+import gc
 import logging
 from dataclasses import dataclass
 
@@ -34,6 +35,7 @@ from voipbin.speech.registry import create_tts
 from voipbin.speech.tts import TTS
 from voipbin.store.db import Database
 from voipbin.store.owner import NodeOwner
+from voipbin.store.writer import WriteBehind
 from voipbin.tenants import NewCustomer, bootstrap
 from voipbin.transcribe.actions import register_transcribe_actions
 from voipbin.transcribe.service import TranscribeService
@@ -50,6 +52,7 @@ class Node:
     secrets: PlatformSecrets
     owner: NodeOwner
     db: Database
+    writer: WriteBehind
     encryptor: Encryptor
     events: EventBus
     webhooks: WebhookDispatcher
@@ -70,8 +73,9 @@ def build_node(settings: Settings) -> Node:
     encryptor = Encryptor(secrets.encryption_key)
     events = EventBus()
     webhooks = WebhookDispatcher(db, events, encryptor)
-    call_records = CallRecords(db, events, owner, rate_per_minute=settings.call_rate_per_minute)
-    activeflows = ActiveflowRecords(db, events, owner)
+    writer = WriteBehind(db)
+    call_records = CallRecords(db, writer, events, owner, rate_per_minute=settings.call_rate_per_minute)
+    activeflows = ActiveflowRecords(db, writer, events, owner)
     registry = core_registry()
     flows = FlowEngine(activeflows, registry, FlowDeps(db, settings, encryptor, call_records))
     recordings = Recordings(db, events, call_records, owner, settings.data_dir / "recordings")
@@ -100,6 +104,7 @@ def build_node(settings: Settings) -> Node:
         secrets=secrets,
         owner=owner,
         db=db,
+        writer=writer,
         encryptor=encryptor,
         events=events,
         webhooks=webhooks,
@@ -153,6 +158,10 @@ async def start_node(node: Node) -> None:
             why = f"SIP could not listen on port {node.settings.sip_port}: {exc}"
             log.error("%s; calls will fail until this is fixed (VOIPBIN_SIP_PORT)", why)
             node.calls.disable(why)
+    # Everything built so far lives as long as the process: keep it out of the collector's full passes,
+    # which otherwise walk it on every gen-2 collection (pauses that delay call setups and media).
+    gc.collect()
+    gc.freeze()
 
 
 async def stop_node(node: Node) -> None:
@@ -163,5 +172,6 @@ async def stop_node(node: Node) -> None:
     await node.registrations.close()
     await node.webhooks.close()
     await node.flows.close()
+    await node.writer.close()
     await close_shared_clients()
     await node.db.close()

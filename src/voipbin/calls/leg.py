@@ -48,8 +48,16 @@ class CallLeg:
         self.activeflow_id: uuid.UUID | None = None
         self.bridged_with: CallLeg | None = None
         self.recording_id: uuid.UUID | None = None
+        self.watchers: list[asyncio.Task[Any]] = []  # waits that end with the call (or its answer)
+        self.duration_timer: asyncio.TimerHandle | None = None
         self._digits: asyncio.Queue[str] = asyncio.Queue()
         media.on_dtmf(lambda d: self._digits.put_nowait(d.digit if hasattr(d, "digit") else str(d)))
+
+    def stop_watchers(self) -> None:
+        for task in self.watchers:
+            if task is not asyncio.current_task():
+                task.cancel()
+        self.watchers.clear()
 
     @property
     def is_up(self) -> bool:
@@ -181,6 +189,8 @@ class CallLeg:
     # -- end ---------------------------------------------------------------------------------------
     async def release(self) -> dict[str, Any]:
         """Close the media; returns its RTP statistics for the call's metadata."""
+        if self.duration_timer is not None:
+            self.duration_timer.cancel()
         with contextlib.suppress(Exception):
             await self.media.close()
         st = self.media.stats

@@ -57,6 +57,7 @@ class Legs:
             return
         leg.hangup_reason = reason
         leg.ended.set()
+        leg.stop_watchers()
         self.live.pop(call.call_id, None)
         with contextlib.suppress(Exception):
             await self.recordings.stop(leg)
@@ -91,25 +92,35 @@ class Legs:
         await self.end(call, reason if leg.sip is not None else HangupReason.CANCEL, "local")
 
     async def cancelled_before_answer(self, call: LiveCall, cancelled: asyncio.Event) -> bool:
-        """Wait until the caller CANCELs (True, if the call was not answered meanwhile) or the call
-        ends or is answered (False); never outlives the call."""
+        """Wait until the caller CANCELs: True if the call was not answered or ended meanwhile. The
+        wait is cancelled when the call is answered or ends (``end``), so it never outlives the call."""
         leg = call.leg
-        waits = [asyncio.ensure_future(cancelled.wait()), asyncio.ensure_future(leg.ended.wait())]
-        answered = asyncio.ensure_future(leg.answered.wait())
-        waits.append(answered)
+        if leg.sip is not None or leg.ended.is_set():
+            return False
+        task = asyncio.current_task()
+        if task is not None:
+            leg.watchers.append(task)
         try:
-            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            await cancelled.wait()
+        except asyncio.CancelledError:
+            if leg.sip is None and not leg.ended.is_set():
+                raise  # cancelled for another reason (shutdown)
+            return False
         finally:
-            for w in waits:
-                w.cancel()
-        return cancelled.is_set() and leg.sip is None and not leg.ended.is_set()
+            if task is not None and task in leg.watchers:
+                leg.watchers.remove(task)
+        return leg.sip is None and not leg.ended.is_set()
 
     # -- watching an answered call -------------------------------------------------------------------
     def answered(self, call: LiveCall) -> None:
         """An answered call: watch its dialog (INFO digits, the far end's BYE) and bound its duration."""
-        call.leg.watch_info()
+        leg = call.leg
+        leg.stop_watchers()  # the CANCEL watch: an answered call is no longer cancelled
+        leg.watch_info()
         self.spawn(self._await_bye(call))
-        self.spawn(self._limit_duration(call))
+        # A timer, not a task: one per live call, cancelled when it ends.
+        loop = asyncio.get_running_loop()
+        leg.duration_timer = loop.call_later(self.max_duration, self._duration_reached, call)
 
     async def _await_bye(self, call: LiveCall) -> None:
         leg = call.leg
@@ -119,13 +130,12 @@ class Legs:
             # The far end hung up (or the dialog died): a normal remote hangup.
             await self.end(call, HangupReason.NORMAL, None)
 
-    async def _limit_duration(self, call: LiveCall) -> None:
-        """Hang up an answered call after VOIPBIN_MAX_CALL_DURATION seconds with reason ``timeout``."""
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(call.leg.ended.wait(), self.max_duration)
+    def _duration_reached(self, call: LiveCall) -> None:
+        """VOIPBIN_MAX_CALL_DURATION seconds after the answer: hang up with reason ``timeout``."""
+        if call.leg.ended.is_set():
             return
         log.info("call %s reached the maximum duration", call.call_id)
-        await self.hangup(call, HangupReason.TIMEOUT)
+        self.spawn(self.hangup(call, HangupReason.TIMEOUT))
 
     async def close(self) -> None:
         for call in list(self.live.values()):

@@ -9,22 +9,23 @@ Serialization to VoIPBIN's JSON lives here, beside the model.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import Iterable, Sequence
+from functools import partial
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 
-from voipbin.billing.calls import charge_call
+from voipbin.billing.calls import charge_call, cost_type
 from voipbin.calls.state import Status, can_transition, hangup_by
 from voipbin.events.bus import EventBus
 from voipbin.serialize import timestamps, uid
 from voipbin.store.db import Database
 from voipbin.store.owner import NodeOwner
 from voipbin.store.tables import ZERO_UUID, Call, Groupcall
-from voipbin.store.types import utcnow
+from voipbin.store.types import creation_time, utcnow
+from voipbin.store.writer import WriteBehind
 
 log = logging.getLogger(__name__)
 LIVE_STATUSES = (Status.DIALING, Status.RINGING, Status.PROGRESSING, Status.TERMINATING, Status.CANCELING)
@@ -92,20 +93,42 @@ def groupcall_to_api(g: Groupcall) -> dict[str, Any]:
 
 # Columns by attribute name (``metadata_`` is the ``metadata`` column).
 _COLUMNS = {attr.key: attr for attr in Call.__mapper__.column_attrs}
+_INSERT = insert(Call)  # one statement object: the group commit inserts many calls in one executemany
+# A live call's row is written whole from its in-memory state (this node owns it): one compiled
+# statement for every change, batched as one executemany, and a call changed several times within one
+# group commit is written once.
+_STATE = [(key, attr.columns[0].name) for key, attr in _COLUMNS.items() if key != "id"]
+_UPDATE_LIVE = (
+    update(Call)
+    .where(Call.id == bindparam("k_id"))
+    .values({column: bindparam(f"v_{column}") for _, column in _STATE})
+    .execution_options(synchronize_session=False)
+)
+
+
+def _row(c: Call) -> dict[str, Any]:
+    return {attr.columns[0].name: getattr(c, key) for key, attr in _COLUMNS.items()}
+
+
+def _state_params(c: Call) -> list[dict[str, Any]]:
+    params = {f"v_{column}": getattr(c, key) for key, column in _STATE}
+    params["k_id"] = c.id
+    return [params]
 
 
 class CallRecords:
     """Calls and groupcalls of one node; ``owner`` stamps the rows this boot creates."""
 
-    def __init__(self, db: Database, events: EventBus, owner: NodeOwner, *, rate_per_minute: int) -> None:
+    def __init__(
+        self, db: Database, writer: WriteBehind, events: EventBus, owner: NodeOwner, *, rate_per_minute: int
+    ) -> None:
         self.db = db
+        self.writer = writer
         self.events = events
         self.owner = owner
         self.rate_per_minute = rate_per_minute
         self._live: dict[uuid.UUID, Call] = {}
         self._dirty: dict[uuid.UUID, dict[str, Any]] = {}
-        # Writes of one live call happen in the order its state changed (memory is the authority).
-        self._write_locks: dict[uuid.UUID, asyncio.Lock] = {}
 
     # -- creation ------------------------------------------------------------------------------------
     def new_call(
@@ -151,36 +174,21 @@ class CallRecords:
             tm_ringing=now if status == Status.RINGING else None,
             tm_progressing=None,
             tm_hangup=None,
+            tm_create=creation_time(),
+            tm_update=None,
+            tm_delete=None,
             **self.owner.stamp(),
         )
 
     async def add(self, calls: Sequence[Call], *, master_id: uuid.UUID | None = None) -> None:
-        """Store new calls (one transaction; the master call lists them as chained) and publish
-        ``call_created`` and the first status of each. They are live on this node from now on."""
-        master = self._live.get(master_id) if master_id is not None else None
-        async with self.db.session() as session:
-            session.add_all(calls)
-            if master_id is not None:
-                chained = [
-                    *((master.chained_call_ids if master else None) or []),
-                    *(str(c.id) for c in calls),
-                ]
-                if master is None:
-                    row = await session.get(Call, master_id)
-                    if row is not None:
-                        chained = [*(row.chained_call_ids or []), *(str(c.id) for c in calls)]
-                        row.chained_call_ids = chained
-                        row.tm_update = utcnow()
-                else:
-                    master.chained_call_ids = chained
-                    master.tm_update = utcnow()
-                    await session.execute(
-                        update(Call)
-                        .where(Call.id == master_id)
-                        .values(chained_call_ids=chained, tm_update=master.tm_update)
-                        .execution_options(synchronize_session=False)
-                    )
-            await session.commit()
+        """Store new calls (the master call lists them as chained) and publish ``call_created`` and the
+        first status of each. They are live on this node from now on."""
+        await self.writer.write(_INSERT, [_row(c) for c in calls])
+        if master_id is not None:
+            master = await self.get(master_id)
+            if master is not None:
+                chained = [*(master.chained_call_ids or []), *(str(c.id) for c in calls)]
+                await self.update(master_id, chained_call_ids=chained)
         for c in calls:
             self._live[c.id] = c
             self.publish(c, "call_created")
@@ -256,28 +264,29 @@ class CallRecords:
             return None
         return await self.update(call_id, metadata_={**(c.metadata_ or {}), **items})
 
-    def _write_lock(self, call_id: uuid.UUID) -> asyncio.Lock:
-        lock = self._write_locks.get(call_id)
-        if lock is None:
-            lock = self._write_locks[call_id] = asyncio.Lock()
-        return lock
-
     async def _write(self, call_id: uuid.UUID, values: dict[str, Any]) -> None:
-        """Persist changes of a live call, in order (no compare-and-set: this node owns the call)."""
-        async with self._write_lock(call_id), self.db.session() as session:
-            await self._update_row(session, call_id, values, None)
-            await session.commit()
+        """Persist a live call's state (``values`` are already applied to it), in order; no
+        compare-and-set: this node owns the call."""
+        c = self._live.get(call_id)
+        if c is None:
+            await self.writer.write(self._update_statement(call_id, values, None))
+            return
+        self._dirty.pop(call_id, None)  # written with the whole row
+        await self.writer.write(_UPDATE_LIVE, partial(_state_params, c), key=call_id)
 
-    async def _update_row(
-        self, session: Any, call_id: uuid.UUID, values: dict[str, Any], expected: str | None
-    ) -> bool:
+    def _update_statement(self, call_id: uuid.UUID, values: dict[str, Any], expected: str | None) -> Any:
         """UPDATE ... [WHERE status = expected], with the in-memory changes not yet written."""
         pending = self._dirty.pop(call_id, {})
         columns = {_COLUMNS[k].columns[0].name: v for k, v in {**pending, **values}.items()}
         stmt = update(Call).where(Call.id == call_id)
         if expected is not None:
             stmt = stmt.where(Call.status == expected)
-        result = await session.execute(stmt.values(columns).execution_options(synchronize_session=False))
+        return stmt.values(columns).execution_options(synchronize_session=False)
+
+    async def _update_row(
+        self, session: Any, call_id: uuid.UUID, values: dict[str, Any], expected: str | None
+    ) -> bool:
+        result = await session.execute(self._update_statement(call_id, values, expected))
         return bool(result.rowcount == 1)
 
     async def set_status(self, call_id: uuid.UUID, new: str, **fields: Any) -> Call | None:
@@ -357,12 +366,15 @@ class CallRecords:
             for key, value in values.items():
                 setattr(c, key, value)
             if live is not None:
-                async with self._write_lock(call_id), self.db.session() as session:
-                    await self._update_row(session, call_id, values, None)
-                    await charge_call(session, c, self.rate_per_minute)
-                    await session.commit()
+                if cost_type(c) is None or c.tm_progressing is None:
+                    await self._write(call_id, values)  # nothing to charge: group-committed
+                else:
+                    await self.writer.flush()  # this call's earlier writes first
+                    async with self.db.session() as session:
+                        await self._update_row(session, call_id, values, None)
+                        await charge_call(session, c, self.rate_per_minute)
+                        await session.commit()
                 self._live.pop(call_id, None)
-                self._write_locks.pop(call_id, None)
                 self.publish(c, "call_hangup")
                 return c
             async with self.db.session() as session:

@@ -29,6 +29,7 @@ from voipbin.sip.digest import AuthCheck, authenticate_request
 from voipbin.sip.endpoint import IncomingRequest
 from voipbin.sip.message import SipRequest
 from voipbin.sip.registrar import Binding, Bindings, Registrar
+from voipbin.store.cache import RowCache
 from voipbin.store.db import Database
 from voipbin.store.tables import Customer, Extension, Number, Registration
 
@@ -136,6 +137,7 @@ class Registrations:
         }
         self.extension_bindings = Bindings(store=self._rows["extensions"])
         self.devcarrier_bindings = Bindings(store=self._rows["devcarrier"])
+        self._numbers: RowCache[str, Number | None] = RowCache(Number)
         self._extension_registrars: dict[str, Registrar] = {}
         self._devcarrier = Registrar(
             sip_domain, self._no_lookup, bindings=self.devcarrier_bindings, require_auth=False
@@ -163,6 +165,7 @@ class Registrations:
     async def close(self) -> None:
         for rows in self._rows.values():
             await rows.close()
+        self._numbers.close()
 
     @staticmethod
     async def _no_lookup(_username: str, _realm: str) -> str | None:
@@ -206,6 +209,10 @@ class Registrations:
         return customer_id if customer is not None and customer.tm_delete is None else None
 
     async def number_owner(self, number: str) -> Number | None:
+        """The active number (looked up on every call: cached until the numbers table changes)."""
+        return await self._numbers.get(number, self._load_number)
+
+    async def _load_number(self, number: str) -> Number | None:
         async with self.db.session() as session:
             return (
                 await session.execute(

@@ -63,6 +63,7 @@ from voipbin.models.actions import (
     parse_option,
 )
 from voipbin.serialize import ts
+from voipbin.store.cache import RowCache
 from voipbin.store.tables import ZERO_UUID, Activeflow, Flow
 from voipbin.store.types import utcnow
 
@@ -295,6 +296,7 @@ class FlowEngine:
         self.services = EngineServices(deps)
         self._runners: dict[uuid.UUID, Runner] = {}
         self._closing = False
+        self._flows: RowCache[uuid.UUID, Flow | None] = RowCache(Flow)  # read on every call
 
     def is_live(self, activeflow_id: uuid.UUID) -> bool:
         return activeflow_id in self._runners
@@ -310,11 +312,14 @@ class FlowEngine:
         runner = self._runners.get(activeflow_id)
         return runner.row if runner is not None else None
 
+    async def _load_flow(self, flow_id: uuid.UUID) -> Flow | None:
+        async with self.deps.db.session() as session:
+            return await session.get(Flow, flow_id)
+
     async def _flow_actions(
         self, customer_id: uuid.UUID, flow_id: uuid.UUID
     ) -> tuple[list[dict[str, Any]], uuid.UUID] | None:
-        async with self.deps.db.session() as session:
-            flow = await session.get(Flow, flow_id)
+        flow = await self._flows.get(flow_id, self._load_flow)
         if flow is None or flow.customer_id != customer_id or flow.tm_delete is not None:
             return None
         return list(flow.actions or []), flow.on_complete_flow_id
@@ -480,3 +485,4 @@ class FlowEngine:
         for runner in list(self._runners.values()):
             await runner.stop()
         await self.services.close()
+        self._flows.close()

@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import logging
 import uuid
+from functools import partial
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, insert, select, update
 
 from voipbin.events.bus import EventBus
 from voipbin.serialize import timestamps, uid
 from voipbin.store.db import Database
 from voipbin.store.owner import NodeOwner
 from voipbin.store.tables import ZERO_UUID, Activeflow
-from voipbin.store.types import utcnow
+from voipbin.store.types import creation_time, utcnow
+from voipbin.store.writer import WriteBehind
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +60,26 @@ def activeflow_to_api(a: Activeflow) -> dict[str, Any]:
     return out
 
 
+_COLUMNS = {attr.key: attr.columns[0].name for attr in Activeflow.__mapper__.column_attrs}
+_INSERT = insert(Activeflow)  # one statement object: the group commit batches new activeflows
+_SAVE = (
+    update(Activeflow)
+    .where(Activeflow.id == bindparam("k_id"))
+    .values({name: bindparam(f"v_{name}") for name in (*STATE_FIELDS, "tm_update")})
+    .execution_options(synchronize_session=False)
+)
+
+
+def _state_params(row: Activeflow) -> list[dict[str, Any]]:
+    params = {f"v_{name}": getattr(row, name) for name in (*STATE_FIELDS, "tm_update")}
+    params["k_id"] = row.id
+    return [params]
+
+
 class ActiveflowRecords:
-    def __init__(self, db: Database, events: EventBus, owner: NodeOwner) -> None:
+    def __init__(self, db: Database, writer: WriteBehind, events: EventBus, owner: NodeOwner) -> None:
         self.db = db
+        self.writer = writer
         self.events = events
         self.owner = owner
 
@@ -101,13 +120,14 @@ class ActiveflowRecords:
             execute_count=0,
             complete_count=complete_count,
             error="",
+            tm_create=creation_time(),
+            tm_update=None,
+            tm_delete=None,
             **self.owner.stamp(),
         )
 
     async def add(self, row: Activeflow) -> None:
-        async with self.db.session() as session:
-            session.add(row)
-            await session.commit()
+        await self.writer.write(_INSERT, [{column: getattr(row, key) for key, column in _COLUMNS.items()}])
         self.publish(row, "activeflow_created")
 
     def publish(self, row: Activeflow, event: str = "activeflow_updated") -> None:
@@ -117,15 +137,8 @@ class ActiveflowRecords:
     async def save(self, row: Activeflow, *, publish: bool = True) -> None:
         """Write the state document of a (live) activeflow."""
         row.tm_update = utcnow()
-        values = {name: getattr(row, name) for name in STATE_FIELDS}
-        async with self.db.session() as session:
-            await session.execute(
-                update(Activeflow)
-                .where(Activeflow.id == row.id)
-                .values(**values, tm_update=row.tm_update)
-                .execution_options(synchronize_session=False)
-            )
-            await session.commit()
+        # The state is read when the batch is written: several saves within one batch write once.
+        await self.writer.write(_SAVE, partial(_state_params, row), key=row.id)
         if publish:
             self.publish(row)
 

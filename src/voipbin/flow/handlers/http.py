@@ -38,7 +38,12 @@ async def customer_webhook_secret(deps: FlowDeps, customer_id: uuid.UUID) -> str
 
 
 async def _send_webhook(
-    http: httpx.AsyncClient, activeflow_id: uuid.UUID, method: str, uri: str, body: bytes, headers: dict[str, str]
+    http: httpx.AsyncClient,
+    activeflow_id: uuid.UUID,
+    method: str,
+    uri: str,
+    body: bytes,
+    headers: dict[str, str],
 ) -> None:
     try:
         response = await http.request(method, uri, content=body, headers=headers)
