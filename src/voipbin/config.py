@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     # This node's name in a cluster; the rows it owns while live carry it. Empty -> generated once and
     # kept in <data_dir>/node_id, so a restart on the same data recovers what the earlier boot left live.
     node_id: str = ""
+    # Group commit of live rows (calls, activeflows): a batch waits this long for more writes. Longer
+    # batches cost less CPU per call setup; each write of a call waits at most this much longer.
+    db_commit_window_ms: float = Field(default=10.0, ge=0, le=1000)
 
     @property
     def effective_database_url(self) -> str:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from voipbin import logsafe
 from voipbin.ai.actions import register_ai_actions
+from voipbin.ai.registry import ModelLocations
 from voipbin.ai.session import AIDeps
 from voipbin.calls.manager import CallManager, SipCallManager, UnavailableCallManager
 from voipbin.calls.recordings import Recordings
@@ -30,6 +31,7 @@ from voipbin.flow.engine import FlowEngine
 from voipbin.flow.handlers import FlowDeps, core_registry, register_unsupported
 from voipbin.flow.records import ActiveflowRecords
 from voipbin.security import Encryptor
+from voipbin.speech import configure_inference, validate_speech_defaults
 from voipbin.speech.httpclients import close_shared_clients
 from voipbin.speech.registry import create_tts
 from voipbin.speech.tts import TTS
@@ -67,13 +69,16 @@ class Node:
 
 
 def build_node(settings: Settings) -> Node:
+    validate_speech_defaults(settings.default_tts_type, settings.default_stt_type)
+    configure_inference(workers=settings.speech_workers, whisper_threads=settings.whisper_threads)
+    models = ModelLocations.from_settings(settings)
     secrets = load_or_create_secrets(settings.data_dir)
     owner = NodeOwner(load_or_create_node_id(settings))
     db = Database(settings.effective_database_url)
     encryptor = Encryptor(secrets.encryption_key)
     events = EventBus()
     webhooks = WebhookDispatcher(db, events, encryptor)
-    writer = WriteBehind(db)
+    writer = WriteBehind(db, window=settings.db_commit_window_ms / 1000)
     call_records = CallRecords(db, writer, events, owner, rate_per_minute=settings.call_rate_per_minute)
     activeflows = ActiveflowRecords(db, writer, events, owner)
     registry = core_registry()
@@ -93,11 +98,18 @@ def build_node(settings: Settings) -> Node:
         calls = UnavailableCallManager(call_records, "telephony is disabled (VOIPBIN_TELEPHONY=false)")
     transcribes = TranscribeService(db, events, flows, owner, stt_type=settings.default_stt_type)
     summaries = SummaryService(
-        db, events, flows, transcribes, owner, engine_model=settings.default_engine_model
+        db,
+        events,
+        flows,
+        transcribes,
+        owner,
+        engine_model=settings.default_engine_model,
+        models=models,
+        update_every=settings.summary_update_every,
     )
     register_transcribe_actions(registry, transcribes)
     register_summary_actions(registry, summaries, call_records, calls)
-    register_ai_actions(registry, AIDeps(db, settings, encryptor), events)
+    register_ai_actions(registry, AIDeps(db, settings, encryptor, models), events)
     register_unsupported(registry)
     return Node(
         settings=settings,

@@ -11,7 +11,7 @@ from sqlalchemy import select
 from tests.calls.sipp_scenarios import caller_playing
 from tests.calls.support import Telephony, read_wav
 from tests.sip.conftest import SippLauncher, requires_sipp
-from voipbin.store.tables import Activeflow, Call
+from voipbin.store.tables import Call
 
 pytestmark = requires_sipp
 
@@ -31,8 +31,8 @@ async def incoming_call(t: Telephony) -> dict:
 
 
 async def flow_variables(t: Telephony, activeflow_id: str) -> dict[str, str]:
-    async with t.platform.db.session() as s:
-        af = await s.get(Activeflow, uuid.UUID(activeflow_id))
+    """As the API sees them: the live state while the activeflow still runs, else the stored row."""
+    af = await t.platform.flows.get(uuid.UUID(activeflow_id))
     assert af is not None
     return af.variables
 

@@ -45,7 +45,7 @@ async def ai_conversation(ctx: ActionContext, deps: AIDeps, events: EventBus) ->
         )
     try:
         cfg = await resolve_config(deps, ctx.customer_id, ctx.option, ctx.variables, ctx.action.option)
-        llm = create_llm(cfg.engine_model, cfg.engine_key)
+        llm = create_llm(cfg.engine_model, cfg.engine_key, models=deps.models)
     except AIConfigError as exc:
         raise ActionFailed(f"{ctx.action.type}: {exc}") from None
     except ValueError as exc:  # registry errors not caught by resolve_config

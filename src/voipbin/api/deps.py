@@ -16,6 +16,7 @@ import jwt
 from fastapi import Depends, Query, Request
 from sqlalchemy import select
 
+from voipbin.ai.registry import ModelLocations
 from voipbin.api.errors import ApiError
 from voipbin.calls.manager import CallManager
 from voipbin.calls.recordings import Recordings
@@ -78,6 +79,10 @@ def get_summaries(request: Request) -> SummaryService:
     return _part(request, "summaries")
 
 
+def get_models(request: Request) -> ModelLocations:
+    return ModelLocations.from_settings(_part(request, "settings"))
+
+
 def get_events(request: Request) -> EventBus:
     return _part(request, "events")
 
@@ -98,6 +103,7 @@ TranscribesDep = Annotated[TranscribeService, Depends(get_transcribes)]
 SummariesDep = Annotated[SummaryService, Depends(get_summaries)]
 WebhooksDep = Annotated[WebhookDispatcher, Depends(get_webhooks)]
 EventsDep = Annotated[EventBus, Depends(get_events)]
+ModelsDep = Annotated[ModelLocations, Depends(get_models)]
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ Serialization to VoIPBIN's JSON lives here, beside the model.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Iterable, Sequence
@@ -16,6 +17,7 @@ from functools import partial
 from typing import Any
 
 from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from voipbin.billing.calls import charge_call, cost_type
 from voipbin.calls.state import Status, can_transition, hangup_by
@@ -110,6 +112,10 @@ def _row(c: Call) -> dict[str, Any]:
     return {attr.columns[0].name: getattr(c, key) for key, attr in _COLUMNS.items()}
 
 
+def _rows(c: Call) -> list[dict[str, Any]]:
+    return [_row(c)]
+
+
 def _state_params(c: Call) -> list[dict[str, Any]]:
     params = {f"v_{column}": getattr(c, key) for key, column in _STATE}
     params["k_id"] = c.id
@@ -183,7 +189,10 @@ class CallRecords:
     async def add(self, calls: Sequence[Call], *, master_id: uuid.UUID | None = None) -> None:
         """Store new calls (the master call lists them as chained) and publish ``call_created`` and the
         first status of each. They are live on this node from now on."""
-        await self.writer.write(_INSERT, [_row(c) for c in calls])
+        # Keyed and read when the batch runs: a call that changes before its group commit is inserted
+        # with its latest state.
+        inserted = [self.writer.submit(_INSERT, partial(_rows, c), key=c.id) for c in calls]
+        await asyncio.gather(*inserted)
         if master_id is not None:
             master = await self.get(master_id)
             if master is not None:
@@ -222,7 +231,8 @@ class CallRecords:
 
     # -- changes -------------------------------------------------------------------------------------
     def publish(self, c: Call, event: str) -> None:
-        self.events.publish(c.customer_id, event, call_to_api(c))
+        # Serialized only if someone receives the event (at once: a snapshot of this moment).
+        self.events.publish(c.customer_id, event, partial(call_to_api, c))
 
     def note(self, call_id: uuid.UUID, **values: Any) -> Call | None:
         """Change a live call in memory only; written with its next persisted change (or the hangup)."""
@@ -282,6 +292,16 @@ class CallRecords:
         if expected is not None:
             stmt = stmt.where(Call.status == expected)
         return stmt.values(columns).execution_options(synchronize_session=False)
+
+    async def _hangup_and_charge(self, c: Call, conn: AsyncConnection) -> None:
+        self._dirty.pop(c.id, None)
+        await conn.execute(_UPDATE_LIVE, _state_params(c))
+        session = AsyncSession(bind=conn, expire_on_commit=False)
+        try:
+            await charge_call(session, c, self.rate_per_minute)
+            await session.flush()
+        finally:
+            await session.close()
 
     async def _update_row(
         self, session: Any, call_id: uuid.UUID, values: dict[str, Any], expected: str | None
@@ -369,11 +389,8 @@ class CallRecords:
                 if cost_type(c) is None or c.tm_progressing is None:
                     await self._write(call_id, values)  # nothing to charge: group-committed
                 else:
-                    await self.writer.flush()  # this call's earlier writes first
-                    async with self.db.session() as session:
-                        await self._update_row(session, call_id, values, None)
-                        await charge_call(session, c, self.rate_per_minute)
-                        await session.commit()
+                    # The hangup and its charge in one transaction, in order with the call's writes.
+                    await self.writer.run(partial(self._hangup_and_charge, c))
                 self._live.pop(call_id, None)
                 self.publish(c, "call_hangup")
                 return c
@@ -501,4 +518,4 @@ class CallRecords:
             self.publish_group(g, event)
 
     def publish_group(self, g: Groupcall, event: str) -> None:
-        self.events.publish(g.customer_id, event, groupcall_to_api(g))
+        self.events.publish(g.customer_id, event, partial(groupcall_to_api, g))

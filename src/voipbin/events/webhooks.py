@@ -59,21 +59,53 @@ class WebhookDispatcher:
         self._workers: dict[uuid.UUID, tuple[asyncio.Queue[Event], asyncio.Task[None]]] = {}
         self._config: dict[uuid.UUID, tuple[float, Target | None]] = {}
         self._activeflow_hooks: dict[uuid.UUID, tuple[str, str]] = {}
+        self._hook_customers: dict[uuid.UUID, int] = {}  # customers with activeflow hooks: their count
+        self._hook_owner: dict[uuid.UUID, uuid.UUID] = {}  # activeflow id -> customer id
+        self._refreshing: set[uuid.UUID] = set()
+        self._refresh_tasks: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
         self._client = httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False)
-        self._sub = self.events.subscribe()
+        self._sub = self.events.subscribe(wants=self.wants)
         self._task = asyncio.create_task(self._run())
 
     async def close(self) -> None:
         if self._sub is not None:
             self._sub.close()
-        tasks = [t for t in (self._task, *(w[1] for w in self._workers.values())) if t is not None]
+        tasks = [
+            t
+            for t in (self._task, *(w[1] for w in self._workers.values()), *self._refresh_tasks)
+            if t is not None
+        ]
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         if self._client is not None:
             await self._client.aclose()
+
+    def wants(self, customer_id: uuid.UUID, type_: str) -> bool:
+        """The bus's filter: events of a customer nobody delivers to are skipped before they are even
+        serialized. Settings past their TTL keep answering while a refresh runs (a change made through
+        this node's API is applied at once: the customer router calls :meth:`forget`)."""
+        if type_ == "activeflow_created" or self._hook_customers.get(customer_id):
+            return True
+        cached = self._config.get(customer_id)
+        if cached is None:
+            return True  # unknown yet: the worker looks the settings up
+        if cached[0] <= time.monotonic() and customer_id not in self._refreshing:
+            self._refreshing.add(customer_id)
+            task = asyncio.get_running_loop().create_task(self._refresh(customer_id))
+            self._refresh_tasks.add(task)
+            task.add_done_callback(self._refresh_tasks.discard)
+        return cached[1] is not None
+
+    async def _refresh(self, customer_id: uuid.UUID) -> None:
+        try:
+            await self._target(customer_id)
+        except Exception:
+            log.exception("webhook settings of customer %s could not be read", customer_id)
+        finally:
+            self._refreshing.discard(customer_id)
 
     def forget(self, customer_id: uuid.UUID) -> None:
         """Drop cached settings (call after the customer's webhook settings change)."""
@@ -132,9 +164,24 @@ class WebhookDispatcher:
         self._config[customer_id] = (now + CONFIG_TTL, target)
         return target
 
-    def watch_activeflow(self, activeflow_id: uuid.UUID, uri: str, method: str) -> None:
+    def watch_activeflow(
+        self, activeflow_id: uuid.UUID, uri: str, method: str, *, customer_id: uuid.UUID | None = None
+    ) -> None:
         """An activeflow created with its own ``webhook_uri`` also gets the events that carry its id."""
+        if activeflow_id not in self._activeflow_hooks and customer_id is not None:
+            self._hook_owner[activeflow_id] = customer_id
+            self._hook_customers[customer_id] = self._hook_customers.get(customer_id, 0) + 1
         self._activeflow_hooks[activeflow_id] = (uri, method or "POST")
+
+    def _unwatch_activeflow(self, activeflow_id: uuid.UUID) -> None:
+        self._activeflow_hooks.pop(activeflow_id, None)
+        customer_id = self._hook_owner.pop(activeflow_id, None)
+        if customer_id is not None:
+            left = self._hook_customers.get(customer_id, 1) - 1
+            if left > 0:
+                self._hook_customers[customer_id] = left
+            else:
+                self._hook_customers.pop(customer_id, None)
 
     @staticmethod
     def _activeflow_id(event: Event) -> uuid.UUID | None:
@@ -149,7 +196,7 @@ class WebhookDispatcher:
     def _might_deliver(self, event: Event) -> bool:
         """Cheap pre-check on the bus loop: skip events nobody will receive (no queueing, no DB)."""
         cached = self._config.get(event.customer_id)
-        if cached is None or cached[0] <= time.monotonic() or cached[1] is not None:
+        if cached is None or cached[1] is not None:
             return True
         af_id = self._activeflow_id(event)
         return af_id is not None and af_id in self._activeflow_hooks
@@ -162,7 +209,7 @@ class WebhookDispatcher:
         if event.type == "activeflow_deleted" or (
             event.type == "activeflow_updated" and event.data.get("status") == "ended"
         ):
-            self._activeflow_hooks.pop(af_id, None)  # type: ignore[arg-type]  # its last event
+            self._unwatch_activeflow(af_id)  # type: ignore[arg-type]  # its last event
         secret = customer.secret if customer else await self._secret(event.customer_id)
         return Target(hook[0], hook[1], secret)
 

@@ -70,6 +70,10 @@ _SAVE = (
 )
 
 
+def _insert_params(row: Activeflow) -> list[dict[str, Any]]:
+    return [{column: getattr(row, key) for key, column in _COLUMNS.items()}]
+
+
 def _state_params(row: Activeflow) -> list[dict[str, Any]]:
     params = {f"v_{name}": getattr(row, name) for name in (*STATE_FIELDS, "tm_update")}
     params["k_id"] = row.id
@@ -127,12 +131,12 @@ class ActiveflowRecords:
         )
 
     async def add(self, row: Activeflow) -> None:
-        await self.writer.write(_INSERT, [{column: getattr(row, key) for key, column in _COLUMNS.items()}])
+        await self.writer.write(_INSERT, partial(_insert_params, row), key=row.id)
         self.publish(row, "activeflow_created")
 
     def publish(self, row: Activeflow, event: str = "activeflow_updated") -> None:
         if row.tm_delete is None:
-            self.events.publish(row.customer_id, event, activeflow_to_api(row))
+            self.events.publish(row.customer_id, event, partial(activeflow_to_api, row))
 
     async def save(self, row: Activeflow, *, publish: bool = True) -> None:
         """Write the state document of a (live) activeflow."""

@@ -15,10 +15,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Hashable, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Executable
 
 from voipbin.store.db import Database
@@ -30,11 +31,15 @@ MAX_BATCH = 500  # writes per transaction
 Params = Sequence[dict[str, Any]] | Callable[[], Sequence[dict[str, Any]]]
 
 
+Work = Callable[[AsyncConnection], Awaitable[None]]
+
+
 @dataclass
 class _Write:
-    statement: Executable
+    statement: Executable | None
     params: Params | None
     key: Hashable | None = None
+    work: Work | None = None  # instead of a statement: run inside the batch's transaction
     done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
     def rows(self) -> list[dict[str, Any]]:
@@ -42,9 +47,42 @@ class _Write:
         return list(params or [])
 
 
+def _grouped(batch: list[_Write]) -> list[tuple[Executable | _Write, list[dict[str, Any]] | None]]:
+    """The statements to run for ``batch``, as few as possible.
+
+    When every write is keyed (its rows are read from live state when the batch runs), each statement
+    runs once with all its rows, in the order the statements first appear: whatever the order within
+    one batch, every row ends up with its latest state (an UPDATE that runs before the INSERT of the
+    same row matches nothing, and the INSERT then writes the latest state). Otherwise writes run in
+    order, with neighbouring writes of one statement merged."""
+    if all(w.key is not None for w in batch):
+        groups: dict[int, tuple[Executable, list[dict[str, Any]]]] = {}
+        for w in batch:
+            assert w.statement is not None
+            group = groups.setdefault(id(w.statement), (w.statement, []))
+            group[1].extend(w.rows())
+        return [(statement, rows) for statement, rows in groups.values()]
+    out: list[tuple[Executable | _Write, list[dict[str, Any]] | None]] = []
+    for w in batch:
+        if w.work is not None:
+            out.append((w, None))
+        elif w.statement is None:
+            continue
+        elif w.params is None:
+            out.append((w.statement, None))
+        elif out and out[-1][0] is w.statement and out[-1][1] is not None:
+            rows = out[-1][1]
+            assert rows is not None
+            rows.extend(w.rows())
+        else:
+            out.append((w.statement, w.rows()))
+    return out
+
+
 class WriteBehind:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, window: float = 0.0) -> None:
         self.db = db
+        self.window = window  # seconds a batch waits for more writes (bigger batches, cheaper per write)
         self._queue: list[_Write] = []
         self._inflight: list[_Write] = []
         self._pending: dict[tuple[int, Hashable], _Write] = {}  # keyed writes not yet taken
@@ -74,6 +112,16 @@ class WriteBehind:
             self._task = asyncio.get_running_loop().create_task(self._run(), name="write-behind")
         return write.done
 
+    async def run(self, work: Work) -> None:
+        """Run ``work(connection)`` inside a batch's transaction, in order with the other writes; a write
+        that needs more than a statement (a hangup and its charge) never competes for the database lock."""
+        write = _Write(None, None, work=work)
+        self._queue.append(write)
+        self._wake.set()
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="write-behind")
+        await write.done
+
     async def write(
         self, statement: Executable, params: Params | None = None, *, key: Hashable | None = None
     ) -> None:
@@ -85,7 +133,7 @@ class WriteBehind:
             if not self._queue:
                 self._wake.clear()
                 await self._wake.wait()
-            await asyncio.sleep(0)  # let the writes of this loop iteration join the batch
+            await asyncio.sleep(self.window)  # let more writes join the batch
             batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
             for write in batch:
                 if write.key is not None:
@@ -110,23 +158,14 @@ class WriteBehind:
 
     async def _apply(self, batch: list[_Write]) -> None:
         async with self.db.engine.begin() as conn:
-            i = 0
-            while i < len(batch):
-                write = batch[i]
-                if write.params is None:
-                    await conn.execute(write.statement)
-                    i += 1
-                    continue
-                rows = write.rows()
-                j = i + 1
-                while (
-                    j < len(batch) and batch[j].statement is write.statement and batch[j].params is not None
-                ):
-                    rows.extend(batch[j].rows())
-                    j += 1
-                if rows:
-                    await conn.execute(write.statement, rows)
-                i = j
+            for statement, rows in _grouped(batch):
+                if isinstance(statement, _Write):
+                    assert statement.work is not None
+                    await statement.work(conn)
+                elif rows is None:
+                    await conn.execute(statement)
+                elif rows:
+                    await conn.execute(statement, rows)
         self.batches += 1
         self.writes += len(batch)
 

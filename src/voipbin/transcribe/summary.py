@@ -25,8 +25,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from voipbin.ai.llm.base import Message
-from voipbin.ai.registry import create_llm
-from voipbin.config import provider_setting
+from voipbin.ai.registry import ModelLocations, create_llm
 from voipbin.store.tables import ZERO_UUID, Summary, Transcribe, Transcript
 from voipbin.store.types import utcnow
 from voipbin.transcribe.live import TapSource
@@ -70,13 +69,6 @@ def not_found(what: str, reason: str) -> SummaryError:
     return SummaryError(f"{what} not found", reason=reason, http_status=404)
 
 
-def update_every() -> int:
-    try:
-        return max(1, int(provider_setting("summary", "UPDATE_EVERY") or 3))
-    except ValueError:
-        return 3
-
-
 def format_transcript(transcripts: Sequence[Transcript]) -> str:
     lines = []
     for t in transcripts:
@@ -87,7 +79,13 @@ def format_transcript(transcripts: Sequence[Transcript]) -> str:
     return "\n".join(lines)
 
 
-async def summarize_transcripts(engine_model: str, transcripts: Sequence[Transcript], language: str) -> str:
+async def summarize_transcripts(
+    engine_model: str,
+    transcripts: Sequence[Transcript],
+    language: str,
+    *,
+    models: ModelLocations | None = None,
+) -> str:
     """The LLM's summary of ``transcripts``; raises :class:`SummaryError` when the model fails."""
     if not transcripts:
         return "Nothing was said on the call."
@@ -96,7 +94,7 @@ async def summarize_transcripts(engine_model: str, transcripts: Sequence[Transcr
         Message.user("Call transcript:\n" + format_transcript(transcripts)),
     ]
     try:
-        llm = create_llm(engine_model, None, timeout=LLM_TIMEOUT)
+        llm = create_llm(engine_model, None, timeout=LLM_TIMEOUT, models=models)
     except Exception as exc:
         raise SummaryError(f"the summary model {engine_model!r} is not usable: {exc}", http_status=503,
                            reason="SERVICE_UNAVAILABLE") from None  # fmt: skip
@@ -139,6 +137,8 @@ class SummaryService:
         owner: NodeOwner,
         *,
         engine_model: str,
+        models: ModelLocations | None = None,
+        update_every: int = 3,
     ) -> None:
         self.db = db
         self.events = events
@@ -146,6 +146,8 @@ class SummaryService:
         self.transcribes = transcribes
         self.owner = owner
         self.engine_model = engine_model
+        self.models = models
+        self.update_every = max(1, update_every)  # refresh a real-time summary every N transcripts
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def existing(
@@ -184,7 +186,7 @@ class SummaryService:
             return found
         await self.transcribes.flush(transcribe_id)
         content = await summarize_transcripts(
-            self.engine_model, await list_transcripts(self.db, transcribe_id), language
+            self.engine_model, await list_transcripts(self.db, transcribe_id), language, models=self.models
         )
         row = Summary(
             customer_id=customer_id,
@@ -282,7 +284,7 @@ class SummaryService:
         hung = asyncio.ensure_future(hangup())
         try:
             summarized = 0
-            every = update_every()
+            every = self.update_every
             while real_time and not hung.done():
                 waiter = asyncio.ensure_future(new.wait())
                 await asyncio.wait({waiter, hung}, return_when=asyncio.FIRST_COMPLETED)
@@ -321,7 +323,10 @@ class SummaryService:
             return
         if content == "":
             content = await summarize_transcripts(
-                self.engine_model, await list_transcripts(self.db, transcribe_id), row.language
+                self.engine_model,
+                await list_transcripts(self.db, transcribe_id),
+                row.language,
+                models=self.models,
             )
         async with self.db.session() as session:
             row = await session.get(Summary, summary_id)

@@ -53,6 +53,7 @@ class AIDeps:
     db: Database  # reads of the customer's AIs
     settings: Settings
     encryptor: Encryptor
+    models: llm_registry.ModelLocations | None = None  # local GGUF models (llama.*, offline gemma)
 
 
 async def load_ai(deps: AIDeps, customer_id: uuid.UUID, ai_id: uuid.UUID) -> AI:
@@ -98,8 +99,8 @@ async def resolve_config(
         if same_provider:  # an inline model of another provider must not get this AI's key
             engine_key = deps.encryptor.decrypt(row.engine_key_enc) or None
     try:
-        llm_registry.parse_engine_model(engine_model)
-        llm_registry.check_llm_credentials(engine_model, engine_key)
+        llm_registry.parse_engine_model(engine_model, deps.models)
+        llm_registry.check_llm_credentials(engine_model, engine_key, deps.models)
     except (llm_registry.InvalidEngineModel, llm_registry.MissingProviderKey) as exc:
         raise AIConfigError(str(exc)) from None
 

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, Field, field_validator
 
-from voipbin.api.deps import DbDep, FlowsDep, PageDep, PrincipalDep, parse_id
+from voipbin.api.deps import DbDep, FlowsDep, ModelsDep, PageDep, PrincipalDep, parse_id
 from voipbin.api.errors import ApiError, check_owned
 from voipbin.api.repo import get_owned, list_page
 from voipbin.api.routes.flows import checked_actions
@@ -54,7 +54,7 @@ class ActiveflowCreate(BaseModel):
 
 @router.post("/activeflows", summary="Start an activeflow (reference_type api)")
 async def create_activeflow(
-    body: ActiveflowCreate, principal: PrincipalDep, db: DbDep, flows: FlowsDep
+    body: ActiveflowCreate, principal: PrincipalDep, db: DbDep, flows: FlowsDep, models: ModelsDep
 ) -> dict[str, Any]:
     customer_id = principal.customer_id
     async with db.session() as session:
@@ -70,7 +70,7 @@ async def create_activeflow(
                 customer_id=customer_id,
                 name="tmp",
                 detail="tmp activeflow flow",
-                actions=checked_actions(body.actions),
+                actions=checked_actions(body.actions, models=models),
                 persist=False,
             )
             session.add(flow)

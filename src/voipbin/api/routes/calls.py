@@ -15,10 +15,12 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import select
 
+from voipbin.ai.registry import ModelLocations
 from voipbin.api.deps import (
     CallManagerDep,
     CallRecordsDep,
     DbDep,
+    ModelsDep,
     PageDep,
     PrincipalDep,
     SettingsDep,
@@ -72,14 +74,16 @@ def _checked_address(addr: Address, field: str) -> dict[str, Any]:
         raise action_error(exc) from None
 
 
-async def _resolve_flow(db: Database, body: CallCreate, customer_id: uuid.UUID) -> uuid.UUID:
+async def _resolve_flow(
+    db: Database, body: CallCreate, customer_id: uuid.UUID, models: ModelLocations
+) -> uuid.UUID:
     if body.flow_id is not None and body.flow_id != uuid.UUID(int=0):
         async with db.session() as session:
             await get_owned(session, Flow, body.flow_id, customer_id, "FLOW_NOT_FOUND")
         return body.flow_id
     if body.actions is None:
         raise ApiError(400, "INVALID_ARGUMENT", "Give flow_id or actions.", details=[{"field": "actions"}])
-    actions = checked_actions(body.actions)
+    actions = checked_actions(body.actions, models=models)
     flow = Flow(
         customer_id=customer_id, name="tmp", detail="tmp outbound flow", actions=actions, persist=False
     )
@@ -97,6 +101,7 @@ async def create_call(
     settings: SettingsDep,
     records: CallRecordsDep,
     calls: CallManagerDep,
+    models: ModelsDep,
 ) -> dict[str, Any]:
     source = body.source.to_api()
     if body.source.type == "tel":
@@ -130,7 +135,7 @@ async def create_call(
                     "INSUFFICIENT_BALANCE",
                     "The balance cannot cover these calls; check GET /v1.0/billing-accounts and top up.",
                 )
-    flow_id = await _resolve_flow(db, body, principal.customer_id)
+    flow_id = await _resolve_flow(db, body, principal.customer_id, models)
 
     new_calls: list[Call] = []
     groupcalls: list[Groupcall] = []

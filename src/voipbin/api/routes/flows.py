@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voipbin.ai import registry as llm_registry
-from voipbin.api.deps import DbDep, PageDep, PrincipalDep, parse_id
+from voipbin.api.deps import DbDep, ModelsDep, PageDep, PrincipalDep, parse_id
 from voipbin.api.errors import ApiError
 from voipbin.api.repo import change_owned, get_owned, get_owned_api, list_page
 from voipbin.models.action_options.ai import AIOption
@@ -41,14 +41,18 @@ def flow_to_api(f: Flow) -> dict[str, Any]:
     }
 
 
-def check_inline_ai(path: str, type_: str, option: BaseModel) -> None:
+def check_inline_ai(
+    path: str, type_: str, option: BaseModel, *, models: llm_registry.ModelLocations | None = None
+) -> None:
     """Inline AI settings (the tutorial's ``ai`` / ``ai_talk`` options) are checked like ``POST /ais``:
     a provider that does not exist, cannot run here, or has no key is a 400 now, never a silent call."""
     if not isinstance(option, AIOption):
         return
     checks = []
     if option.engine_model and "${" not in option.engine_model:
-        checks.append(("engine_model", lambda: llm_registry.check_llm_credentials(option.engine_model, None)))
+        checks.append(
+            ("engine_model", lambda: llm_registry.check_llm_credentials(option.engine_model, None, models))
+        )
     for name, validate in (
         ("tts_type", speech_registry.validate_tts_type),
         ("stt_type", speech_registry.validate_stt_type),
@@ -70,10 +74,13 @@ def action_error(exc: ActionValidationError) -> ApiError:
     return ApiError(400, exc.reason, exc.message, details=[{"field": exc.field}])
 
 
-def checked_actions(raw: Any, field: str = "actions") -> list[dict[str, Any]]:
-    """Validated actions in their stored (API) form, or a 400 in VoIPBIN's envelope naming the field."""
+def checked_actions(
+    raw: Any, field: str = "actions", models: llm_registry.ModelLocations | None = None
+) -> list[dict[str, Any]]:
+    """Validated actions in their stored (API) form, or a 400 in VoIPBIN's envelope naming the field.
+    ``models``: the node's local model locations (inline ``llama.*`` engine models are checked there)."""
     try:
-        actions = validate_actions(raw, field, option_check=check_inline_ai)
+        actions = validate_actions(raw, field, option_check=partial(check_inline_ai, models=models))
     except ActionValidationError as exc:
         raise action_error(exc) from None
     return [a.to_api() for a in actions]
@@ -103,8 +110,10 @@ class FlowUpdate(BaseModel):
 
 
 @router.post("/flows", summary="Create a flow")
-async def create_flow(body: FlowCreate, principal: PrincipalDep, db: DbDep) -> dict[str, Any]:
-    actions = checked_actions(body.actions)
+async def create_flow(
+    body: FlowCreate, principal: PrincipalDep, db: DbDep, models: ModelsDep
+) -> dict[str, Any]:
+    actions = checked_actions(body.actions, models=models)
     async with db.session() as session:
         count = (
             await session.execute(
@@ -148,8 +157,10 @@ async def get_flow(flow_id: str, principal: PrincipalDep, db: DbDep) -> dict[str
 
 
 @router.put("/flows/{flow_id}", summary="Update a flow")
-async def put_flow(flow_id: str, body: FlowUpdate, principal: PrincipalDep, db: DbDep) -> dict[str, Any]:
-    actions = checked_actions(body.actions) if body.actions is not None else None
+async def put_flow(
+    flow_id: str, body: FlowUpdate, principal: PrincipalDep, db: DbDep, models: ModelsDep
+) -> dict[str, Any]:
+    actions = checked_actions(body.actions, models=models) if body.actions is not None else None
 
     async def change(flow: Flow, session: AsyncSession) -> None:
         if body.name is not None:
