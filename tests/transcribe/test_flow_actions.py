@@ -81,7 +81,7 @@ async def test_seed_example_4_transcribe_then_summary_in_the_flow(flowenv: Env) 
 async def test_seed_example_5_real_time_summary_of_the_call(
     flowenv: Env, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("VOIPBIN_SUMMARY_UPDATE_EVERY", "1")
+    flowenv.platform.summaries.update_every = 1  # VOIPBIN_SUMMARY_UPDATE_EVERY=1
     caller, agent = await speech(CALLER), await speech(AGENT)
     media = FakeMedia()
     sub = flowenv.platform.events.subscribe()
