@@ -145,6 +145,13 @@ class ServeProcess:
                 os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(5)
 
+    def terminate(self, within: float = 20.0) -> int:
+        """SIGTERM (what systemd or docker stop sends) and wait for the exit; returns the exit code."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(within)
+
     @property
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None

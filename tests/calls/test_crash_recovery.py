@@ -183,3 +183,47 @@ async def crash_and_recover(
     )
     handle2 = await asyncio.wait_for(phone.wait_call(5), 6)
     assert await asyncio.wait_for(handle2.answered, 5)
+
+
+async def test_sigterm_ends_live_calls_with_bye(
+    database_url: str, serve_factory: ServeFactory, tmp_path: Path
+) -> None:
+    """A clean stop is not a crash: live calls are hung up (BYE) and stored ``hangup`` before the exit."""
+    config: ServeConfig = serve_factory.config(database_url)
+    server = await serve_factory.start(config)
+    key = server.accesskey()
+    phone = TestPhone(PHONE, server=("127.0.0.1", config.sip_port))
+    async with httpx.AsyncClient(
+        base_url=config.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=5.0
+    ) as api:
+        await asyncio.wait_for(phone.start(), 10)
+        try:
+            r = await api.post(
+                "/v1.0/calls",
+                json=call_request({"type": "answer"}, {"type": "sleep", "option": {"duration": 60000}}),
+            )
+            assert r.status_code == 200, r.text
+            call_id = r.json()["id"]
+            handle = await asyncio.wait_for(phone.wait_call(5), 6)
+            assert await asyncio.wait_for(handle.answered, 5)
+            await poll(
+                "the call never got to progressing",
+                get_json(api, f"/v1.0/calls/{call_id}"),
+                lambda c: c["status"] == "progressing",
+                time.monotonic() + 10,
+            )
+            code = await asyncio.to_thread(server.terminate)
+            # uvicorn shuts the app down, then re-raises SIGTERM so the exit status says why it stopped.
+            assert code in (0, -15) and "Application shutdown complete" in server.log(), (
+                f"exit code {code}:\n{server.log()}"
+            )
+            why = await asyncio.wait_for(asyncio.shield(handle.ended), 5)  # the phone got our BYE
+            assert why, why
+            restarted = await serve_factory.start(config)
+            call = await get_json(api, f"/v1.0/calls/{call_id}")()
+            assert call["status"] == "hangup" and call["hangup_by"] == "local", call
+            assert call["hangup_reason"] == "normal", call
+            assert "restart" not in str(call["metadata"].get("hangup_detail", "")), call["metadata"]
+            assert restarted.alive
+        finally:
+            await asyncio.wait_for(phone.stop(), 10)
