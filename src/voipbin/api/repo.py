@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from voipbin.api.deps import PageParams
-from voipbin.api.errors import ApiError
+from voipbin.api.errors import check_owned
 from voipbin.serialize import ts
 from voipbin.store.db import Database
 from voipbin.store.types import utcnow
@@ -27,15 +27,7 @@ async def get_owned(
     session: AsyncSession, model: type[T], row_id: uuid.UUID, customer_id: uuid.UUID | None, reason: str
 ) -> T:
     """The row if it exists, is not deleted and belongs to the customer; else 404 (never 403: no oracle)."""
-    row = await session.get(model, row_id)
-    if (
-        row is None
-        or getattr(row, "tm_delete", None) is not None
-        or (customer_id is not None and getattr(row, "customer_id", None) != customer_id)
-    ):
-        what = reason.removesuffix("_NOT_FOUND").lower().replace("_", " ")
-        raise ApiError(404, reason, f"The {what} was not found.")
-    return row
+    return check_owned(await session.get(model, row_id), customer_id, reason)
 
 
 async def list_page(

@@ -11,7 +11,10 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_
+from sqlalchemy import ColumnElement, and_, select
+
+from voipbin.store.db import Database
+from voipbin.store.types import utcnow
 
 
 @dataclass(frozen=True)
@@ -26,3 +29,23 @@ class NodeOwner:
     def left_by_earlier_boot(self, model: Any) -> ColumnElement[bool]:
         """Rows this node owned in an earlier boot (rows of other nodes are theirs to recover)."""
         return and_(model.node_id == self.node_id, model.boot_id != self.boot_id)
+
+
+async def finish_left_rows(db: Database, owner: NodeOwner, model: Any, live: str, final: str) -> list[Any]:
+    """Move every row of ``model`` an earlier boot of this node left in status ``live`` to ``final``;
+    returns the changed rows (their owners publish the events)."""
+    async with db.session() as session:
+        rows = list(
+            (
+                await session.execute(
+                    select(model).where(owner.left_by_earlier_boot(model), model.status == live)
+                )
+            )
+            .scalars()
+            .all()
+        )
+        for row in rows:
+            row.status = final
+            row.tm_update = utcnow()
+        await session.commit()
+    return rows

@@ -27,6 +27,7 @@ from voipbin.serialize import ts, uid
 from voipbin.speech.errors import SpeechConfigError, SpeechError
 from voipbin.speech.registry import create_stt, validate_stt_type
 from voipbin.speech.stt import SttEvent, SttEventType
+from voipbin.store.owner import finish_left_rows
 from voipbin.store.tables import ZERO_UUID, Transcribe, Transcript
 from voipbin.store.types import utcnow
 from voipbin.transcribe.live import LiveTranscriber, TapSource
@@ -222,22 +223,7 @@ class TranscribeService:
 
     async def recover(self) -> int:
         """Mark ``done`` every transcribe an earlier boot of this node left progressing."""
-        async with self.db.session() as session:
-            rows = (
-                (
-                    await session.execute(
-                        select(Transcribe).where(
-                            self.owner.left_by_earlier_boot(Transcribe), Transcribe.status == "progressing"
-                        )
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            for row in rows:
-                row.status = "done"
-                row.tm_update = utcnow()
-            await session.commit()
+        rows = await finish_left_rows(self.db, self.owner, Transcribe, "progressing", "done")
         for row in rows:
             self.events.publish(row.customer_id, "transcribe_done", transcribe_to_api(row))
         return len(rows)

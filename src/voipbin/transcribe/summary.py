@@ -26,6 +26,7 @@ from sqlalchemy import select
 
 from voipbin.ai.llm.base import Message
 from voipbin.ai.registry import ModelLocations, create_llm
+from voipbin.store.owner import finish_left_rows
 from voipbin.store.tables import ZERO_UUID, Summary, Transcribe, Transcript
 from voipbin.store.types import utcnow
 from voipbin.transcribe.live import TapSource
@@ -371,22 +372,7 @@ class SummaryService:
 
     async def recover(self) -> int:
         """Finish (``done``, with what was summarised so far) every summary an earlier boot left open."""
-        async with self.db.session() as session:
-            rows = (
-                (
-                    await session.execute(
-                        select(Summary).where(
-                            self.owner.left_by_earlier_boot(Summary), Summary.status == "progressing"
-                        )
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            for row in rows:
-                row.status = "done"
-                row.tm_update = utcnow()
-            await session.commit()
+        rows = await finish_left_rows(self.db, self.owner, Summary, "progressing", "done")
         for row in rows:
             self.events.publish(row.customer_id, "summary_updated", summary_to_api(row))
         return len(rows)
