@@ -34,14 +34,17 @@ from voipbin.node import Node, build_node, start_node, stop_node
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings | None = None, node: Node | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, node: Node | None = None, *, owns_process: bool = False
+) -> FastAPI:
     """The ASGI app of one node; ``node`` (built from ``settings``) is handed to the routers through
-    FastAPI dependencies (``api.deps``)."""
+    FastAPI dependencies (``api.deps``). ``owns_process``: the app is the whole process (``voipbin
+    serve``), so start-up may tune process-wide state (the garbage collector)."""
     node = node or build_node(settings or get_settings())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await start_node(node)
+        await start_node(node, freeze_gc=owns_process)
         try:
             yield
         finally:

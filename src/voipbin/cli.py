@@ -32,7 +32,7 @@ def _serve(args: argparse.Namespace) -> int:
     except ImportError:
         pass
     uvicorn.run(
-        create_app(settings),
+        create_app(settings, owns_process=True),
         host=args.host or settings.http_host,
         port=args.port or settings.http_port,
         loop=loop,

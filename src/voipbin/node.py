@@ -154,7 +154,8 @@ async def recover(node: Node) -> None:
     await node.summaries.recover()
 
 
-async def start_node(node: Node) -> None:
+async def start_node(node: Node, *, freeze_gc: bool = False) -> None:
+    """``freeze_gc``: the node owns the process (``voipbin serve``), see the end."""
     logsafe.install()  # here, after the server has configured its loggers
     await node.db.migrate()
     created = await bootstrap(node.db, node.settings)
@@ -170,10 +171,11 @@ async def start_node(node: Node) -> None:
             why = f"SIP could not listen on port {node.settings.sip_port}: {exc}"
             log.error("%s; calls will fail until this is fixed (VOIPBIN_SIP_PORT)", why)
             node.calls.disable(why)
-    # Everything built so far lives as long as the process: keep it out of the collector's full passes,
-    # which otherwise walk it on every gen-2 collection (pauses that delay call setups and media).
-    gc.collect()
-    gc.freeze()
+    if freeze_gc:
+        # Everything built so far lives as long as the process: keep it out of the collector's full
+        # passes, which otherwise walk it on every gen-2 collection (pauses that delay setups and media).
+        gc.collect()
+        gc.freeze()
 
 
 async def stop_node(node: Node) -> None:
