@@ -71,6 +71,9 @@ async def test_recording_survives_close_and_is_finalised(tmp_path: Path) -> None
     path = tmp_path / "close.wav"
     await a.record_start(path, "both")
     await b.play_pcm(sine(700, 0.4))
+    # b's last frame is sent on b's clock; give it one of a's ticks to arrive before a closes (with
+    # zero margin the count was 19 or 20 frames depending on the two clocks' phase).
+    await asyncio.sleep(0.02)
     info = await a.close()  # closing the session stops and finalises the recording
     await b.close()
     assert info is not None
