@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from functools import partial
 from typing import Any
 
@@ -134,7 +134,6 @@ class CallRecords:
         self.owner = owner
         self.rate_per_minute = rate_per_minute
         self._live: dict[uuid.UUID, Call] = {}
-        self._dirty: dict[uuid.UUID, dict[str, Any]] = {}
 
     # -- creation ------------------------------------------------------------------------------------
     def new_call(
@@ -207,9 +206,6 @@ class CallRecords:
     def live(self, call_id: uuid.UUID) -> Call | None:
         return self._live.get(call_id)
 
-    def live_ids(self) -> list[uuid.UUID]:
-        return list(self._live)
-
     async def get(self, call_id: uuid.UUID) -> Call | None:
         """The live state if the call is live here, else the stored row."""
         c = self._live.get(call_id)
@@ -225,23 +221,19 @@ class CallRecords:
             return None
         return c
 
-    def overlay(self, rows: Iterable[Call]) -> list[Call]:
-        """Stored rows of a list page with the live state of the calls that are live here."""
-        return [self._live.get(r.id, r) for r in rows]
-
     # -- changes -------------------------------------------------------------------------------------
     def publish(self, c: Call, event: str) -> None:
         # Serialized only if someone receives the event (at once: a snapshot of this moment).
         self.events.publish(c.customer_id, event, partial(call_to_api, c))
 
     def note(self, call_id: uuid.UUID, **values: Any) -> Call | None:
-        """Change a live call in memory only; written with its next persisted change (or the hangup)."""
+        """Change a live call in memory only; its row is written whole with its next persisted change
+        (or the hangup)."""
         c = self._live.get(call_id)
         if c is None:
             return None
         for key, value in values.items():
             setattr(c, key, value)
-        self._dirty.setdefault(call_id, {}).update(values)
         return c
 
     def set_action(self, call_id: uuid.UUID, action: dict[str, Any]) -> None:
@@ -265,7 +257,7 @@ class CallRecords:
             return row
         for key, value in values.items():
             setattr(c, key, value)
-        await self._write(call_id, values)
+        await self._write(c)
         return c
 
     async def merge_metadata(self, call_id: uuid.UUID, **items: Any) -> Call | None:
@@ -274,27 +266,20 @@ class CallRecords:
             return None
         return await self.update(call_id, metadata_={**(c.metadata_ or {}), **items})
 
-    async def _write(self, call_id: uuid.UUID, values: dict[str, Any]) -> None:
-        """Persist a live call's state (``values`` are already applied to it), in order; no
-        compare-and-set: this node owns the call."""
-        c = self._live.get(call_id)
-        if c is None:
-            await self.writer.write(self._update_statement(call_id, values, None))
-            return
-        self._dirty.pop(call_id, None)  # written with the whole row
-        await self.writer.write(_UPDATE_LIVE, partial(_state_params, c), key=call_id)
+    async def _write(self, c: Call) -> None:
+        """Persist a live call's state (its whole row), in order; no compare-and-set: this node owns
+        the call."""
+        await self.writer.write(_UPDATE_LIVE, partial(_state_params, c), key=c.id)
 
     def _update_statement(self, call_id: uuid.UUID, values: dict[str, Any], expected: str | None) -> Any:
-        """UPDATE ... [WHERE status = expected], with the in-memory changes not yet written."""
-        pending = self._dirty.pop(call_id, {})
-        columns = {_COLUMNS[k].columns[0].name: v for k, v in {**pending, **values}.items()}
+        """UPDATE ... [WHERE status = expected] of a stored (not live) call."""
+        columns = {_COLUMNS[k].columns[0].name: v for k, v in values.items()}
         stmt = update(Call).where(Call.id == call_id)
         if expected is not None:
             stmt = stmt.where(Call.status == expected)
         return stmt.values(columns).execution_options(synchronize_session=False)
 
     async def _hangup_and_charge(self, c: Call, conn: AsyncConnection) -> None:
-        self._dirty.pop(c.id, None)
         await conn.execute(_UPDATE_LIVE, _state_params(c))
         session = AsyncSession(bind=conn, expire_on_commit=False)
         try:
@@ -326,7 +311,7 @@ class CallRecords:
         # (this is the compare-and-set of a live call); the row follows in the same order.
         for key, value in values.items():
             setattr(c, key, value)
-        await self._write(call_id, values)
+        await self._write(c)
         self.publish(c, f"call_{new}")
         return c
 
@@ -387,7 +372,7 @@ class CallRecords:
                 setattr(c, key, value)
             if live is not None:
                 if cost_type(c) is None or c.tm_progressing is None:
-                    await self._write(call_id, values)  # nothing to charge: group-committed
+                    await self._write(c)  # nothing to charge: group-committed
                 else:
                     # The hangup and its charge in one transaction, in order with the call's writes.
                     await self.writer.run(partial(self._hangup_and_charge, c))

@@ -106,21 +106,19 @@ class WriteBehind:
         write = _Write(statement, params if callable(params) or params is None else list(params), key)
         if key is not None:
             self._pending[(id(statement), key)] = write
+        return self._enqueue(write)
+
+    async def run(self, work: Work) -> None:
+        """Run ``work(connection)`` inside a batch's transaction, in order with the other writes; a write
+        that needs more than a statement (a hangup and its charge) never competes for the database lock."""
+        await self._enqueue(_Write(None, None, work=work))
+
+    def _enqueue(self, write: _Write) -> asyncio.Future[None]:
         self._queue.append(write)
         self._wake.set()
         if self._task is None or self._task.done():
             self._task = asyncio.get_running_loop().create_task(self._run(), name="write-behind")
         return write.done
-
-    async def run(self, work: Work) -> None:
-        """Run ``work(connection)`` inside a batch's transaction, in order with the other writes; a write
-        that needs more than a statement (a hangup and its charge) never competes for the database lock."""
-        write = _Write(None, None, work=work)
-        self._queue.append(write)
-        self._wake.set()
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="write-behind")
-        await write.done
 
     async def write(
         self, statement: Executable, params: Params | None = None, *, key: Hashable | None = None
