@@ -9,11 +9,16 @@ Crash-friendly: every batch is written straight through to the file (no user-spa
 once a second of audio the header's sizes are rewritten, so a file left behind by ``kill -9`` is a
 valid WAV holding all but the last second (and :func:`~voipbin.media.wav.repair_wav` recovers the
 rest). ``stop()`` drains the tap and finalises the RIFF header.
+
+Off the loop: mixing and every ``write``/``seek`` run on one shared writer thread (a single worker
+keeps each file's writes in order), so a slow disk or a page-cache flush never blocks the control
+loop — with 300 recordings that was 1 500 ``write(2)`` calls a second on the loop.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +34,7 @@ _SILENCE = bytes(FRAME_BYTES)
 _MAX_GAP_TICKS = 3000  # never invent more than a minute of silence for one gap
 WRITE_BATCH = 10  # frames per wake-up and write (200 ms); the tap holds far more
 HEADER_SYNC_FRAMES = 50  # rewrite the header sizes after every second of audio
+_WRITER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="voipbin-recorder")
 
 
 @dataclass(slots=True, frozen=True)
@@ -103,8 +109,11 @@ class Recorder:
         self._write(ins, outs)
 
     def _write(self, ins: list[bytes], outs: list[bytes]) -> None:
-        if not ins:
-            return
+        if ins:
+            _WRITER.submit(self._write_now, ins, outs)
+
+    def _write_now(self, ins: list[bytes], outs: list[bytes]) -> None:
+        """On the writer thread. ``frames`` is published last: what it counts is in the file."""
         if self.direction == "in":
             data = b"".join(ins)
         elif self.direction == "out":
@@ -119,17 +128,22 @@ class Recorder:
         self._fh.write(data)
         self._fh.flush()  # one write(2) per batch: what was recorded is in the file if the process dies
         self._data_bytes += len(data)
-        self.frames += len(ins)
-        if self.frames - self._synced_frames >= HEADER_SYNC_FRAMES:
-            self._sync_header()
+        frames = self.frames + len(ins)
+        if frames - self._synced_frames >= HEADER_SYNC_FRAMES:
+            self._sync_header(frames)
+        self.frames = frames
 
-    def _sync_header(self) -> None:
+    def _sync_header(self, frames: int) -> None:
         """Rewrite the 44-byte header with the sizes written so far (a seek and one small write)."""
         self._fh.seek(0)
         self._fh.write(wav_header(self._channels, MEDIA_RATE, 2, self._data_bytes))
         self._fh.seek(0, 2)
         self._fh.flush()
-        self._synced_frames = self.frames
+        self._synced_frames = frames
+
+    def _finish_now(self) -> None:
+        self._sync_header(self.frames)
+        self._fh.close()
 
     async def stop(self) -> RecordingInfo:
         """Finish: drain frames already tapped, close the file, return what was written."""
@@ -145,7 +159,6 @@ class Recorder:
         self._consume(rest)
         if self._tick is not None:  # the last tick
             self._write([self._in], [self._out])
-        self._sync_header()
-        self._fh.close()
+        await asyncio.wrap_future(_WRITER.submit(self._finish_now))  # after every queued write
         self._info = RecordingInfo(self.path, self.direction, self._channels, self.frames, self.tap.dropped)
         return self._info

@@ -1,20 +1,24 @@
 """``RtpSession``: one plain-RTP G.711 stream on asyncio datagram endpoints.
 
-Timing model — one clock per session, ``t0 + n * 20 ms``:
-    A chain of ``loop.call_at`` callbacks fires at absolute deadlines taken from the monotonic loop
-    clock, so jitter in one wake-up never accumulates into drift. (``call_at`` rather than a task
-    with ``sleep``: same absolute-deadline behaviour, without a coroutine resumption per tick, which
-    matters at hundreds of sessions per core.) If the loop stalls for three frames or more, the
-    missed slots are skipped — the RTP timestamp still advances by them — instead of being sent as
-    a burst. Clock start times are aligned to four 5 ms slots of a 20 ms grid so that many
-    sessions' deadlines fall into the same few loop wake-ups (bench/media_rtp.py measures this).
-    Each tick does both directions:
+Timing model — one clock for all sessions, on the media thread (:mod:`voipbin.media.engine`):
+    the engine's 20 ms ``call_at`` chain at absolute deadlines calls every started session's
+    ``clock_tick``; a session's tick ``n`` counts from its start. If the media loop stalls for three
+    frames or more, the missed slots are skipped — the RTP timestamp still advances by them —
+    instead of being sent as a burst. The RTP/RTCP sockets live on the media loop too, so the
+    control loop (SIP, flows, database, AI) being busy never delays a packet. Each tick does both
+    directions:
 
     * outbound: pop one 20 ms frame from the bounded playout queue (or a DTMF packet, or silence),
       encode, send. Nothing else paces audio: producers only ``await enqueue()``, which blocks while
       the queue is full (backpressure) and resumes at half-full, so audio is never paced twice.
     * inbound: pop the jitter buffer, decode (conceal losses by attenuated repeat), and hand the
       frame to taps/sinks.
+
+Threads: the public methods (``open``, ``enqueue``, ``play``, ``flush``, taps, ``close``...) are
+called from the control loop; the clock and receive path run on the media thread. They share only
+deques (atomic appends/pops under the GIL) and plain counters; whatever the media side must tell
+the control side (a producer may refill, a digit arrived, a tap has frames) goes through
+``MediaEngine.post``, batched per tick.
 
 Idle policy: when the playout queue is empty the session keeps sending G.711 silence. It costs
 little, keeps NAT bindings and symmetric-RTP latching on the peer alive, and avoids peers' RTP
@@ -32,12 +36,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
-import itertools
 import logging
-import math
 import os
 import random
 import socket
+import time
 from collections import deque
 from collections.abc import AsyncIterable, Callable, Iterable
 from pathlib import Path
@@ -47,6 +50,7 @@ import numpy as np
 
 from voipbin.media import rtcp
 from voipbin.media.dtmf import DtmfDecoder, DtmfDigit, TelephoneEvent, encode_digit
+from voipbin.media.engine import MediaEngine, resolve
 from voipbin.media.errors import MediaParseError
 from voipbin.media.g711 import PT_PCMA, PT_PCMU, G711Codec
 from voipbin.media.jitter import JitterBuffer, Playout
@@ -62,10 +66,6 @@ log = logging.getLogger(__name__)
 FRAME_SECONDS = 0.020
 SILENCE_PCM = bytes(FRAME_BYTES)
 RTCP_INTERVAL_TICKS = 250  # 5 s
-MAX_LATE_FRAMES = 3
-PHASE_GRID = 0.005
-PHASE_SLOTS = 4
-_phase_slots = itertools.count()
 
 Sink = Callable[[Frame], None]
 PcmSource = bytes | np.ndarray | str | Path | Iterable[Any] | AsyncIterable[Any]
@@ -104,7 +104,9 @@ class RtpSession:
         jitter: JitterBuffer[tuple[int, bytes]] | None = None,
         cname: str | None = None,
         dtmf_timeout: float = 0.3,
+        engine: MediaEngine | None = None,
     ) -> None:
+        self.engine = engine or MediaEngine.default()
         self.allocator = allocator
         self.host = host
         self.playout_frames = playout_frames
@@ -124,14 +126,17 @@ class RtpSession:
         self._codec = G711Codec(PT_PCMU)
         self._decoders = {PT_PCMU: G711Codec(PT_PCMU), PT_PCMA: G711Codec(PT_PCMA)}
         self._silence_payload = bytes([self._codec.silence]) * FRAME_SAMPLES
-        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the control loop (futures, callbacks)
         self._rtp_tr: asyncio.DatagramTransport | None = None
         self._rtcp_tr: asyncio.DatagramTransport | None = None
         self._closed = False
         # clock
-        self._timer: asyncio.TimerHandle | None = None
+        self._started = False
+        self._registered = False
+        self._n0 = 0  # engine tick at which this session's tick 0 falls
         self._t0 = 0.0
         self._n = 0
+        self._last_send_at = 0.0
         self._seq = random.getrandbits(16)
         self._ts_base = random.getrandbits(32)
         self._first_packet = True
@@ -144,6 +149,8 @@ class RtpSession:
         self._generation = 0
         self._space_waiters: list[asyncio.Future[None]] = []
         self._drain_waiters: list[asyncio.Future[None]] = []
+        self._space_wake_posted = False
+        self._drain_wake_posted = False
         # inbound
         self._remote_ssrc: int | None = None
         self._in_pcm = bytearray()
@@ -161,7 +168,8 @@ class RtpSession:
         self._dtmf_gap = 0
         self._dtmf_done: asyncio.Future[None] | None = None
         # consumers
-        self._sinks: dict[str, list[Sink]] = {"in": [], "out": []}
+        # copy-on-write tuples: the media thread iterates them while the control side adds/removes
+        self._sinks: dict[str, tuple[Sink, ...]] = {"in": (), "out": ()}
         self._taps: list[Tap] = []
         # rtcp
         self._last_sr: tuple[int, float] | None = None  # (middle 32 bits of NTP, arrival loop time)
@@ -176,21 +184,34 @@ class RtpSession:
         else:
             rtp_sock, rtcp_sock = self._bind_any(port or 0)
             self.local_port = rtp_sock.getsockname()[1]
-        self._rtp_tr, _ = await self._loop.create_datagram_endpoint(
-            lambda: _RtpProtocol(self, False), sock=rtp_sock
-        )
-        self._rtcp_tr, _ = await self._loop.create_datagram_endpoint(
-            lambda: _RtpProtocol(self, True), sock=rtcp_sock
-        )
+        try:
+            await self.engine.call(self._attach(rtp_sock, rtcp_sock))
+        except BaseException:
+            rtp_sock.close()
+            rtcp_sock.close()
+            if self.allocator is not None and port is None:
+                self.allocator.release(self.local_port)
+            raise
         return self.local_port
 
+    async def _attach(self, rtp_sock: socket.socket, rtcp_sock: socket.socket) -> None:
+        """On the media loop: the sockets' readers belong to it."""
+        loop = asyncio.get_running_loop()
+        self._rtp_tr, _ = await loop.create_datagram_endpoint(
+            lambda: _RtpProtocol(self, False), sock=rtp_sock
+        )
+        self._rtcp_tr, _ = await loop.create_datagram_endpoint(
+            lambda: _RtpProtocol(self, True), sock=rtcp_sock
+        )
+
     def _bind_any(self, port: int) -> tuple[socket.socket, socket.socket]:
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         for _ in range(50):
-            rtp_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            rtp_sock = socket.socket(family, socket.SOCK_DGRAM)
             rtp_sock.bind((self.host, port))
             p = rtp_sock.getsockname()[1]
             if p % 2 == 0:
-                rtcp_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                rtcp_sock = socket.socket(family, socket.SOCK_DGRAM)
                 try:
                     rtcp_sock.bind((self.host, p + 1))
                 except OSError:
@@ -218,15 +239,17 @@ class RtpSession:
         latch: bool = False,
         rtcp_port: int | None = None,
     ) -> None:
-        """Apply SDP negotiation results (``addr`` is an IPv4 literal from the SDP ``c=`` line).
+        """Apply SDP negotiation results (``addr`` is an IP literal from the SDP ``c=`` line; an IPv6
+        address needs a session bound to an IPv6 host, e.g. ``::`` or ``::1``).
 
         ``latch``: symmetric RTP — send to wherever the peer's first packet came from (for peers
         behind NAT). Packets are accepted from any source either way. May be called again
         (re-INVITE) while running."""
         if ptime <= 0 or ptime % 20:
             raise ValueError("ptime must be a positive multiple of 20 ms")
-        if ipaddress.ip_address(addr).version != 4:  # ValueError for host names: resolve before (no DNS here)
-            raise ValueError("RTP sessions are IPv4 for now")
+        version = ipaddress.ip_address(addr).version  # ValueError for host names: resolve before (no DNS)
+        if version != self.family_version:
+            raise ValueError(f"an IPv{version} peer needs an IPv{version} RTP socket (bound to {self.host})")
         if not 0 < port < 65536:
             raise ValueError(f"bad RTP port {port}")
         self._codec = G711Codec(payload_type)
@@ -241,22 +264,29 @@ class RtpSession:
         self._pending_out.clear()
 
     @property
+    def family_version(self) -> int:
+        return 6 if ":" in self.host else 4
+
+    @property
     def running(self) -> bool:
-        return self._timer is not None
+        return self._started and not self._closed
 
     def start(self) -> None:
+        """Join the media engine's clock (ticks begin with its next 20 ms slot)."""
         if self._loop is None:
             raise RuntimeError("open() the session first")
-        if self._timer is not None or self._closed:
+        if self._started or self._closed:
             return
-        # Phase-align t0 to one of four 5 ms slots of the 20 ms grid, round-robin: many sessions'
-        # deadlines then expire together (4 loop wake-ups per 20 ms for any number of sessions
-        # instead of one per session) in four evenly sized batches rather than one big burst.
-        # Each session still keeps its own absolute schedule.
-        slot = next(_phase_slots) % PHASE_SLOTS
-        self._t0 = math.ceil(self._loop.time() / FRAME_SECONDS) * FRAME_SECONDS + slot * PHASE_GRID
+        self._started = True
+        self.engine.call_soon(self._register)
+
+    def _register(self) -> None:
+        if self._closed or self._registered:
+            return
+        self._n0 = self.engine.add(self)
+        self._t0 = self.engine.tick_time(self._n0)
         self._n = 0
-        self._timer = self._loop.call_at(self._t0, self._tick)
+        self._registered = True
 
     # ------------------------------------------------------------------ consumers
     def add_tap(self, direction: str = "both", maxsize: int = 50) -> Tap:
@@ -264,27 +294,52 @@ class RtpSession:
         dirs = frozenset(("in", "out")) if direction == "both" else frozenset((direction,))
         if not dirs <= {"in", "out"}:
             raise ValueError("direction must be in, out or both")
-        tap = Tap(dirs, maxsize)
+        tap = Tap(dirs, maxsize, waker=self._wake_future)
         self._taps.append(tap)
         for d in dirs:
-            self._sinks[d].append(tap.put)
+            self._sinks[d] = (*self._sinks[d], tap.put)
         return tap
 
     def remove_tap(self, tap: Tap) -> None:
         if tap in self._taps:
             self._taps.remove(tap)
             for d in tap.directions:
-                with contextlib.suppress(ValueError):
-                    self._sinks[d].remove(tap.put)
+                self.remove_sink(d, tap.put)  # type: ignore[arg-type]
         tap.close()
 
     def add_sink(self, direction: Direction, sink: Sink) -> None:
-        """Synchronous per-frame callback run inside the clock tick; must be O(1) and never block."""
-        self._sinks[direction].append(sink)
+        """Synchronous per-frame callback run inside the clock tick ON THE MEDIA THREAD; must be O(1),
+        never block, and hand anything for the control loop over thread-safely."""
+        self._sinks[direction] = (*self._sinks[direction], sink)
 
     def remove_sink(self, direction: Direction, sink: Sink) -> None:
+        sinks = list(self._sinks[direction])
         with contextlib.suppress(ValueError):
-            self._sinks[direction].remove(sink)
+            sinks.remove(sink)
+        self._sinks[direction] = tuple(sinks)
+
+    def _wake_future(self, fut: asyncio.Future[None]) -> None:
+        """Complete ``fut`` from whichever thread we are on: directly on its own loop, else posted."""
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        loop = fut.get_loop()
+        if running is loop:
+            resolve(fut)
+        else:
+            self.engine.post(loop, resolve, fut)
+
+    def _to_control(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn`` on the control loop (posted, batched per tick, when called from the media thread)."""
+        try:
+            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not None and running is self._loop:
+            fn(*args)
+        else:
+            self.engine.post(self._loop, fn, *args)
 
     def on_dtmf(self, callback: Callable[[DtmfDigit], None]) -> None:
         self._dtmf_callbacks.append(callback)
@@ -397,6 +452,14 @@ class RtpSession:
         self._wake(self._drain_waiters)
         return dropped
 
+    def _wake_space(self) -> None:
+        self._space_wake_posted = False
+        self._wake(self._space_waiters)
+
+    def _wake_drain(self) -> None:
+        self._drain_wake_posted = False
+        self._wake(self._drain_waiters)
+
     @staticmethod
     def _wake(waiters: list[asyncio.Future[None]]) -> None:
         for fut in waiters:
@@ -419,17 +482,18 @@ class RtpSession:
         await asyncio.gather(*futs)
 
     # ------------------------------------------------------------------ the clock
-    def _tick(self) -> None:
-        loop = self._loop
-        assert loop is not None
-        n = self._n
-        late = loop.time() - (self._t0 + n * FRAME_SECONDS)
-        if late >= FRAME_SECONDS:
+    def clock_tick(self, engine_n: int, late: bool, skipped: int) -> None:
+        """One 20 ms slot, called by the engine on the media thread for every started session."""
+        if self._closed:
+            return
+        if self._loop is not None and self._loop.is_closed():  # its owner vanished without close()
+            self._detach()
+            return
+        n = engine_n - self._n0
+        if late:
             self.stats.late_ticks += 1
-            if late >= MAX_LATE_FRAMES * FRAME_SECONDS:
-                skip = int(late / FRAME_SECONDS)
-                self.stats.skipped_ticks += skip
-                n += skip
+            self.stats.skipped_ticks += skipped
+        self._n = n
         try:
             self._inbound_tick(n)
             self._outbound_tick(n)
@@ -437,10 +501,6 @@ class RtpSession:
                 self._send_rtcp()
         except Exception:
             log.exception("rtp: tick failed")
-        if self._closed:
-            return
-        self._n = n + 1
-        self._timer = loop.call_at(self._t0 + self._n * FRAME_SECONDS, self._tick)
 
     def _emit(self, direction: str, n: int, pcm: bytes) -> None:
         sinks = self._sinks[direction]
@@ -463,16 +523,19 @@ class RtpSession:
         queue = self._queue
         if queue:
             pcm = queue.popleft()
-            # Producers wake at the half-full mark and refill in one go: one wake-up per ~0.5 s of
-            # audio instead of one per frame.
-            if self._space_waiters and len(queue) <= self.playout_frames // 2:
-                self._wake(self._space_waiters)
-            if not queue and self._drain_waiters:
-                self._wake(self._drain_waiters)
             payload = self._codec.encode(pcm)
         else:
             pcm = SILENCE_PCM
             payload = self._silence_payload
+        # Producers wake at the half-full mark and refill in one go: one wake-up per ~0.5 s of
+        # audio instead of one per frame. Checked every tick (not only when a frame was taken): a
+        # waiter registered by the control thread just after our pop is still woken a tick later.
+        if self._space_waiters and not self._space_wake_posted and len(queue) <= self.playout_frames // 2:
+            self._space_wake_posted = True
+            self._to_control(self._wake_space)
+        if not queue and self._drain_waiters and not self._drain_wake_posted:
+            self._drain_wake_posted = True
+            self._to_control(self._wake_drain)
         self._emit("out", n, pcm)
         if self.ptime != 20:
             if not self._pending_out:
@@ -500,8 +563,8 @@ class RtpSession:
         self._send(self.dtmf_pt, self._dtmf_ts, ev.serialize(), marker)
         if not self._dtmf_packets:
             self.stats.dtmf_out += 1
-            if self._dtmf_done is not None and not self._dtmf_done.done():
-                self._dtmf_done.set_result(None)
+            if self._dtmf_done is not None:
+                self._wake_future(self._dtmf_done)
             self._dtmf_done = None
 
     def _send(self, pt: int, ts: int, payload: bytes, marker: bool = False) -> None:
@@ -511,13 +574,19 @@ class RtpSession:
             marker, self._first_packet = True, False
         self._seq = (self._seq + 1) & 0xFFFF
         self._rtp_tr.sendto(build_header(pt, self._seq, ts, self.ssrc, marker) + payload, self.remote)
+        now = time.monotonic()
+        if self._last_send_at:
+            gap = (now - self._last_send_at) * 1000
+            if gap > self.stats.max_gap_out_ms:
+                self.stats.max_gap_out_ms = gap
+        self._last_send_at = now
         self.stats.packets_out += 1
         self.stats.bytes_out += len(payload)
         self._last_sent_ts = ts
 
     def _inbound_tick(self, n: int) -> None:
-        if self._dtmf_rx.active and self._loop is not None:
-            for d in self._dtmf_rx.poll(self._loop.time()):
+        if self._dtmf_rx.active:
+            for d in self._dtmf_rx.poll(time.monotonic()):
                 self._deliver_dtmf(d)
         if not self._sinks["in"]:
             # Nobody listens: keep the jitter buffer moving at the media rate (by samples, so 40 ms
@@ -605,8 +674,7 @@ class RtpSession:
         if not is_dtmf and pt not in self._decoders:
             self.stats.unknown_pt_in += 1
             return
-        assert self._loop is not None
-        now = self._loop.time()
+        now = time.monotonic()
         if is_dtmf:
             try:
                 digits = self._dtmf_rx.feed(ts, payload, now)
@@ -628,6 +696,9 @@ class RtpSession:
 
     def _deliver_dtmf(self, digit: DtmfDigit) -> None:
         self.stats.dtmf_in += 1
+        self._to_control(self._dtmf_to_consumers, digit)
+
+    def _dtmf_to_consumers(self, digit: DtmfDigit) -> None:
         if self.dtmf_queue.full():
             self.dtmf_queue.get_nowait()
         self.dtmf_queue.put_nowait(digit)
@@ -643,11 +714,10 @@ class RtpSession:
         except MediaParseError:
             self.stats.malformed_in += 1
             return
-        assert self._loop is not None
         self.stats.rtcp_in += 1
         for p in packets:
             if isinstance(p, rtcp.SenderReport):
-                self._last_sr = (((p.ntp_sec & 0xFFFF) << 16) | (p.ntp_frac >> 16), self._loop.time())
+                self._last_sr = (((p.ntp_sec & 0xFFFF) << 16) | (p.ntp_frac >> 16), time.monotonic())
             if isinstance(p, rtcp.SenderReport | rtcp.ReceiverReport):
                 for block in p.reports:
                     if block.ssrc == self.ssrc:
@@ -661,9 +731,9 @@ class RtpSession:
         if self._remote_ssrc is None:
             return []
         lsr, dlsr = 0, 0
-        if self._last_sr is not None and self._loop is not None:
+        if self._last_sr is not None:
             lsr = self._last_sr[0]
-            dlsr = int((self._loop.time() - self._last_sr[1]) * 65536)
+            dlsr = int((time.monotonic() - self._last_sr[1]) * 65536)
         return [
             rtcp.ReportBlock(
                 ssrc=self._remote_ssrc,
@@ -705,16 +775,30 @@ class RtpSession:
         self.stats.rtcp_out += 1
 
     # ------------------------------------------------------------------ teardown
-    async def close(self) -> None:
-        if self._closed:
-            return
-        if self._timer is not None and self.remote is not None:
+    def _detach(self, bye: bool = False) -> None:
+        """On the media thread: leave the clock (after an RTCP BYE) and close the sockets."""
+        if bye and self._registered and self.remote is not None:
             with contextlib.suppress(Exception):
                 self._send_rtcp(bye=True)
         self._closed = True
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        if self._registered:
+            self.engine.remove(self)
+            self._registered = False
+        for tr in (self._rtp_tr, self._rtcp_tr):
+            if tr is not None:
+                tr.close()
+
+    async def _close_media(self) -> None:
+        self._detach(bye=True)
+        await asyncio.sleep(0)  # transports close their sockets on the next loop pass; then reuse is safe
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        if self._loop is not None:
+            with contextlib.suppress(RuntimeError):  # the media thread is gone (interpreter exit)
+                await self.engine.call(self._close_media())
+        self._closed = True
         self._generation += 1
         self._wake(self._space_waiters)
         self._wake(self._drain_waiters)
@@ -726,10 +810,6 @@ class RtpSession:
             self._dtmf_done.cancel()
         for tap in list(self._taps):
             self.remove_tap(tap)
-        for tr in (self._rtp_tr, self._rtcp_tr):
-            if tr is not None:
-                tr.close()
-        await asyncio.sleep(0)  # transports close their sockets on the next loop pass; then reuse is safe
         if self.allocator is not None and self.local_port:
             self.allocator.release(self.local_port)
 

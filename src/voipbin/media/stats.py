@@ -18,6 +18,7 @@ class RtpStats:
     concealed_frames: int = 0
     jitter_ms: float = 0.0
     max_gap_ms: float = 0.0  # largest wall-clock gap between consecutive inbound audio packets
+    max_gap_out_ms: float = 0.0  # largest wall-clock gap between consecutive packets we sent
     late_ticks: int = 0  # clock ticks that fired more than one frame late
     skipped_ticks: int = 0  # slots skipped after a loop stall (never sent as a burst)
     dtmf_in: int = 0

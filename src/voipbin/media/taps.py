@@ -4,13 +4,17 @@ The media clock calls ``Tap.put`` synchronously; each tap is a bounded deque tha
 *oldest* frame when the consumer falls behind (counted in ``dropped``), so a slow consumer loses
 history, never the session its timing. Consumers ``await tap.get()``, ``async for frame in tap``,
 or ``await tap.get_batch(n)`` to be woken once per ``n`` frames. One consumer per tap.
+
+The producer may run on another thread (the media engine's): it only appends to the deque (atomic
+under the GIL) and hands the waiting consumer's future to ``waker``, which completes it on the
+consumer's loop (``RtpSession`` passes one that posts it, batched, through the engine).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Literal, NamedTuple
 
 Direction = Literal["in", "out"]
@@ -30,8 +34,14 @@ class TapClosed(Exception):
 
 
 class Tap:
-    def __init__(self, directions: frozenset[str], maxsize: int = 50) -> None:
+    def __init__(
+        self,
+        directions: frozenset[str],
+        maxsize: int = 50,
+        waker: Callable[[asyncio.Future[None]], None] | None = None,
+    ) -> None:
         self.directions = directions
+        self._waker = waker or _resolve
         self.maxsize = maxsize
         self.dropped = 0
         self._q: deque[Frame] = deque()
@@ -47,14 +57,16 @@ class Tap:
             self.dropped += 1
         self._q.append(frame)
         w = self._waiter
-        if w is not None and len(self._q) >= self._wake_at and not w.done():
-            w.set_result(None)
+        if w is not None and len(self._q) >= self._wake_at:
+            self._waiter = None  # woken once; the consumer re-arms if it needs more
+            self._waker(w)
 
     def close(self) -> None:
         self._closed = True
         w = self._waiter
-        if w is not None and not w.done():
-            w.set_result(None)
+        if w is not None:
+            self._waiter = None
+            self._waker(w)
 
     @property
     def closed(self) -> bool:
@@ -71,11 +83,16 @@ class Tap:
         while not self._q:
             if self._closed:
                 raise TapClosed
-            self._waiter = asyncio.get_running_loop().create_future()
+            w = self._waiter = asyncio.get_running_loop().create_future()
+            if self._q or self._closed:  # a frame (or close) slipped in before the waiter was set
+                self._waiter = None
+                break
             try:
-                await self._waiter
+                await w
             finally:
                 self._waiter = None
+        if not self._q:
+            raise TapClosed
         return self._q.popleft()
 
     async def get_batch(self, min_frames: int = 1) -> list[Frame]:
@@ -87,9 +104,13 @@ class Tap:
         min_frames = max(1, min(min_frames, self.maxsize))
         while len(self._q) < min_frames and not self._closed:
             self._wake_at = min_frames
-            self._waiter = asyncio.get_running_loop().create_future()
+            w = self._waiter = asyncio.get_running_loop().create_future()
+            if len(self._q) >= min_frames or self._closed:  # filled before the waiter was set
+                self._waiter = None
+                self._wake_at = 1
+                break
             try:
-                await self._waiter
+                await w
             finally:
                 self._waiter = None
                 self._wake_at = 1
@@ -105,3 +126,8 @@ class Tap:
                 yield await self.get()
             except TapClosed:
                 return
+
+
+def _resolve(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
