@@ -12,11 +12,11 @@ left live (each change with its normal event and webhook), reloads registrations
 
 from __future__ import annotations
 
-import gc
+import asyncio
 import logging
 from dataclasses import dataclass
 
-from voipbin import logsafe
+from voipbin import logsafe, tls
 from voipbin.ai.actions import register_ai_actions
 from voipbin.ai.registry import ModelLocations
 from voipbin.ai.session import AIDeps
@@ -30,6 +30,7 @@ from voipbin.events.webhooks import WebhookDispatcher
 from voipbin.flow.engine import FlowEngine
 from voipbin.flow.handlers import FlowDeps, core_registry, register_unsupported
 from voipbin.flow.records import ActiveflowRecords
+from voipbin.media import engine as media_engine
 from voipbin.security import Encryptor
 from voipbin.speech import configure_inference, validate_speech_defaults
 from voipbin.speech.httpclients import close_shared_clients
@@ -171,11 +172,15 @@ async def start_node(node: Node, *, freeze_gc: bool = False) -> None:
             why = f"SIP could not listen on port {node.settings.sip_port}: {exc}"
             log.error("%s; calls will fail until this is fixed (VOIPBIN_SIP_PORT)", why)
             node.calls.disable(why)
+    # The provider SDKs' shared TLS context, built once here off the loop (not per AI session).
+    await asyncio.to_thread(tls.prewarm)
     if freeze_gc:
         # Everything built so far lives as long as the process: keep it out of the collector's full
         # passes, which otherwise walk it on every gen-2 collection (pauses that delay setups and media).
-        gc.collect()
-        gc.freeze()
+        # tune_process also raises the young threshold and shortens the GIL switch interval so the
+        # media thread (voipbin.media.engine) gets the GIL within ~2 ms.
+        media_engine.tune_process(freeze=True)
+        media_engine.start_loop_lag_probe()
 
 
 async def stop_node(node: Node) -> None:

@@ -136,6 +136,14 @@ class MediaEngine:
         self.loop.call_soon(self.lag.start, self.loop)
         self.loop.run_forever()
 
+    def close(self) -> None:
+        """Stop the thread (tests; the default engine lives as long as the process)."""
+        if self._thread.is_alive():
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(5)
+        if not self._thread.is_alive() and not self.loop.is_closed():
+            self.loop.close()
+
     @property
     def in_media_thread(self) -> bool:
         return threading.get_ident() == self._thread.ident

@@ -33,6 +33,7 @@ import numpy as np
 
 from voipbin.media.bridge import Bridge
 from voipbin.media.dtmf import DtmfDigit
+from voipbin.media.engine import MediaEngine
 from voipbin.media.jitter import JitterBuffer
 from voipbin.media.ports import PortAllocator
 from voipbin.media.recorder import RecordDirection, Recorder, RecordingInfo
@@ -56,8 +57,11 @@ class MediaSession:
         port: int | None = None,
         playout_frames: int = 50,
         jitter: JitterBuffer[tuple[int, bytes]] | None = None,
+        engine: MediaEngine | None = None,
     ) -> MediaSession:
-        rtp = RtpSession(allocator=allocator, host=host, playout_frames=playout_frames, jitter=jitter)
+        rtp = RtpSession(
+            allocator=allocator, host=host, playout_frames=playout_frames, jitter=jitter, engine=engine
+        )
         await rtp.open(port)
         return cls(rtp)
 

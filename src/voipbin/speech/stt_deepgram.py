@@ -16,6 +16,7 @@ import time
 from typing import TYPE_CHECKING, Any, NoReturn, Unpack
 
 from voipbin.speech.errors import SpeechConnectionError, SpeechError, SpeechTimeout, error_for_status
+from voipbin.speech.httpclients import shared_httpx
 from voipbin.speech.netutil import map_ws_error, ws_url
 from voipbin.speech.stt import STT, SttEvent, SttEventType, SttOptions
 
@@ -64,7 +65,11 @@ class DeepgramSTT(STT):
         from deepgram import AsyncDeepgramClient
         from deepgram.core.api_error import ApiError
 
-        client = AsyncDeepgramClient(api_key=self.api_key, environment=deepgram_environment(self.base_url))
+        # The loop's pooled httpx client: the SDK's default one builds an SSL context per session
+        # (~16 ms on the loop), and the websocket stream never uses it anyway.
+        client = AsyncDeepgramClient(
+            api_key=self.api_key, environment=deepgram_environment(self.base_url), httpx_client=shared_httpx()
+        )
         params = dict(
             model=self.model,
             encoding="linear16",

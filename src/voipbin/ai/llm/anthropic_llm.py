@@ -19,7 +19,9 @@ from typing import Any
 
 import anthropic
 import httpx2
-from anthropic import AsyncAnthropic
+from anthropic import AsyncAnthropic, DefaultAsyncHttpxClient
+
+from voipbin.tls import client_ssl_context
 
 from .base import (
     DEFAULT_TIMEOUT,
@@ -127,6 +129,7 @@ class AnthropicLLM(LLM):
             base_url=base_url or "https://api.anthropic.com",
             max_retries=max_retries,
             timeout=httpx2.Timeout(self.timeout, read=self.idle_timeout),
+            http_client=DefaultAsyncHttpxClient(verify=client_ssl_context()),  # no per-session SSL context
         )
 
     async def aclose(self) -> None:

@@ -21,6 +21,8 @@ from google import genai
 from google.genai import errors as genai_errors
 from google.genai import types
 
+from voipbin.tls import client_ssl_context
+
 from .base import (
     DEFAULT_TIMEOUT,
     LLM,
@@ -120,6 +122,9 @@ class GeminiLLM(LLM):
             # Milliseconds; a backstop only: LLM.stream enforces the first-token and stall limits.
             timeout=int(max(self.timeout, self.idle_timeout) * 1000) + 1000,
             retry_options=types.HttpRetryOptions(attempts=1),
+            # The process-wide TLS context instead of one built per client (per session).
+            client_args={"verify": client_ssl_context()},
+            async_client_args={"verify": client_ssl_context(), "ssl": client_ssl_context()},
         )
         self._client = genai.Client(api_key=api_key, http_options=options)
 

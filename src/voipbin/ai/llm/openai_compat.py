@@ -16,7 +16,9 @@ from typing import Any
 
 import httpx2
 import openai
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, DefaultAsyncHttpxClient
+
+from voipbin.tls import client_ssl_context
 
 from .base import (
     DEFAULT_TIMEOUT,
@@ -125,6 +127,9 @@ class OpenAICompatLLM(LLM):
             base_url=base_url,
             max_retries=max_retries,
             timeout=httpx2.Timeout(self.timeout, read=self.idle_timeout),
+            # The process-wide TLS context: the SDK's default client would build one per session
+            # (~17 ms on the loop, even for http:// URLs).
+            http_client=DefaultAsyncHttpxClient(verify=client_ssl_context()),
         )
 
     async def aclose(self) -> None:
