@@ -4,10 +4,14 @@
 - An authenticated INVITE from a customer's extension is routed to one of our numbers (its flow runs,
   the extension is the caller), another extension, a ``tel`` number or a ``sip:`` target (bridged).
 - Anything else is refused (403/404): never an open relay.
+- An offer we cannot carry (no audio over plain RTP, no PCMU/PCMA, no IP-literal address of a family
+  we have) is refused with 488 and a ``Warning`` header before ringing: never a 200 and a dead call.
 """
 
 from __future__ import annotations
 
+import functools
+import socket
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -21,6 +25,8 @@ from voipbin.calls.registrations import Registrations
 from voipbin.calls.state import HangupReason, Status
 from voipbin.models.address import TEL_RE
 from voipbin.sip.endpoint import IncomingInvite
+from voipbin.sip.errors import SdpNegotiationError, SdpParseError
+from voipbin.sip.sdp import check_offer, warning_header
 from voipbin.sip.uri import SipUri
 from voipbin.store.tables import Number
 
@@ -32,6 +38,17 @@ def caller_address(caller: SipUri) -> dict[str, Any]:
     if TEL_RE.match(caller.user or ""):
         return {"type": "tel", "target": caller.user or ""}
     return {"type": "sip", "target": f"{caller.user}@{caller.host}" if caller.user else str(caller.host)}
+
+
+@functools.cache
+def media_families() -> tuple[int, ...]:
+    """IP versions our RTP sockets can use on this host (IPv6 only if a UDP socket binds ``::``)."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::", 0))
+    except OSError:
+        return (4,)
+    return (4, 6)
 
 
 class Inbound:
@@ -68,11 +85,30 @@ class Inbound:
         # Not one of our numbers and not an authenticated extension: never relay.
         ctx.reject(404, "Not Found")
 
+    def refuse_unusable_offer(self, ctx: IncomingInvite) -> bool:
+        """488 Not Acceptable Here (with a Warning) for an offer we cannot serve; True if refused.
+
+        An INVITE without a body (offer in the ACK) is left to the answer path, as before."""
+        if not ctx.offer.strip():
+            return False
+        try:
+            check_offer(ctx.offer, families=media_families())
+        except SdpParseError as exc:
+            err = SdpNegotiationError(f"unreadable SDP: {exc}", warn_code=399)
+        except SdpNegotiationError as exc:
+            err = exc
+        else:
+            return False
+        ctx.reject(488, "Not Acceptable Here", headers=[warning_header(err, self.public_host())])
+        return True
+
     async def _from_extension(self, ctx: IncomingInvite, domain: str, customer_id: uuid.UUID) -> None:
         """A registered extension places a call: authenticate, then route and bridge (or run a flow)."""
         check = await self.registrations.authenticate_extension(ctx.request, domain, customer_id)
         if not check.ok:
             ctx.reject(check.status, check.reason, headers=check.headers or [])
+            return
+        if self.refuse_unusable_offer(ctx):
             return
         caller = ctx.request.from_.uri
         if (caller.user or "") != check.username:
@@ -106,6 +142,8 @@ class Inbound:
         if number.call_flow_id == uuid.UUID(int=0):
             ctx.reject(480, "No flow for this number")
             return
+        if source is None and self.refuse_unusable_offer(ctx):  # extensions were checked after auth
+            return
         row = self.records.new_call(
             number.customer_id,
             flow_id=number.call_flow_id,
@@ -117,6 +155,7 @@ class Inbound:
         )
         await self.records.add([row])
         call = await self.dialer.new_live_call(row.id, row.customer_id, incoming=ctx)
+        await call.leg.match_offer_family()  # an IPv6 offer gets IPv6 RTP sockets
         ctx.ringing()
         self.legs.spawn(self._watch_cancel(call, ctx))
         await self.run_flow(call)

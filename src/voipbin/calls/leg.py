@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import tempfile
 import uuid
 from collections.abc import AsyncIterable, AsyncIterator, Callable
@@ -20,10 +21,20 @@ from voipbin.media.mediasession import MediaSession
 from voipbin.media.taps import TapClosed
 from voipbin.sip.endpoint import Call as SipCall
 from voipbin.sip.endpoint import IncomingInvite, OutgoingInvite
-from voipbin.sip.sdp import answer_offer
+from voipbin.sip.errors import SipError
+from voipbin.sip.sdp import answer_offer, offer_address
 from voipbin.speech.tts import TTS
 
 TtsFactory = Callable[[str, str], TTS]  # (voice, language) -> a single-use TTS stream
+IPV6_MEDIA_HOST = "::"
+
+
+def local_address_towards(remote: str) -> str:
+    """Our source address for packets to ``remote`` (a UDP ``connect`` sends nothing; no DNS)."""
+    family = socket.AF_INET6 if ":" in remote else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as s:
+        s.connect((remote, 9))
+        return str(s.getsockname()[0])
 
 
 class CallLeg:
@@ -70,9 +81,21 @@ class CallLeg:
             raise CallHungUp(f"{self.call_id} is not answered")
 
     # -- SIP ---------------------------------------------------------------------------------------
+    async def match_offer_family(self) -> None:
+        """Before answering: an IPv6 offer needs IPv6 RTP sockets (our IPv4 ones cannot reach it)."""
+        if self.incoming is None or not self.incoming.offer.strip():
+            return
+        with contextlib.suppress(SipError):  # unreadable offers are refused before this point
+            addr = offer_address(self.incoming.offer)
+            if addr and ":" in addr and self.media.rtp.family_version == 4:
+                await self.media.rebind(IPV6_MEDIA_HOST)
+
     def answer_incoming(self, public_host: str) -> None:
         """Answer the incoming INVITE with our SDP answer and start the media."""
         assert self.incoming is not None
+        offered = offer_address(self.incoming.offer) if self.incoming.offer.strip() else None
+        if offered and ":" in offered and ":" not in public_host:
+            public_host = local_address_towards(offered)  # our answer's c= must be IPv6 too
         body, negotiated = answer_offer(self.incoming.offer, public_host, self.media.local_port)
         self.sip = self.incoming.answer(body)
         self.answered.set()
@@ -93,7 +116,10 @@ class CallLeg:
         m = sip_call.media
         if m is None:
             return False
-        self.media.negotiate(m.remote_addr, m.remote_port, m.payload_type, m.dtmf_payload_type, m.ptime)
+        try:
+            self.media.negotiate(m.remote_addr, m.remote_port, m.payload_type, m.dtmf_payload_type, m.ptime)
+        except ValueError:  # e.g. an IPv6 answer to our IPv4 offer: unusable
+            return False
         self.media.start()
         return True
 

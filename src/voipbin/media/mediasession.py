@@ -91,6 +91,22 @@ class MediaSession:
     def start(self) -> None:
         self.rtp.start()
 
+    async def rebind(self, host: str) -> None:
+        """Before ``start``: move to new sockets bound to ``host`` (e.g. ``::`` for an IPv6 offer),
+        keeping the DTMF subscribers. The old ports are released."""
+        old = self.rtp
+        if old.running:
+            raise RuntimeError("rebind before start()")
+        new = RtpSession(
+            allocator=old.allocator, host=host, playout_frames=old.playout_frames, jitter=old.jitter,
+            engine=old.engine,
+        )  # fmt: skip
+        await new.open()
+        for cb in old.dtmf_callbacks:
+            new.on_dtmf(cb)
+        self.rtp = new
+        await old.close()
+
     # playout
     async def play_wav(self, path: str | Path, *, wait: bool = True) -> bool:
         return await self.rtp.play(Path(path), wait=wait)

@@ -48,8 +48,9 @@ class PortAllocator:
         """Allocate a pair and bind both UDP sockets, skipping pairs in use elsewhere on the host."""
         for _ in range(self.available + 1):
             port = self.allocate()
-            rtp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            rtcp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            rtp = socket.socket(family, socket.SOCK_DGRAM)
+            rtcp = socket.socket(family, socket.SOCK_DGRAM)
             try:
                 rtp.bind((host, port))
                 rtcp.bind((host, port + 1))

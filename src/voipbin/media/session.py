@@ -342,7 +342,12 @@ class RtpSession:
             self.engine.post(self._loop, fn, *args)
 
     def on_dtmf(self, callback: Callable[[DtmfDigit], None]) -> None:
+        """``callback`` runs on the control loop (the one that opened the session)."""
         self._dtmf_callbacks.append(callback)
+
+    @property
+    def dtmf_callbacks(self) -> tuple[Callable[[DtmfDigit], None], ...]:
+        return tuple(self._dtmf_callbacks)
 
     # ------------------------------------------------------------------ outbound audio
     @property

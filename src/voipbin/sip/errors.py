@@ -30,7 +30,15 @@ class SdpParseError(SipParseError):
 
 
 class SdpNegotiationError(SipError):
-    """Offer/answer found no common codec (answer 488 Not Acceptable Here)."""
+    """Offer/answer found no common codec or usable address (answer 488 Not Acceptable Here).
+
+    ``warn_code`` is the RFC 3261 (20.43) warning for the 488's ``Warning`` header: 301 incompatible
+    network address formats, 304 media type not available, 305 incompatible media format.
+    """
+
+    def __init__(self, message: str, warn_code: int = 305) -> None:
+        super().__init__(message)
+        self.warn_code = warn_code
 
 
 class SipTransportError(SipError):

@@ -7,6 +7,7 @@ payload type, and mirror the direction. ``parse_sdp`` raises only :class:`SdpPar
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from dataclasses import dataclass, field
 
@@ -179,7 +180,7 @@ def _audio(sdp: SessionDescription) -> MediaDescription:
     for m in sdp.media:
         if m.media == "audio":
             return m
-    raise SdpNegotiationError("no audio stream")
+    raise SdpNegotiationError("no audio stream", warn_code=304)
 
 
 def _codecs(m: MediaDescription) -> list[tuple[int, str, int]]:
@@ -218,19 +219,7 @@ def answer_offer(
 ) -> tuple[bytes, NegotiatedMedia]:
     """Build our answer to a remote offer. Raises SdpParseError / SdpNegotiationError (-> 488)."""
     sdp = offer if isinstance(offer, SessionDescription) else parse_sdp(offer)
-    m = _audio(sdp)
-    if m.port == 0:
-        raise SdpNegotiationError("audio stream disabled in offer")
-    chosen: tuple[int, str, int] | None = None
-    for pt, name, rate in _codecs(m):
-        if name in supported and rate == 8000:
-            chosen = (pt, name, rate)
-            break
-    if chosen is None:
-        raise SdpNegotiationError("no common codec")
-    remote_addr = m.connection or sdp.connection
-    if not remote_addr:
-        raise SdpNegotiationError("no connection address")
+    m, chosen, remote_addr = _servable(sdp, supported, (4, 6))
     dtmf_pt = _dtmf_pt(m) if dtmf else None
     direction = _REVERSE[m.direction or _session_direction(sdp)]
     ptime = _ptime(m)
@@ -244,6 +233,64 @@ def answer_offer(
         payload_types={chosen[1]: chosen[0]},
     )
     return body, NegotiatedMedia(chosen[1], chosen[0], 8000, remote_addr, m.port, ptime, dtmf_pt, direction)
+
+
+def _servable(
+    sdp: SessionDescription, supported: tuple[str, ...], families: tuple[int, ...]
+) -> tuple[MediaDescription, tuple[int, str, int], str]:
+    m = _audio(sdp)
+    if m.port == 0:
+        raise SdpNegotiationError("audio stream disabled in offer", warn_code=304)
+    if m.proto.upper() not in ("RTP/AVP", "RTP/AVPF"):  # SRTP (RTP/SAVP), WebRTC: not served
+        raise SdpNegotiationError(f"unsupported transport {m.proto[:30]}", warn_code=302)
+    chosen: tuple[int, str, int] | None = None
+    for pt, name, rate in _codecs(m):
+        if name in supported and rate == 8000:
+            chosen = (pt, name, rate)
+            break
+    if chosen is None:
+        raise SdpNegotiationError("no common codec (we speak PCMU and PCMA)", warn_code=305)
+    remote_addr = m.connection or sdp.connection
+    if not remote_addr:
+        raise SdpNegotiationError("no connection address", warn_code=301)
+    try:
+        version = ipaddress.ip_address(remote_addr).version
+    except ValueError:  # a host name: we do not resolve DNS on the media path
+        why = f"connection address {remote_addr[:60]!r} is not an IP literal"
+        raise SdpNegotiationError(why, warn_code=301) from None
+    if version not in families:
+        raise SdpNegotiationError(f"IPv{version} media is not available here", warn_code=301)
+    return m, chosen, remote_addr
+
+
+def check_offer(
+    offer: bytes | SessionDescription,
+    *,
+    supported: tuple[str, ...] = ("PCMU", "PCMA"),
+    families: tuple[int, ...] = (4, 6),
+) -> None:
+    """Raise SdpParseError / SdpNegotiationError (its ``warn_code`` for the 488's Warning header)
+    unless we can serve the offer: an audio stream over plain RTP/AVP with a codec we speak and an
+    IP-literal address of a family we have. Called before ringing, so a call we could not carry is
+    refused (488) and never answered with a 200 followed by a dead call."""
+    sdp = offer if isinstance(offer, SessionDescription) else parse_sdp(offer)
+    _servable(sdp, supported, families)
+
+
+def offer_address(offer: bytes | SessionDescription) -> str | None:
+    """The offer's audio connection address (media-level c= first), or None."""
+    sdp = offer if isinstance(offer, SessionDescription) else parse_sdp(offer)
+    try:
+        m = _audio(sdp)
+    except SdpNegotiationError:
+        return None
+    return m.connection or sdp.connection
+
+
+def warning_header(error: SdpNegotiationError, agent: str) -> tuple[str, str]:
+    """RFC 3261 ``Warning: <code> <agent> "<text>"`` for a 488 (quotes and backslashes removed)."""
+    text = str(error).replace("\\", "").replace('"', "'")
+    return ("Warning", f'{error.warn_code} {agent} "{text}"')
 
 
 def _session_direction(sdp: SessionDescription) -> str:
