@@ -32,11 +32,14 @@ import concurrent.futures
 import gc
 import logging
 import math
+import os
 import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, TypeVar
+
+from voipbin.media.g711 import EncodeBatch
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +49,7 @@ T = TypeVar("T")
 
 
 class Clocked(Protocol):
-    def clock_tick(self, n: int, late: bool, skipped: int) -> None: ...
+    def clock_tick(self, n: int, late: bool, skipped: int, batch: EncodeBatch | None = None) -> None: ...
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
@@ -113,11 +116,13 @@ class MediaEngine:
         self._posts: list[tuple[asyncio.AbstractEventLoop, Callable[..., Any], tuple[Any, ...]]] = []
         self._in_tick = False
         self._flush_scheduled = False
+        self._batch = EncodeBatch()
         self.ticks = 0
         self.late_ticks = 0
         self.skipped_ticks = 0
         self.max_tick_ms = 0.0  # longest time one tick's work took
         self.lag = LoopLag()
+        self.niceness: int | None = None  # set by the thread: MEDIA_NICE if the OS allowed it
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._started = threading.Event()
         self._thread.start()
@@ -131,6 +136,7 @@ class MediaEngine:
             return cls._default
 
     def _run(self) -> None:
+        self.niceness = _raise_priority()
         asyncio.set_event_loop(self.loop)
         self.loop.call_soon(self._started.set)
         self.loop.call_soon(self.lag.start, self.loop)
@@ -230,12 +236,17 @@ class MediaEngine:
                 self.skipped_ticks += skipped
                 n += skipped
         self._in_tick = True
+        batch = self._batch
         try:
             for s in self._snapshot:
                 try:
-                    s.clock_tick(n, late, skipped)
+                    s.clock_tick(n, late, skipped, batch)
                 except Exception:
                     log.exception("media: session tick failed")
+            try:
+                batch.run()  # encode every session's frame at once, then send each
+            except Exception:
+                log.exception("media: batch encode failed")
         finally:
             self._in_tick = False
         self._flush_posts()
@@ -259,6 +270,20 @@ class MediaEngine:
             "skipped_ticks": self.skipped_ticks,
             "max_tick_ms": round(self.max_tick_ms, 3),
         }
+
+
+MEDIA_NICE = -10
+
+
+def _raise_priority() -> int | None:
+    """Ask the OS to schedule the media thread ahead of the process's other threads (SIP, DB,
+    inference pools): Linux applies ``setpriority`` to one thread id. Needs CAP_SYS_NICE (root or the
+    systemd unit's ``Nice=``/``AmbientCapabilities``); without it the thread keeps the default."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), MEDIA_NICE)
+    except (OSError, AttributeError):
+        return None
+    return MEDIA_NICE
 
 
 def _run_posts(calls: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> None:

@@ -10,6 +10,8 @@ PCM throughout the media plane is 16-bit signed little-endian mono ``bytes`` (or
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 PT_PCMU = 0
@@ -116,3 +118,40 @@ class G711Codec:
 
 def codec_for(payload_type: int) -> G711Codec:
     return G711Codec(payload_type)
+
+
+class EncodeBatch:
+    """G.711-encode one tick's frames of every session in one ``take`` per law.
+
+    Per-frame encoding paid numpy's call overhead 50 times a second per call; here a tick's frames
+    are joined and encoded at once (300 calls: two ``take`` calls over 48 000 samples instead of
+    300), then each payload is handed back with ``done(payload)``.
+    Why hand-written: no codec library encodes many independent G.711 streams in one call.
+    """
+
+    __slots__ = ("_jobs",)
+
+    def __init__(self) -> None:
+        self._jobs: dict[int, tuple[list[bytes], list[Callable[[bytes], None]]]] = {}
+
+    def add(self, payload_type: int, pcm: bytes, done: Callable[[bytes], None]) -> None:
+        jobs = self._jobs.get(payload_type)
+        if jobs is None:
+            jobs = self._jobs[payload_type] = ([], [])
+        jobs[0].append(pcm)
+        jobs[1].append(done)
+
+    def __len__(self) -> int:
+        return sum(len(j[0]) for j in self._jobs.values())
+
+    def run(self) -> None:
+        jobs, self._jobs = self._jobs, {}
+        for pt, (frames, callbacks) in jobs.items():
+            table = ULAW_ENCODE if pt == PT_PCMU else ALAW_ENCODE
+            if len(frames) == 1 or any(len(f) != 320 for f in frames):
+                for pcm, done in zip(frames, callbacks, strict=True):
+                    done(table.take(np.frombuffer(pcm, dtype=_U16)).tobytes())
+                continue
+            encoded = table.take(np.frombuffer(b"".join(frames), dtype=_U16)).tobytes()
+            for i, done in enumerate(callbacks):
+                done(encoded[i * 160 : (i + 1) * 160])

@@ -32,7 +32,7 @@ from voipbin.media.wav import FRAME_BYTES, FRAME_SAMPLES, MEDIA_RATE, wav_header
 RecordDirection = Literal["in", "out", "both"]
 _SILENCE = bytes(FRAME_BYTES)
 _MAX_GAP_TICKS = 3000  # never invent more than a minute of silence for one gap
-WRITE_BATCH = 10  # frames per wake-up and write (200 ms); the tap holds far more
+WRITE_BATCH = 20  # tapped frames per wake-up and write (200-400 ms); the tap holds 250
 HEADER_SYNC_FRAMES = 50  # rewrite the header sizes after every second of audio
 _WRITER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="voipbin-recorder")
 

@@ -52,7 +52,7 @@ from voipbin.media import rtcp
 from voipbin.media.dtmf import DtmfDecoder, DtmfDigit, TelephoneEvent, encode_digit
 from voipbin.media.engine import MediaEngine, resolve
 from voipbin.media.errors import MediaParseError
-from voipbin.media.g711 import PT_PCMA, PT_PCMU, G711Codec
+from voipbin.media.g711 import PT_PCMA, PT_PCMU, EncodeBatch, G711Codec
 from voipbin.media.jitter import JitterBuffer, Playout
 from voipbin.media.ports import PortAllocator
 from voipbin.media.resample import StreamResampler
@@ -487,8 +487,9 @@ class RtpSession:
         await asyncio.gather(*futs)
 
     # ------------------------------------------------------------------ the clock
-    def clock_tick(self, engine_n: int, late: bool, skipped: int) -> None:
-        """One 20 ms slot, called by the engine on the media thread for every started session."""
+    def clock_tick(self, engine_n: int, late: bool, skipped: int, batch: EncodeBatch | None = None) -> None:
+        """One 20 ms slot, called by the engine on the media thread for every started session; audio
+        to encode joins ``batch`` (encoded for all sessions at once, then sent)."""
         if self._closed:
             return
         if self._loop is not None and self._loop.is_closed():  # its owner vanished without close()
@@ -501,7 +502,7 @@ class RtpSession:
         self._n = n
         try:
             self._inbound_tick(n)
-            self._outbound_tick(n)
+            self._outbound_tick(n, batch)
             if n % RTCP_INTERVAL_TICKS == RTCP_INTERVAL_TICKS - 1:
                 self._send_rtcp()
         except Exception:
@@ -517,7 +518,7 @@ class RtpSession:
                 except Exception:
                     log.exception("rtp: %s sink failed", direction)
 
-    def _outbound_tick(self, n: int) -> None:
+    def _outbound_tick(self, n: int, batch: EncodeBatch | None = None) -> None:
         ts = self._ts_base + n * FRAME_SAMPLES
         if self._dtmf_packets or (self._dtmf_tx and self._dtmf_gap <= 0):
             self._dtmf_tick(ts)
@@ -526,12 +527,7 @@ class RtpSession:
         if self._dtmf_gap > 0:
             self._dtmf_gap -= 1
         queue = self._queue
-        if queue:
-            pcm = queue.popleft()
-            payload = self._codec.encode(pcm)
-        else:
-            pcm = SILENCE_PCM
-            payload = self._silence_payload
+        pcm = queue.popleft() if queue else None
         # Producers wake at the half-full mark and refill in one go: one wake-up per ~0.5 s of
         # audio instead of one per frame. Checked every tick (not only when a frame was taken): a
         # waiter registered by the control thread just after our pop is still woken a tick later.
@@ -541,7 +537,17 @@ class RtpSession:
         if not queue and self._drain_waiters and not self._drain_wake_posted:
             self._drain_wake_posted = True
             self._to_control(self._wake_drain)
+        if pcm is None:
+            self._emit("out", n, SILENCE_PCM)
+            self._send_audio(ts, self._silence_payload)
+            return
         self._emit("out", n, pcm)
+        if batch is not None:
+            batch.add(self.payload_type, pcm, lambda payload: self._send_audio(ts, payload))
+        else:
+            self._send_audio(ts, self._codec.encode(pcm))
+
+    def _send_audio(self, ts: int, payload: bytes) -> None:
         if self.ptime != 20:
             if not self._pending_out:
                 self._pending_ts = ts
