@@ -62,6 +62,9 @@ async def test_ipv6_offer_is_answered_in_ipv6_and_audio_flows(telephony: Telepho
         assert done["hangup_reason"] == "normal"
         rtp = done["metadata"]["rtp"]
         assert rtp["packets_in"] >= 20 and rtp["packets_out"] >= 20  # it heard us over IPv6 too
+        for key in ("lost", "jitter_ms", "max_gap_ms", "max_gap_out_ms", "late_ticks", "skipped_ticks"):
+            assert key in rtp, key  # metadata.rtp: loss, jitter, gaps both ways, clock health
+        assert 0 < rtp["max_gap_out_ms"] < 10_000
     finally:
         await peer.close()
         await ep.stop()

@@ -220,8 +220,13 @@ class CallLeg:
         with contextlib.suppress(Exception):
             await self.media.close()
         st = self.media.stats
+        # max_gap_ms: inbound (arrival) gaps, as before; max_gap_out_ms: between the packets we sent.
         return {
             "packets_in": st.packets_in, "packets_out": st.packets_out, "lost": st.lost,
             "jitter_ms": round(st.jitter_ms, 2), "max_gap_ms": round(st.max_gap_ms, 2),
             "late_ticks": st.late_ticks, "skipped_ticks": st.skipped_ticks,
+            "max_gap_out_ms": round(st.max_gap_out_ms, 2), "concealed_frames": st.concealed_frames,
+            "late_or_duplicate": st.late_or_duplicate,
+            "remote_fraction_lost": round(st.remote_fraction_lost, 4),
+            "remote_jitter_ms": round(st.remote_jitter_ms, 2),
         }  # fmt: skip

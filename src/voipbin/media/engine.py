@@ -117,6 +117,7 @@ class MediaEngine:
         self._in_tick = False
         self._flush_scheduled = False
         self._batch = EncodeBatch()
+        self._last_late_log = 0.0
         self.ticks = 0
         self.late_ticks = 0
         self.skipped_ticks = 0
@@ -231,6 +232,11 @@ class MediaEngine:
         skipped = 0
         if late:
             self.late_ticks += 1
+            if late_s >= 2 * FRAME_SECONDS and start - self._last_late_log >= 1.0:
+                self._last_late_log = start
+                log.warning(
+                    "media: clock tick %.0f ms late (%d sessions)", late_s * 1000, len(self._sessions)
+                )
             if late_s >= MAX_LATE_FRAMES * FRAME_SECONDS:
                 skipped = int(late_s / FRAME_SECONDS)
                 self.skipped_ticks += skipped
@@ -319,6 +325,40 @@ def tune_process(*, freeze: bool = True) -> None:
         gc.freeze()
     gc.set_threshold(20_000, 20, 20)
     sys.setswitchinterval(0.002)
+    if _gc_watch not in gc.callbacks:
+        gc.callbacks.append(_gc_watch)
+
+
+class GcPauses:
+    """Collector pauses (they hold the GIL, so they stall the media thread too)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.max_ms = 0.0
+        self.total_ms = 0.0
+        self.over_20ms = 0
+        self._start = 0.0
+
+
+gc_pauses = GcPauses()
+
+
+def _gc_watch(phase: str, info: dict[str, Any]) -> None:
+    if phase == "start":
+        gc_pauses._start = time.perf_counter()
+        return
+    ms = (time.perf_counter() - gc_pauses._start) * 1000
+    gc_pauses.count += 1
+    gc_pauses.total_ms += ms
+    gc_pauses.max_ms = max(gc_pauses.max_ms, ms)
+    if ms >= 20:
+        gc_pauses.over_20ms += 1
+        log.warning(
+            "gc: generation %s collection took %.0f ms (%s collected)",
+            info.get("generation"),
+            ms,
+            info.get("collected"),
+        )
 
 
 def start_loop_lag_probe(loop: asyncio.AbstractEventLoop | None = None) -> None:
@@ -336,7 +376,11 @@ def media_metrics() -> dict[str, Any]:
     Plain numbers, no prometheus types: the metrics module maps them to gauges/counters.
     """
     eng = MediaEngine._default
-    out: dict[str, Any] = {"control_loop_lag": _control_lag.snapshot()}
+    out: dict[str, Any] = {
+        "control_loop_lag": _control_lag.snapshot(),
+        "gc": {"collections": gc_pauses.count, "max_ms": round(gc_pauses.max_ms, 2),
+               "total_ms": round(gc_pauses.total_ms, 1), "over_20ms": gc_pauses.over_20ms},
+    }  # fmt: skip
     if eng is not None:
         out["media_loop_lag"] = eng.lag.snapshot()
         out["media_clock"] = eng.stats()
