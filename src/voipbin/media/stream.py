@@ -1,0 +1,356 @@
+"""``RtpStream``: one plain-RTP G.711 stream with no sockets, no timers and no event loop (sans-I/O).
+
+The aiortc-style core of a session: datagrams come in with their arrival time, the clock calls two
+functions per 20 ms slot, and datagrams go out through the ``send`` callable::
+
+    stream = RtpStream(send=out.append)             # out: list of datagrams to send
+    stream.configure(payload_type=8, dtmf_pt=101)
+    digits = stream.receive(datagram, now)          # -> jitter buffer (+ RFC 4733 digits completed)
+    pcm, digits = stream.frame_in(n, now)           # slot n inbound: 320 bytes of PCM (conceals loss)
+    played = stream.frame_out(n, pcm_or_None, now)  # slot n outbound: one RTP packet (or DTMF/silence)
+    stream.receive_rtcp(datagram, now); stream.rtcp_report(bye=False) -> bytes
+
+Inbound: packets of either G.711 law are decoded by their own PT via the jitter buffer, which orders
+them and absorbs network jitter (its depth is the default session's 80 ms: jitter up to 60 ms plays
+without a hole); a lost packet is concealed by repeating the last frame at -6 dB, then -12 dB, then
+silence. RFC 4733 events bypass decoding (their redundant end packets share a sequence number) and
+take their slot in the buffer as silence, so they are neither counted nor concealed as loss.
+Anything else is counted and dropped, as are malformed datagrams.
+
+Outbound: slot ``n`` carries RTP timestamp ``ts_base + 160 n``, so skipped slots (after a stall)
+keep the timeline; ``ptime`` > 20 packs several frames per packet; DTMF digits queued with
+:meth:`queue_dtmf` replace audio while they play. Hand-written for the reasons in the package
+docstring (plain RTP/AVP G.711 at hundreds of streams per process; aiortc is WebRTC-only).
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from voipbin.media import rtcp
+from voipbin.media.dtmf import DtmfDecoder, DtmfDigit, TelephoneEvent, encode_digit
+from voipbin.media.errors import MediaParseError
+from voipbin.media.g711 import PT_PCMA, PT_PCMU, EncodeBatch, G711Codec
+from voipbin.media.jitter import JitterBuffer, Playout
+from voipbin.media.rtp import RtpPacket, build_header, parse_plain
+from voipbin.media.stats import ReceiveStats, RtpStats
+from voipbin.media.wav import FRAME_BYTES, FRAME_SAMPLES, MEDIA_RATE
+
+SILENCE_PCM = bytes(FRAME_BYTES)
+
+
+def default_jitter() -> JitterBuffer[tuple[int, bytes]]:
+    """80 ms of prefill: arrival jitter up to 60 ms never empties it; adapts up to 240 ms."""
+    return JitterBuffer(target=4, min_depth=4, max_depth=12)
+
+
+class RtpStream:
+    def __init__(
+        self,
+        *,
+        send: Callable[[bytes], None],
+        jitter: JitterBuffer[tuple[int, bytes]] | None = None,
+        ssrc: int | None = None,
+        cname: str | None = None,
+        dtmf_timeout: float = 0.3,
+        on_dtmf_sent: Callable[[Any], None] | None = None,
+    ) -> None:
+        self.send = send
+        self.on_dtmf_sent = on_dtmf_sent or (lambda token: None)
+        self.jitter: JitterBuffer[tuple[int, bytes]] = jitter or default_jitter()
+        self.ssrc = random.getrandbits(32) if ssrc is None else ssrc
+        self.cname = cname or f"voipbin-{os.getpid()}-{self.ssrc:08x}"
+        self.stats = RtpStats()
+        self.sending = True  # the shell clears it while it has nowhere to send (no remote, not latched)
+        self.payload_type = PT_PCMU
+        self.dtmf_pt: int | None = None
+        self.ptime = 20
+        self._codec = G711Codec(PT_PCMU)
+        self._decoders = {PT_PCMU: G711Codec(PT_PCMU), PT_PCMA: G711Codec(PT_PCMA)}
+        self._silence_payload = bytes([self._codec.silence]) * FRAME_SAMPLES
+        # outbound
+        self._seq = random.getrandbits(16)
+        self.ts_base = random.getrandbits(32)
+        self._first_packet = True
+        self._pending_out: list[bytes] = []  # frames accumulated for ptime > 20
+        self._pending_ts = 0
+        self._last_sent_ts = self.ts_base
+        self._last_send_at = 0.0
+        self._dtmf_tx: deque[tuple[str, int, int, Any]] = deque()
+        self._dtmf_packets: list[TelephoneEvent] = []
+        self._dtmf_ts = 0
+        self._dtmf_gap = 0
+        self._dtmf_token: Any = None
+        # inbound
+        self._rx = ReceiveStats(self.stats)
+        self._remote_ssrc: int | None = None
+        self._in_pcm = bytearray()
+        self._last_in = SILENCE_PCM
+        self._conceal_run = 0
+        self._had_audio = False
+        self._skip_owed = 0
+        self._dtmf_rx = DtmfDecoder(timeout=dtmf_timeout)
+        # rtcp
+        self.last_sr: tuple[int, float] | None = None  # (middle 32 bits of NTP, arrival time)
+        self.remote_bye = False
+
+    def configure(self, payload_type: int = PT_PCMU, dtmf_pt: int | None = None, ptime: int = 20) -> None:
+        if ptime <= 0 or ptime % 20:
+            raise ValueError("ptime must be a positive multiple of 20 ms")
+        self._codec = G711Codec(payload_type)
+        self.payload_type = payload_type
+        self._silence_payload = bytes([self._codec.silence]) * FRAME_SAMPLES
+        self.dtmf_pt = dtmf_pt
+        self.ptime = ptime
+        self._pending_out.clear()
+
+    # ------------------------------------------------------------------ receive
+    def receive(self, data: bytes, now: float) -> list[DtmfDigit]:
+        """One RTP datagram that arrived at ``now``; returns DTMF digits it completed."""
+        fast = parse_plain(data)
+        if fast is not None:
+            pt, _, seq, ts, ssrc, payload = fast
+        else:
+            try:
+                pkt = RtpPacket.parse(data)
+            except MediaParseError:
+                self.stats.malformed_in += 1
+                return []
+            pt, seq, ts, ssrc, payload = (
+                pkt.payload_type, pkt.sequence_number, pkt.timestamp, pkt.ssrc, pkt.payload,
+            )  # fmt: skip
+        self.stats.packets_in += 1
+        self.stats.bytes_in += len(payload)
+        is_dtmf = pt == self.dtmf_pt and pt is not None
+        if not is_dtmf and pt not in self._decoders:
+            self.stats.unknown_pt_in += 1
+            return []
+        digits: list[DtmfDigit] = []
+        if is_dtmf:
+            try:
+                digits = self._dtmf_rx.feed(ts, payload, now)
+            except MediaParseError:
+                self.stats.malformed_in += 1
+                return []
+        if ssrc != self._remote_ssrc:
+            if self._remote_ssrc is not None:  # new source (peer restarted or re-INVITE): start over
+                self.jitter.reset()
+                self._rx.reset()
+            self._remote_ssrc = ssrc
+        self._rx.update(seq, ts, now, timing=not is_dtmf)
+        if not self.jitter.push(seq, (-1, b"") if is_dtmf else (pt, payload)):
+            self.stats.late_or_duplicate += 1
+        self.stats.dtmf_in += len(digits)
+        return digits
+
+    def frame_in(self, n: int, now: float, listening: bool = True) -> tuple[bytes | None, list[DtmfDigit]]:
+        """Slot ``n``: the inbound 20 ms frame (None when nobody is ``listening``: the buffer still
+        drains at the media rate, without decoding) and DTMF digits whose end timed out."""
+        digits = self._dtmf_rx.poll(now) if self._dtmf_rx.active else []
+        self.stats.dtmf_in += len(digits)
+        if not listening:
+            self._in_pcm.clear()
+            self._last_in = SILENCE_PCM
+            self._skip_owed += FRAME_SAMPLES
+            while self._skip_owed > 0:  # by samples: 40 ms packets are consumed every other tick
+                status, item = self.jitter.pop()
+                if status is Playout.EMPTY:
+                    self._skip_owed = 0
+                    break
+                self._skip_owed -= len(item[1]) if item is not None and item[0] >= 0 else FRAME_SAMPLES
+            return None, digits
+        buf = self._in_pcm
+        if not buf:  # fast path: one 20 ms packet -> one frame, no reassembly copies
+            status, item = self.jitter.pop()
+            if status is Playout.OK:
+                assert item is not None
+                pt, payload = item
+                if pt >= 0 and len(payload) == FRAME_SAMPLES:
+                    pcm = self._decoders[pt].decode(payload)
+                    self._last_in = pcm
+                    self._conceal_run = 0
+                    self._had_audio = True
+                    return pcm, digits
+            self._absorb(status, item)
+        while len(buf) < FRAME_BYTES:
+            self._absorb(*self.jitter.pop())
+        pcm = bytes(buf[:FRAME_BYTES])
+        del buf[:FRAME_BYTES]
+        return pcm, digits
+
+    def _absorb(self, status: Playout, item: tuple[int, bytes] | None) -> None:
+        """Append one playout slot's worth of PCM to the reassembly buffer."""
+        buf = self._in_pcm
+        if status is Playout.OK:
+            assert item is not None
+            pt, payload = item
+            if pt < 0:  # a telephone-event slot
+                buf += SILENCE_PCM
+                return
+            pcm = self._decoders[pt].decode(payload)
+            if len(pcm) >= FRAME_BYTES:
+                self._last_in = pcm[-FRAME_BYTES:]
+            self._conceal_run = 0
+            self._had_audio = True
+            buf += pcm
+        elif status is Playout.LOST or (self._had_audio and self._conceal_run < 2):
+            buf += self._conceal()
+        else:
+            buf += SILENCE_PCM
+
+    def _conceal(self) -> bytes:
+        """Packet-loss concealment by repetition: last frame at -6 dB, then -12 dB, then silence."""
+        self._conceal_run += 1
+        self.stats.concealed_frames += 1
+        if self._conceal_run > 2:
+            return SILENCE_PCM
+        x = np.frombuffer(self._last_in, dtype=np.int16) >> self._conceal_run
+        return x.astype(np.int16).tobytes()
+
+    # ------------------------------------------------------------------ send
+    def queue_dtmf(self, digit: str, duration_ms: int = 100, gap_ms: int = 60, token: Any = None) -> None:
+        """Send ``digit`` in the coming slots; ``on_dtmf_sent(token)`` once its end packets are out."""
+        encode_digit(digit)  # validates
+        self._dtmf_tx.append((digit, duration_ms, gap_ms, token))
+
+    def drop_dtmf(self) -> list[Any]:
+        """Forget queued and playing digits; returns their tokens (to cancel their waiters)."""
+        tokens = [t for *_, t in self._dtmf_tx]
+        self._dtmf_tx.clear()
+        if self._dtmf_token is not None:
+            tokens.append(self._dtmf_token)
+            self._dtmf_token = None
+        self._dtmf_packets = []
+        return tokens
+
+    def discard_pending(self) -> None:
+        """Barge-in: frames gathered for a ptime > 20 packet are dropped."""
+        self._pending_out.clear()
+
+    def frame_out(self, n: int, pcm: bytes | None, now: float, batch: EncodeBatch | None = None) -> bytes:
+        """Slot ``n``: send ``pcm`` (None: silence), or the DTMF digit in progress. Returns the PCM
+        that was played (for outbound taps and recordings). With ``batch`` the encoding joins it."""
+        ts = self.ts_base + n * FRAME_SAMPLES
+        if self._dtmf_packets or (self._dtmf_tx and self._dtmf_gap <= 0):
+            self._dtmf_tick(ts, now)
+            return SILENCE_PCM
+        if self._dtmf_gap > 0:
+            self._dtmf_gap -= 1
+        if pcm is None:
+            self._send_audio(ts, self._silence_payload, now)
+            return SILENCE_PCM
+        if batch is not None:
+            batch.add(self.payload_type, pcm, lambda payload: self._send_audio(ts, payload, now))
+        else:
+            self._send_audio(ts, self._codec.encode(pcm), now)
+        return pcm
+
+    def _send_audio(self, ts: int, payload: bytes, now: float) -> None:
+        if self.ptime != 20:
+            if not self._pending_out:
+                self._pending_ts = ts
+            self._pending_out.append(payload)
+            if len(self._pending_out) * 20 < self.ptime:
+                return
+            payload = b"".join(self._pending_out)
+            ts = self._pending_ts
+            self._pending_out.clear()
+        self._send(self.payload_type, ts, payload, now)
+
+    def _dtmf_tick(self, ts: int, now: float) -> None:
+        marker = False
+        if not self._dtmf_packets:
+            digit, duration, gap, token = self._dtmf_tx.popleft()
+            self._dtmf_packets = encode_digit(digit, duration)
+            self._dtmf_ts = ts
+            self._dtmf_gap = max(0, gap // 20)
+            self._dtmf_token = token
+            self._pending_out.clear()
+            marker = True
+        ev = self._dtmf_packets.pop(0)
+        if self.dtmf_pt is not None:
+            self._send(self.dtmf_pt, self._dtmf_ts, ev.serialize(), now, marker)
+        if not self._dtmf_packets:
+            self.stats.dtmf_out += 1
+            token, self._dtmf_token = self._dtmf_token, None
+            self.on_dtmf_sent(token)
+
+    def _send(self, pt: int, ts: int, payload: bytes, now: float, marker: bool = False) -> None:
+        if not self.sending:
+            return
+        if self._first_packet:
+            marker, self._first_packet = True, False
+        self._seq = (self._seq + 1) & 0xFFFF
+        self.send(build_header(pt, self._seq, ts, self.ssrc, marker) + payload)
+        if self._last_send_at:
+            gap = (now - self._last_send_at) * 1000
+            if gap > self.stats.max_gap_out_ms:
+                self.stats.max_gap_out_ms = gap
+        self._last_send_at = now
+        self.stats.packets_out += 1
+        self.stats.bytes_out += len(payload)
+        self._last_sent_ts = ts
+
+    # ------------------------------------------------------------------ RTCP
+    def receive_rtcp(self, data: bytes, now: float) -> None:
+        try:
+            packets = rtcp.parse_compound(data)
+        except MediaParseError:
+            self.stats.malformed_in += 1
+            return
+        self.stats.rtcp_in += 1
+        for p in packets:
+            if isinstance(p, rtcp.SenderReport):
+                self.last_sr = (((p.ntp_sec & 0xFFFF) << 16) | (p.ntp_frac >> 16), now)
+            if isinstance(p, rtcp.SenderReport | rtcp.ReceiverReport):
+                for block in p.reports:
+                    if block.ssrc == self.ssrc:
+                        self.stats.remote_reports += 1
+                        self.stats.remote_fraction_lost = block.fraction_lost / 256
+                        self.stats.remote_jitter_ms = block.jitter * 1000 / MEDIA_RATE
+            elif isinstance(p, rtcp.Bye):
+                self.remote_bye = True
+
+    def _report_blocks(self, now: float) -> list[rtcp.ReportBlock]:
+        if self._remote_ssrc is None:
+            return []
+        lsr, dlsr = 0, 0
+        if self.last_sr is not None:
+            lsr = self.last_sr[0]
+            dlsr = int((now - self.last_sr[1]) * 65536)
+        return [
+            rtcp.ReportBlock(
+                ssrc=self._remote_ssrc,
+                fraction_lost=self._rx.interval_fraction_lost(),
+                packets_lost=self.stats.lost,
+                highest_sequence=self._rx.max_ext,
+                jitter=self._rx.jitter_units,
+                lsr=lsr,
+                dlsr=dlsr,
+            )
+        ]
+
+    def rtcp_report(self, now: float, bye: bool = False) -> bytes:
+        """A compound SR (or RR before we sent anything) + SDES (+ BYE)."""
+        packets: list[rtcp.RtcpPacket] = []
+        if self.stats.packets_out:
+            sec, frac = rtcp.ntp_now()
+            packets.append(
+                rtcp.SenderReport(
+                    self.ssrc, sec, frac, self._last_sent_ts, self.stats.packets_out, self.stats.bytes_out,
+                    self._report_blocks(now),
+                )
+            )  # fmt: skip
+        else:
+            packets.append(rtcp.ReceiverReport(self.ssrc, self._report_blocks(now)))
+        packets.append(rtcp.SourceDescription([(self.ssrc, self.cname)]))
+        if bye:
+            packets.append(rtcp.Bye([self.ssrc]))
+        self.stats.rtcp_out += 1
+        return rtcp.serialize_compound(packets)
