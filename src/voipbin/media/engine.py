@@ -28,7 +28,9 @@ the RTP stacks we know (aiortc) run one timer task per track on the application'
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
+import contextlib
 import gc
 import logging
 import math
@@ -134,6 +136,9 @@ class MediaEngine:
         with cls._default_lock:
             if cls._default is None or not cls._default._thread.is_alive():
                 cls._default = cls()
+                # Stop the loop before the interpreter tears down: a daemon thread still inside
+                # uvloop during finalisation crashes the process (SIGSEGV at exit).
+                atexit.register(cls._default.close)
             return cls._default
 
     def _run(self) -> None:
@@ -279,6 +284,7 @@ class MediaEngine:
 
 
 MEDIA_NICE = -10
+CONTROL_NICE = -5
 
 
 def _raise_priority() -> int | None:
@@ -325,6 +331,11 @@ def tune_process(*, freeze: bool = True) -> None:
         gc.freeze()
     gc.set_threshold(20_000, 20, 20)
     sys.setswitchinterval(0.002)
+    # The control thread (and the threads it starts later: DB, inference pools) a little above batch
+    # work on the host, the media thread (MEDIA_NICE) above all: under CPU contention a descheduled
+    # GIL holder otherwise stalls the media thread waiting for the GIL. Without CAP_SYS_NICE: no-op.
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), CONTROL_NICE)
     if _gc_watch not in gc.callbacks:
         gc.callbacks.append(_gc_watch)
 
