@@ -13,6 +13,7 @@ left live (each change with its normal event and webhook), reloads registrations
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 from dataclasses import dataclass
 
@@ -175,12 +176,28 @@ async def start_node(node: Node, *, freeze_gc: bool = False) -> None:
     # The provider SDKs' shared TLS context, built once here off the loop (not per AI session).
     await asyncio.to_thread(tls.prewarm)
     if freeze_gc:
+        await asyncio.to_thread(preload_offline_engines, node.settings)
         # Everything built so far lives as long as the process: keep it out of the collector's full
         # passes, which otherwise walk it on every gen-2 collection (pauses that delay setups and media).
         # tune_process also raises the young threshold and shortens the GIL switch interval so the
         # media thread (voipbin.media.engine) gets the GIL within ~2 ms.
         media_engine.tune_process(freeze=True)
         media_engine.start_loop_lag_probe()
+
+
+def preload_offline_engines(settings: Settings) -> None:
+    """Load the default offline models now rather than inside the first call that needs them: their
+    loading holds the GIL for ~0.5 s, which stalled every live call's audio (bench/media_ai_call.py)."""
+    loaders: list[tuple[str, str, str]] = [("voipbin.speech.vad", "silero_session", "Silero VAD")]
+    if settings.default_stt_type == "whisper":
+        loaders.append(("voipbin.speech.stt_whisper", "whisper_model", "Whisper"))
+    if settings.default_tts_type == "piper":
+        loaders.append(("voipbin.speech.tts_piper", "piper_voice", "Piper"))
+    for module, func, name in loaders:
+        try:
+            getattr(importlib.import_module(module), func)()
+        except Exception as exc:  # not installed / no model: the first call reports it, as before
+            log.warning("could not preload %s: %s", name, exc)
 
 
 async def stop_node(node: Node) -> None:
