@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -29,6 +30,7 @@ import numpy as np
 from voipbin.media.taps import Frame, Tap, TapClosed
 from voipbin.media.wav import FRAME_BYTES, FRAME_SAMPLES, MEDIA_RATE, wav_header
 
+log = logging.getLogger(__name__)
 RecordDirection = Literal["in", "out", "both"]
 _SILENCE = bytes(FRAME_BYTES)
 _MAX_GAP_TICKS = 3000  # never invent more than a minute of silence for one gap
@@ -48,6 +50,12 @@ class RecordingInfo:
     @property
     def duration(self) -> float:
         return self.frames * FRAME_SAMPLES / MEDIA_RATE
+
+
+def _log_failure(fut: concurrent.futures.Future[None]) -> None:
+    exc = fut.exception()
+    if exc is not None:  # e.g. disk full: the call goes on, the recording is short
+        log.error("recording write failed: %s", exc)
 
 
 class Recorder:
@@ -110,7 +118,7 @@ class Recorder:
 
     def _write(self, ins: list[bytes], outs: list[bytes]) -> None:
         if ins:
-            _WRITER.submit(self._write_now, ins, outs)
+            _WRITER.submit(self._write_now, ins, outs).add_done_callback(_log_failure)
 
     def _write_now(self, ins: list[bytes], outs: list[bytes]) -> None:
         """On the writer thread. ``frames`` is published last: what it counts is in the file."""
