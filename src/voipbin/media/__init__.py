@@ -3,12 +3,15 @@
 Why hand-written: aiortc's RTP stack is tied to WebRTC (DTLS-SRTP, ICE, its own codecs and
 timing); phone calls need plain RTP/AVP with PCMU/PCMA, symmetric RTP and RFC 4733, at hundreds of
 sessions per process. This core is small, sans-I/O where it can be (``rtp``, ``rtcp``, ``dtmf``,
-``jitter``, ``g711`` are pure), with one thin asyncio layer (``session``).
+``jitter``, ``g711``, ``stream`` are pure), with one thin asyncio layer (``session``) on the media
+engine's own thread (``engine``).
 
 Modules, one concern each (shape borrowed from aiortc: dataclasses with parse/serialize pairs):
-``rtp`` packets · ``rtcp`` SR/RR/SDES/BYE · ``g711`` codecs · ``resample`` soxr wrappers ·
-``dtmf`` telephone-events · ``jitter`` jitter buffer · ``ports`` port allocator · ``stats`` ·
-``taps`` non-blocking frame subscriptions · ``session`` RtpSession · ``recorder`` WAV recording ·
+``rtp`` packets · ``rtcp`` SR/RR/SDES/BYE · ``g711`` codecs (and batched encoding) · ``resample``
+soxr wrappers · ``dtmf`` telephone-events · ``jitter`` jitter buffer · ``ports`` port allocator ·
+``stats`` · ``taps`` non-blocking frame subscriptions · ``stream`` the sans-I/O RTP stream ·
+``playout`` the bounded playout queue · ``engine`` the media thread, its loop and the one 20 ms
+clock · ``session`` RtpSession, the socket/clock shell · ``recorder`` WAV recording (writer thread) ·
 ``bridge`` session-to-session media · ``wav`` WAV sources · ``mediasession`` the facade used by calls.
 """
 

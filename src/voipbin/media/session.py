@@ -66,6 +66,13 @@ Sink = Callable[[Frame], None]
 PcmSource = bytes | np.ndarray | str | Path | Iterable[Any] | AsyncIterable[Any]
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 class _RtpProtocol(asyncio.DatagramProtocol):
     def __init__(self, session: RtpSession, rtcp_port: bool) -> None:
         self.session = session
@@ -328,22 +335,15 @@ class RtpSession:
     # ------------------------------------------------------------------ cross-thread hand-off
     def _wake_future(self, fut: asyncio.Future[None]) -> None:
         """Complete ``fut`` from whichever thread we are on: directly on its own loop, else posted."""
-        try:
-            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
         loop = fut.get_loop()
-        if running is loop:
+        if _running_loop() is loop:
             resolve(fut)
         else:
             self.engine.post(loop, resolve, fut)
 
     def _to_control(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run ``fn`` on the control loop (posted, batched per tick, when called from the media thread)."""
-        try:
-            running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
+        running = _running_loop()
         if running is not None and running is self._loop:
             fn(*args)
         else:
