@@ -21,6 +21,7 @@ from voipbin.api.deps import (
     CallRecordsDep,
     DbDep,
     ModelsDep,
+    OutboundDep,
     PageDep,
     PrincipalDep,
     SettingsDep,
@@ -35,6 +36,7 @@ from voipbin.calls.records import CallRecords, call_to_api, groupcall_to_api
 from voipbin.calls.state import Status, local_hangup_status
 from voipbin.models.actions import ActionValidationError
 from voipbin.models.address import Address, validate_dial_address
+from voipbin.security.outbound import OutboundPolicy
 from voipbin.store.db import Database
 from voipbin.store.tables import Call, Flow, Groupcall, Number
 
@@ -75,7 +77,11 @@ def _checked_address(addr: Address, field: str) -> dict[str, Any]:
 
 
 async def _resolve_flow(
-    db: Database, body: CallCreate, customer_id: uuid.UUID, models: ModelLocations
+    db: Database,
+    body: CallCreate,
+    customer_id: uuid.UUID,
+    models: ModelLocations,
+    outbound: OutboundPolicy | None = None,
 ) -> uuid.UUID:
     if body.flow_id is not None and body.flow_id != uuid.UUID(int=0):
         async with db.session() as session:
@@ -83,7 +89,7 @@ async def _resolve_flow(
         return body.flow_id
     if body.actions is None:
         raise ApiError(400, "INVALID_ARGUMENT", "Give flow_id or actions.", details=[{"field": "actions"}])
-    actions = checked_actions(body.actions, models=models)
+    actions = checked_actions(body.actions, models=models, outbound=outbound)
     flow = Flow(
         customer_id=customer_id, name="tmp", detail="tmp outbound flow", actions=actions, persist=False
     )
@@ -102,6 +108,7 @@ async def create_call(
     records: CallRecordsDep,
     calls: CallManagerDep,
     models: ModelsDep,
+    outbound: OutboundDep,
 ) -> dict[str, Any]:
     source = body.source.to_api()
     if body.source.type == "tel":
@@ -135,7 +142,7 @@ async def create_call(
                     "INSUFFICIENT_BALANCE",
                     "The balance cannot cover these calls; check GET /v1.0/billing-accounts and top up.",
                 )
-    flow_id = await _resolve_flow(db, body, principal.customer_id, models)
+    flow_id = await _resolve_flow(db, body, principal.customer_id, models, outbound)
 
     new_calls: list[Call] = []
     groupcalls: list[Groupcall] = []

@@ -95,7 +95,10 @@ class EngineServices:
         if self._http is None:
             import httpx
 
-            self._http = httpx.AsyncClient(timeout=httpx.Timeout(10.0), follow_redirects=False)
+            from voipbin.security.outbound import guarded_client, policy_for
+
+            policy = policy_for(self.deps.settings.outbound_allow)
+            self._http = guarded_client(policy, timeout=httpx.Timeout(10.0))
         return self._http
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
