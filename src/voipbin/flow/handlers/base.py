@@ -89,6 +89,8 @@ class EngineServices:
         self.deps = deps
         self._http: httpx.AsyncClient | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Running external media streams by call id, so external_media_stop can end them.
+        self.media_streams: dict[uuid.UUID, Any] = {}
 
     @property
     def http(self) -> httpx.AsyncClient:

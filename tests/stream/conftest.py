@@ -1,0 +1,1 @@
+from tests.calls.support import telephony  # noqa: F401  (fixture)
