@@ -106,6 +106,7 @@ class TwilioMediaStream:
             self.url,
             sock=sock,
             open_timeout=OPEN_TIMEOUT,
+            close_timeout=2.0,
             max_size=MAX_MESSAGE,
             compression=None,
             user_agent_header="voipbin-media-stream",
