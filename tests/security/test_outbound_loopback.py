@@ -81,6 +81,16 @@ async def test_action_urls_refused_at_save_time(api: Api) -> None:
         "/v1.0/activeflows", json={"actions": [], "webhook_uri": "http://127.1:9/"}
     )
     assert_refused(r, "webhook_uri")
+    bad = [{"type": "answer"}, {"type": "fetch", "option": {"event_url": "http://2130706433/"}}]
+    call = {
+        "source": {"type": "tel", "target": "+15551234567"},
+        "destinations": [{"type": "tel", "target": "+15559876543"}],
+        "actions": bad,
+    }
+    assert_refused(await api.admin.client.post("/v1.0/calls", json=call), "actions[1].option.event_url")
+    flow = (await api.admin.client.post("/v1.0/flows", json={"actions": []})).json()
+    r = await api.admin.client.put(f"/v1.0/flows/{flow['id']}", json={"actions": bad})
+    assert_refused(r, "actions[1].option.event_url")
     # A placeholder cannot be judged yet: accepted now, checked when dialled (below).
     ok = {"actions": [{"type": "webhook_send", "option": {"uri": "${target}"}}]}
     assert (await api.admin.client.post("/v1.0/flows", json=ok)).status_code == 200
