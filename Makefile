@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 APT_PACKAGES := sip-tester baresip-core espeak-ng sox libsox-fmt-all postgresql
 SERVE_APT_PACKAGES := espeak-ng sox
 
-.PHONY: serve test install apt-test apt-serve lint bench clean
+.PHONY: serve test install apt-test apt-serve lint bench clean pipecat-venv
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Optional: pipecat-ai for tests/stream/test_pipecat_bot.py, in its own venv (it pins protobuf<7 and
+# pulls numba/llvmlite, ~500 MB, so it stays out of the test extra). The test is skipped without it.
+pipecat-venv: .venv-pipecat/bin/python
+.venv-pipecat/bin/python:
+	$(PYTHON) -m venv .venv-pipecat
+	.venv-pipecat/bin/pip install --quiet 'pipecat-ai[websocket]>=1.14'
 
 # Debian packages: installed only when a binary is missing, so repeated runs stay fast.
 define apt_install

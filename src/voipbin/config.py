@@ -55,6 +55,9 @@ class Settings(BaseSettings):
 
     # Directories `play` may read local files from (os.pathsep separated); empty -> <data_dir>/media.
     flow_media_dirs: str = ""
+    # SSRF guard: CIDRs and host names (comma separated; ".example.com" allows subdomains) that customer
+    # URLs (webhooks, fetch, play, external media) may reach besides public addresses. Empty: public only.
+    outbound_allow: str = ""
     dial_timeout: float = 60.0
     max_call_duration: float = 3600.0
     login_max_failures: int = 5  # failed logins per client address per window before 429

@@ -79,7 +79,7 @@ def build_node(settings: Settings) -> Node:
     db = Database(settings.effective_database_url)
     encryptor = Encryptor(secrets.encryption_key)
     events = EventBus()
-    webhooks = WebhookDispatcher(db, events, encryptor)
+    webhooks = WebhookDispatcher(db, events, encryptor, outbound_allow=settings.outbound_allow)
     writer = WriteBehind(db, window=settings.db_commit_window_ms / 1000)
     call_records = CallRecords(db, writer, events, owner, rate_per_minute=settings.call_rate_per_minute)
     activeflows = ActiveflowRecords(db, writer, events, owner)

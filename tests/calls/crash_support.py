@@ -83,6 +83,7 @@ class ServeConfig:
             VOIPBIN_ADMIN_PASSWORD=ADMIN_PASSWORD,
             VOIPBIN_DIAL_TIMEOUT="10",
             VOIPBIN_LOG_LEVEL="INFO",
+            VOIPBIN_OUTBOUND_ALLOW="127.0.0.0/8",  # the test webhook receiver listens on loopback
             PYTHONUNBUFFERED="1",
         )
         return env

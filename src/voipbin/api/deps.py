@@ -26,6 +26,7 @@ from voipbin.events.bus import EventBus
 from voipbin.events.webhooks import WebhookDispatcher
 from voipbin.flow.engine import FlowEngine
 from voipbin.security import Encryptor, hash_token, looks_like_accesskey
+from voipbin.security.outbound import OutboundPolicy, policy_for
 from voipbin.store.db import Database
 from voipbin.store.tables import Accesskey, Agent, Customer
 from voipbin.tenants import PLATFORM_ADMIN
@@ -83,6 +84,10 @@ def get_models(request: Request) -> ModelLocations:
     return ModelLocations.from_settings(_part(request, "settings"))
 
 
+def get_outbound(request: Request) -> OutboundPolicy:
+    return policy_for(_part(request, "settings").outbound_allow)
+
+
 def get_events(request: Request) -> EventBus:
     return _part(request, "events")
 
@@ -104,6 +109,7 @@ SummariesDep = Annotated[SummaryService, Depends(get_summaries)]
 WebhooksDep = Annotated[WebhookDispatcher, Depends(get_webhooks)]
 EventsDep = Annotated[EventBus, Depends(get_events)]
 ModelsDep = Annotated[ModelLocations, Depends(get_models)]
+OutboundDep = Annotated[OutboundPolicy, Depends(get_outbound)]  # the SSRF guard's allow-list
 
 
 @dataclass(frozen=True)

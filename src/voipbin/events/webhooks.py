@@ -23,6 +23,7 @@ import httpx
 
 from voipbin.events.bus import Event, EventBus, Subscription
 from voipbin.security import Encryptor, sign_body
+from voipbin.security.outbound import guarded_client, policy_for
 from voipbin.store.db import Database
 from voipbin.store.tables import Customer
 
@@ -44,8 +45,15 @@ class Target:
 
 class WebhookDispatcher:
     def __init__(
-        self, db: Database, events: EventBus, encryptor: Encryptor, *, retry_delay: float = RETRY_DELAY
+        self,
+        db: Database,
+        events: EventBus,
+        encryptor: Encryptor,
+        *,
+        retry_delay: float = RETRY_DELAY,
+        outbound_allow: str = "",
     ) -> None:
+        self.outbound_allow = outbound_allow  # VOIPBIN_OUTBOUND_ALLOW
         self.db = db
         self.events = events
         self.encryptor = encryptor
@@ -65,7 +73,8 @@ class WebhookDispatcher:
         self._refresh_tasks: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
-        self._client = httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False)
+        # The SSRF guard checks the address each delivery really dials (security/outbound.py).
+        self._client = guarded_client(policy_for(self.outbound_allow), timeout=TIMEOUT)
         self._sub = self.events.subscribe(wants=self.wants)
         self._task = asyncio.create_task(self._run())
 

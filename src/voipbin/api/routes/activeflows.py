@@ -12,8 +12,9 @@ from typing import Any, Literal
 from fastapi import APIRouter
 from pydantic import BaseModel, Field, field_validator
 
-from voipbin.api.deps import DbDep, FlowsDep, ModelsDep, PageDep, PrincipalDep, parse_id
+from voipbin.api.deps import DbDep, FlowsDep, ModelsDep, OutboundDep, PageDep, PrincipalDep, parse_id
 from voipbin.api.errors import ApiError, check_owned
+from voipbin.api.outbound import check_saved_url
 from voipbin.api.repo import get_owned, list_page
 from voipbin.api.routes.flows import checked_actions
 from voipbin.flow.engine import FlowEngine
@@ -54,8 +55,14 @@ class ActiveflowCreate(BaseModel):
 
 @router.post("/activeflows", summary="Start an activeflow (reference_type api)")
 async def create_activeflow(
-    body: ActiveflowCreate, principal: PrincipalDep, db: DbDep, flows: FlowsDep, models: ModelsDep
+    body: ActiveflowCreate,
+    principal: PrincipalDep,
+    db: DbDep,
+    flows: FlowsDep,
+    models: ModelsDep,
+    outbound: OutboundDep,
 ) -> dict[str, Any]:
+    await check_saved_url(outbound, body.webhook_uri, "webhook_uri")  # SSRF guard
     customer_id = principal.customer_id
     async with db.session() as session:
         if body.id is not None and await session.get(Activeflow, body.id) is not None:
@@ -70,7 +77,7 @@ async def create_activeflow(
                 customer_id=customer_id,
                 name="tmp",
                 detail="tmp activeflow flow",
-                actions=checked_actions(body.actions, models=models),
+                actions=checked_actions(body.actions, models=models, outbound=outbound),
                 persist=False,
             )
             session.add(flow)

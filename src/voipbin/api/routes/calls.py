@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request, WebSocket
 from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import select
 
@@ -21,20 +21,25 @@ from voipbin.api.deps import (
     CallRecordsDep,
     DbDep,
     ModelsDep,
+    OutboundDep,
     PageDep,
     PrincipalDep,
     SettingsDep,
+    current_principal,
     parse_id,
 )
-from voipbin.api.errors import ApiError, check_owned
+from voipbin.api.errors import ApiError, check_owned, envelope
 from voipbin.api.repo import get_owned, list_page
 from voipbin.api.routes.flows import action_error, checked_actions
 from voipbin.billing.ledger import account_for, can_cover
 from voipbin.calls.manager import CallManager
+from voipbin.calls.media_stream import MediaStreamSession
 from voipbin.calls.records import CallRecords, call_to_api, groupcall_to_api
 from voipbin.calls.state import Status, local_hangup_status
+from voipbin.flow.streams.framing import ENCAPSULATIONS
 from voipbin.models.actions import ActionValidationError
 from voipbin.models.address import Address, validate_dial_address
+from voipbin.security.outbound import OutboundPolicy
 from voipbin.store.db import Database
 from voipbin.store.tables import Call, Flow, Groupcall, Number
 
@@ -75,7 +80,11 @@ def _checked_address(addr: Address, field: str) -> dict[str, Any]:
 
 
 async def _resolve_flow(
-    db: Database, body: CallCreate, customer_id: uuid.UUID, models: ModelLocations
+    db: Database,
+    body: CallCreate,
+    customer_id: uuid.UUID,
+    models: ModelLocations,
+    outbound: OutboundPolicy | None = None,
 ) -> uuid.UUID:
     if body.flow_id is not None and body.flow_id != uuid.UUID(int=0):
         async with db.session() as session:
@@ -83,7 +92,7 @@ async def _resolve_flow(
         return body.flow_id
     if body.actions is None:
         raise ApiError(400, "INVALID_ARGUMENT", "Give flow_id or actions.", details=[{"field": "actions"}])
-    actions = checked_actions(body.actions, models=models)
+    actions = checked_actions(body.actions, models=models, outbound=outbound)
     flow = Flow(
         customer_id=customer_id, name="tmp", detail="tmp outbound flow", actions=actions, persist=False
     )
@@ -102,6 +111,7 @@ async def create_call(
     records: CallRecordsDep,
     calls: CallManagerDep,
     models: ModelsDep,
+    outbound: OutboundDep,
 ) -> dict[str, Any]:
     source = body.source.to_api()
     if body.source.type == "tel":
@@ -135,7 +145,7 @@ async def create_call(
                     "INSUFFICIENT_BALANCE",
                     "The balance cannot cover these calls; check GET /v1.0/billing-accounts and top up.",
                 )
-    flow_id = await _resolve_flow(db, body, principal.customer_id, models)
+    flow_id = await _resolve_flow(db, body, principal.customer_id, models, outbound)
 
     new_calls: list[Call] = []
     groupcalls: list[Groupcall] = []
@@ -188,6 +198,35 @@ async def list_calls(
 @router.get("/calls/{call_id}", summary="Get a call")
 async def get_call(call_id: str, principal: PrincipalDep, records: CallRecordsDep) -> dict[str, Any]:
     return call_to_api(check_owned(await records.get(parse_id(call_id)), principal.customer_id, NOT_FOUND))
+
+
+@router.websocket("/calls/{call_id}/media_stream")
+async def call_media_stream(websocket: WebSocket, call_id: str, encapsulation: str = "rtp") -> None:
+    """The call's audio both ways over this WebSocket (calls/media_stream.py). Authenticated like REST
+    (token / accesskey in the query, an Authorization header or a cookie); errors before the upgrade
+    are HTTP answers in VoIPBIN's envelope."""
+    node = websocket.app.state.node
+    as_request = cast(Request, websocket)  # the REST dependencies read only what both share
+    try:
+        principal = await current_principal(as_request, node.db, node.secrets)
+        call = check_owned(await node.call_records.get(parse_id(call_id)), principal.customer_id, NOT_FOUND)
+        if encapsulation not in ENCAPSULATIONS:
+            raise ApiError(
+                400,
+                "INVALID_ARGUMENT",
+                f"encapsulation must be one of {', '.join(ENCAPSULATIONS)}.",
+                details=[{"field": "encapsulation"}],
+            )
+        live = node.calls.live_call(call.id)
+        if live is None or not live.is_up:
+            raise ApiError(
+                409, "CALL_STATE_INVALID", "The call has no media to stream (not answered or ended)."
+            )
+    except ApiError as err:
+        await websocket.send_denial_response(envelope(as_request, err))
+        return
+    await websocket.accept()
+    await MediaStreamSession(websocket, live, live, encapsulation).run()
 
 
 async def _hangup(records: CallRecords, calls: CallManager, call: Call) -> None:

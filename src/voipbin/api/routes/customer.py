@@ -10,7 +10,8 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field, field_validator
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from voipbin.api.deps import DbDep, EncryptorDep, PrincipalDep, WebhooksDep
+from voipbin.api.deps import DbDep, EncryptorDep, OutboundDep, PrincipalDep, WebhooksDep
+from voipbin.api.outbound import check_saved_url
 from voipbin.api.repo import change_owned, get_owned_api
 from voipbin.security import Encryptor, mask
 from voipbin.serialize import timestamps, uid
@@ -76,7 +77,10 @@ async def put_customer(
     db: DbDep,
     encryptor: EncryptorDep,
     webhooks: WebhooksDep,
+    outbound: OutboundDep,
 ) -> dict[str, Any]:
+    await check_saved_url(outbound, body.webhook_uri, "webhook_uri")  # SSRF guard
+
     def change(c: Customer, _: AsyncSession) -> None:
         for name, value in body.model_dump(exclude_unset=True, exclude={"webhook_secret"}).items():
             if value is not None:

@@ -13,11 +13,14 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voipbin.ai import registry as llm_registry
-from voipbin.api.deps import DbDep, ModelsDep, PageDep, PrincipalDep, parse_id
+from voipbin.api.deps import DbDep, ModelsDep, OutboundDep, PageDep, PrincipalDep, parse_id
 from voipbin.api.errors import ApiError
 from voipbin.api.repo import change_owned, get_owned, get_owned_api, list_page
 from voipbin.models.action_options.ai import AIOption
+from voipbin.models.action_options.control import FetchOption, WebhookSendOption
+from voipbin.models.action_options.media import ExternalMediaStartOption, PlayOption
 from voipbin.models.actions import ActionValidationError, validate_actions
+from voipbin.security.outbound import HTTP_SCHEMES, WS_SCHEMES, OutboundBlocked, OutboundPolicy, check_url
 from voipbin.serialize import timestamps, uid
 from voipbin.speech import registry as speech_registry
 from voipbin.store.tables import ZERO_UUID, Flow
@@ -69,18 +72,60 @@ def check_inline_ai(
             ) from None
 
 
+def _outbound_urls(type_: str, option: BaseModel) -> list[tuple[str, str, frozenset[str]]]:
+    """(field, URL, allowed schemes) of the URLs an action makes the platform contact."""
+    if isinstance(option, WebhookSendOption):
+        return [("uri", option.uri, HTTP_SCHEMES)]
+    if isinstance(option, FetchOption):
+        return [("event_url", option.event_url, HTTP_SCHEMES)]
+    if isinstance(option, PlayOption):
+        return [
+            (f"stream_urls[{i}]", url, HTTP_SCHEMES)
+            for i, url in enumerate(option.stream_urls)
+            if url.lower().startswith(("http:", "https:"))
+        ]
+    if isinstance(option, ExternalMediaStartOption):
+        host = option.external_host
+        if "://" in host:
+            return [("external_host", host, WS_SCHEMES)]
+        return [("external_host", f"udp://{host}", frozenset({"udp"}))]  # host:port for RTP
+    return []
+
+
+def check_outbound_urls(path: str, type_: str, option: BaseModel, *, policy: OutboundPolicy) -> None:
+    """The SSRF guard's save-time check of an action's URLs (``${}`` URLs are checked when dialled)."""
+    for name, url, schemes in _outbound_urls(type_, option):
+        if not url or "${" in url:
+            continue
+        try:
+            check_url(policy, url, schemes)
+        except OutboundBlocked as exc:
+            field = f"{path}.option.{name}"
+            raise ActionValidationError("INVALID_ARGUMENT", field, f"{field}: {exc}") from None
+
+
 def action_error(exc: ActionValidationError) -> ApiError:
     """An action/address validation failure in VoIPBIN's envelope, naming the field."""
     return ApiError(400, exc.reason, exc.message, details=[{"field": exc.field}])
 
 
 def checked_actions(
-    raw: Any, field: str = "actions", models: llm_registry.ModelLocations | None = None
+    raw: Any,
+    field: str = "actions",
+    models: llm_registry.ModelLocations | None = None,
+    outbound: OutboundPolicy | None = None,
 ) -> list[dict[str, Any]]:
     """Validated actions in their stored (API) form, or a 400 in VoIPBIN's envelope naming the field.
-    ``models``: the node's local model locations (inline ``llama.*`` engine models are checked there)."""
+    ``models``: the node's local model locations (inline ``llama.*`` engine models are checked there);
+    ``outbound``: the SSRF policy the actions' URLs are checked against (public addresses only if None)."""
+    policy = outbound if outbound is not None else OutboundPolicy()
+
+    def option_check(path: str, type_: str, option: BaseModel) -> None:
+        check_inline_ai(path, type_, option, models=models)
+        check_outbound_urls(path, type_, option, policy=policy)
+
     try:
-        actions = validate_actions(raw, field, option_check=partial(check_inline_ai, models=models))
+        actions = validate_actions(raw, field, option_check=option_check)
     except ActionValidationError as exc:
         raise action_error(exc) from None
     return [a.to_api() for a in actions]
@@ -111,9 +156,9 @@ class FlowUpdate(BaseModel):
 
 @router.post("/flows", summary="Create a flow")
 async def create_flow(
-    body: FlowCreate, principal: PrincipalDep, db: DbDep, models: ModelsDep
+    body: FlowCreate, principal: PrincipalDep, db: DbDep, models: ModelsDep, outbound: OutboundDep
 ) -> dict[str, Any]:
-    actions = checked_actions(body.actions, models=models)
+    actions = checked_actions(body.actions, models=models, outbound=outbound)
     async with db.session() as session:
         count = (
             await session.execute(
@@ -158,9 +203,16 @@ async def get_flow(flow_id: str, principal: PrincipalDep, db: DbDep) -> dict[str
 
 @router.put("/flows/{flow_id}", summary="Update a flow")
 async def put_flow(
-    flow_id: str, body: FlowUpdate, principal: PrincipalDep, db: DbDep, models: ModelsDep
+    flow_id: str,
+    body: FlowUpdate,
+    principal: PrincipalDep,
+    db: DbDep,
+    models: ModelsDep,
+    outbound: OutboundDep,
 ) -> dict[str, Any]:
-    actions = checked_actions(body.actions, models=models) if body.actions is not None else None
+    actions = (
+        checked_actions(body.actions, models=models, outbound=outbound) if body.actions is not None else None
+    )
 
     async def change(flow: Flow, session: AsyncSession) -> None:
         if body.name is not None:

@@ -9,6 +9,7 @@ from voipbin.flow.handlers import (  # noqa: F401  (registration)
     connect,
     control,
     dtmf,
+    external_media,
     http,
     media,
     recording,

@@ -89,13 +89,18 @@ class EngineServices:
         self.deps = deps
         self._http: httpx.AsyncClient | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Running external media streams by call id, so external_media_stop can end them.
+        self.media_streams: dict[uuid.UUID, Any] = {}
 
     @property
     def http(self) -> httpx.AsyncClient:
         if self._http is None:
             import httpx
 
-            self._http = httpx.AsyncClient(timeout=httpx.Timeout(10.0), follow_redirects=False)
+            from voipbin.security.outbound import guarded_client, policy_for
+
+            policy = policy_for(self.deps.settings.outbound_allow)
+            self._http = guarded_client(policy, timeout=httpx.Timeout(10.0))
         return self._http
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:

@@ -18,8 +18,6 @@ NOT_YET: dict[str, str] = {
     "echo": "media echo",
     "stream_echo": "media echo",
     "mute": "call muting",
-    "external_media_start": "external media streams",
-    "external_media_stop": "external media streams",
     "call": "dialing new calls",
     "confbridge_join": "conference bridges",
     "conference_join": "conferences",
