@@ -46,7 +46,7 @@ from .turns import TurnTaker
 log = logging.getLogger(__name__)
 
 SPEECH_CHARS_PER_SECOND = 15.0  # typical TTS speaking rate, for what was heard before a barge-in
-APOLOGY_LIMIT = 8.0  # seconds the apology / notice may take
+APOLOGY_LIMIT = 20.0  # seconds the apology / notice may take (a bound against hangs only)
 
 
 @dataclass(frozen=True)
@@ -404,7 +404,7 @@ class AISession:
             except CallHungUp:
                 raise
             except Exception as exc:
-                self.record.note("error", f"the closing notice could not be spoken: {exc}")
+                self.record.note("error", f"the closing notice could not be spoken: {exc!r}")
         return reason
 
     async def _barge_in(self, speech_at: float) -> None:

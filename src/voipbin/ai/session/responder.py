@@ -39,7 +39,7 @@ from voipbin.ai.llm.base import (
     Usage,
 )
 from voipbin.flow.interfaces import CallAudio
-from voipbin.speech.errors import SpeechError
+from voipbin.speech.errors import SpeechConfigError, SpeechError
 from voipbin.speech.tts import TTS
 
 log = logging.getLogger(__name__)
@@ -125,8 +125,9 @@ class Responder:
         self, messages: Sequence[Message], tools: Sequence[Tool], reply: Reply, speaker: _Speaker
     ) -> None:
         loop = asyncio.get_running_loop()
-        deadline = reply.started_at + self.budget
-        for llm in self.llms:
+        share = self.budget / len(self.llms)  # each engine (primary, fallback) has its share of the budget
+        for index, llm in enumerate(self.llms):
+            deadline = max(reply.started_at + share * (index + 1), loop.time() + min(share, 2.0))
             attempt = 0
             while True:
                 try:
@@ -166,8 +167,6 @@ class Responder:
                         await asyncio.sleep(wait)
                         continue
                     break  # next engine
-            if loop.time() >= deadline and llm is not self.llms[-1]:
-                deadline = loop.time() + self.budget / 2  # the fallback gets its own (shorter) chance
         reply.failed = True
 
 
@@ -193,9 +192,20 @@ class _Speaker:
         return exc is not None and not isinstance(exc, SpeechError)
 
     def open(self) -> None:
-        choice = self.r.tts_chain[min(self.r._tts_index, len(self.r.tts_chain) - 1)]
+        """Start the current TTS choice; one the engine refuses at once (an unknown voice) gives way
+        to the next choice."""
+        r = self.r
+        while True:
+            choice = r.tts_chain[min(r._tts_index, len(r.tts_chain) - 1)]
+            try:
+                self.tts = choice.make()
+                break
+            except (SpeechConfigError, SpeechError) as exc:
+                if r._tts_index + 1 >= len(r.tts_chain):
+                    raise
+                r._tts_index += 1
+                self.reply.warnings.append(f"{r.tts_chain[r._tts_index].warning}: {exc}")
         self.reply.tts = choice.name
-        self.tts = choice.make()
         self.play = asyncio.ensure_future(
             self.r.audio.play_stream(self._timed(self.tts), self.tts.sample_rate)
         )
