@@ -9,8 +9,10 @@ if str(_TESTS) not in sys.path:  # tests/fakeproviders is importable as ``fakepr
     sys.path.insert(0, str(_TESTS))
 
 from tests.calls.support import telephony  # noqa: E402, F401  (fixture)
-from tests.flow.conftest import Env  # noqa: E402
-from tests.flow.conftest import env  # noqa: E402, F401  (fixture)
+from tests.flow.conftest import (
+    Env,
+    env,  # noqa: F401  (fixture)
+)
 from voipbin.config import Settings  # noqa: E402
 from voipbin.node import build_node  # noqa: E402
 from voipbin.tenants import bootstrap  # noqa: E402

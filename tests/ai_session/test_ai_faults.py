@@ -9,13 +9,13 @@ import uuid
 
 import numpy as np
 import pytest
+
 from fakeproviders.llm_openai import FakeOpenAI
 from fakeproviders.llm_server import Fault, Reply
-
 from tests.ai_session.support import Events
 from tests.calls.support import heard_fraction
-from tests.sip.conftest import free_port
 from tests.flow.conftest import Env
+from tests.sip.conftest import free_port
 from voipbin.speech.stt_whisper import transcribe_pcm
 
 APOLOGY = "I'm sorry, I'm having technical trouble right now. Let me pass you on."
