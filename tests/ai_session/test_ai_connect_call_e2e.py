@@ -10,9 +10,9 @@ import json
 from pathlib import Path
 
 import pytest
+
 from fakeproviders.llm_openai import FakeOpenAI
 from fakeproviders.llm_server import FakeToolCall, Reply
-
 from tests.ai_session.support import Events
 from tests.calls.support import Telephony, heard_fraction
 from voipbin.phone import TestPhone

@@ -14,8 +14,11 @@ import httpx
 from tests.ai_session.support import Events
 from tests.api.support import client_for
 from tests.api.test_auth import assert_envelope
-from tests.calls.support import Telephony, heard_fraction
-from tests.calls.support import telephony  # noqa: F401  (fixture)
+from tests.calls.support import (
+    Telephony,
+    heard_fraction,
+    telephony,  # noqa: F401  (fixture)
+)
 from voipbin.phone import TestPhone
 from voipbin.tenants import create_customer
 

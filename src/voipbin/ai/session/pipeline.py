@@ -265,7 +265,7 @@ class AISession:
                     return ended
         finally:
             self.record.post = None
-            await self._cancel_reply()
+            await self._end_reply()
             for t in tasks:
                 t.cancel()
             stt.cancel()
@@ -421,6 +421,18 @@ class AISession:
         self._remember(reply, dropped_frames=dropped)
         self.metrics.barge_ins.append(BargeIn(speech_at, detected, loop.time(), dropped))
         self.turns.bot_stopped()  # the caller is speaking, so this commits nothing
+
+    async def _end_reply(self) -> None:
+        """The session ends while an answer is under way: keep what was said (and its usage)."""
+        task = self._reply_task
+        if task is None or task.done():
+            return
+        reply = self._responder.reply
+        await self._cancel_reply()
+        reply.interrupted = True
+        reply.interrupted_at = asyncio.get_running_loop().time()
+        with contextlib.suppress(Exception):
+            self._remember(reply)
 
     async def _cancel_reply(self) -> None:
         task, self._reply_task = self._reply_task, None
