@@ -1,3 +1,4 @@
+# ruff: noqa: E402  (tests/fakeproviders is put on sys.path first)
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -8,14 +9,14 @@ _TESTS = Path(__file__).resolve().parents[1]
 if str(_TESTS) not in sys.path:  # tests/fakeproviders is importable as ``fakeproviders``
     sys.path.insert(0, str(_TESTS))
 
-from tests.calls.support import telephony  # noqa: E402, F401  (fixture)
+from tests.calls.support import telephony  # noqa: F401  (fixture)
 from tests.flow.conftest import (
     Env,
     env,  # noqa: F401  (fixture)
 )
-from voipbin.config import Settings  # noqa: E402
-from voipbin.node import build_node  # noqa: E402
-from voipbin.tenants import bootstrap  # noqa: E402
+from voipbin.config import Settings
+from voipbin.node import build_node
+from voipbin.tenants import bootstrap
 
 
 @pytest.fixture

@@ -14,13 +14,12 @@ import httpx
 from tests.ai_session.support import Events
 from tests.api.support import client_for
 from tests.api.test_auth import assert_envelope
-from tests.calls.support import (
-    Telephony,
-    heard_fraction,
-    telephony,  # noqa: F401  (fixture)
-)
+from tests.calls import support as calls_support
+from tests.calls.support import Telephony, heard_fraction
 from voipbin.phone import TestPhone
 from voipbin.tenants import create_customer
+
+telephony = calls_support.telephony  # the fixture (a real platform with SIP on loopback)
 
 ACTIONS = [
     {"type": "answer"},
@@ -91,7 +90,8 @@ async def test_aicall_record_inject_and_terminate_over_sip(telephony: Telephony,
         # Tenancy and validation while it runs.
         assert_envelope(await other.get(f"/v1.0/aicalls/{aicall_id}"), 404, "AICALL_NOT_FOUND")
         assert_envelope(await other.post(f"/v1.0/aicalls/{aicall_id}/terminate"), 404, "AICALL_NOT_FOUND")
-        assert_envelope(await other.get("/v1.0/aimessages", params={"aicall_id": aicall_id}), 404, "AICALL_NOT_FOUND")
+        listing = await other.get("/v1.0/aimessages", params={"aicall_id": aicall_id})
+        assert_envelope(listing, 404, "AICALL_NOT_FOUND")
         assert_envelope(await other.get(f"/v1.0/aimessages/{answer['id']}"), 404, "AIMESSAGE_NOT_FOUND")
         body = {"aicall_id": aicall_id, "role": "assistant", "content": "Injected."}
         assert_envelope(await other.post("/v1.0/aimessages", json=body), 404, "AICALL_NOT_FOUND")
@@ -124,7 +124,8 @@ async def test_aicall_record_inject_and_terminate_over_sip(telephony: Telephony,
         assert heard_fraction(text, "goodbye from the flow") >= 0.6, text
 
         done = (await client.get(f"/v1.0/aicalls/{aicall_id}")).json()
-        assert done["status"] == "terminated" and done["tm_end"] and done["metadata"]["end_reason"] == "terminated"
+        assert done["status"] == "terminated" and done["tm_end"]
+        assert done["metadata"]["end_reason"] == "terminated"
         usage = done["metadata"]["usage"]
         assert usage["output_tokens"] >= len(answer["content"].split()) and usage["stt_seconds"] > 1
         assert usage["tts_characters"] >= len(answer["content"])
