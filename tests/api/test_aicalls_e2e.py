@@ -140,3 +140,48 @@ async def test_aicall_record_inject_and_terminate_over_sip(telephony: Telephony,
         events.close()
         await other.aclose()
         await phone.stop()
+
+
+async def test_post_aicall_starts_a_conversation_on_a_live_call(telephony: Telephony, tmp_path: Path) -> None:
+    client = telephony.client
+    events = Events(telephony.platform.events)
+    phone = TestPhone("+15559876543", server=("127.0.0.1", telephony.sip_port), record=tmp_path / "heard.wav")
+    await phone.start()
+    try:
+        desk = {"name": "desk", "engine_model": "offline.scripted", "init_prompt": "You answer questions about our shop."}
+        ai = await client.post("/v1.0/ais", json=desk)
+        assert ai.status_code == 200, ai.text
+        r = await client.post(
+            "/v1.0/calls",
+            json={
+                "source": {"type": "tel", "target": "+15551234567"},
+                "destinations": [{"type": "tel", "target": "+15559876543"}],
+                "actions": [{"type": "answer"}, {"type": "sleep", "option": {"duration": 30000}}],
+            },
+        )
+        call_id = r.json()["id"]
+        handle = await phone.wait_call(10)
+        assert await asyncio.wait_for(handle.answered, 10)
+        body = {"assistance_type": "ai", "assistance_id": ai.json()["id"], "reference_type": "call",
+                "reference_id": call_id}  # fmt: skip
+        r = await client.post("/v1.0/aicalls", json=body)
+        assert r.status_code == 200, r.text
+        aicall = r.json()
+        assert aicall["reference_id"] == call_id and aicall["assistance_id"] == ai.json()["id"]
+        await events.wait_for(lambda e: bool(e.of("aicall_status_progressing")), within=10)
+        await asyncio.sleep(0.5)
+        await handle.say("What time do you open?", tts_type="piper")
+        await events.wait_for(lambda e: bool(e.messages("assistant")), within=30)
+        r = await client.post(f"/v1.0/aicalls/{aicall['id']}/terminate")
+        assert r.status_code == 200
+        await events.wait_for(lambda e: bool(e.of("aicall_status_terminated")), within=10)
+        assert (await telephony.call(call_id))["status"] == "progressing"  # the call's flow goes on
+        assert await handle.hangup() == "local"
+        text = (await handle.heard_text(stt_type="whisper")).lower()
+        assert heard_fraction(text, "we are open from 9 to 5") >= 0.6, text
+        msgs = (await client.get("/v1.0/aimessages", params={"aicall_id": aicall["id"]})).json()["result"]
+        system = [m["content"] for m in msgs if m["role"] == "system"]
+        assert "You answer questions about our shop." in system
+    finally:
+        events.close()
+        await phone.stop()
