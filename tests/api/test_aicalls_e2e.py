@@ -148,7 +148,8 @@ async def test_post_aicall_starts_a_conversation_on_a_live_call(telephony: Telep
     phone = TestPhone("+15559876543", server=("127.0.0.1", telephony.sip_port), record=tmp_path / "heard.wav")
     await phone.start()
     try:
-        desk = {"name": "desk", "engine_model": "offline.scripted", "init_prompt": "You answer questions about our shop."}
+        prompt = "You answer questions about our shop."
+        desk = {"name": "desk", "engine_model": "offline.scripted", "init_prompt": prompt}
         ai = await client.post("/v1.0/ais", json=desk)
         assert ai.status_code == 200, ai.text
         r = await client.post(
