@@ -86,6 +86,9 @@ async def test_aicall_record_inject_and_terminate_over_sip(telephony: Telephony,
         assert turn["usage"]["output_tokens"] == len(answer["content"].split())
         assert turn["usage"]["tts_characters"] == len(answer["content"]) and turn["llm"] == "offline.scripted"
         assert (await client.get(f"/v1.0/aimessages/{answer['id']}")).json()["id"] == answer["id"]
+        pieces = [d for d in events.of("aimessage_intermediate") if d["aicall_id"] == aicall_id]
+        assert "".join(d["content"] for d in pieces) == answer["content"]
+        assert [d["sequence"] for d in pieces] == list(range(1, len(pieces) + 1))
 
         # Tenancy and validation while it runs.
         assert_envelope(await other.get(f"/v1.0/aicalls/{aicall_id}"), 404, "AICALL_NOT_FOUND")

@@ -13,7 +13,7 @@ apologises and ends. A TTS that fails before its first audio is replaced by the 
 the text so far is spoken again by it. Every failure is kept in :attr:`Reply.errors`.
 
 The reply records its own timings (loop time): first token, first audio from TTS, first chunk taken
-by the playout (the media clock sends it within one 20 ms frame), and the usage of the turn.
+handed to the playout (the media clock sends it within one 20 ms frame), and the usage of the turn.
 """
 
 from __future__ import annotations
@@ -271,6 +271,6 @@ class _Speaker:
                 reply.first_audio_at = loop.time()
             reply.produced_bytes += len(chunk)
             reply.out_bytes += len(chunk)
-            yield chunk
             if reply.first_out_at is None:
-                reply.first_out_at = loop.time()  # the playout came back for more: the first is queued
+                reply.first_out_at = loop.time()  # handed to the playout, which sends it on the next frame
+            yield chunk
