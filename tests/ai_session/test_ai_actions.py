@@ -105,7 +105,7 @@ async def test_ai_talk_barge_in_flushes_and_cancels(env: Env) -> None:
     interrupted, answer = events.messages("assistant")[:2]
     assert interrupted.startswith("You said: Please tell me") and "stop" in answer.lower()
     # The interrupted answer records that it was cut, when, and what the caller heard of it.
-    turn = [m for m in events.of("aimessage_created") if m["role"] == "assistant"][0]["turn"]
+    turn = next(m for m in events.of("aimessage_created") if m["role"] == "assistant")["turn"]
     assert turn["interrupted"] is True and turn["interrupted_ms"] > turn["first_audio_out_ms"]
     assert 0 < len(turn["spoken_text"]) < len(interrupted) and interrupted.startswith(turn["spoken_text"])
     assert turn["usage"]["tts_characters"] == len(turn["spoken_text"])

@@ -116,3 +116,24 @@ async def test_rejected_voice_falls_back_to_the_default_voice(ai_env: Env) -> No
     assert "no-such-voice" in warning and "default voice" in warning
     assert "errors" not in row.metadata_ and row.metadata_["end_reason"] == "duration"
     events.close()
+
+
+@pytest.mark.parametrize("ai_env", [{"fallback_tts_type": "piper"}], indirect=True)
+async def test_a_dead_tts_gives_way_to_the_fallback_tts(ai_env: Env, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VOIPBIN_ELEVENLABS_API_KEY", "xi-test")
+    monkeypatch.setenv("VOIPBIN_ELEVENLABS_BASE_URL", f"http://127.0.0.1:{free_port()}")
+    call, af = await ai_env.run(
+        [{"type": "ai", "option": {"initial_prompt": PROMPT, "greeting": "Hello there, how are you?",
+                                   "tts_type": "elevenlabs", "duration": 6}}],
+        within=20,
+    )  # fmt: skip
+    heard = (await transcribe_pcm(call.heard_pcm(), 8000)).text.lower()
+    assert heard_fraction(heard, "hello there how are you") >= 0.6, heard
+    await ai_env.platform.writer.flush()
+    row = await ai_env.platform.aicalls.get(uuid.UUID(af.variables["voipbin.aicall.id"]))
+    assert row is not None
+    assert any("fallback piper" in w for w in row.metadata_["warnings"]), row.metadata_
+    assert any("elevenlabs" in e for e in row.metadata_["errors"]), row.metadata_
+    messages = await ai_env.platform.aicalls.messages(row.id)
+    (greeting,) = [m for m in messages if m.role == "assistant"]
+    assert greeting.turn["tts"] == "piper"

@@ -179,17 +179,15 @@ class _Speaker:
         self.tts: TTS | None = None
         self.play: asyncio.Future[bool] | None = None
         self.fed = ""
-
-    def _play_error(self) -> BaseException | None:
-        play = self.play
-        if play is None or not play.done() or play.cancelled():
-            return None
-        return play.exception()
+        # A TTS failure is kept here, not passed through the playout: how an audio sink reports a
+        # failing source is its business, the fallback decision is ours.
+        self.tts_error: SpeechError | None = None
 
     @property
     def hung_up(self) -> bool:
-        exc = self._play_error()
-        return exc is not None and not isinstance(exc, SpeechError)
+        """The playout ended with an error (the call hung up): stop generating."""
+        play = self.play
+        return play is not None and play.done() and not play.cancelled() and play.exception() is not None
 
     def open(self) -> None:
         """Start the current TTS choice; one the engine refuses at once (an unknown voice) gives way
@@ -217,21 +215,22 @@ class _Speaker:
         try:
             await self.tts.feed(text)
         except SpeechError as exc:
-            await self._switch(exc)
-            return
-        failed = self._play_error()
-        if isinstance(failed, SpeechError):
-            await self._switch(failed)
+            self.tts_error = exc
+        if self.tts_error is not None:
+            await self._switch(self.tts_error)
 
     async def finish(self) -> None:
         while True:
             assert self.tts is not None and self.play is not None
             try:
                 await self.tts.end()
-                self.reply.played = await self.play
-                return
             except SpeechError as exc:
-                await self._switch(exc)
+                self.tts_error = exc
+            if self.tts_error is None:
+                self.reply.played = await self.play
+                if self.tts_error is None:
+                    return
+            await self._switch(self.tts_error)
 
     async def _switch(self, exc: SpeechError) -> None:
         """The TTS failed: if nothing was heard yet, speak everything so far with the next choice."""
@@ -240,6 +239,7 @@ class _Speaker:
         if self.reply.produced_bytes > 0 or r._tts_index + 1 >= len(r.tts_chain):
             raise exc
         await self.close()
+        self.tts_error = None
         r._tts_index += 1  # later turns start with the choice that works
         choice = r.tts_chain[r._tts_index]
         if choice.warning:
@@ -264,13 +264,16 @@ class _Speaker:
     async def _timed(self, tts: TTS) -> AsyncIterator[bytes]:
         reply = self.reply
         loop = asyncio.get_running_loop()
-        async for chunk in tts:
-            if not chunk:
-                continue
-            if reply.first_audio_at is None:
-                reply.first_audio_at = loop.time()
-            reply.produced_bytes += len(chunk)
-            reply.out_bytes += len(chunk)
-            if reply.first_out_at is None:
-                reply.first_out_at = loop.time()  # handed to the playout, which sends it on the next frame
-            yield chunk
+        try:
+            async for chunk in tts:
+                if not chunk:
+                    continue
+                if reply.first_audio_at is None:
+                    reply.first_audio_at = loop.time()
+                reply.produced_bytes += len(chunk)
+                reply.out_bytes += len(chunk)
+                if reply.first_out_at is None:
+                    reply.first_out_at = loop.time()  # handed to the playout: sent on its next frame
+                yield chunk
+        except SpeechError as exc:
+            self.tts_error = exc  # ends this stream normally; finish() decides
