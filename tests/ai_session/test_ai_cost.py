@@ -12,6 +12,7 @@ from fakeproviders.llm_openai import FakeOpenAI
 from fakeproviders.llm_server import FakeToolCall, Reply
 from tests.ai_session.support import Events
 from tests.flow.conftest import Env
+from voipbin.api.routes.billing import billing_to_api
 from voipbin.billing.ai import AIRates, cost_lines
 from voipbin.billing.ledger import account_for
 from voipbin.store.tables import Billing
@@ -67,6 +68,8 @@ async def test_ledger_lines_add_up_for_known_counts(ai_env: Env, monkeypatch: py
             key
         )
         assert b.reference_type == "aicall" and b.transaction_type == "usage"
+        shown = billing_to_api(b)  # as GET /v1.0/billings shows it
+        assert (shown["provider"], shown["cost_type"], shown["amount_credit"]) == (*key, -units * rate)
     total = sum(units * rate for units, rate in expected.values())
     async with ai_env.platform.db.session() as session:
         after = (await account_for(session, ai_env.customer_id)).balance_credit
