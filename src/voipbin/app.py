@@ -15,6 +15,8 @@ from voipbin.api.errors import install_error_handlers
 from voipbin.api.routes import (
     accesskeys,
     activeflows,
+    aicalls,
+    aimessages,
     ais,
     aisummaries,
     auth,
@@ -76,6 +78,8 @@ def create_app(
         activeflows,
         transcribes,
         aisummaries,
+        aicalls,
+        aimessages,
     ):
         app.include_router(module.router)
 

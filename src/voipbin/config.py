@@ -85,6 +85,25 @@ class Settings(BaseSettings):
     # batches cost less CPU per call setup; each write of a call waits at most this much longer.
     db_commit_window_ms: float = Field(default=10.0, ge=0, le=1000)
 
+    # AI conversations: faults and fallbacks (docs/providers-llm.md). A failing provider is retried
+    # within the turn's budget, then the fallback engine is tried, then the caller hears the apology and
+    # the flow continues with the next action.
+    fallback_engine_model: str = ""
+    fallback_tts_type: str = ""
+    fallback_stt_type: str = ""
+    ai_turn_budget: float = Field(default=10.0, gt=0)  # seconds a turn may spend on retries
+    ai_llm_timeout: float = Field(default=6.0, gt=0)  # seconds to the first token, per attempt
+    ai_apology: str = "I'm sorry, I'm having technical trouble right now. Let me pass you on."
+    ai_balance_notice: str = "I'm sorry, this service is out of credit. Goodbye."
+    # AI usage rates in micros per unit (1 USD = 1_000_000): per token, per STT audio second, per TTS
+    # character. Local engines (offline.*, llama.*, ollama, piper, whisper...) are free unless
+    # ai_charge_local is set.
+    ai_rate_llm_input_token: int = Field(default=1, ge=0)  # $1 per million input tokens
+    ai_rate_llm_output_token: int = Field(default=4, ge=0)  # $4 per million output tokens
+    ai_rate_stt_second: int = Field(default=100, ge=0)  # $0.006 per minute
+    ai_rate_tts_character: int = Field(default=30, ge=0)  # $30 per million characters
+    ai_charge_local: bool = False
+
     @property
     def effective_database_url(self) -> str:
         if self.database_url:

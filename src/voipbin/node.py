@@ -18,9 +18,11 @@ import logging
 from dataclasses import dataclass
 
 from voipbin import logsafe, tls
-from voipbin.ai.actions import register_ai_actions
+from voipbin.ai.actions import AIConversations, register_ai_actions
+from voipbin.ai.calls import AICalls
 from voipbin.ai.registry import ModelLocations
 from voipbin.ai.session import AIDeps
+from voipbin.calls.ai_tools import AIToolPorts
 from voipbin.calls.manager import CallManager, SipCallManager, UnavailableCallManager
 from voipbin.calls.recordings import Recordings
 from voipbin.calls.records import CallRecords
@@ -68,6 +70,8 @@ class Node:
     calls: CallManager
     transcribes: TranscribeService
     summaries: SummaryService
+    aicalls: AICalls
+    ai: AIConversations
 
 
 def build_node(settings: Settings) -> Node:
@@ -111,7 +115,18 @@ def build_node(settings: Settings) -> Node:
     )
     register_transcribe_actions(registry, transcribes)
     register_summary_actions(registry, summaries, call_records, calls)
-    register_ai_actions(registry, AIDeps(db, settings, encryptor, models), events)
+    aicalls = AICalls(db, writer, events, owner)
+    ports = AIToolPorts(db, settings, aicalls, call_records, calls)
+    ai_deps = AIDeps(
+        db,
+        settings,
+        encryptor,
+        models,
+        aicalls,
+        get_resource=ports.get_resource,
+        create_call=ports.create_call,
+    )
+    ai = register_ai_actions(registry, ai_deps, events)
     register_unsupported(registry)
     return Node(
         settings=settings,
@@ -130,6 +145,8 @@ def build_node(settings: Settings) -> Node:
         calls=calls,
         transcribes=transcribes,
         summaries=summaries,
+        aicalls=aicalls,
+        ai=ai,
     )
 
 
@@ -154,6 +171,7 @@ async def recover(node: Node) -> None:
     await node.activeflows.recover(detail)
     await node.transcribes.recover()
     await node.summaries.recover()
+    await node.aicalls.recover(detail)
 
 
 async def start_node(node: Node, *, freeze_gc: bool = False) -> None:
@@ -205,6 +223,8 @@ async def stop_node(node: Node) -> None:
     await node.summaries.close()
     await node.transcribes.close()
     await node.calls.close()
+    await node.ai.close()
+    await node.aicalls.close()
     await node.registrations.close()
     await node.webhooks.close()
     await node.flows.close()

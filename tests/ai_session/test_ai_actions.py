@@ -104,6 +104,11 @@ async def test_ai_talk_barge_in_flushes_and_cancels(env: Env) -> None:
     assert next_reply_start > flushed_at + 0.2, next_reply_start - flushed_at
     interrupted, answer = events.messages("assistant")[:2]
     assert interrupted.startswith("You said: Please tell me") and "stop" in answer.lower()
+    # The interrupted answer records that it was cut, when, and what the caller heard of it.
+    turn = next(m for m in events.of("aimessage_created") if m["role"] == "assistant")["turn"]
+    assert turn["interrupted"] is True and turn["interrupted_ms"] > turn["first_audio_out_ms"]
+    assert 0 < len(turn["spoken_text"]) < len(interrupted) and interrupted.startswith(turn["spoken_text"])
+    assert turn["usage"]["tts_characters"] == len(turn["spoken_text"])
     # The first answer is ~6 s of speech; the caller heard only what played before the flush.
     heard_before = sum(0.02 for t, f in call.played if t <= flushed_at and volume(f) > 0.3)
     assert 1.0 <= heard_before < 3.0, heard_before

@@ -16,6 +16,8 @@ import jwt
 from fastapi import Depends, Query, Request
 from sqlalchemy import select
 
+from voipbin.ai.actions import AIConversations
+from voipbin.ai.calls import AICalls
 from voipbin.ai.registry import ModelLocations
 from voipbin.api.errors import ApiError
 from voipbin.calls.manager import CallManager
@@ -96,6 +98,14 @@ def get_webhooks(request: Request) -> WebhookDispatcher:
     return _part(request, "webhooks")
 
 
+def get_aicalls(request: Request) -> AICalls:
+    return _part(request, "aicalls")
+
+
+def get_ai(request: Request) -> AIConversations:
+    return _part(request, "ai")
+
+
 DbDep = Annotated[Database, Depends(get_db)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SecretsDep = Annotated[PlatformSecrets, Depends(get_secrets)]
@@ -110,6 +120,8 @@ WebhooksDep = Annotated[WebhookDispatcher, Depends(get_webhooks)]
 EventsDep = Annotated[EventBus, Depends(get_events)]
 ModelsDep = Annotated[ModelLocations, Depends(get_models)]
 OutboundDep = Annotated[OutboundPolicy, Depends(get_outbound)]  # the SSRF guard's allow-list
+AICallsDep = Annotated[AICalls, Depends(get_aicalls)]
+AIDep = Annotated[AIConversations, Depends(get_ai)]
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,8 @@ async def apply(
     usage_duration: int = 0,
     billable_units: int = 0,
     rate_credit_per_unit: int = 0,
+    provider: str = "",
+    idempotency_key: str = "",
 ) -> Billing:
     """Add (positive) or charge (negative) credit and record it; the caller commits."""
     account.balance_credit += amount_credit
@@ -79,6 +81,8 @@ async def apply(
         amount_token=0,
         balance_credit_snapshot=account.balance_credit,
         balance_token_snapshot=account.balance_token,
+        provider=provider,
+        idempotency_key=idempotency_key,
         tm_billing_start=now,
         tm_billing_end=now,
     )

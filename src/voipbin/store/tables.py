@@ -183,6 +183,7 @@ class Billing(TimestampsMixin, Base):
     balance_token_snapshot: Mapped[int] = mapped_column(BigInteger, default=0)
     balance_credit_snapshot: Mapped[int] = mapped_column(BigInteger, default=0)
     idempotency_key: Mapped[str] = mapped_column(String(128), default="")
+    provider: Mapped[str] = mapped_column(String(64), default="")  # ours: the engine an AI usage line is for
     tm_billing_start: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
     tm_billing_end: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
@@ -371,3 +372,45 @@ class Registration(Base):
     binding: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     tm_expire: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, index=True)
     node_id: Mapped[str] = mapped_column(String(64), default="")
+
+
+class AICall(LiveOwnerMixin, TimestampsMixin, Base):
+    """One AI conversation (VoIPBIN's aicall): ``initiating`` -> ``progressing`` -> ``terminated``.
+    ``metadata`` holds our extensions: usage and timing sums, the end reason, errors and warnings."""
+
+    __tablename__ = "aicalls"
+    id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid.uuid4)
+    customer_id: Mapped[uuid.UUID] = mapped_column(Uuid(), ForeignKey("customers.id"), index=True)
+    assistance_type: Mapped[str] = mapped_column(String(16), default="ai")
+    assistance_id: Mapped[uuid.UUID] = mapped_column(Uuid(), default=ZERO_UUID)
+    ai_engine_model: Mapped[str] = mapped_column(String(255), default="")
+    ai_tts_type: Mapped[str] = mapped_column(String(32), default="")
+    ai_tts_voice_id: Mapped[str] = mapped_column(String(255), default="")
+    ai_stt_type: Mapped[str] = mapped_column(String(32), default="")
+    ai_vad_config: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    parameter: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    activeflow_id: Mapped[uuid.UUID] = mapped_column(Uuid(), default=ZERO_UUID)
+    reference_type: Mapped[str] = mapped_column(String(16), default="call")
+    reference_id: Mapped[uuid.UUID] = mapped_column(Uuid(), default=ZERO_UUID, index=True)
+    status: Mapped[str] = mapped_column(String(16), default="initiating")
+    stt_language: Mapped[str] = mapped_column(String(32), default="")
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", JSON, default=dict)
+    tm_end: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class AIMessage(TimestampsMixin, Base):
+    """One message of an aicall (system, user, assistant, tool). ``turn`` is our extension: an assistant
+    message's timings and usage (see docs/api.md)."""
+
+    __tablename__ = "aimessages"
+    id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True, default=uuid.uuid4)
+    customer_id: Mapped[uuid.UUID] = mapped_column(Uuid(), ForeignKey("customers.id"), index=True)
+    aicall_id: Mapped[uuid.UUID] = mapped_column(Uuid(), index=True)
+    activeflow_id: Mapped[uuid.UUID] = mapped_column(Uuid(), default=ZERO_UUID)
+    active_ai_id: Mapped[uuid.UUID] = mapped_column(Uuid(), default=ZERO_UUID)
+    role: Mapped[str] = mapped_column(String(16), default="")
+    content: Mapped[str] = mapped_column(Text, default="")
+    direction: Mapped[str] = mapped_column(String(16), default="")
+    tool_calls: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    tool_call_id: Mapped[str] = mapped_column(String(128), default="")
+    turn: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)

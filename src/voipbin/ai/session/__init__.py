@@ -6,13 +6,14 @@ Small single-purpose parts, each cancellable, wired in one place (:mod:`.pipelin
 * :mod:`.listener` — inbound audio -> VAD start/stop + STT finals;
 * :mod:`.turns` — turn-taking and barge-in decisions (sans-I/O);
 * :mod:`.responder` — LLM stream -> TTS (clause by clause) -> playout;
-* :mod:`.tools` — stop_service, stop_flow, stop_media, set/get_variables;
-* :mod:`.record` — the AIcall and its messages, published as ``aicall_*`` / ``aimessage_created``.
+* :mod:`.tools` — VoIPBIN's AI tools (connect_call, stop_service, ...; the refused ones named);
+* :mod:`voipbin.ai.calls` — the aicall and its messages (rows, ``aicall_*`` / ``aimessage_*`` events).
 """
+
+from voipbin.ai.calls import AICallRecord
 
 from .config import AIConfigError, AIDeps, SessionConfig, resolve_config
 from .pipeline import AISession, BargeIn, SessionMetrics
-from .record import AICallRecord
 
 __all__ = [
     "AICallRecord",

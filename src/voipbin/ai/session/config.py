@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from voipbin.ai import registry as llm_registry
+from voipbin.ai.calls import AICalls
+from voipbin.ai.session.tools import CreateCall, GetResource
 from voipbin.config import Settings, provider_setting
 from voipbin.flow.variables import substitute
 from voipbin.models.action_options.ai import AIOption
@@ -48,12 +50,16 @@ class SessionConfig:
 
 @dataclass(frozen=True)
 class AIDeps:
-    """What resolving an AI configuration needs (handed in by the composition root)."""
+    """What AI conversations need (handed in by the composition root)."""
 
     db: Database  # reads of the customer's AIs
     settings: Settings
     encryptor: Encryptor
     models: llm_registry.ModelLocations | None = None  # local GGUF models (llama.*, offline gemma)
+    aicalls: AICalls | None = None  # the aicalls/aimessages owner (None: one is made per use, tests)
+    # Ports of the tools that reach beyond the AI package (wired by the root; None: the tool fails).
+    get_resource: GetResource | None = None
+    create_call: CreateCall | None = None
 
 
 async def load_ai(deps: AIDeps, customer_id: uuid.UUID, ai_id: uuid.UUID) -> AI:

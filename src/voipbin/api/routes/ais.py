@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from voipbin.ai import registry as llm_registry
+from voipbin.ai.session.tools import refused_tools
 from voipbin.api.deps import DbDep, EncryptorDep, PageDep, PrincipalDep, SettingsDep, parse_id
 from voipbin.api.errors import ApiError
 from voipbin.api.repo import change_owned, get_owned_api, list_page
@@ -22,6 +23,12 @@ from voipbin.speech import registry as speech_registry
 from voipbin.store.tables import AI, ZERO_UUID
 
 router = APIRouter(prefix="/v1.0", tags=["ais"])
+SCRIPTED_NOTICE = (
+    "The default engine offline.scripted is a demo rule table, not a language model: it ignores "
+    "initial_prompt and answers a few fixed phrases (otherwise 'You said: ...'). For a real model set "
+    "VOIPBIN_DEFAULT_ENGINE_MODEL=openai.gpt-4o-mini with VOIPBIN_OPENAI_API_KEY, or a local "
+    "OpenAI-compatible server: VOIPBIN_DEFAULT_ENGINE_MODEL=ollama.<model> with VOIPBIN_OLLAMA_BASE_URL."
+)
 NOT_FOUND = "AI_NOT_FOUND"
 
 TOOL_NAMES = frozenset(
@@ -138,6 +145,13 @@ def validate_ai(a: AI, engine_key: str, models: llm_registry.ModelLocations) -> 
             "INVALID_TOOL_NAMES",
             f"Unknown tool names: {', '.join(unknown)}.",
             details=[{"field": "tool_names"}],
+        )
+    elif refused := refused_tools(names):
+        raise ApiError(
+            400,
+            "UNSUPPORTED_TOOL_NAMES",
+            "; ".join(f"tool {name} cannot run here: {why}" for name, why in refused.items()) + ".",
+            details=[{"field": "tool_names", "tool": name} for name in refused],
         )
 
 
@@ -267,7 +281,10 @@ async def regenerate_ai_hash(
 
 @router.get("/ai_models", summary="LLM providers and models this installation can run")
 async def list_ai_models(principal: PrincipalDep, settings: SettingsDep) -> dict[str, Any]:
+    default = settings.default_engine_model
     return {
         "result": llm_registry.list_llm_models(llm_registry.ModelLocations.from_settings(settings)),
         "speech": speech_registry.list_speech_providers(settings.default_tts_type, settings.default_stt_type),
+        "default_engine_model": default,
+        "default_engine_notice": SCRIPTED_NOTICE if default == "offline.scripted" else "",
     }

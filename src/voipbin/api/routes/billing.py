@@ -67,6 +67,7 @@ def billing_to_api(b: Billing) -> dict[str, Any]:
         "balance_token_snapshot": b.balance_token_snapshot,
         "balance_credit_snapshot": b.balance_credit_snapshot,
         **timestamps(b, "tm_billing_start", "tm_billing_end"),
+        **({"provider": b.provider} if b.provider else {}),  # ours: AI usage lines name their engine
     }
 
 
