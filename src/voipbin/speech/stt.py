@@ -113,6 +113,18 @@ class STT(ABC):
         self._events.put_nowait(_END)
         self._spawn(self._abort())
 
+    def endpoint(self) -> None:
+        """The caller's turn is over (the turn detector said so): deliver what is pending now.
+
+        Streaming providers decide their own finals, so this does nothing by default; VAD-segmented
+        recognisers cut the open utterance and transcribe it at once.
+        """
+        return None
+
+    def settled(self) -> bool:
+        """True when no audio heard so far still owes a final result (so a turn's text is whole)."""
+        return True
+
     async def aclose(self) -> None:
         self.cancel()
         await asyncio.sleep(0)

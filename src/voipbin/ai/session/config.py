@@ -44,6 +44,7 @@ class SessionConfig:
     ai_id: uuid.UUID | None = None
     assistance_type: str = "ai"
     greeting: bool | str = False  # True: the LLM opens the call; a string: said verbatim
+    smart_turn: bool = True  # the Smart Turn audio model joins the turn detector (see listener.py)
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,9 @@ async def resolve_config(
         vad = VadConfig.from_dict(raw.get("vad_config") or (row.vad_config if row else None))
     except (TypeError, ValueError) as exc:
         raise AIConfigError(f"invalid vad_config: {exc}") from None
+    smart_turn = settings.turn_model == "smart-turn" or bool(
+        raw.get("smart_turn_enabled") or (row.smart_turn_enabled if row else False)
+    )
     greeting = raw.get("greeting", False)
     if isinstance(greeting, str) and greeting.strip().lower() in ("true", "false"):
         greeting = greeting.strip().lower() == "true"
@@ -139,4 +143,5 @@ async def resolve_config(
         tool_names=tuple(option.tool_names or (row.tool_names if row else None) or ()),
         ai_id=row.id if row else None,
         greeting=greeting if isinstance(greeting, bool | str) else bool(greeting),
+        smart_turn=smart_turn,
     )

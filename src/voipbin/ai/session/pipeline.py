@@ -34,7 +34,7 @@ from .prompts import system_messages
 from .record import AICallRecord
 from .responder import Reply, Responder
 from .tools import offered_tools, run_tool
-from .turns import TurnTaker
+from .turns import TurnTaker, turn_config
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,7 @@ class AISession:
         self._responder = Responder(llm, self.make_tts, audio)
         self._reply_task: asyncio.Task[None] | None = None
         self._last_quiet: float | None = None
+        self._listener: Listener | None = None
 
     # -- parts -------------------------------------------------------------------------------------
     def make_tts(self) -> TTS:
@@ -119,7 +120,14 @@ class AISession:
         """Converse until the session ends; returns why ("stop_service", "stop_flow", "duration")."""
         loop = asyncio.get_running_loop()
         stt = self.make_stt()
-        listener = Listener(self.audio, stt, self.cfg.vad, self._events)
+        listener = self._listener = Listener(
+            self.audio,
+            stt,
+            self.cfg.vad,
+            self._events,
+            turn=turn_config(smart_turn=self.cfg.smart_turn, vad=self.cfg.vad),
+            language=self.cfg.stt_language or self.cfg.language,
+        )
         tasks = [
             asyncio.create_task(listener.listen(), name="ai-listen"),
             asyncio.create_task(listener.transcripts(), name="ai-stt"),
@@ -195,6 +203,8 @@ class AISession:
         self._reply_task = asyncio.create_task(respond(), name="ai-respond")
 
     def _remember(self, reply: Reply) -> None:
+        if self._listener is not None and reply.text:  # the turn detector weighs answers by the question
+            self._listener.set_question(reply.text)
         if reply.text or reply.tool_calls:
             self.history.append(Message.assistant(reply.text, reply.tool_calls))
             self.record.add_message("assistant", reply.text, tool_calls=tuple(reply.tool_calls))
