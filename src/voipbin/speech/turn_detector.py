@@ -162,9 +162,11 @@ class TurnDetector:
         c = self.config
         p = self.completeness()
         if not c.adaptive:
+            if p is not None and p < 0.5:
+                return c.max_wait
             if c.use_audio_model and self._p_audio is None:
-                return max(c.stop_secs, c.model_after)  # wait for the model's answer
-            return c.stop_secs if (p is None or p >= 0.5) else c.max_wait
+                return c.max_wait  # decided when the model answers (or at the longest wait)
+            return c.stop_secs
         wait = c.wait_for(p)
         if c.use_audio_model and self._p_audio is None and wait < c.unknown_wait:
             wait = c.unknown_wait  # the words alone are not enough for the shortest waits
