@@ -146,7 +146,7 @@ def log_mel_features(audio16k: np.ndarray) -> np.ndarray:
     power = np.abs(np.fft.rfft(frames * _hann(), axis=-1)) ** 2  # (frames, bins)
     mel = np.log10(np.maximum(power @ _mel_filters().T, 1e-10)).T[:, :-1]  # (80, 800)
     mel = np.maximum(mel, mel.max() - 8.0)
-    return ((mel + 4.0) / 4.0).astype(np.float32)
+    return np.asarray((mel + 4.0) / 4.0, dtype=np.float32)
 
 
 def completion_probability_blocking(pcm: bytes, sample_rate: int) -> float:

@@ -33,7 +33,7 @@ class SessionConfig:
     engine_key: str | None = field(default=None, repr=False)
     init_prompt: str = ""
     parameter: Mapping[str, Any] = field(default_factory=dict)
-    language: str = "en-US"
+    language: str = "en-US"  # "" = detect from the caller's speech
     voice_type: str = ""
     tts_type: str = ""
     tts_voice_id: str = ""
@@ -107,7 +107,8 @@ async def resolve_config(
 
     # The inline prompt was substituted by the engine with the option; the AI row's is done here.
     prompt = option.initial_prompt or substitute(row.init_prompt if row else "", variables)
-    language = option.language or (row.stt_language if row else "") or "en-US"
+    # No language anywhere: "" (the STT detects it and the reply is spoken in the detected language).
+    language = option.language or (row.stt_language if row else "")
     tts_type = option.tts_type or (row.tts_type if row else "") or default_tts_type(settings)
     stt_type = option.stt_type or (row.stt_type if row else "") or settings.default_stt_type
     stt_language = option.stt_language or option.language or (row.stt_language if row else "") or language

@@ -43,6 +43,7 @@ class SpeechStopped:
 @dataclass(frozen=True)
 class Transcript:
     text: str
+    language: str | None = None  # as the STT reports it (detected when none was configured)
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ class Listener:
                 text = ev.text.strip()
                 if ev.type == SttEventType.FINAL and text:
                     self.detector.text(text)
-                    self.out.put_nowait(Transcript(text))
+                    self.out.put_nowait(Transcript(text, ev.language))
                 elif ev.type == SttEventType.INTERIM and text:
                     self.detector.text(text, final=False)
                 elif ev.type == SttEventType.SPEECH_ENDED:

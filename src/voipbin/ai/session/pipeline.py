@@ -99,6 +99,7 @@ class AISession:
         self._reply_task: asyncio.Task[None] | None = None
         self._last_quiet: float | None = None
         self._listener: Listener | None = None
+        self._heard_language: str | None = None
 
     # -- parts -------------------------------------------------------------------------------------
     def make_tts(self) -> TTS:
@@ -106,7 +107,7 @@ class AISession:
         return create_tts(
             c.tts_type,
             voice_id=c.tts_voice_id or None,
-            language=c.language or None,
+            language=c.language or self._heard_language or None,  # none configured: answer in the caller's
             sample_rate=8000,
             voice_type=c.voice_type or None,
             variables=self.variables,
@@ -167,6 +168,7 @@ class AISession:
             self._last_quiet = event.at
             self._start_turn(turns.speech_stopped())
         elif isinstance(event, Transcript):
+            self._heard_language = event.language or self._heard_language
             self._start_turn(turns.transcript(event.text))
         elif isinstance(event, _ReplyDone):
             return self._finish_reply(event)
