@@ -75,7 +75,4 @@ class WhisperSTT(SegmentedSTT):
     provider = "whisper"
 
     async def _transcribe(self, pcm: bytes) -> Recognition:
-        result = await transcribe_pcm(pcm, self.sample_rate, self.language)
-        if self.language and result.language:
-            result.language = self.language  # keep the caller's full tag (es-ES, not es)
-        return result
+        return await transcribe_pcm(pcm, self.sample_rate, self.language)
