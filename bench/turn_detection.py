@@ -33,6 +33,9 @@ def _pct(values: list[float], q: float) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--text-delay", type=float, nargs="*", default=[0.0, 0.2])
+    ap.add_argument(
+        "--model-latency", type=float, default=None, help="simulated model delay (s); default: measured"
+    )
     args = ap.parse_args()
     items = load_set()
     complete = [it for it in items if it.complete_only]
@@ -40,13 +43,15 @@ def main() -> None:
     print(f"machine: {platform.machine()} {os.cpu_count()} cores, python {platform.python_version()}")
     print(f"labelled set: {len(complete)} complete turns, {len(unfinished)} unfinished (mid-sentence pauses)")
     for text_delay in args.text_delay:
-        print(f"\nwords {text_delay * 1000:.0f} ms behind the speech; model delay = measured inference")
+        how = "measured inference" if args.model_latency is None else f"{args.model_latency * 1000:.0f} ms"
+        print(f"\nwords {text_delay * 1000:.0f} ms behind the speech; model delay = {how}")
         print(
             f"{'configuration':34s} {'EOT p50':>10s} {'p90':>6s} {'cut-off':>8s} {'early':>6s} {'model':>7s}"
         )
         for name, cfg in CONFIGS.items():
             outs: dict[str, Outcome] = {
-                it.spec.id: replay(it, cfg, model_latency=None, text_delay=text_delay) for it in items
+                it.spec.id: replay(it, cfg, model_latency=args.model_latency, text_delay=text_delay)
+                for it in items
             }
             delays = [outs[it.spec.id].delay for it in complete if outs[it.spec.id].delay is not None]
             cut = sum(outs[it.spec.id].cut_off for it in unfinished) / len(unfinished)

@@ -62,6 +62,9 @@ class STT(ABC):
     """Base class for one streaming recognition session (single use)."""
 
     provider: str = ""
+    # True when the provider's speech_ended is its own end-of-utterance model (Deepgram UtteranceEnd),
+    # evidence for the turn detector; a VAD-segmented recogniser's is only our own silence timer.
+    ends_utterances: bool = False
 
     def __init__(
         self, *, language: str | None = None, sample_rate: int = 8000, timeout: float = 10.0

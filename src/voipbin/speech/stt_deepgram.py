@@ -37,6 +37,7 @@ def deepgram_environment(base_url: str | None) -> DeepgramClientEnvironment:
 
 class DeepgramSTT(STT):
     provider = "deepgram"
+    ends_utterances = True
 
     def __init__(
         self,

@@ -40,7 +40,7 @@ class TurnConfig:
     min_wait: float = 0.1
     max_wait: float = 1.4
     max_stretch: float = 2.2  # the longest max_wait a slow caller's pauses can stretch it to
-    # A turn whose p is unknown (no model, no words yet) waits this long.
+    # Without the audio model, a turn the words say nothing about waits this long.
     unknown_wait: float = 0.6
 
     def wait_for(self, p: float | None) -> float:
@@ -139,6 +139,11 @@ class TurnDetector:
 
     # -- decision --------------------------------------------------------------------------------
     @property
+    def current_pause(self) -> int:
+        """The id a model answer must carry to count (read by the inference worker to skip stale work)."""
+        return self._pause
+
+    @property
     def in_turn(self) -> bool:
         return self._in_turn
 
@@ -167,9 +172,8 @@ class TurnDetector:
             if c.use_audio_model and self._p_audio is None:
                 return c.max_wait  # decided when the model answers (or at the longest wait)
             return c.stop_secs
-        wait = c.wait_for(p)
-        if c.use_audio_model and self._p_audio is None and wait < c.unknown_wait:
-            wait = c.unknown_wait  # the words alone are not enough for the shortest waits
+        # While the model's answer is on its way (late on a busy machine), nothing shorter applies.
+        wait = c.max_wait if c.use_audio_model and self._p_audio is None else c.wait_for(p)
         if wait >= c.max_wait:
             wait = min(max(c.max_wait, self._longest_resumed_pause * 1.25), c.max_stretch)
         return wait

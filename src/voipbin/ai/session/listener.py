@@ -18,16 +18,17 @@ from collections import deque
 from dataclasses import dataclass
 
 from voipbin.flow.interfaces import CallAudio, CallHungUp
+from voipbin.speech.executor import run_inference
 from voipbin.speech.stt import STT, SttEventType
 from voipbin.speech.turn_detector import TurnConfig, TurnDetector
-from voipbin.speech.turn_model import TurnModelUnavailable, completion_probability
+from voipbin.speech.turn_model import TurnModelUnavailable, completion_probability_blocking
 from voipbin.speech.vad import VadConfig, VadSegmenter
 
 log = logging.getLogger(__name__)
 
 RATE = 8000
 MODEL_WINDOW_SECS = 8.5  # Smart Turn hears the last 8 s (+ a little pre-roll)
-SETTLE_CAP_SECS = 3.0  # never hold a finished turn longer than this for a late transcript
+SETTLE_CAP_SECS = 10.0  # never hold a finished turn longer than this for a late transcript
 
 
 @dataclass(frozen=True)
@@ -75,6 +76,8 @@ class Listener:
         self._turn_over: float | None = None  # loop time the caller went quiet, turn decided
         self._turn_over_decided = 0.0
         self._model_broken = False
+        self._heard = 0.0  # seconds of call audio seen (the detector's clock)
+        self._heard_at = 0.0  # loop time the latest frame arrived
 
     def set_question(self, text: str | None) -> None:
         """What the AI said last (its question shapes what a finished answer is)."""
@@ -91,9 +94,13 @@ class Listener:
                     if ev.kind == "start":
                         # The segmenter is behind "now" by the audio it has seen after the event.
                         self.out.put_nowait(SpeechStarted(now - (self.vad.time - ev.time)))
-                self.detector.voice(now, self.vad.last_frame_speech)
-                self._ask_model(now)
-                self._decide(now)
+                # The detector runs on the audio's own clock: a loop that lagged delivers frames in a
+                # burst, and wall-clock gaps between them would look like pauses that never were.
+                self._heard += len(pcm) / (2 * RATE)
+                self._heard_at = now
+                self.detector.voice(self._heard, self.vad.last_frame_speech)
+                self._ask_model(self._heard)
+                self._decide()
                 await self.stt.feed(pcm)
             self.out.put_nowait(InputEnded())
         except CallHungUp as exc:
@@ -108,7 +115,6 @@ class Listener:
 
     async def transcripts(self) -> None:
         """Forward STT finals; interim text and the STT's own endpoints feed the turn detector."""
-        loop = asyncio.get_running_loop()
         try:
             async for ev in self.stt:
                 text = ev.text.strip()
@@ -117,9 +123,9 @@ class Listener:
                     self.out.put_nowait(Transcript(text, ev.language))
                 elif ev.type == SttEventType.INTERIM and text:
                     self.detector.text(text, final=False)
-                elif ev.type == SttEventType.SPEECH_ENDED:
+                elif ev.type == SttEventType.SPEECH_ENDED and self.stt.ends_utterances:
                     self.detector.stt_endpoint()
-                self._decide(loop.time())
+                self._decide()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -138,21 +144,36 @@ class Listener:
         task.add_done_callback(self._model_tasks.discard)
 
     async def _run_model(self, pause: int, pcm: bytes) -> None:
+        detector = self.detector
+
+        def infer() -> float | None:
+            # Queued behind other calls' work: if the caller spoke again meanwhile, skip it.
+            if detector.current_pause != pause:
+                return None
+            return completion_probability_blocking(pcm, RATE)
+
         try:
-            p = await completion_probability(pcm, RATE)
+            p = await run_inference(infer)
+            if p is None:
+                return
         except TurnModelUnavailable as exc:  # not installed: words and silence decide alone
             log.warning("Smart Turn unavailable, turn detection without it: %s", exc)
             self._model_broken = True
             p = 0.5
+        except Exception:  # one failed inference must not stall the turn: "unsure" for this pause
+            log.exception("Smart Turn inference failed")
+            p = 0.5
         self.detector.audio_probability(pause, p)
-        self._decide(asyncio.get_running_loop().time())
+        self._decide()
 
-    def _decide(self, now: float) -> None:
+    def _decide(self) -> None:
+        now = self._heard
         if self._turn_over is None:
             quiet = self.detector.speech_end
             if quiet is None or not self.detector.ended(now):
                 return
-            self._turn_over, self._turn_over_decided = quiet, now
+            self._turn_over = self._heard_at - (now - quiet)  # loop time the caller went quiet
+            self._turn_over_decided = now
             self.stt.endpoint()
         if self.stt.settled() or now - self._turn_over_decided > SETTLE_CAP_SECS:
             self.out.put_nowait(SpeechStopped(self._turn_over))
