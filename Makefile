@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml
 	$(PIP) install --quiet -e '.[offline,test,fast]'
 	# silero-vad declares torch but we only need its bundled ONNX model (run on onnxruntime).
 	$(PIP) install --quiet --no-deps 'silero-vad>=5'
+	# Smart Turn v3's ONNX file ships in the pipecat-ai wheel (BSD-2); we never import Pipecat, only
+	# read the file (its sha256 is checked in speech/turn_model.py), so none of its deps are installed.
+	$(PIP) install --quiet --no-deps 'pipecat-ai==1.14.0'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -6,11 +6,13 @@ out). The caller asks a few questions (Piper speech); for each turn the session 
 from the caller going quiet to the first synthesised audio handed to playout. Measured side by side
 in the same run, the parts it is made of:
 
-* the STT end-of-utterance hang (``TRANSCRIBE_VAD.stop_secs``: silence Whisper's segmenter waits for),
+* the end-of-turn wait: the turn detector (Smart Turn + words + adaptive wait, the default) and, as
+  the old behaviour, a fixed 0.5 s of silence (``smart_turn`` off, ``vad_config.stop_secs`` 0.5),
 * Whisper on the utterance alone,
 * TTS time to first audio of the answer alone,
 
-so "overhead" = end-to-end - (hang + STT + TTS) is what the pipeline itself adds.
+so "overhead" = end-to-end - (turn wait + STT + TTS) is what the pipeline itself adds. With the
+detector the wait is not a constant; it is shown as end-to-end minus the fixed-wait run's figure.
 
     .venv/bin/python bench/ai_session_latency.py [--tts piper,espeak] [--turns 4]
 """
@@ -37,8 +39,8 @@ from voipbin.ai.session import AICallRecord, AISession, SessionConfig  # noqa: E
 from voipbin.events.bus import EventBus  # noqa: E402
 from voipbin.phone.speech import synthesize  # noqa: E402
 from voipbin.speech.registry import create_tts  # noqa: E402
-from voipbin.speech.stt_segmented import TRANSCRIBE_VAD  # noqa: E402
 from voipbin.speech.stt_whisper import transcribe_pcm, whisper_model  # noqa: E402
+from voipbin.speech.vad import VadConfig  # noqa: E402
 
 QUESTIONS = ["What time do you open?", "Who are you?", "Thank you.", "I need a human."]
 
@@ -57,11 +59,16 @@ async def tts_first_audio(engine: str, text: str) -> float:
     return first
 
 
-async def run(engine: str, turns: int) -> None:
+async def run(engine: str, turns: int, smart_turn: bool) -> float:
     call = MemoryCall(None, uuid.uuid4(), uuid.uuid4())  # type: ignore[arg-type]  # audio port only
     call.answered = True
     cfg = SessionConfig(
-        engine_model="offline.scripted", tts_type=engine, stt_type="whisper", stt_language="en-US"
+        engine_model="offline.scripted",
+        tts_type=engine,
+        stt_type="whisper",
+        stt_language="en-US",
+        smart_turn=smart_turn,
+        vad=VadConfig() if smart_turn else VadConfig(stop_secs=0.5),
     )
     llm = ScriptedLLM()
     record = AICallRecord(EventBus(), uuid.uuid4(), uuid.uuid4(), call.call_id, cfg)
@@ -86,20 +93,20 @@ async def run(engine: str, turns: int) -> None:
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     e2e = session.metrics.turn_latencies
-    hang = TRANSCRIBE_VAD.stop_secs
+    hang = 0.5 if not smart_turn else 0.0
     parts = hang + statistics.median(stt_times) + statistics.median(tts_times)
     e2e_ms, parts_ms = med(e2e), parts * 1000
+    mode = "turn detector" if smart_turn else "fixed 0.5 s"
     print(
-        f"tts={engine:6s} turns={len(e2e)}  end-to-end median {e2e_ms:6.0f} ms "
+        f"tts={engine:6s} {mode:13s} turns={len(e2e)}  end-to-end median {e2e_ms:6.0f} ms "
         f"(min {min(e2e) * 1000:.0f}, max {max(e2e) * 1000:.0f})"
     )
     print(
-        f"    parts: STT hang {hang * 1000:.0f} ms + whisper {med(stt_times):.0f} ms"
-        f" + TTS first audio {med(tts_times):.0f} ms = {parts_ms:.0f} ms"
+        f"    parts: turn wait {'detector' if smart_turn else '500 ms'} + whisper {med(stt_times):.0f} ms"
+        f" + TTS first audio {med(tts_times):.0f} ms = {parts_ms:.0f} ms (+ detector wait)"
     )
-    print(
-        f"    pipeline overhead {e2e_ms - parts_ms:+.0f} ms, ratio end-to-end / parts {e2e_ms / parts_ms:.2f}"
-    )
+    print(f"    end-to-end - parts {e2e_ms - parts_ms:+.0f} ms")
+    return e2e_ms
 
 
 async def main() -> None:
@@ -111,7 +118,9 @@ async def main() -> None:
     cpu = platform.processor() or platform.machine()
     print(f"machine: {cpu}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
     for engine in args.tts.split(","):
-        await run(engine, args.turns)
+        fixed = await run(engine, args.turns, smart_turn=False)
+        detector = await run(engine, args.turns, smart_turn=True)
+        print(f"    turn detector vs fixed 0.5 s wait: {detector - fixed:+.0f} ms ({detector / fixed:.2f}x)")
 
 
 if __name__ == "__main__":

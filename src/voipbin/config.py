@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     # Threads of the shared speech inference pool (Piper, Whisper); 0 -> the number of CPUs.
     speech_workers: int = Field(default=0, ge=0)
     whisper_threads: int = Field(default=2, ge=1)  # threads per Whisper inference
+    # End-of-turn audio model of AI conversations: "smart-turn" (Smart Turn v3 with words and an
+    # adaptive wait) or "none" (words and silence only; an AI's smart_turn_enabled still turns it on).
+    turn_model: Literal["smart-turn", "none"] = "smart-turn"
     # A real-time summary is refreshed after this many new transcripts.
     summary_update_every: int = Field(default=3, ge=1)
 

@@ -46,8 +46,9 @@ def test_unknown_types_are_rejected():
 
 def test_stt_language_is_checked():
     validate_stt_type("whisper", language="en-US")
-    with pytest.raises(InvalidSpeechProvider, match="language 'ja-JP'"):
-        validate_stt_type("whisper", language="ja-JP")
+    validate_stt_type("whisper", language="ja-JP")  # issue 10: Whisper base serves 99 languages
+    with pytest.raises(InvalidSpeechProvider, match="language 'qu-PE'"):
+        validate_stt_type("whisper", language="qu-PE")  # Quechua: not one of Whisper's
     validate_stt_type("deepgram", language="ja-JP")
 
 

@@ -37,7 +37,7 @@ async def transcribe_pcm(
         # one pass over the whole clip: better than VAD segments for short test phrases
         from voipbin.speech.stt_whisper import transcribe_pcm as whisper_pcm
 
-        return (await whisper_pcm(data, MEDIA_RATE)).text
+        return (await whisper_pcm(data, MEDIA_RATE, language)).text
     stt = create_stt(stt_type, language=language, sample_rate=MEDIA_RATE)
     try:
         step = MEDIA_RATE * 2 // 5  # 200 ms chunks

@@ -23,7 +23,9 @@ from voipbin.config import provider_setting
 from voipbin.speech.errors import InvalidSpeechProvider, MissingProviderKey
 from voipbin.speech.stt import STT
 from voipbin.speech.tts import TTS
+from voipbin.speech.tts_espeak import ESPEAK_LANGUAGES
 from voipbin.speech.voices import ELEVENLABS_DEFAULT_VOICE, resolve_elevenlabs_voice
+from voipbin.speech.whisper_models import WHISPER_LANGUAGES
 
 
 @dataclass(frozen=True)
@@ -63,11 +65,12 @@ _M = "voipbin.speech."
 TTS_TYPES: dict[str, SpeechProvider] = {
     "piper": SpeechProvider(
         "piper", True, default_voice="en_US-joe-medium", licence="GPL-3.0 (piper-tts, optional extra)",
-        offline=True, adapter=_M + "tts_piper:PiperTTS", languages=("en",),
+        offline=True, adapter=_M + "tts_piper:PiperTTS", languages=("en", *ESPEAK_LANGUAGES),
+        notes="en_US-joe-medium for English; other languages speak with espeak-ng's voice",
     ),
     "espeak": SpeechProvider(
         "espeak", True, default_voice="en-us", licence="GPL-3.0 (espeak-ng, external program)",
-        offline=True, adapter=_M + "tts_espeak:EspeakTTS",
+        offline=True, adapter=_M + "tts_espeak:EspeakTTS", languages=ESPEAK_LANGUAGES,
     ),
     "elevenlabs": SpeechProvider(
         "elevenlabs", True, True, ELEVENLABS_DEFAULT_VOICE, "proprietary service (websockets, BSD-3)",
@@ -109,8 +112,9 @@ for _name in [
 
 STT_TYPES: dict[str, SpeechProvider] = {
     "whisper": SpeechProvider(
-        "whisper", True, licence="MIT (faster-whisper, whisper tiny.en weights)", offline=True,
-        adapter=_M + "stt_whisper:WhisperSTT", languages=("en",), notes="tiny.en, VAD-segmented",
+        "whisper", True, licence="MIT (faster-whisper; whisper tiny.en and base weights)", offline=True,
+        adapter=_M + "stt_whisper:WhisperSTT", languages=WHISPER_LANGUAGES,
+        notes="tiny.en for English, base for 99 languages and detection; VAD-segmented",
     ),
     "deepgram": SpeechProvider(
         "deepgram", True, True, "nova-2", "proprietary service (SDK: deepgram-sdk, MIT)",
@@ -156,10 +160,16 @@ def _check_language(kind: str, info: SpeechProvider, language: str | None) -> No
     if language and info.languages:
         primary = language.strip().lower().replace("_", "-").split("-")[0]
         if primary not in info.languages:
+            shown = ", ".join(info.languages[:30]) + (", ..." if len(info.languages) > 30 else "")
             raise InvalidSpeechProvider(
-                f"{kind} {info.name!r} does not support language {language!r}"
-                f" (supports: {', '.join(info.languages)})"
+                f"{kind} {info.name!r} does not support language {language!r} (supports: {shown})"
             )
+
+
+def validate_tts_language(value: str | None, language: str | None) -> None:
+    """Raise :class:`InvalidSpeechProvider` if TTS ``value`` cannot speak ``language`` ("" = skip)."""
+    if _normalized(value):
+        _check_language("tts_type", tts_provider(value), language)
 
 
 def tts_provider(value: str | None) -> SpeechProvider:
@@ -190,8 +200,18 @@ def validate_stt_type(value: str | None, *, language: str | None = None) -> None
         _check_language("stt_type", stt_provider(value), language)
 
 
+_node_defaults = {"tts": "", "stt": ""}
+
+
+def node_defaults() -> tuple[str, str]:
+    """The (tts_type, stt_type) an empty configured value stands for, as last checked at start by
+    :func:`validate_speech_defaults` (so write-time language checks see the engine that will run)."""
+    return _node_defaults["tts"], _node_defaults["stt"]
+
+
 def validate_speech_defaults(default_tts_type: str, default_stt_type: str) -> None:
     """Check a node's configured defaults (``VOIPBIN_DEFAULT_TTS_TYPE`` / ``_STT_TYPE``) at start."""
+    _node_defaults.update(tts=default_tts_type, stt=default_stt_type)
     for env, lookup, value in (
         ("VOIPBIN_DEFAULT_TTS_TYPE", tts_provider, default_tts_type),
         ("VOIPBIN_DEFAULT_STT_TYPE", stt_provider, default_stt_type),
@@ -262,6 +282,9 @@ def create_tts(
     ElevenLabs voice resolution. Extra ``options`` go to the adapter (e.g. ``timeout``).
     """
     info = tts_provider(tts_type)
+    _check_language("tts_type", info, language)
+    if info.name == "piper" and language and not language.lower().startswith("en") and not voice_id:
+        info = tts_provider("espeak")  # Piper's bundled voice is English: espeak-ng speaks the rest
     if info.name == "elevenlabs":
         voice: str | None = resolve_elevenlabs_voice(
             voice_id, variables=variables, language=language, voice_type=voice_type

@@ -62,6 +62,9 @@ class STT(ABC):
     """Base class for one streaming recognition session (single use)."""
 
     provider: str = ""
+    # True when the provider's speech_ended is its own end-of-utterance model (Deepgram UtteranceEnd),
+    # evidence for the turn detector; a VAD-segmented recogniser's is only our own silence timer.
+    ends_utterances: bool = False
 
     def __init__(
         self, *, language: str | None = None, sample_rate: int = 8000, timeout: float = 10.0
@@ -112,6 +115,18 @@ class STT(ABC):
             self._events.get_nowait()
         self._events.put_nowait(_END)
         self._spawn(self._abort())
+
+    def endpoint(self) -> None:
+        """The caller's turn is over (the turn detector said so): deliver what is pending now.
+
+        Streaming providers decide their own finals, so this does nothing by default; VAD-segmented
+        recognisers cut the open utterance and transcribe it at once.
+        """
+        return None
+
+    def settled(self) -> bool:
+        """True when no audio heard so far still owes a final result (so a turn's text is whole)."""
+        return True
 
     async def aclose(self) -> None:
         self.cancel()

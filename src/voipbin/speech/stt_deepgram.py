@@ -38,6 +38,7 @@ def deepgram_environment(base_url: str | None) -> DeepgramClientEnvironment:
 
 class DeepgramSTT(STT):
     provider = "deepgram"
+    ends_utterances = True
 
     def __init__(
         self,
@@ -60,6 +61,10 @@ class DeepgramSTT(STT):
         self._last_send = 0.0
         self._last_recv = 0.0
         self._in_speech = False
+        self._interim_open = False  # an interim transcript whose final has not come yet
+
+    def settled(self) -> bool:
+        return not self._interim_open and self._events.empty()
 
     async def _open(self) -> None:
         from deepgram import AsyncDeepgramClient
@@ -174,6 +179,7 @@ class DeepgramSTT(STT):
             if not self._in_speech:  # vad_events can be late or off: a transcript implies speech
                 self._in_speech = True
                 self._emit(SttEvent(SttEventType.SPEECH_STARTED, start=msg.start, language=self.language))
+            self._interim_open = not msg.is_final
             self._emit(
                 SttEvent(
                     SttEventType.FINAL if msg.is_final else SttEventType.INTERIM,

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from voipbin.speech.stt import STT, SttEvent, SttEventType, SttOptions
 from voipbin.speech.vad import VadConfig, VadEvent, VadSegmenter
 
-# Longer stop_secs than turn-taking VAD: a breath inside a sentence should not split it.
+# Longer stop_secs than turn-taking VAD: a breath inside a sentence should not split it. In an AI
+# conversation the turn detector ends the utterance earlier through :meth:`SegmentedSTT.endpoint`.
 TRANSCRIBE_VAD = VadConfig(confidence=0.6, start_secs=0.1, stop_secs=0.5, min_volume=0.45)
 
 
@@ -49,6 +50,7 @@ class SegmentedSTT(STT):
         self._max_segment_secs = max_segment_secs
         self._segmenter: VadSegmenter | None = None
         self._segments: asyncio.Queue[tuple[float, float, bytes] | None] = asyncio.Queue()
+        self._busy = False  # a segment is being transcribed
 
     async def _open(self) -> None:
         self._segmenter = VadSegmenter(
@@ -61,6 +63,14 @@ class SegmentedSTT(STT):
         # Silero costs ~0.2 ms per 32 ms frame and is gated by webrtcvad in silence: cheaper inline
         # than a thread hop (see bench/speech_engines.py).
         self._handle(self._segmenter.feed(pcm))
+
+    def endpoint(self) -> None:
+        if self._segmenter is not None and not self._closed:
+            self._handle(self._segmenter.cut())
+
+    def settled(self) -> bool:
+        # An emitted final not yet read by the consumer still counts as owed.
+        return self._segments.empty() and not self._busy and self._events.empty()
 
     async def _close_input(self) -> None:
         assert self._segmenter is not None
@@ -84,7 +94,11 @@ class SegmentedSTT(STT):
                 self._finish()
                 return
             start, end, audio = item
-            result = await self._transcribe(audio)
+            self._busy = True
+            try:
+                result = await self._transcribe(audio)
+            finally:
+                self._busy = False
             text = result.text.strip()
             if text:
                 self._emit(

@@ -24,11 +24,30 @@ def espeak_available() -> bool:
     return shutil.which(BINARY) is not None
 
 
+# espeak-ng 1.51's languages (primary subtags of ``espeak-ng --voices``), for validation at write time.
+_ESPEAK_LANGUAGES = (
+    "af am an ar as az ba be bg bn bpy bs ca chr cmn cs cv cy da de el en eo es et eu fa fi fr ga gd gn"
+    " grc gu hak haw he hi hr ht hu hy hyw ia id io is it ja jbo ka kk kl kn ko kok ku ky la lb lfn lt"
+    " ltg lv mi mk ml mr ms mt my nb nci ne nl nog om or pa pap piqd pl pt py qdb qu quc qya ro ru sd"
+    " shn si sjn sk sl smj sq sr sv sw ta te th tk tn tr tt ug uk ur uz vi yue zh no"
+)
+ESPEAK_LANGUAGES: tuple[str, ...] = tuple(_ESPEAK_LANGUAGES.split())
+# Regional voices espeak-ng has under the full tag; any other tag uses its primary language's voice.
+_REGIONAL = frozenset(
+    {"en-us", "en-gb", "en-029", "en-gb-scotland", "es-419", "pt-br", "fr-be", "fr-ch", "vi-vn-x-central"}
+)
+_ALIASES = {"zh": "cmn", "no": "nb"}
+
+
 def espeak_voice(voice: str | None, language: str | None) -> str:
     if voice:
         return voice
     if language:
-        return language.lower().replace("_", "-")
+        tag = language.lower().replace("_", "-")
+        if tag in _REGIONAL:
+            return tag
+        primary = tag.split("-")[0]
+        return _ALIASES.get(primary, primary)
     return "en-us"
 
 

@@ -227,6 +227,19 @@ class VadSegmenter:
         self.state = VadState.QUIET
         return []
 
+    def cut(self) -> list[VadEvent]:
+        """End the open segment now (the turn detector decided the caller is done): the batch
+        recogniser gets it at once instead of after ``stop_secs`` of silence."""
+        if not self.in_speech:
+            return []
+        end = self._mark if self.state == VadState.STOPPING else self.time
+        return [self._end(end)]
+
+    @property
+    def last_frame_speech(self) -> bool:
+        """Whether the caller's voice is on at the latest frame (a starting run counts as voice)."""
+        return self.state in (VadState.SPEAKING, VadState.STARTING)
+
     def _frame(self, frame: bytes) -> list[VadEvent]:
         t = self.time
         speech = self.is_speech_frame(frame)

@@ -35,7 +35,7 @@ class SessionConfig:
     engine_key: str | None = field(default=None, repr=False)
     init_prompt: str = ""
     parameter: Mapping[str, Any] = field(default_factory=dict)
-    language: str = "en-US"
+    language: str = "en-US"  # "" = detect from the caller's speech
     voice_type: str = ""
     tts_type: str = ""
     tts_voice_id: str = ""
@@ -46,6 +46,7 @@ class SessionConfig:
     ai_id: uuid.UUID | None = None
     assistance_type: str = "ai"
     greeting: bool | str = False  # True: the LLM opens the call; a string: said verbatim
+    smart_turn: bool = True  # the Smart Turn audio model joins the turn detector (see listener.py)
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,8 @@ async def resolve_config(
 
     # The inline prompt was substituted by the engine with the option; the AI row's is done here.
     prompt = option.initial_prompt or substitute(row.init_prompt if row else "", variables)
-    language = option.language or (row.stt_language if row else "") or "en-US"
+    # No language anywhere: "" (the STT detects it and the reply is spoken in the detected language).
+    language = option.language or (row.stt_language if row else "")
     tts_type = option.tts_type or (row.tts_type if row else "") or default_tts_type(settings)
     stt_type = option.stt_type or (row.stt_type if row else "") or settings.default_stt_type
     stt_language = option.stt_language or option.language or (row.stt_language if row else "") or language
@@ -127,6 +129,9 @@ async def resolve_config(
         vad = VadConfig.from_dict(raw.get("vad_config") or (row.vad_config if row else None))
     except (TypeError, ValueError) as exc:
         raise AIConfigError(f"invalid vad_config: {exc}") from None
+    smart_turn = settings.turn_model == "smart-turn" or bool(
+        raw.get("smart_turn_enabled") or (row.smart_turn_enabled if row else False)
+    )
     greeting = raw.get("greeting", False)
     if isinstance(greeting, str) and greeting.strip().lower() in ("true", "false"):
         greeting = greeting.strip().lower() == "true"
@@ -145,4 +150,5 @@ async def resolve_config(
         tool_names=tuple(option.tool_names or (row.tool_names if row else None) or ()),
         ai_id=row.id if row else None,
         greeting=greeting if isinstance(greeting, bool | str) else bool(greeting),
+        smart_turn=smart_turn,
     )

@@ -1,20 +1,34 @@
-"""The caller's side of the pipeline: inbound audio -> VAD (turn-taking) and STT, as events.
+"""The caller's side of the pipeline: inbound audio -> VAD, turn detection and STT, as events.
 
 Each 20 ms frame from the call goes to the VAD segmenter (inline: ~0.2 ms of Silero per 32 ms and
-webrtcvad-gated in silence) and to the STT stream. VAD gives speech start/stop at once, which is
-what barge-in and turn-taking need; STT gives the words, usually a little later. Both are posted to
-one queue the session reads. Speech-stop events carry the wall-clock time the caller actually went
-quiet (the VAD needs ``stop_secs`` of silence to say so), which is where latency is measured from.
+webrtcvad-gated in silence) and to the STT stream. VAD gives the voice onset at once (barge-in);
+the :class:`voipbin.speech.turn_detector.TurnDetector` decides when the caller's *turn* is over —
+from the silence, the Smart Turn model's verdict on the turn's audio (run on the speech pool while
+the silence goes on), the words so far and the AI's last question. Then the STT is told to deliver
+what it holds (:meth:`STT.endpoint`: the offline recogniser transcribes at once instead of after a
+fixed 500 ms), and once it has (:meth:`STT.settled`), :class:`SpeechStopped` is posted with the
+time the caller actually went quiet, which is where turn latency is measured from.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections import deque
 from dataclasses import dataclass
 
 from voipbin.flow.interfaces import CallAudio, CallHungUp
+from voipbin.speech.executor import run_inference
 from voipbin.speech.stt import STT, SttEventType
+from voipbin.speech.turn_detector import TurnConfig, TurnDetector
+from voipbin.speech.turn_model import TurnModelUnavailable, completion_probability_blocking
 from voipbin.speech.vad import VadConfig, VadSegmenter
+
+log = logging.getLogger(__name__)
+
+RATE = 8000
+MODEL_WINDOW_SECS = 8.5  # Smart Turn hears the last 8 s (+ a little pre-roll)
+SETTLE_CAP_SECS = 10.0  # never hold a finished turn longer than this for a late transcript
 
 
 @dataclass(frozen=True)
@@ -24,12 +38,13 @@ class SpeechStarted:
 
 @dataclass(frozen=True)
 class SpeechStopped:
-    at: float  # loop time the caller went quiet
+    at: float  # loop time the caller went quiet at the end of their turn
 
 
 @dataclass(frozen=True)
 class Transcript:
     text: str
+    language: str | None = None  # as the STT reports it (detected when none was configured)
 
 
 @dataclass(frozen=True)
@@ -41,21 +56,51 @@ InputEvent = SpeechStarted | SpeechStopped | Transcript | InputEnded
 
 
 class Listener:
-    def __init__(self, audio: CallAudio, stt: STT, vad: VadConfig, out: asyncio.Queue[object]) -> None:
+    def __init__(
+        self,
+        audio: CallAudio,
+        stt: STT,
+        vad: VadConfig,
+        out: asyncio.Queue[object],
+        *,
+        turn: TurnConfig | None = None,
+        language: str | None = None,
+    ) -> None:
         self.audio = audio
         self.stt = stt
-        self.vad = VadSegmenter(8000, vad)
+        self.vad = VadSegmenter(RATE, vad)
         self.out = out
+        self.detector = TurnDetector(turn or TurnConfig(), language=language)
+        self._audio: deque[bytes] = deque(maxlen=int(MODEL_WINDOW_SECS * 50))  # 20 ms frames
+        self._model_tasks: set[asyncio.Task[None]] = set()
+        self._turn_over: float | None = None  # loop time the caller went quiet, turn decided
+        self._turn_over_decided = 0.0
+        self._model_broken = False
+        self._heard = 0.0  # seconds of call audio seen (the detector's clock)
+        self._heard_at = 0.0  # loop time the latest frame arrived
+
+    def set_question(self, text: str | None) -> None:
+        """What the AI said last (its question shapes what a finished answer is)."""
+        self.detector.set_question(text)
 
     async def listen(self) -> None:
-        """Feed VAD and STT until the call ends (then post :class:`InputEnded`)."""
+        """Feed VAD, the turn detector and STT until the call ends (then post :class:`InputEnded`)."""
         loop = asyncio.get_running_loop()
         try:
             async for pcm in self.audio.audio_in():
+                now = loop.time()
+                self._audio.append(pcm)
                 for ev in self.vad.feed(pcm):
-                    # The segmenter is behind "now" by the audio it has seen after the event.
-                    at = loop.time() - (self.vad.time - ev.time)
-                    self.out.put_nowait(SpeechStarted(at) if ev.kind == "start" else SpeechStopped(at))
+                    if ev.kind == "start":
+                        # The segmenter is behind "now" by the audio it has seen after the event.
+                        self.out.put_nowait(SpeechStarted(now - (self.vad.time - ev.time)))
+                # The detector runs on the audio's own clock: a loop that lagged delivers frames in a
+                # burst, and wall-clock gaps between them would look like pauses that never were.
+                self._heard += len(pcm) / (2 * RATE)
+                self._heard_at = now
+                self.detector.voice(self._heard, self.vad.last_frame_speech)
+                self._ask_model(self._heard)
+                self._decide()
                 await self.stt.feed(pcm)
             self.out.put_nowait(InputEnded())
         except CallHungUp as exc:
@@ -64,14 +109,72 @@ class Listener:
             raise
         except Exception as exc:
             self.out.put_nowait(InputEnded(exc))
+        finally:
+            for task in list(self._model_tasks):
+                task.cancel()
 
     async def transcripts(self) -> None:
-        """Forward STT finals (interim results are not used for turns)."""
+        """Forward STT finals; interim text and the STT's own endpoints feed the turn detector."""
         try:
             async for ev in self.stt:
-                if ev.type == SttEventType.FINAL and ev.text.strip():
-                    self.out.put_nowait(Transcript(ev.text.strip()))
+                text = ev.text.strip()
+                if ev.type == SttEventType.FINAL and text:
+                    self.detector.text(text)
+                    self.out.put_nowait(Transcript(text, ev.language))
+                elif ev.type == SttEventType.INTERIM and text:
+                    self.detector.text(text, final=False)
+                elif ev.type == SttEventType.SPEECH_ENDED and self.stt.ends_utterances:
+                    self.detector.stt_endpoint()
+                self._decide()
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             self.out.put_nowait(InputEnded(exc))
+
+    # -- turn decision ---------------------------------------------------------------------------
+    def _ask_model(self, now: float) -> None:
+        if self._model_broken:
+            return
+        pause = self.detector.model_request(now)
+        if pause is None:
+            return
+        pcm = b"".join(self._audio)
+        task = asyncio.create_task(self._run_model(pause, pcm), name="ai-turn-model")
+        self._model_tasks.add(task)
+        task.add_done_callback(self._model_tasks.discard)
+
+    async def _run_model(self, pause: int, pcm: bytes) -> None:
+        detector = self.detector
+
+        def infer() -> float | None:
+            # Queued behind other calls' work: if the caller spoke again meanwhile, skip it.
+            if detector.current_pause != pause:
+                return None
+            return completion_probability_blocking(pcm, RATE)
+
+        try:
+            p = await run_inference(infer)
+            if p is None:
+                return
+        except TurnModelUnavailable as exc:  # not installed: words and silence decide alone
+            log.warning("Smart Turn unavailable, turn detection without it: %s", exc)
+            self._model_broken = True
+            p = 0.5
+        except Exception:  # one failed inference must not stall the turn: "unsure" for this pause
+            log.exception("Smart Turn inference failed")
+            p = 0.5
+        self.detector.audio_probability(pause, p)
+        self._decide()
+
+    def _decide(self) -> None:
+        now = self._heard
+        if self._turn_over is None:
+            quiet = self.detector.speech_end
+            if quiet is None or not self.detector.ended(now):
+                return
+            self._turn_over = self._heard_at - (now - quiet)  # loop time the caller went quiet
+            self._turn_over_decided = now
+            self.stt.endpoint()
+        if self.stt.settled() or now - self._turn_over_decided > SETTLE_CAP_SECS:
+            self.out.put_nowait(SpeechStopped(self._turn_over))
+            self._turn_over = None

@@ -41,7 +41,7 @@ from .listener import InputEnded, Listener, SpeechStarted, SpeechStopped, Transc
 from .prompts import system_messages
 from .responder import FRAME_BYTES, Reply, Responder, TtsChoice
 from .tools import ToolContext, offered_tools, run_tool
-from .turns import TurnTaker
+from .turns import TurnTaker, turn_config
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +188,8 @@ class AISession:
         self._last_quiet: float | None = None
         self._last_final: float | None = None
         self._spoken_queue: list[str] = []  # injected assistant messages waiting for the current reply
+        self._listener: Listener | None = None
+        self._heard_language: str | None = None
 
     # -- parts -------------------------------------------------------------------------------------
     def make_tts(self, tts_type: str | None = None, voice_id: str | None = "") -> TTS:
@@ -195,7 +197,7 @@ class AISession:
         return create_tts(
             tts_type or c.tts_type,
             voice_id=(c.tts_voice_id if voice_id == "" else voice_id) or None,
-            language=c.language or None,
+            language=c.language or self._heard_language or None,  # none configured: answer in the caller's
             sample_rate=8000,
             voice_type=c.voice_type or None,
             variables=self.variables,
@@ -236,7 +238,14 @@ class AISession:
             )
             stt_type = self.fallback_stt_type
             stt = self.make_stt(stt_type)
-        listener = Listener(self.audio, stt, self.cfg.vad, self._events)
+        listener = self._listener = Listener(
+            self.audio,
+            stt,
+            self.cfg.vad,
+            self._events,
+            turn=turn_config(smart_turn=self.cfg.smart_turn, vad=self.cfg.vad),
+            language=self.cfg.stt_language or self.cfg.language,
+        )
         listen_started = loop.time()
         tasks = [
             asyncio.create_task(listener.listen(), name="ai-listen"),
@@ -285,6 +294,7 @@ class AISession:
             self._start_turn(turns.speech_stopped())
         elif isinstance(event, Transcript):
             self._last_final = asyncio.get_running_loop().time()
+            self._heard_language = event.language or self._heard_language
             self._start_turn(turns.transcript(event.text))
         elif isinstance(event, _ReplyDone):
             return await self._finish_reply(event)
@@ -343,6 +353,8 @@ class AISession:
         self._reply_task = asyncio.create_task(respond(), name="ai-respond")
 
     def _remember(self, reply: Reply, *, dropped_frames: int = 0) -> None:
+        if self._listener is not None and reply.text:  # the turn detector weighs answers by the question
+            self._listener.set_question(reply.text)
         for warning in reply.warnings:
             self.record.note("warning", warning)
         for error in reply.errors:

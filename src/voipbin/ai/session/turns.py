@@ -8,6 +8,21 @@ to end (``ai``), unless the caller's voice interrupted it first (``ai_talk`` bar
 
 from __future__ import annotations
 
+from voipbin.speech.turn_detector import TurnConfig
+from voipbin.speech.vad import VadConfig
+
+
+def turn_config(*, smart_turn: bool, vad: VadConfig) -> TurnConfig:
+    """The turn detector for an AI's ``smart_turn_enabled`` and ``vad_config``.
+
+    With Smart Turn the audio model, the words and the adaptive wait decide (VoIPBIN forces
+    ``stop_secs`` to 0.2 then; here the detector's own waits replace it). Without it, ``stop_secs``
+    of silence ends a turn unless the words say it is unfinished (then up to the longest wait).
+    """
+    if smart_turn:
+        return TurnConfig()
+    return TurnConfig(use_audio_model=False, adaptive=False, stop_secs=max(0.1, vad.stop_secs))
+
 
 class TurnTaker:
     def __init__(self, *, barge_in: bool) -> None:

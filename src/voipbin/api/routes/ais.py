@@ -20,6 +20,7 @@ from voipbin.api.repo import change_owned, get_owned_api, list_page
 from voipbin.security import Encryptor, mask
 from voipbin.serialize import timestamps, uid
 from voipbin.speech import registry as speech_registry
+from voipbin.speech.language_check import UnsupportedLanguage, check_languages
 from voipbin.store.tables import AI, ZERO_UUID
 
 router = APIRouter(prefix="/v1.0", tags=["ais"])
@@ -131,6 +132,10 @@ def validate_ai(a: AI, engine_key: str, models: llm_registry.ModelLocations) -> 
             validate(getattr(a, field))
         except ValueError as exc:
             raise _field_error(field, exc) from None
+    try:
+        check_languages(tts_type=a.tts_type, stt_type=a.stt_type, language=a.stt_language)
+    except UnsupportedLanguage as exc:
+        raise _field_error("stt_language", exc) from None
     try:
         speech_registry.check_speech_credentials(a.tts_type, a.stt_type)
     except ValueError as exc:

@@ -23,6 +23,7 @@ from voipbin.models.actions import ActionValidationError, validate_actions
 from voipbin.security.outbound import HTTP_SCHEMES, WS_SCHEMES, OutboundBlocked, OutboundPolicy, check_url
 from voipbin.serialize import timestamps, uid
 from voipbin.speech import registry as speech_registry
+from voipbin.speech.language_check import check_languages
 from voipbin.store.tables import ZERO_UUID, Flow
 
 router = APIRouter(prefix="/v1.0", tags=["flows"])
@@ -63,10 +64,23 @@ def check_inline_ai(
         value = getattr(option, name)
         if value and "${" not in value:
             checks.append((name, partial(validate, value)))
+    referenced = option.assistance_id is not None  # its engines are the AI's, checked when it runs
+    checks.append(
+        (
+            "language",
+            lambda: check_languages(
+                tts_type=option.tts_type or (None if referenced else ""),
+                stt_type=option.stt_type or (None if referenced else ""),
+                language=option.language,
+                stt_language=option.stt_language,
+            ),
+        )
+    )
     for name, check in checks:
         try:
             check()
         except ValueError as exc:
+            name = getattr(exc, "field", name)
             raise ActionValidationError(
                 "INVALID_ARGUMENT", f"{path}.option.{name}", f"{path}.option.{name}: {exc}"
             ) from None

@@ -1,0 +1,208 @@
+"""End-of-turn decision: VAD silence + Smart Turn probability + the words + an adaptive wait (sans-I/O).
+
+The caller's turn has ended when they have been silent for ``wait(p)`` seconds, where ``p`` is how
+complete the turn looks:
+
+* the audio model (:mod:`voipbin.speech.turn_model`) gives ``p_audio`` for the turn's audio; the
+  driver asks for it once per pause, as soon as ``model_after`` seconds of silence have passed
+  (:meth:`TurnDetector.model_request`), and hands the result back (:meth:`audio_probability`);
+* the words (:func:`voipbin.speech.turn_words.words_completion`) of the transcript so far and the
+  question the AI asked pull ``p`` down (a trailing "and", a short phone number) or up (a "yes" to
+  a yes/no question);
+* the adaptive wait maps ``p`` to a silence: a confident "complete" ends the turn at once, an
+  unsure one waits longer, an "unfinished" one waits up to ``max_wait`` — stretched by the longest
+  mid-turn pause this caller has already made (people who pause long keep pausing long).
+
+A streaming STT's own end-of-turn signal (Deepgram ``speech_final``/``UtteranceEnd``) counts as
+strong evidence of an end when the words do not object (:meth:`stt_endpoint`).
+
+Each part can be switched off (:class:`TurnConfig`) so ``bench/turn_detection.py`` can measure what
+each one contributes. Times are seconds on any monotonic clock the driver uses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from voipbin.speech.turn_words import COMPLETE, INCOMPLETE, words_completion
+
+
+@dataclass(frozen=True)
+class TurnConfig:
+    use_audio_model: bool = True
+    use_words: bool = True
+    adaptive: bool = True
+    # Silence before the audio model is asked (it takes ~60-100 ms; asking early hides that).
+    model_after: float = 0.064
+    # Non-adaptive: end at ``stop_secs`` of silence when p >= 0.5, else at ``max_wait``.
+    stop_secs: float = 0.2
+    # Adaptive: the shortest and longest silence that ends a turn.
+    min_wait: float = 0.1
+    max_wait: float = 1.4
+    max_stretch: float = 2.2  # the longest max_wait a slow caller's pauses can stretch it to
+    # Without the audio model, a turn the words say nothing about waits this long.
+    unknown_wait: float = 0.6
+
+    def wait_for(self, p: float | None) -> float:
+        """Silence (s) after which a turn of completeness ``p`` ends (adaptive mode)."""
+        if p is None:
+            return self.unknown_wait
+        if p >= 0.85:
+            return self.min_wait
+        if p >= 0.6:
+            return 0.3
+        if p >= 0.35:
+            return 0.6
+        return self.max_wait
+
+
+def combine(p_audio: float | None, p_words: float | None) -> float | None:
+    """One completeness from the audio model's and the words' views (either may be missing)."""
+    if p_words is None:
+        return p_audio
+    if p_audio is None:
+        return p_words
+    if p_words <= INCOMPLETE:  # the words say unfinished: the audio must be very sure to overrule
+        return p_audio * 0.3
+    if p_words >= COMPLETE:
+        return 1.0 - (1.0 - p_audio) * 0.3
+    return p_audio
+
+
+class TurnDetector:
+    """One caller's turns. Feed voice activity per frame, text and model results; ask :meth:`ended`."""
+
+    def __init__(self, config: TurnConfig | None = None, *, language: str | None = None) -> None:
+        self.config = config or TurnConfig()
+        self.language = language
+        self.question: str | None = None
+        self._in_turn = False
+        self._speaking = False
+        self._silent_since: float | None = None
+        self._pause = 0  # pauses in this turn, so model results can be matched to theirs
+        self._asked_pause = -1
+        self._p_audio: float | None = None
+        self._text = ""
+        self._interim = ""
+        self._stt_endpoint = False
+        self._longest_resumed_pause = 0.0
+
+    # -- inputs ----------------------------------------------------------------------------------
+    def voice(self, t: float, speech: bool) -> None:
+        """One VAD frame: ``speech`` is whether it held the caller's voice; ``t`` its start time."""
+        if speech:
+            if self._silent_since is not None and self._in_turn:
+                self._longest_resumed_pause = max(self._longest_resumed_pause, t - self._silent_since)
+            self._in_turn = True
+            self._speaking = True
+            self._silent_since = None
+            self._p_audio = None
+            self._stt_endpoint = False
+            self._pause += 1
+        elif self._speaking:
+            self._speaking = False
+            self._silent_since = t
+
+    def text(self, text: str, *, final: bool = True) -> None:
+        """Transcript: a final segment is appended, an interim one replaces the previous interim."""
+        if final:
+            self._text = f"{self._text} {text}".strip()
+            self._interim = ""
+        else:
+            self._interim = text
+
+    def set_question(self, text: str | None) -> None:
+        """What the AI said last (its question shapes what counts as a finished answer)."""
+        self.question = text
+
+    def stt_endpoint(self) -> None:
+        """The streaming STT says the utterance ended (e.g. Deepgram ``speech_final``)."""
+        if self._in_turn and not self._speaking:
+            self._stt_endpoint = True
+
+    def model_request(self, t: float) -> int | None:
+        """If the audio model should run now, the pause id to hand back with its result, else None."""
+        c = self.config
+        if (
+            c.use_audio_model
+            and self._silent_since is not None
+            and self._asked_pause != self._pause
+            and t - self._silent_since >= c.model_after
+        ):
+            self._asked_pause = self._pause
+            return self._pause
+        return None
+
+    def audio_probability(self, pause: int, p: float) -> None:
+        if pause == self._pause:  # a result for an earlier pause (the caller spoke again) is stale
+            self._p_audio = p
+
+    # -- decision --------------------------------------------------------------------------------
+    @property
+    def current_pause(self) -> int:
+        """The id a model answer must carry to count (read by the inference worker to skip stale work)."""
+        return self._pause
+
+    @property
+    def in_turn(self) -> bool:
+        return self._in_turn
+
+    @property
+    def transcript(self) -> str:
+        return f"{self._text} {self._interim}".strip()
+
+    def completeness(self) -> float | None:
+        c = self.config
+        p_words = (
+            words_completion(self.transcript, question=self.question, language=self.language)
+            if c.use_words
+            else None
+        )
+        p = combine(self._p_audio if c.use_audio_model else None, p_words)
+        if self._stt_endpoint and (p_words is None or p_words > INCOMPLETE):
+            p = max(p or 0.0, 0.9)
+        return p
+
+    def required_silence(self) -> float:
+        c = self.config
+        p = self.completeness()
+        if not c.adaptive:
+            if p is not None and p < 0.5:
+                return c.max_wait
+            if c.use_audio_model and self._p_audio is None:
+                return c.max_wait  # decided when the model answers (or at the longest wait)
+            return c.stop_secs
+        # While the model's answer is on its way (late on a busy machine), nothing shorter applies.
+        wait = c.max_wait if c.use_audio_model and self._p_audio is None else c.wait_for(p)
+        if wait >= c.max_wait:
+            wait = min(max(c.max_wait, self._longest_resumed_pause * 1.25), c.max_stretch)
+        return wait
+
+    def due_at(self) -> float | None:
+        """When the turn will end if the caller stays silent and nothing changes (None: not in a pause)."""
+        if not self._in_turn or self._silent_since is None:
+            return None
+        return self._silent_since + self.required_silence()
+
+    def ended(self, t: float) -> bool:
+        """True once (then the detector resets for the next turn) when the caller's turn is over."""
+        due = self.due_at()
+        if due is None or t < due:
+            return False
+        self.reset()
+        return True
+
+    def reset(self) -> None:
+        self._in_turn = False
+        self._speaking = False
+        self._silent_since = None
+        self._p_audio = None
+        self._text = ""
+        self._interim = ""
+        self._stt_endpoint = False
+        self._pause += 1
+
+    @property
+    def speech_end(self) -> float | None:
+        """Start of the current pause (when the caller went quiet)."""
+        return self._silent_since

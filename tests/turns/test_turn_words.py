@@ -1,0 +1,70 @@
+"""The words' view of a turn's end (sans-I/O)."""
+
+from __future__ import annotations
+
+import pytest
+
+from voipbin.speech.turn_detector import TurnConfig, TurnDetector, combine
+from voipbin.speech.turn_words import COMPLETE, INCOMPLETE, words_completion
+
+
+@pytest.mark.parametrize(
+    ("text", "question", "language", "expected"),
+    [
+        ("I want to change my flight and", None, "en", INCOMPLETE),
+        ("I'm calling because", None, "en-US", INCOMPLETE),
+        ("I need a taxi to the", None, "en", INCOMPLETE),
+        ("So, um", None, "en", INCOMPLETE),
+        ("It's five five five,", "What is your phone number?", "en", INCOMPLETE),
+        ("555 12", "What is your phone number?", "en", INCOMPLETE),
+        ("555 123 4567", "What is your phone number?", "en", COMPLETE),
+        ("Nine four one zero seven.", "What is your zip code?", "en", COMPLETE),
+        ("Twenty", "How many tickets?", "en", INCOMPLETE),
+        ("Yes, it did.", "Did that answer your question?", "en", COMPLETE),
+        ("Where is my package?", None, "en", COMPLETE),
+        ("I lost my card", None, "en", None),
+        ("Quiero cambiar mi vuelo y", None, "es-ES", INCOMPLETE),
+        ("Ich möchte einen Tisch für", None, "de-DE", INCOMPLETE),
+        ("", None, "en", None),
+    ],
+)
+def test_words_completion(text, question, language, expected) -> None:
+    assert words_completion(text, question=question, language=language) == expected
+
+
+def test_words_overrule_a_confident_audio_model_only_partly() -> None:
+    assert combine(0.95, INCOMPLETE) < 0.35
+    assert combine(0.2, COMPLETE) > 0.7
+    assert combine(None, None) is None and combine(0.4, None) == 0.4
+
+
+def test_detector_waits_long_for_an_unfinished_turn_and_short_for_a_finished_one() -> None:
+    det = TurnDetector(TurnConfig(), language="en")
+    det.voice(0.0, True)
+    det.voice(1.0, False)
+    pause = det.model_request(1.07)
+    assert pause is not None and det.model_request(1.1) is None  # asked once per pause
+    det.text("I'd like to pay with my")
+    det.audio_probability(pause, 0.95)
+    assert not det.ended(1.5)  # the words hold it
+    assert det.ended(1.0 + TurnConfig().max_wait)
+    # next turn: clear sentence, model confident
+    det.voice(5.0, True)
+    det.voice(6.0, False)
+    pause = det.model_request(6.07)
+    assert pause is not None
+    det.text("Where is my package?")
+    det.audio_probability(pause, 0.97)
+    assert det.ended(6.11)
+
+
+def test_stale_model_answer_is_ignored_and_resumed_speech_stretches_the_wait() -> None:
+    det = TurnDetector(TurnConfig(), language="en")
+    det.voice(0.0, True)
+    det.voice(1.0, False)
+    pause = det.model_request(1.1)
+    det.voice(2.0, True)  # the caller went on after a 1 s pause
+    det.audio_probability(pause, 0.99)  # for the old pause: ignored
+    det.voice(3.0, False)
+    det.text("and then")
+    assert det.due_at() == pytest.approx(3.0 + max(TurnConfig().max_wait, 1.0 * 1.25))
