@@ -26,7 +26,7 @@ from voipbin.calls.records import CallRecords
 from voipbin.calls.registrations import Registrations
 from voipbin.config import PlatformSecrets, Settings, load_or_create_node_id, load_or_create_secrets
 from voipbin.events.bus import EventBus
-from voipbin.events.webhooks import WebhookDispatcher
+from voipbin.events.webhooks import RetryPolicy, WebhookDispatcher
 from voipbin.flow.engine import FlowEngine
 from voipbin.flow.handlers import FlowDeps, core_registry, register_unsupported
 from voipbin.flow.records import ActiveflowRecords
@@ -77,8 +77,10 @@ def build_node(settings: Settings) -> Node:
     db = Database(settings.effective_database_url)
     encryptor = Encryptor(secrets.encryption_key)
     events = EventBus()
-    webhooks = WebhookDispatcher(db, events, encryptor)
     writer = WriteBehind(db, window=settings.db_commit_window_ms / 1000)
+    webhooks = WebhookDispatcher(
+        db, events, encryptor, writer, node_id=owner.node_id, policy=webhook_policy(settings)
+    )
     call_records = CallRecords(db, writer, events, owner, rate_per_minute=settings.call_rate_per_minute)
     activeflows = ActiveflowRecords(db, writer, events, owner)
     registry = core_registry()
@@ -131,6 +133,15 @@ def build_node(settings: Settings) -> Node:
     )
 
 
+def webhook_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(
+        base=settings.webhook_retry_base_s,
+        max_delay=settings.webhook_retry_max_s,
+        max_age=settings.webhook_max_age_s,
+        timeout=settings.webhook_timeout_s,
+    )
+
+
 def print_bootstrap(created: NewCustomer) -> None:
     """Shown once, on the first start: the only time these credentials are displayed."""
     print(
@@ -161,7 +172,7 @@ async def start_node(node: Node, *, freeze_gc: bool = False) -> None:
     created = await bootstrap(node.db, node.settings)
     if created is not None:
         print_bootstrap(created)
-    node.webhooks.start()
+    await node.webhooks.start()
     await recover(node)
     await node.registrations.start()
     if isinstance(node.calls, SipCallManager):

@@ -6,6 +6,11 @@ full queue drops is counted and logged rather than lost silently.
 ``data`` may be given as a function: it is called (once, at publish time, so the event is a snapshot)
 only when some subscriber wants the event. A subscriber's ``wants(customer_id, type)`` filter lets the
 webhook dispatcher skip the events of customers nobody delivers to, without serializing them.
+
+Every event has a stable ``id`` (webhooks and the WebSocket stream carry it, for deduplication). The
+durable :class:`Sink` (the webhook outbox) sees each event first, synchronously: it hands the outbox rows
+to the group-commit writer in the same tick, so they join the transaction of the change the owner
+submitted just before publishing (see ``store/writer.py``).
 """
 
 from __future__ import annotations
@@ -14,8 +19,8 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 Data = dict[str, Any] | Callable[[], dict[str, Any]]
 Wants = Callable[[uuid.UUID, str], bool]
@@ -28,6 +33,15 @@ class Event:
     customer_id: uuid.UUID
     type: str
     data: dict[str, Any]
+    id: uuid.UUID = field(default_factory=uuid.uuid4)
+
+
+class Sink(Protocol):
+    """The durable consumer (the webhook outbox): ``store`` must not block (it only queues writes)."""
+
+    def wants(self, customer_id: uuid.UUID, type_: str) -> bool: ...
+
+    def store(self, event: Event) -> None: ...
 
 
 class Subscription:
@@ -47,6 +61,10 @@ class Subscription:
 class EventBus:
     def __init__(self) -> None:
         self._subs: set[Subscription] = set()
+        self._sink: Sink | None = None
+
+    def set_sink(self, sink: Sink | None) -> None:
+        self._sink = sink
 
     def subscribe(self, maxsize: int = 10_000, wants: Wants | None = None) -> Subscription:
         sub = Subscription(self, maxsize, wants)
@@ -55,6 +73,13 @@ class EventBus:
 
     def publish(self, customer_id: uuid.UUID, type_: str, data: Data) -> None:
         event: Event | None = None
+        sink = self._sink
+        if sink is not None and sink.wants(customer_id, type_):
+            event = Event(customer_id, type_, data() if callable(data) else data)
+            try:
+                sink.store(event)
+            except Exception:
+                log.exception("event %s could not be stored for delivery", type_)
         for sub in list(self._subs):
             if sub.wants is not None and not sub.wants(customer_id, type_):
                 continue

@@ -131,8 +131,9 @@ class ActiveflowRecords:
         )
 
     async def add(self, row: Activeflow) -> None:
-        await self.writer.write(_INSERT, partial(_insert_params, row), key=row.id)
-        self.publish(row, "activeflow_created")
+        stored = self.writer.submit(_INSERT, partial(_insert_params, row), key=row.id)
+        self.publish(row, "activeflow_created")  # same tick: its outbox row joins the insert's transaction
+        await stored
 
     def publish(self, row: Activeflow, event: str = "activeflow_updated") -> None:
         if row.tm_delete is None:
@@ -142,9 +143,10 @@ class ActiveflowRecords:
         """Write the state document of a (live) activeflow."""
         row.tm_update = utcnow()
         # The state is read when the batch is written: several saves within one batch write once.
-        await self.writer.write(_SAVE, partial(_state_params, row), key=row.id)
+        stored = self.writer.submit(_SAVE, partial(_state_params, row), key=row.id)
         if publish:
-            self.publish(row)
+            self.publish(row)  # same tick: its outbox row joins the save's transaction
+        await stored
 
     async def get(self, activeflow_id: uuid.UUID) -> Activeflow | None:
         async with self.db.session() as session:
