@@ -27,6 +27,7 @@ from voipbin.api.routes import (
     recordings,
     transcribes,
     trunks,
+    ws,
 )
 from voipbin.config import Settings, get_settings
 from voipbin.node import Node, build_node, start_node, stop_node
@@ -76,6 +77,7 @@ def create_app(
         activeflows,
         transcribes,
         aisummaries,
+        ws,
     ):
         app.include_router(module.router)
 

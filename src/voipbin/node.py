@@ -26,6 +26,7 @@ from voipbin.calls.records import CallRecords
 from voipbin.calls.registrations import Registrations
 from voipbin.config import PlatformSecrets, Settings, load_or_create_node_id, load_or_create_secrets
 from voipbin.events.bus import EventBus
+from voipbin.events.stream import EventStream
 from voipbin.events.webhooks import RetryPolicy, WebhookDispatcher
 from voipbin.flow.engine import FlowEngine
 from voipbin.flow.handlers import FlowDeps, core_registry, register_unsupported
@@ -66,6 +67,7 @@ class Node:
     calls: CallManager
     transcribes: TranscribeService
     summaries: SummaryService
+    stream: EventStream
 
 
 def build_node(settings: Settings) -> Node:
@@ -130,6 +132,7 @@ def build_node(settings: Settings) -> Node:
         calls=calls,
         transcribes=transcribes,
         summaries=summaries,
+        stream=EventStream(events, buffer=settings.ws_buffer),
     )
 
 
@@ -196,6 +199,7 @@ async def stop_node(node: Node) -> None:
     await node.calls.close()
     await node.registrations.close()
     await node.webhooks.close()
+    await node.stream.close()
     await node.flows.close()
     await node.writer.close()
     await close_shared_clients()

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import jwt
 from fastapi import Depends, Query, Request
 from sqlalchemy import select
+from starlette.requests import HTTPConnection
 
 from voipbin.ai.registry import ModelLocations
 from voipbin.api.errors import ApiError
@@ -23,6 +24,7 @@ from voipbin.calls.recordings import Recordings
 from voipbin.calls.records import CallRecords
 from voipbin.config import PlatformSecrets, Settings
 from voipbin.events.bus import EventBus
+from voipbin.events.stream import EventStream
 from voipbin.events.webhooks import WebhookDispatcher
 from voipbin.flow.engine import FlowEngine
 from voipbin.security import Encryptor, hash_token, looks_like_accesskey
@@ -35,11 +37,11 @@ from voipbin.transcribe.summary import SummaryService
 JWT_LIFETIME_SECONDS = 7 * 24 * 3600
 
 
-def _part(request: Request, name: str) -> Any:
+def _part(request: HTTPConnection, name: str) -> Any:  # HTTP requests and WebSockets alike
     return getattr(request.app.state.node, name)
 
 
-def get_db(request: Request) -> Database:
+def get_db(request: HTTPConnection) -> Database:
     return _part(request, "db")
 
 
@@ -47,7 +49,7 @@ def get_settings_dep(request: Request) -> Settings:
     return _part(request, "settings")
 
 
-def get_secrets(request: Request) -> PlatformSecrets:
+def get_secrets(request: HTTPConnection) -> PlatformSecrets:
     return _part(request, "secrets")
 
 
@@ -91,6 +93,10 @@ def get_webhooks(request: Request) -> WebhookDispatcher:
     return _part(request, "webhooks")
 
 
+def get_stream(conn: HTTPConnection) -> EventStream:
+    return _part(conn, "stream")
+
+
 DbDep = Annotated[Database, Depends(get_db)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SecretsDep = Annotated[PlatformSecrets, Depends(get_secrets)]
@@ -103,6 +109,7 @@ TranscribesDep = Annotated[TranscribeService, Depends(get_transcribes)]
 SummariesDep = Annotated[SummaryService, Depends(get_summaries)]
 WebhooksDep = Annotated[WebhookDispatcher, Depends(get_webhooks)]
 EventsDep = Annotated[EventBus, Depends(get_events)]
+StreamDep = Annotated[EventStream, Depends(get_stream)]
 ModelsDep = Annotated[ModelLocations, Depends(get_models)]
 
 
@@ -137,7 +144,7 @@ def issue_jwt(secrets: PlatformSecrets, agent: Agent) -> str:
     return jwt.encode(claims, secrets.jwt_key, algorithm="HS256")
 
 
-def _credential(request: Request) -> tuple[str, str] | None:
+def _credential(request: HTTPConnection) -> tuple[str, str] | None:
     """VoIPBIN's lookup order, plus an access key sent as a Bearer token (which VoIPBIN rejects)."""
     if token := request.cookies.get("token"):
         return "jwt", token
@@ -159,7 +166,7 @@ def _invalid() -> ApiError:
     return ApiError(401, "INVALID_CREDENTIALS", "The credentials are invalid or expired.")
 
 
-async def current_principal(request: Request, db: DbDep, secrets: SecretsDep) -> Principal:
+async def current_principal(request: HTTPConnection, db: DbDep, secrets: SecretsDep) -> Principal:
     cred = _credential(request)
     if cred is None:
         raise ApiError(401, "AUTHENTICATION_REQUIRED", "Authentication is required.")
