@@ -23,6 +23,7 @@ from voipbin.api.routes import (
     customer,
     extensions,
     flows,
+    metrics,
     numbers,
     recordings,
     transcribes,
@@ -78,6 +79,7 @@ def create_app(
         transcribes,
         aisummaries,
         ws,
+        metrics,
     ):
         app.include_router(module.router)
 

@@ -31,6 +31,9 @@ from voipbin.events.webhooks import RetryPolicy, WebhookDispatcher
 from voipbin.flow.engine import FlowEngine
 from voipbin.flow.handlers import FlowDeps, core_registry, register_unsupported
 from voipbin.flow.records import ActiveflowRecords
+from voipbin.metrics.looplag import LoopLagMonitor
+from voipbin.metrics.registry import NodeMetrics
+from voipbin.metrics.server import MetricsServer
 from voipbin.security import Encryptor
 from voipbin.speech import configure_inference, validate_speech_defaults
 from voipbin.speech.httpclients import close_shared_clients
@@ -68,6 +71,9 @@ class Node:
     transcribes: TranscribeService
     summaries: SummaryService
     stream: EventStream
+    metrics: NodeMetrics
+    loop_lag: LoopLagMonitor
+    metrics_server: MetricsServer | None = None
 
 
 def build_node(settings: Settings) -> Node:
@@ -115,6 +121,7 @@ def build_node(settings: Settings) -> Node:
     register_summary_actions(registry, summaries, call_records, calls)
     register_ai_actions(registry, AIDeps(db, settings, encryptor, models), events)
     register_unsupported(registry)
+    metrics = node_metrics(events, call_records, webhooks)
     return Node(
         settings=settings,
         secrets=secrets,
@@ -133,7 +140,23 @@ def build_node(settings: Settings) -> Node:
         transcribes=transcribes,
         summaries=summaries,
         stream=EventStream(events, buffer=settings.ws_buffer),
+        metrics=metrics,
+        loop_lag=LoopLagMonitor(metrics.observe_loop_lag),
     )
+
+
+def node_metrics(events: EventBus, call_records: CallRecords, webhooks: WebhookDispatcher) -> NodeMetrics:
+    """This node's metrics (a registry of its own), fed by the bus and read from the parts when scraped."""
+    metrics = NodeMetrics()
+    events.observe(metrics.on_event)
+    live = call_records.live_by_status
+    metrics.gauge("voipbin_calls_active", "Calls live on this node now", lambda: {(): sum(live().values())})
+    metrics.gauge(
+        "voipbin_calls_live", "Calls live on this node, by status",
+        lambda: {(k,): v for k, v in live().items()}, labels=("status",),
+    )  # fmt: skip
+    webhooks.register_metrics(metrics)
+    return metrics
 
 
 def webhook_policy(settings: Settings) -> RetryPolicy:
@@ -176,6 +199,12 @@ async def start_node(node: Node, *, freeze_gc: bool = False) -> None:
     if created is not None:
         print_bootstrap(created)
     await node.webhooks.start()
+    node.loop_lag.start()
+    if node.settings.metrics_port:
+        node.metrics_server = MetricsServer(
+            node.metrics.registry, node.settings.metrics_host, node.settings.metrics_port
+        )
+        await node.metrics_server.start()
     await recover(node)
     await node.registrations.start()
     if isinstance(node.calls, SipCallManager):
@@ -200,6 +229,9 @@ async def stop_node(node: Node) -> None:
     await node.registrations.close()
     await node.webhooks.close()
     await node.stream.close()
+    await node.loop_lag.stop()
+    if node.metrics_server is not None:
+        await node.metrics_server.close()
     await node.flows.close()
     await node.writer.close()
     await close_shared_clients()

@@ -27,6 +27,7 @@ from voipbin.events.bus import EventBus
 from voipbin.events.stream import EventStream
 from voipbin.events.webhooks import WebhookDispatcher
 from voipbin.flow.engine import FlowEngine
+from voipbin.metrics.registry import NodeMetrics
 from voipbin.security import Encryptor, hash_token, looks_like_accesskey
 from voipbin.store.db import Database
 from voipbin.store.tables import Accesskey, Agent, Customer
@@ -97,6 +98,10 @@ def get_stream(conn: HTTPConnection) -> EventStream:
     return _part(conn, "stream")
 
 
+def get_metrics(request: Request) -> NodeMetrics:
+    return _part(request, "metrics")
+
+
 DbDep = Annotated[Database, Depends(get_db)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SecretsDep = Annotated[PlatformSecrets, Depends(get_secrets)]
@@ -110,6 +115,7 @@ SummariesDep = Annotated[SummaryService, Depends(get_summaries)]
 WebhooksDep = Annotated[WebhookDispatcher, Depends(get_webhooks)]
 EventsDep = Annotated[EventBus, Depends(get_events)]
 StreamDep = Annotated[EventStream, Depends(get_stream)]
+MetricsDep = Annotated[NodeMetrics, Depends(get_metrics)]
 ModelsDep = Annotated[ModelLocations, Depends(get_models)]
 
 

@@ -211,6 +211,13 @@ class CallRecords:
     def live(self, call_id: uuid.UUID) -> Call | None:
         return self._live.get(call_id)
 
+    def live_by_status(self) -> dict[str, int]:
+        """How many calls live on this node are in each status (read by the metrics)."""
+        counts: dict[str, int] = {}
+        for c in self._live.values():
+            counts[c.status] = counts.get(c.status, 0) + 1
+        return counts
+
     async def get(self, call_id: uuid.UUID) -> Call | None:
         """The live state if the call is live here, else the stored row."""
         c = self._live.get(call_id)

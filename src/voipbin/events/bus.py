@@ -24,6 +24,7 @@ from typing import Any, Protocol
 
 Data = dict[str, Any] | Callable[[], dict[str, Any]]
 Wants = Callable[[uuid.UUID, str], bool]
+Observer = Callable[[uuid.UUID, str, Data], None]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class EventBus:
     def __init__(self) -> None:
         self._subs: set[Subscription] = set()
         self._sink: Sink | None = None
+        self._observers: list[Observer] = []
 
     def set_sink(self, sink: Sink | None) -> None:
         self._sink = sink
@@ -71,7 +73,19 @@ class EventBus:
         self._subs.add(sub)
         return sub
 
+    def observe(self, observer: Observer) -> None:
+        """``observer(customer_id, type, data)`` sees every event first (metrics); ``data`` may be the
+        lazy function — calling it serializes the event (once: everyone after shares the result)."""
+        self._observers.append(observer)
+
     def publish(self, customer_id: uuid.UUID, type_: str, data: Data) -> None:
+        if self._observers:
+            data = _Once(data) if callable(data) else data
+            for observer in self._observers:
+                try:
+                    observer(customer_id, type_, data)
+                except Exception:
+                    log.exception("event observer failed on %s", type_)
         event: Event | None = None
         sink = self._sink
         if sink is not None and sink.wants(customer_id, type_):
@@ -90,3 +104,18 @@ class EventBus:
             except asyncio.QueueFull:
                 sub.dropped += 1
                 log.warning("event subscriber queue full; dropped %s (total %d)", type_, sub.dropped)
+
+
+class _Once:
+    """A lazy ``data`` computed at most once per publish (observers and subscribers share it)."""
+
+    __slots__ = ("_fn", "_value")
+
+    def __init__(self, fn: Callable[[], dict[str, Any]]) -> None:
+        self._fn = fn
+        self._value: dict[str, Any] | None = None
+
+    def __call__(self) -> dict[str, Any]:
+        if self._value is None:
+            self._value = self._fn()
+        return self._value

@@ -45,6 +45,7 @@ import httpx
 from sqlalchemy import bindparam, delete, func, insert, select, update
 
 from voipbin.events.bus import Event, EventBus
+from voipbin.metrics.registry import NodeMetrics
 from voipbin.security import Encryptor, sign_body
 from voipbin.store.db import Database
 from voipbin.store.tables import Customer, EventOutbox
@@ -385,6 +386,21 @@ class WebhookDispatcher:
 
     def backlog(self) -> int:
         return self.pending
+
+    def register_metrics(self, metrics: NodeMetrics) -> None:
+        metrics.gauge(
+            "voipbin_webhook_backlog", "Webhook deliveries stored, not yet made", lambda: {(): self.pending}
+        )
+        metrics.counter("voipbin_webhook_delivered", "Webhook deliveries made", lambda: {(): self.delivered})
+        metrics.counter(
+            "voipbin_webhook_attempt_failures", "Webhook tries that failed (retried)",
+            lambda: {(): self.attempt_failures},
+        )  # fmt: skip
+        metrics.counter(
+            "voipbin_webhook_failed",
+            "Webhook deliveries given up on (410 Gone, too old)",
+            lambda: {(): self.failed},
+        )
 
     async def _run_lane(self, lane: _Lane) -> None:
         while True:
