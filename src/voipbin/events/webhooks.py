@@ -7,9 +7,11 @@ rows join the transaction of the change the owner submitted just before publishi
 activeflows submit their write, publish, then await the commit). An event is therefore stored exactly
 when its change is; ``kill -9`` loses neither, or both.
 
-**Delivered after the commit.** When the rows commit, each joins its destination's lane: one task per
-destination sends its deliveries one after another in ``seq`` order (so in order per resource) and
-deletes each row once the receiver answered. A lane keeps at most :data:`IN_MEMORY` deliveries in
+**Delivered after the commit.** When the rows commit, each joins its destination's lane, which takes
+them in ``seq`` order and hands each to one of :data:`PARALLEL` senders chosen by its resource (a call's
+events, with its activeflow's and recordings', by the call: :func:`order_key`); a sender sends its share
+one after another, so events arrive in order per resource while one slow resource does not hold up the
+others. Each row is deleted once the receiver answered. A lane keeps at most :data:`IN_MEMORY` deliveries in
 memory; beyond that (a receiver down for hours) it reads the rest back from the table page by page. On
 start, the lanes of what an earlier boot left pending are rebuilt from the table.
 
@@ -18,8 +20,9 @@ application/json``, method ``webhook_method`` (POST by default), ``X-VoIPBIN-Eve
 id in every retry, for deduplication), ``X-VoIPBIN-Signature: sha256=<hex HMAC-SHA256 of the raw body>``
 when the customer has a webhook secret.
 
-**Retries.** A transport error, 429 or 5xx is retried with exponential backoff and jitter (the whole lane
-waits: a failing receiver gets one request at a time, never a flood) until the event is
+**Retries.** A transport error, 429 or 5xx is retried with exponential backoff and jitter (the first
+sender to fail probes the receiver; the lane's other senders wait until it answers again: a failing
+receiver gets one request at a time, never a flood) until the event is
 ``max_age`` old; then it is marked ``failed`` and the lane moves on. 410 Gone marks the destination gone:
 its pending deliveries are marked failed without being sent, until the customer's webhook settings
 change. Both are reported once per failure streak as a ``webhook_failed`` event (WebSocket stream,
@@ -36,6 +39,7 @@ import logging
 import random
 import time
 import uuid
+import zlib
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -56,6 +60,9 @@ log = logging.getLogger(__name__)
 
 CONFIG_TTL = 5.0  # seconds a customer's webhook settings are cached
 IN_MEMORY = 1000  # deliveries a lane holds in memory; the rest wait in the table
+PARALLEL = 8  # requests one destination may have in flight (for different resources)
+IN_FLIGHT = 256  # deliveries a lane hands to its senders ahead
+ZERO = str(uuid.UUID(int=0))
 PAGE = 200  # rows read back per query when a lane catches up from the table
 REPORT_EVENT = "webhook_failed"
 EVENT_ID_HEADER = "X-VoIPBIN-Event-Id"
@@ -123,6 +130,7 @@ class Delivery:
     tm_create: datetime
     attempts: int = 0
     tm_next: datetime | None = None
+    key: str = ""  # order_key: deliveries with the same key are sent one after another
 
     @property
     def lane_key(self) -> tuple[str, str]:
@@ -148,15 +156,20 @@ class Delivery:
 
     @classmethod
     def from_row(cls, r: EventOutbox) -> Delivery:
+        try:
+            data = json.loads(r.body).get("data") or {}
+        except (ValueError, AttributeError):
+            data = {}
         return cls(
             r.id, r.seq, r.event_id, r.customer_id, r.target, r.method, r.type, r.body,
-            r.tm_create, r.attempts, r.tm_next,
+            r.tm_create, r.attempts, r.tm_next, order_key(r.type, data if isinstance(data, dict) else {}),
         )  # fmt: skip
 
 
 @dataclass
 class _Lane:
-    """The deliveries to one destination, sent in order by one task."""
+    """The deliveries to one destination: taken in ``seq`` order and spread over :data:`PARALLEL` senders
+    by resource (:func:`order_key`), each sending its share one after another."""
 
     key: tuple[str, str]
     queue: deque[Delivery] = field(default_factory=deque)
@@ -168,6 +181,29 @@ class _Lane:
     gone: bool = False  # answered 410: deliveries fail without being sent
     reported: bool = False  # this failure streak was reported
     task: asyncio.Task[None] | None = None
+    shards: list[deque[Delivery]] = field(default_factory=lambda: [deque() for _ in range(PARALLEL)])
+    shard_wake: list[asyncio.Event] = field(
+        default_factory=lambda: [asyncio.Event() for _ in range(PARALLEL)]
+    )
+    shard_tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    busy: int = 0  # deliveries handed to the senders, not yet finished
+    space: asyncio.Event = field(default_factory=asyncio.Event)
+    # The failure gate: while the destination fails, one sender (the prober) retries with backoff and
+    # the others wait, so a failing receiver gets one request at a time.
+    healthy: asyncio.Event = field(default_factory=asyncio.Event)
+    prober: int | None = None
+
+    def __post_init__(self) -> None:
+        self.healthy.set()
+
+
+def order_key(type_: str, data: dict[str, Any]) -> str:
+    """What a delivery keeps its order with: its call (a call's, its activeflow's and recordings' events
+    share the call's ``reference_id``), else the resource itself."""
+    ref = data.get("reference_id")
+    if ref and str(ref) != ZERO and not type_.startswith("call_"):
+        return str(ref)
+    return str(data.get("id", ""))
 
 
 class WebhookDispatcher:
@@ -223,7 +259,12 @@ class WebhookDispatcher:
 
     async def close(self) -> None:
         self.events.set_sink(None)
-        tasks = [t for t in (*(ln.task for ln in self._lanes.values()), *self._tasks) if t is not None]
+        lanes = self._lanes.values()
+        tasks = [
+            t
+            for t in (*(ln.task for ln in lanes), *(t for ln in lanes for t in ln.shard_tasks), *self._tasks)
+            if t is not None
+        ]
         for t in tasks:
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -268,9 +309,10 @@ class WebhookDispatcher:
             {"id": str(event.id), "type": event.type, "data": event.data}, separators=(",", ":")
         )
         now = utcnow()
+        key = order_key(event.type, event.data)
         deliveries = [
             Delivery(uuid.uuid4(), self._next_seq(), event.id, event.customer_id, uri, method, event.type,
-                     body, now)
+                     body, now, key=key)
             for uri, method in destinations
         ]  # fmt: skip
         done = self._write(_INSERT, [d.row(self.node_id) for d in deliveries])
@@ -403,28 +445,56 @@ class WebhookDispatcher:
         )
 
     async def _run_lane(self, lane: _Lane) -> None:
-        while True:
-            if not lane.queue:
-                if lane.overflow:
-                    try:
-                        await self._refill(lane)
-                    except Exception:
-                        log.exception("webhook outbox could not be read; retrying")
-                        await asyncio.sleep(1.0)
+        """Hand the lane's deliveries, in order, to its senders (a resource always to the same one)."""
+        loop = asyncio.get_running_loop()
+        lane.shard_tasks = [
+            loop.create_task(self._run_shard(lane, i), name="webhook-sender") for i in range(PARALLEL)
+        ]
+        try:
+            while True:
+                if not lane.queue:
+                    if lane.overflow:
+                        try:
+                            await self._refill(lane)
+                        except Exception:
+                            log.exception("webhook outbox could not be read; retrying")
+                            await asyncio.sleep(1.0)
+                        continue
+                    lane.wake.clear()
+                    await lane.wake.wait()
                     continue
-                lane.wake.clear()
-                await lane.wake.wait()
+                if lane.busy >= IN_FLIGHT:
+                    lane.space.clear()
+                    await lane.space.wait()
+                    continue
+                d = lane.queue.popleft()
+                shard = zlib.crc32(d.key.encode()) % PARALLEL
+                lane.busy += 1
+                lane.shards[shard].append(d)
+                lane.shard_wake[shard].set()
+        finally:
+            for t in lane.shard_tasks:
+                t.cancel()
+
+    async def _run_shard(self, lane: _Lane, shard: int) -> None:
+        queue, wake = lane.shards[shard], lane.shard_wake[shard]
+        while True:
+            if not queue:
+                wake.clear()
+                await wake.wait()
                 continue
-            d = lane.queue[0]
+            d = queue[0]
             try:
-                await self._deliver(lane, d)
+                await self._deliver(lane, d, shard)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("webhook delivery of %s failed unexpectedly; retrying", d.type)
                 await asyncio.sleep(self.policy.base)
                 continue
-            lane.queue.popleft()
+            queue.popleft()
+            lane.busy -= 1
+            lane.space.set()
 
     async def _refill(self, lane: _Lane) -> None:
         """Read the lane's next rows back from the table (after a restart, or past ``IN_MEMORY``)."""
@@ -447,7 +517,7 @@ class WebhookDispatcher:
         if len(rows) < PAGE and not lane.missed:
             lane.overflow = False
 
-    async def _deliver(self, lane: _Lane, d: Delivery) -> None:
+    async def _deliver(self, lane: _Lane, d: Delivery, shard: int = 0) -> None:
         """Until ``d`` is delivered or given up on."""
         while True:
             if d.tm_next is not None:  # a backoff an earlier boot began
@@ -456,11 +526,18 @@ class WebhookDispatcher:
                 if wait > 0:
                     await self._backoff(lane, min(wait, self.policy.max_delay))
             if lane.gone:
-                self._give_up(lane, d, "the receiver answered 410 Gone", report=False)
+                self._give_up(lane, d, "the receiver answered 410 Gone", report=False, shard=shard)
                 return
             if (utcnow() - d.tm_create).total_seconds() >= self.policy.max_age:
-                self._give_up(lane, d, f"undelivered after {self.policy.max_age:g} s")
+                self._give_up(lane, d, f"undelivered after {self.policy.max_age:g} s", shard=shard)
                 return
+            if not lane.healthy.is_set():
+                if lane.prober is None:
+                    lane.prober = shard
+                elif lane.prober != shard:  # another sender is probing the failing receiver: wait
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(lane.healthy.wait(), 1.0)
+                    continue
             target = await self._target_of(d)
             if target is None:  # the customer removed its webhook: nothing to deliver any more
                 self._finished(d)
@@ -472,13 +549,19 @@ class WebhookDispatcher:
                     log.info("webhook %s to %s answered %s", d.type, target.uri, status)
                 self._finished(d)
                 lane.reported = False
+                if lane.prober in (shard, None):
+                    lane.prober = None
+                    lane.healthy.set()
                 return
             if status == 410:
                 lane.gone = True
-                self._give_up(lane, d, "the receiver answered 410 Gone")
+                self._give_up(lane, d, "the receiver answered 410 Gone", shard=shard)
                 return
             d.attempts += 1
             self.attempt_failures += 1
+            if lane.healthy.is_set():  # the first failure of a streak: this sender probes
+                lane.healthy.clear()
+                lane.prober = shard
             delay = self.policy.delay(d.attempts)
             self._write(
                 _RETRY,
@@ -489,7 +572,8 @@ class WebhookDispatcher:
                 "webhook %s %s to %s failed (attempt %d, next in %.1f s): %s",
                 d.type, d.event_id, target.uri, d.attempts, delay, problem,
             )  # fmt: skip
-            await self._backoff(lane, delay)
+            if lane.prober == shard:
+                await self._backoff(lane, delay)
 
     @staticmethod
     async def _backoff(lane: _Lane, seconds: float) -> None:
@@ -525,7 +609,9 @@ class WebhookDispatcher:
         self.pending = max(0, self.pending - 1)
         self._write(_DELETE, [{"d_id": d.id}])
 
-    def _give_up(self, lane: _Lane, d: Delivery, why: str, *, report: bool = True) -> None:
+    def _give_up(self, lane: _Lane, d: Delivery, why: str, *, report: bool = True, shard: int = 0) -> None:
+        if lane.prober == shard:
+            lane.prober = None  # the next sender to find the gate closed probes
         self.failed += 1
         self.pending = max(0, self.pending - 1)
         self._write(_FAIL, [{"d_id": d.id, "d_attempts": d.attempts, "d_error": why[:500]}])
@@ -550,7 +636,7 @@ class WebhookDispatcher:
     async def wait_idle(self, within: float = 10.0) -> None:
         """Until no lane has anything left to send (the writer's deletes may still be queued)."""
         async with asyncio.timeout(within):
-            while any(ln.queue or ln.overflow for ln in self._lanes.values()):  # noqa: ASYNC110
+            while any(ln.queue or ln.overflow or ln.busy for ln in self._lanes.values()):  # noqa: ASYNC110
                 await asyncio.sleep(0.02)
 
 
