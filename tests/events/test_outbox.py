@@ -101,3 +101,36 @@ async def test_restart_resumes_pending_deliveries_in_order(api: Api) -> None:
         assert all(b["data"]["id"] == af_id for b in got if b["type"].startswith("activeflow_"))
     finally:
         await stop_node(again)
+
+
+async def test_events_of_a_clean_stop_are_delivered_by_the_next_start(api: Api) -> None:
+    """SIGTERM ends running activeflows after deliveries stopped: their final events are still stored, with
+    the change, and the next start sends them."""
+    receiver = FlakyReceiver()
+    await receiver.up(200)
+    c = api.admin.client
+    await c.put("/v1.0/customer", json={"webhook_uri": receiver.url})
+    r = await c.post(
+        "/v1.0/activeflows", json={"actions": [{"type": "sleep", "option": {"duration": 60000}}]}
+    )
+    af_id = r.json()["id"]
+    await until(
+        "created delivered", lambda: any(h.body["type"] == "activeflow_created" for h in receiver.hits)
+    )
+    await stop_node(api.platform)
+
+    def ended() -> bool:
+        return any(
+            h.body["type"] == "activeflow_updated" and h.body["data"]["status"] == "ended"
+            for h in receiver.delivered().values()
+            if h.body["data"]["id"] == af_id
+        )
+
+    assert not ended()
+    again = build_node(api.platform.settings)
+    await start_node(again)
+    try:
+        await until("the stop's events delivered after the restart", ended)
+    finally:
+        await stop_node(again)
+        await receiver.down()

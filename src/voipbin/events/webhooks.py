@@ -239,6 +239,7 @@ class WebhookDispatcher:
         self._hook_owner: dict[uuid.UUID, uuid.UUID] = {}  # activeflow id -> customer id
         self._refreshing: set[uuid.UUID] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
 
     # -- life cycle ----------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -258,7 +259,9 @@ class WebhookDispatcher:
         self.events.set_sink(self)
 
     async def close(self) -> None:
-        self.events.set_sink(None)
+        """Stop delivering. Events published while the node stops (the calls and activeflows it ends) are
+        still stored, with their changes; the next start delivers them."""
+        self._closed = True
         lanes = self._lanes.values()
         tasks = [
             t
@@ -281,7 +284,11 @@ class WebhookDispatcher:
         if type_ == "activeflow_created" or self._hook_customers.get(customer_id):
             return True
         cached = self._config.get(customer_id)
-        if (cached is None or cached[0] <= time.monotonic()) and customer_id not in self._refreshing:
+        if (
+            (cached is None or cached[0] <= time.monotonic())
+            and customer_id not in self._refreshing
+            and not self._closed
+        ):
             self._refreshing.add(customer_id)
             self._spawn(self._refresh(customer_id))
         return cached is None or cached[1] is not None  # unknown yet: stored, settings read when sending
@@ -335,6 +342,8 @@ class WebhookDispatcher:
             return
         for d in deliveries:
             self.pending += 1
+            if self._closed:
+                continue  # stored; delivered by the next start
             lane = self._lane(d.lane_key)
             if lane.overflow or len(lane.queue) >= IN_MEMORY:
                 lane.overflow = lane.missed = True  # read back from the table when the lane gets there
