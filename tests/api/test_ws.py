@@ -129,6 +129,8 @@ async def test_other_tenants_resources_are_not_visible(api: Api, served: str) ->
         assert bad["type"] == "error"
         await ws.send("not json")
         assert (await recv_json(ws))["type"] == "error"
+        await ws.send(b"\x00binary")
+        assert (await recv_json(ws))["type"] == "error"
         assert (await subscribe(ws, f"customer_id:{other_cid}:call:*"))["type"] == "ack"
         r = await api.admin.client.post("/v1.0/calls", json=CALL)  # the admin customer's call
         with pytest.raises(TimeoutError):

@@ -64,7 +64,15 @@ async def _receive_all(
 ) -> None:
     with contextlib.suppress(WebSocketDisconnect):
         while True:
-            reply = _handle(await websocket.receive_text(), stream, conn, customer_wide, any_customer)
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            text = message.get("text")
+            reply = (
+                _handle(text, stream, conn, customer_wide, any_customer)
+                if isinstance(text, str)
+                else {"type": "error", "message": "messages must be JSON text frames"}
+            )
             conn.send(json.dumps(reply, separators=(",", ":")))
 
 
