@@ -401,8 +401,9 @@ class CallRecords:
                     await session.rollback()
                     continue  # the stored row changed under us: re-read and try again
                 await charge_call(session, c, self.rate_per_minute)
+                # Its outbox rows commit with the hangup (recovery after a crash comes this way).
+                self.events.publish(c.customer_id, "call_hangup", partial(call_to_api, c), session=session)
                 await session.commit()
-            self.publish(c, "call_hangup")
             return c
         return None
 

@@ -10,7 +10,8 @@ webhook dispatcher skip the events of customers nobody delivers to, without seri
 Every event has a stable ``id`` (webhooks and the WebSocket stream carry it, for deduplication). The
 durable :class:`Sink` (the webhook outbox) sees each event first, synchronously: it hands the outbox rows
 to the group-commit writer in the same tick, so they join the transaction of the change the owner
-submitted just before publishing (see ``store/writer.py``).
+submitted just before publishing (see ``store/writer.py``), or adds them to the ORM session the
+publisher is about to commit its change with (``publish(..., session=session)``).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ class Sink(Protocol):
 
     def wants(self, customer_id: uuid.UUID, type_: str) -> bool: ...
 
-    def store(self, event: Event) -> None: ...
+    def store(self, event: Event, session: Any = None) -> None: ...
 
 
 class Subscription:
@@ -78,7 +79,10 @@ class EventBus:
         lazy function — calling it serializes the event (once: everyone after shares the result)."""
         self._observers.append(observer)
 
-    def publish(self, customer_id: uuid.UUID, type_: str, data: Data) -> None:
+    def publish(self, customer_id: uuid.UUID, type_: str, data: Data, *, session: Any = None) -> None:
+        """``session``: an ORM session about to commit the change that caused the event; the event's
+        outbox rows are added to it (so they commit together). Without one they join the group-commit
+        writer's current batch."""
         if self._observers:
             data = _Once(data) if callable(data) else data
             for observer in self._observers:
@@ -91,7 +95,7 @@ class EventBus:
         if sink is not None and sink.wants(customer_id, type_):
             event = Event(customer_id, type_, data() if callable(data) else data)
             try:
-                sink.store(event)
+                sink.store(event, session)
             except Exception:
                 log.exception("event %s could not be stored for delivery", type_)
         for sub in list(self._subs):

@@ -47,6 +47,7 @@ from typing import Any
 
 import httpx
 from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import event as sa_event
 
 from voipbin.events.bus import Event, EventBus
 from voipbin.metrics.registry import NodeMetrics
@@ -293,8 +294,9 @@ class WebhookDispatcher:
             self._spawn(self._refresh(customer_id))
         return cached is None or cached[1] is not None  # unknown yet: stored, settings read when sending
 
-    def store(self, event: Event) -> None:
-        """Queue the event's outbox rows on the writer, now (see the module docstring)."""
+    def store(self, event: Event, session: Any = None) -> None:
+        """Queue the event's outbox rows on the writer, now, or add them to ``session`` (an ORM session
+        about to commit the event's change); see the module docstring."""
         if event.type == "activeflow_created" and event.data.get("webhook_uri"):
             self.watch_activeflow(
                 uuid.UUID(event.data["id"]),
@@ -322,6 +324,12 @@ class WebhookDispatcher:
                      body, now, key=key)
             for uri, method in destinations
         ]  # fmt: skip
+        if session is not None:
+            session.add_all([EventOutbox(**d.row(self.node_id)) for d in deliveries])
+            sa_event.listen(
+                session.sync_session, "after_commit", lambda _s: self._accept(deliveries), once=True
+            )
+            return
         done = self._write(_INSERT, [d.row(self.node_id) for d in deliveries])
         done.add_done_callback(lambda f: self._committed(f, deliveries))
 
@@ -340,6 +348,10 @@ class WebhookDispatcher:
             why = "cancelled" if done.cancelled() else done.exception()
             log.error("webhook outbox rows were not stored: %s", why)
             return
+        self._accept(deliveries)
+
+    def _accept(self, deliveries: list[Delivery]) -> None:
+        """Committed rows: into their lanes."""
         for d in deliveries:
             self.pending += 1
             if self._closed:

@@ -135,9 +135,9 @@ class ActiveflowRecords:
         self.publish(row, "activeflow_created")  # same tick: its outbox row joins the insert's transaction
         await stored
 
-    def publish(self, row: Activeflow, event: str = "activeflow_updated") -> None:
+    def publish(self, row: Activeflow, event: str = "activeflow_updated", *, session: Any = None) -> None:
         if row.tm_delete is None:
-            self.events.publish(row.customer_id, event, partial(activeflow_to_api, row))
+            self.events.publish(row.customer_id, event, partial(activeflow_to_api, row), session=session)
 
     async def save(self, row: Activeflow, *, publish: bool = True) -> None:
         """Write the state document of a (live) activeflow."""
@@ -162,8 +162,8 @@ class ActiveflowRecords:
             if error:
                 row.error = error
             row.tm_update = utcnow()
+            self.publish(row, session=session)  # its outbox rows commit with the change
             await session.commit()
-        self.publish(row)
         return row
 
     async def soft_delete(self, activeflow_id: uuid.UUID) -> Activeflow | None:
