@@ -66,11 +66,15 @@ async def test_retries_on_server_error_then_gives_up(api: Api) -> None:
         assert len({(b["type"], b["id"]) for b in first}) == 1  # the same event, 3 tries
         gaps = [b.at - a.at for a, b in itertools.pairwise(hook.requests[:3])]
         assert gaps[1] > 0.02, gaps  # backing off, not hammering
+        seen = []
         async with asyncio.timeout(10):
             while True:
                 event = await reports.get()
+                seen.append(event.type)
                 if event.type == "webhook_failed":
                     break
+        # Reported while still retrying (once), then when given up on.
+        assert [t for t in seen if t.startswith("webhook_")] == ["webhook_failing", "webhook_failed"], seen
         assert event.data["event_id"] == first[0]["id"] and event.data["reason"].startswith("undelivered")
         assert event.data["event_type"] == first[0]["type"] and event.data["attempts"] >= 3
         # Gave up on it: the receiver is back, a new call's events go out and the given-up one is

@@ -25,8 +25,9 @@ sender to fail probes the receiver; the lane's other senders wait until it answe
 receiver gets one request at a time, never a flood) until the event is
 ``max_age`` old; then it is marked ``failed`` and the lane moves on. 410 Gone marks the destination gone:
 its pending deliveries are marked failed without being sent, until the customer's webhook settings
-change. Both are reported once per failure streak as a ``webhook_failed`` event (WebSocket stream,
-logs and metrics; never to the failing webhook itself). Other 4xx answers count as delivered, as in
+change. Both are reported once per failure streak as a ``webhook_failed`` event, and a destination
+still failing after :data:`FAILING_AFTER` tries in a row earlier as ``webhook_failing`` (WebSocket
+stream, logs and metrics; never to the webhooks themselves). Other 4xx answers count as delivered, as in
 VoIPBIN. Delivery never blocks the publisher: ``store`` only queues writes.
 """
 
@@ -65,7 +66,9 @@ PARALLEL = 8  # requests one destination may have in flight (for different resou
 IN_FLIGHT = 256  # deliveries a lane hands to its senders ahead
 ZERO = str(uuid.UUID(int=0))
 PAGE = 200  # rows read back per query when a lane catches up from the table
-REPORT_EVENT = "webhook_failed"
+REPORT_EVENT = "webhook_failed"  # a delivery given up on
+FAILING_EVENT = "webhook_failing"  # a destination still failing after FAILING_AFTER tries in a row
+FAILING_AFTER = 5
 EVENT_ID_HEADER = "X-VoIPBIN-Event-Id"
 
 _INSERT = insert(EventOutbox)
@@ -180,7 +183,8 @@ class _Lane:
     missed: bool = False  # a commit arrived while reading the table
     last_seq: int = -1
     gone: bool = False  # answered 410: deliveries fail without being sent
-    reported: bool = False  # this failure streak was reported
+    reported: bool = False  # this failure streak's give-up was reported
+    warned: bool = False  # this failure streak was reported as failing
     task: asyncio.Task[None] | None = None
     shards: list[deque[Delivery]] = field(default_factory=lambda: [deque() for _ in range(PARALLEL)])
     shard_wake: list[asyncio.Event] = field(
@@ -280,8 +284,8 @@ class WebhookDispatcher:
         """Events of a customer nobody delivers to are skipped before they are even serialized. Settings
         past their TTL keep answering while a refresh runs (a change made through this node's API is
         applied at once: the customer router calls :meth:`forget`)."""
-        if type_ == REPORT_EVENT:
-            return False
+        if type_ in (REPORT_EVENT, FAILING_EVENT):
+            return False  # never sent to the (failing) webhooks themselves
         if type_ == "activeflow_created" or self._hook_customers.get(customer_id):
             return True
         cached = self._config.get(customer_id)
@@ -569,7 +573,7 @@ class WebhookDispatcher:
                 if status >= 400:
                     log.info("webhook %s to %s answered %s", d.type, target.uri, status)
                 self._finished(d)
-                lane.reported = False
+                lane.reported = lane.warned = False
                 if lane.prober in (shard, None):
                     lane.prober = None
                     lane.healthy.set()
@@ -593,6 +597,9 @@ class WebhookDispatcher:
                 "webhook %s %s to %s failed (attempt %d, next in %.1f s): %s",
                 d.type, d.event_id, target.uri, d.attempts, delay, problem,
             )  # fmt: skip
+            if d.attempts >= FAILING_AFTER and not lane.warned:
+                lane.warned = True
+                self._report(d, FAILING_EVENT, f"failing: {problem}")
             if lane.prober == shard:
                 await self._backoff(lane, delay)
 
@@ -639,19 +646,22 @@ class WebhookDispatcher:
         log.warning("webhook %s %s given up on: %s", d.type, d.event_id, why)
         if report and not lane.reported:
             lane.reported = True
-            self.events.publish(
-                d.customer_id,
-                REPORT_EVENT,
-                {
-                    "customer_id": str(d.customer_id),
-                    "uri": d.target or "",
-                    "destination": "activeflow" if d.target else "customer",
-                    "reason": why,
-                    "event_id": str(d.event_id),
-                    "event_type": d.type,
-                    "attempts": d.attempts,
-                },
-            )
+            self._report(d, REPORT_EVENT, why)
+
+    def _report(self, d: Delivery, kind: str, why: str) -> None:
+        self.events.publish(
+            d.customer_id,
+            kind,
+            {
+                "customer_id": str(d.customer_id),
+                "uri": d.target or "",
+                "destination": "activeflow" if d.target else "customer",
+                "reason": why,
+                "event_id": str(d.event_id),
+                "event_type": d.type,
+                "attempts": d.attempts,
+            },
+        )
 
     # -- for tests and tools -------------------------------------------------------------------------
     async def wait_idle(self, within: float = 10.0) -> None:
