@@ -629,7 +629,7 @@ class WebhookDispatcher:
             resp = await self._client.request(target.method, target.uri, content=body, headers=headers)
         except httpx.HTTPError as exc:
             return None, exc or type(exc).__name__
-        except ValueError as exc:  # an unusable URI: retried like a down receiver, then given up on
+        except Exception as exc:  # an unusable or refused URI: retried like a down receiver, then given up on
             return None, exc
         return resp.status_code, resp.status_code
 
