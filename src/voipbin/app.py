@@ -25,10 +25,12 @@ from voipbin.api.routes import (
     customer,
     extensions,
     flows,
+    metrics,
     numbers,
     recordings,
     transcribes,
     trunks,
+    ws,
 )
 from voipbin.config import Settings, get_settings
 from voipbin.node import Node, build_node, start_node, stop_node
@@ -80,6 +82,8 @@ def create_app(
         aisummaries,
         aicalls,
         aimessages,
+        ws,
+        metrics,
     ):
         app.include_router(module.router)
 

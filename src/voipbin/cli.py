@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import sys
 import uuid
 from collections.abc import Awaitable, Callable
 
 from sqlalchemy import select
 
+from voipbin import logcontext
 from voipbin.config import Settings, get_settings
 from voipbin.store.db import Database
 
@@ -21,9 +21,7 @@ def _serve(args: argparse.Namespace) -> int:
     from voipbin.app import create_app
 
     settings = get_settings()
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logcontext.configure(settings.log_level, settings.log_format)
     loop = "auto"
     try:
         import uvloop  # noqa: F401
@@ -37,6 +35,8 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port or settings.http_port,
         loop=loop,
         log_level=settings.log_level.lower(),
+        # JSON: uvicorn's loggers propagate to our root handler instead of printing their own format.
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
     )
     return 0
 

@@ -106,6 +106,22 @@ class Settings(BaseSettings):
     ai_rate_stt_second: int = Field(default=100, ge=0)  # $0.006 per minute
     ai_rate_tts_character: int = Field(default=30, ge=0)  # $30 per million characters
     ai_charge_local: bool = False
+    # Webhook delivery (durable outbox): a failing receiver is retried with exponential backoff and
+    # jitter from webhook_retry_base_s up to webhook_retry_max_s between tries, for webhook_max_age_s
+    # after the event; then the event is given up on and reported.
+    webhook_retry_base_s: float = Field(default=1.0, gt=0)
+    webhook_retry_max_s: float = Field(default=600.0, gt=0)
+    webhook_max_age_s: float = Field(default=86400.0, gt=0)
+    webhook_timeout_s: float = Field(default=5.0, gt=0)
+    # Events a /v1.0/ws connection may have waiting; a client that falls this far behind is dropped.
+    ws_buffer: int = Field(default=1000, ge=1)
+    # /metrics (Prometheus): answered only with `Authorization: Bearer <token>`; empty -> no endpoint on
+    # the API port. metrics_port > 0 serves it (without a token) on its own port, on metrics_host.
+    metrics_token: str = ""
+    metrics_port: int = Field(default=0, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
+    # "text" (default) or "json": one JSON object a line, with call_id/activeflow_id/aicall_id.
+    log_format: Literal["text", "json"] = "text"
 
     @property
     def effective_database_url(self) -> str:

@@ -29,11 +29,15 @@ from voipbin.calls.records import CallRecords
 from voipbin.calls.registrations import Registrations
 from voipbin.config import PlatformSecrets, Settings, load_or_create_node_id, load_or_create_secrets
 from voipbin.events.bus import EventBus
-from voipbin.events.webhooks import WebhookDispatcher
+from voipbin.events.stream import EventStream
+from voipbin.events.webhooks import RetryPolicy, WebhookDispatcher
 from voipbin.flow.engine import FlowEngine
 from voipbin.flow.handlers import FlowDeps, core_registry, register_unsupported
 from voipbin.flow.records import ActiveflowRecords
 from voipbin.media import engine as media_engine
+from voipbin.metrics.looplag import LoopLagMonitor
+from voipbin.metrics.registry import NodeMetrics
+from voipbin.metrics.server import MetricsServer
 from voipbin.security import Encryptor
 from voipbin.speech import configure_inference, validate_speech_defaults
 from voipbin.speech.httpclients import close_shared_clients
@@ -72,6 +76,10 @@ class Node:
     summaries: SummaryService
     aicalls: AICalls
     ai: AIConversations
+    stream: EventStream
+    metrics: NodeMetrics
+    loop_lag: LoopLagMonitor
+    metrics_server: MetricsServer | None = None
 
 
 def build_node(settings: Settings) -> Node:
@@ -83,8 +91,16 @@ def build_node(settings: Settings) -> Node:
     db = Database(settings.effective_database_url)
     encryptor = Encryptor(secrets.encryption_key)
     events = EventBus()
-    webhooks = WebhookDispatcher(db, events, encryptor, outbound_allow=settings.outbound_allow)
     writer = WriteBehind(db, window=settings.db_commit_window_ms / 1000)
+    webhooks = WebhookDispatcher(
+        db,
+        events,
+        encryptor,
+        writer,
+        node_id=owner.node_id,
+        policy=webhook_policy(settings),
+        outbound_allow=settings.outbound_allow,
+    )
     call_records = CallRecords(db, writer, events, owner, rate_per_minute=settings.call_rate_per_minute)
     activeflows = ActiveflowRecords(db, writer, events, owner)
     registry = core_registry()
@@ -128,6 +144,7 @@ def build_node(settings: Settings) -> Node:
     )
     ai = register_ai_actions(registry, ai_deps, events)
     register_unsupported(registry)
+    metrics = node_metrics(events, call_records, webhooks)
     return Node(
         settings=settings,
         secrets=secrets,
@@ -147,6 +164,32 @@ def build_node(settings: Settings) -> Node:
         summaries=summaries,
         aicalls=aicalls,
         ai=ai,
+        stream=EventStream(events, buffer=settings.ws_buffer),
+        metrics=metrics,
+        loop_lag=LoopLagMonitor(metrics.observe_loop_lag),
+    )
+
+
+def node_metrics(events: EventBus, call_records: CallRecords, webhooks: WebhookDispatcher) -> NodeMetrics:
+    """This node's metrics (a registry of its own), fed by the bus and read from the parts when scraped."""
+    metrics = NodeMetrics()
+    events.observe(metrics.on_event)
+    live = call_records.live_by_status
+    metrics.gauge("voipbin_calls_active", "Calls live on this node now", lambda: {(): sum(live().values())})
+    metrics.gauge(
+        "voipbin_calls_live", "Calls live on this node, by status",
+        lambda: {(k,): v for k, v in live().items()}, labels=("status",),
+    )  # fmt: skip
+    webhooks.register_metrics(metrics)
+    return metrics
+
+
+def webhook_policy(settings: Settings) -> RetryPolicy:
+    return RetryPolicy(
+        base=settings.webhook_retry_base_s,
+        max_delay=settings.webhook_retry_max_s,
+        max_age=settings.webhook_max_age_s,
+        timeout=settings.webhook_timeout_s,
     )
 
 
@@ -181,7 +224,13 @@ async def start_node(node: Node, *, freeze_gc: bool = False) -> None:
     created = await bootstrap(node.db, node.settings)
     if created is not None:
         print_bootstrap(created)
-    node.webhooks.start()
+    await node.webhooks.start()
+    node.loop_lag.start()
+    if node.settings.metrics_port:
+        node.metrics_server = MetricsServer(
+            node.metrics.registry, node.settings.metrics_host, node.settings.metrics_port
+        )
+        await node.metrics_server.start()
     await recover(node)
     await node.registrations.start()
     if isinstance(node.calls, SipCallManager):
@@ -227,6 +276,10 @@ async def stop_node(node: Node) -> None:
     await node.aicalls.close()
     await node.registrations.close()
     await node.webhooks.close()
+    await node.stream.close()
+    await node.loop_lag.stop()
+    if node.metrics_server is not None:
+        await node.metrics_server.close()
     await node.flows.close()
     await node.writer.close()
     await close_shared_clients()

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import jwt
 from fastapi import Depends, Query, Request
 from sqlalchemy import select
+from starlette.requests import HTTPConnection
 
 from voipbin.ai.actions import AIConversations
 from voipbin.ai.calls import AICalls
@@ -25,8 +26,10 @@ from voipbin.calls.recordings import Recordings
 from voipbin.calls.records import CallRecords
 from voipbin.config import PlatformSecrets, Settings
 from voipbin.events.bus import EventBus
+from voipbin.events.stream import EventStream
 from voipbin.events.webhooks import WebhookDispatcher
 from voipbin.flow.engine import FlowEngine
+from voipbin.metrics.registry import NodeMetrics
 from voipbin.security import Encryptor, hash_token, looks_like_accesskey
 from voipbin.security.outbound import OutboundPolicy, policy_for
 from voipbin.store.db import Database
@@ -38,11 +41,11 @@ from voipbin.transcribe.summary import SummaryService
 JWT_LIFETIME_SECONDS = 7 * 24 * 3600
 
 
-def _part(request: Request, name: str) -> Any:
+def _part(request: HTTPConnection, name: str) -> Any:  # HTTP requests and WebSockets alike
     return getattr(request.app.state.node, name)
 
 
-def get_db(request: Request) -> Database:
+def get_db(request: HTTPConnection) -> Database:
     return _part(request, "db")
 
 
@@ -50,7 +53,7 @@ def get_settings_dep(request: Request) -> Settings:
     return _part(request, "settings")
 
 
-def get_secrets(request: Request) -> PlatformSecrets:
+def get_secrets(request: HTTPConnection) -> PlatformSecrets:
     return _part(request, "secrets")
 
 
@@ -104,6 +107,12 @@ def get_aicalls(request: Request) -> AICalls:
 
 def get_ai(request: Request) -> AIConversations:
     return _part(request, "ai")
+def get_stream(conn: HTTPConnection) -> EventStream:
+    return _part(conn, "stream")
+
+
+def get_metrics(request: Request) -> NodeMetrics:
+    return _part(request, "metrics")
 
 
 DbDep = Annotated[Database, Depends(get_db)]
@@ -118,6 +127,8 @@ TranscribesDep = Annotated[TranscribeService, Depends(get_transcribes)]
 SummariesDep = Annotated[SummaryService, Depends(get_summaries)]
 WebhooksDep = Annotated[WebhookDispatcher, Depends(get_webhooks)]
 EventsDep = Annotated[EventBus, Depends(get_events)]
+StreamDep = Annotated[EventStream, Depends(get_stream)]
+MetricsDep = Annotated[NodeMetrics, Depends(get_metrics)]
 ModelsDep = Annotated[ModelLocations, Depends(get_models)]
 OutboundDep = Annotated[OutboundPolicy, Depends(get_outbound)]  # the SSRF guard's allow-list
 AICallsDep = Annotated[AICalls, Depends(get_aicalls)]
@@ -155,7 +166,7 @@ def issue_jwt(secrets: PlatformSecrets, agent: Agent) -> str:
     return jwt.encode(claims, secrets.jwt_key, algorithm="HS256")
 
 
-def _credential(request: Request) -> tuple[str, str] | None:
+def _credential(request: HTTPConnection) -> tuple[str, str] | None:
     """VoIPBIN's lookup order, plus an access key sent as a Bearer token (which VoIPBIN rejects)."""
     if token := request.cookies.get("token"):
         return "jwt", token
@@ -177,7 +188,7 @@ def _invalid() -> ApiError:
     return ApiError(401, "INVALID_CREDENTIALS", "The credentials are invalid or expired.")
 
 
-async def current_principal(request: Request, db: DbDep, secrets: SecretsDep) -> Principal:
+async def current_principal(request: HTTPConnection, db: DbDep, secrets: SecretsDep) -> Principal:
     cred = _credential(request)
     if cred is None:
         raise ApiError(401, "AUTHENTICATION_REQUIRED", "Authentication is required.")

@@ -120,8 +120,9 @@ class Recordings:
             rec.status = "ended"
             rec.tm_end = utcnow()
             rec.tm_update = rec.tm_end
+            # Its outbox rows commit with the change (recovery after a crash comes this way).
+            self.events.publish(rec.customer_id, "recording_finished", recording_to_api(rec), session=session)
             await session.commit()
-        self.events.publish(rec.customer_id, "recording_finished", recording_to_api(rec))
         return rec
 
     async def soft_delete(self, rec: Recording) -> Recording:

@@ -191,20 +191,32 @@ class CallRecords:
         # Keyed and read when the batch runs: a call that changes before its group commit is inserted
         # with its latest state.
         inserted = [self.writer.submit(_INSERT, partial(_rows, c), key=c.id) for c in calls]
-        await asyncio.gather(*inserted)
+        for c in calls:  # in the same tick: the events' outbox rows join the inserts' transaction
+            self._live[c.id] = c
+            self.publish(c, "call_created")
+            self.publish(c, f"call_{c.status}")
+        try:
+            await asyncio.gather(*inserted)
+        except BaseException:
+            for c in calls:
+                self._live.pop(c.id, None)
+            raise
         if master_id is not None:
             master = await self.get(master_id)
             if master is not None:
                 chained = [*(master.chained_call_ids or []), *(str(c.id) for c in calls)]
                 await self.update(master_id, chained_call_ids=chained)
-        for c in calls:
-            self._live[c.id] = c
-            self.publish(c, "call_created")
-            self.publish(c, f"call_{c.status}")
 
     # -- reading -------------------------------------------------------------------------------------
     def live(self, call_id: uuid.UUID) -> Call | None:
         return self._live.get(call_id)
+
+    def live_by_status(self) -> dict[str, int]:
+        """How many calls live on this node are in each status (read by the metrics)."""
+        counts: dict[str, int] = {}
+        for c in self._live.values():
+            counts[c.status] = counts.get(c.status, 0) + 1
+        return counts
 
     async def get(self, call_id: uuid.UUID) -> Call | None:
         """The live state if the call is live here, else the stored row."""
@@ -311,8 +323,9 @@ class CallRecords:
         # (this is the compare-and-set of a live call); the row follows in the same order.
         for key, value in values.items():
             setattr(c, key, value)
-        await self._write(c)
-        self.publish(c, f"call_{new}")
+        stored = self.writer.submit(_UPDATE_LIVE, partial(_state_params, c), key=c.id)
+        self.publish(c, f"call_{new}")  # its outbox row joins the status change's transaction
+        await stored
         return c
 
     async def _set_status_stored(self, call_id: uuid.UUID, new: str, fields: dict[str, Any]) -> Call | None:
@@ -372,20 +385,25 @@ class CallRecords:
                 setattr(c, key, value)
             if live is not None:
                 if cost_type(c) is None or c.tm_progressing is None:
-                    await self._write(c)  # nothing to charge: group-committed
+                    # Nothing to charge: group-committed.
+                    stored = self.writer.submit(_UPDATE_LIVE, partial(_state_params, c), key=c.id)
                 else:
                     # The hangup and its charge in one transaction, in order with the call's writes.
-                    await self.writer.run(partial(self._hangup_and_charge, c))
-                self._live.pop(call_id, None)
-                self.publish(c, "call_hangup")
+                    stored = self.writer.run(partial(self._hangup_and_charge, c))
+                self.publish(c, "call_hangup")  # its outbox row joins the hangup's transaction
+                try:
+                    await stored
+                finally:
+                    self._live.pop(call_id, None)
                 return c
             async with self.db.session() as session:
                 if not await self._update_row(session, call_id, values, expected):
                     await session.rollback()
                     continue  # the stored row changed under us: re-read and try again
                 await charge_call(session, c, self.rate_per_minute)
+                # Its outbox rows commit with the hangup (recovery after a crash comes this way).
+                self.events.publish(c.customer_id, "call_hangup", partial(call_to_api, c), session=session)
                 await session.commit()
-            self.publish(c, "call_hangup")
             return c
         return None
 

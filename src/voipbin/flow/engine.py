@@ -38,6 +38,7 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from voipbin import logcontext
 from voipbin.flow.handlers.base import (
     ActionContext,
     ActionFailed,
@@ -403,7 +404,13 @@ class FlowEngine:
             self.calls.note(reference_id, activeflow_id=new_id)
         runner = Runner(self, row, call, initial_error)
         self._runners[new_id] = runner
-        runner.task = asyncio.get_running_loop().create_task(runner.run(), name=f"activeflow {new_id}")
+        # The runner's task and everything it starts log with the activeflow's (and call's) ids.
+        ids = logcontext.context(
+            activeflow_id=new_id, call_id=reference_id if reference_type == "call" else None
+        )
+        runner.task = asyncio.get_running_loop().create_task(
+            runner.run(), name=f"activeflow {new_id}", context=ids
+        )
         return row
 
     async def start_call(

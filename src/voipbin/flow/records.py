@@ -131,20 +131,22 @@ class ActiveflowRecords:
         )
 
     async def add(self, row: Activeflow) -> None:
-        await self.writer.write(_INSERT, partial(_insert_params, row), key=row.id)
-        self.publish(row, "activeflow_created")
+        stored = self.writer.submit(_INSERT, partial(_insert_params, row), key=row.id)
+        self.publish(row, "activeflow_created")  # same tick: its outbox row joins the insert's transaction
+        await stored
 
-    def publish(self, row: Activeflow, event: str = "activeflow_updated") -> None:
+    def publish(self, row: Activeflow, event: str = "activeflow_updated", *, session: Any = None) -> None:
         if row.tm_delete is None:
-            self.events.publish(row.customer_id, event, partial(activeflow_to_api, row))
+            self.events.publish(row.customer_id, event, partial(activeflow_to_api, row), session=session)
 
     async def save(self, row: Activeflow, *, publish: bool = True) -> None:
         """Write the state document of a (live) activeflow."""
         row.tm_update = utcnow()
         # The state is read when the batch is written: several saves within one batch write once.
-        await self.writer.write(_SAVE, partial(_state_params, row), key=row.id)
+        stored = self.writer.submit(_SAVE, partial(_state_params, row), key=row.id)
         if publish:
-            self.publish(row)
+            self.publish(row)  # same tick: its outbox row joins the save's transaction
+        await stored
 
     async def get(self, activeflow_id: uuid.UUID) -> Activeflow | None:
         async with self.db.session() as session:
@@ -160,8 +162,8 @@ class ActiveflowRecords:
             if error:
                 row.error = error
             row.tm_update = utcnow()
+            self.publish(row, session=session)  # its outbox rows commit with the change
             await session.commit()
-        self.publish(row)
         return row
 
     async def soft_delete(self, activeflow_id: uuid.UUID) -> Activeflow | None:

@@ -414,3 +414,25 @@ class AIMessage(TimestampsMixin, Base):
     tool_calls: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     tool_call_id: Mapped[str] = mapped_column(String(128), default="")
     turn: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+class EventOutbox(Base):
+    """A webhook delivery not yet made: one row per event and destination, written in the transaction of
+    the change that caused the event (owner: ``events/webhooks.py``). Delivered rows are deleted; rows
+    given up on (410 Gone, or still failing after ``VOIPBIN_WEBHOOK_MAX_AGE``) stay ``failed``.
+    ``target`` is empty for the customer's own ``webhook_uri`` (read when sending, so a changed URI
+    applies), else the activeflow's URI. ``seq`` orders the deliveries of one destination."""
+
+    __tablename__ = "event_outbox"
+    id: Mapped[uuid.UUID] = mapped_column(Uuid(), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, nullable=False, index=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(Uuid(), nullable=False)
+    customer_id: Mapped[uuid.UUID] = mapped_column(Uuid(), nullable=False, index=True)
+    target: Mapped[str] = mapped_column(String(2048), default="")
+    method: Mapped[str] = mapped_column(String(16), default="")
+    type: Mapped[str] = mapped_column(String(64), nullable=False)
+    body: Mapped[str] = mapped_column(Text, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), default="pending", index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str] = mapped_column(String(512), default="")
+    node_id: Mapped[str] = mapped_column(String(64), default="", index=True)
+    tm_create: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    tm_next: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

@@ -5,9 +5,12 @@ ORM session and one commit per change costs more CPU than the call's SIP and med
 writers of concurrent sessions queue on the database lock (the busy handler sleeps). The owners of live
 rows therefore hand their writes to one :class:`WriteBehind`: a single task takes everything queued so
 far, runs it in one transaction (consecutive writes with the same statement as one ``executemany``) and
-resolves each caller's future when it is committed. Order is kept: a call's later change is never
-written before an earlier one. Awaiting the returned future means "stored"; callers on a hot path that
-only need the order may leave it (errors are logged).
+resolves each caller's future when it is committed. Order is kept: a call's later change is never written
+before an earlier one. Writes queued in the same tick land in the same transaction (a batch takes
+everything queued so far): an owner submits its change, publishes the event (whose webhook outbox rows are
+queued at once) and then awaits the commit, so the change and its event are stored together. Awaiting the
+returned future means "stored"; callers on a hot path that only need the order may leave it (errors are
+logged).
 """
 
 from __future__ import annotations
@@ -108,10 +111,11 @@ class WriteBehind:
             self._pending[(id(statement), key)] = write
         return self._enqueue(write)
 
-    async def run(self, work: Work) -> None:
+    def run(self, work: Work) -> asyncio.Future[None]:
         """Run ``work(connection)`` inside a batch's transaction, in order with the other writes; a write
-        that needs more than a statement (a hangup and its charge) never competes for the database lock."""
-        await self._enqueue(_Write(None, None, work=work))
+        that needs more than a statement (a hangup and its charge) never competes for the database lock.
+        Resolves once committed (like :meth:`submit`, so writes queued in the same tick share it)."""
+        return self._enqueue(_Write(None, None, work=work))
 
     def _enqueue(self, write: _Write) -> asyncio.Future[None]:
         self._queue.append(write)

@@ -6,6 +6,7 @@ import secrets
 from functools import partial
 from typing import Any, Literal
 
+from email_validator import EmailNotValidError, validate_email
 from fastapi import APIRouter
 from pydantic import BaseModel, Field, field_validator
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -54,6 +55,16 @@ class CustomerUpdate(BaseModel):
     webhook_secret: str | None = Field(
         default=None, min_length=16, max_length=256, description="HMAC-SHA256 key for X-VoIPBIN-Signature."
     )
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, v: str | None) -> str | None:
+        if v:  # "" clears the address
+            try:
+                return validate_email(v, check_deliverability=False).normalized
+            except EmailNotValidError as exc:
+                raise ValueError(f"email is not a valid address: {exc}") from None
+        return v
 
     @field_validator("webhook_uri")
     @classmethod
