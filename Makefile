@@ -22,12 +22,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# Optional: pipecat-ai for tests/stream/test_pipecat_bot.py, in its own venv (it pins protobuf<7 and
-# pulls numba/llvmlite, ~500 MB, so it stays out of the test extra). The test is skipped without it.
+# pipecat-ai for tests/stream/test_pipecat_bot.py (a bot built from Pipecat's own Twilio serializer), in
+# its own venv: it pins protobuf<7 and pulls numba/llvmlite (~500 MB), so it stays out of the test extra.
 pipecat-venv: .venv-pipecat/bin/python
 .venv-pipecat/bin/python:
 	$(PYTHON) -m venv .venv-pipecat
-	.venv-pipecat/bin/pip install --quiet 'pipecat-ai[websocket]>=1.14'
+	.venv-pipecat/bin/pip install --quiet 'pipecat-ai[websocket]==1.14.0'
 
 # Debian packages: installed only when a binary is missing, so repeated runs stay fast.
 define apt_install
@@ -48,7 +48,7 @@ apt-serve:
 serve: apt-serve install
 	$(VENV)/bin/voipbin serve
 
-test: apt-test install
+test: apt-test install pipecat-venv
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
@@ -64,4 +64,4 @@ bench: install
 	for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) var .pytest_cache
+	rm -rf $(VENV) .venv-pipecat var .pytest_cache

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -112,3 +113,24 @@ async def test_metrics_on_their_own_port(tmp_path, database_url: str) -> None:  
         assert r.status_code == 200 and "voipbin_calls_active" in r.text
     finally:
         await stop_node(node)
+
+
+def test_an_assistant_message_feeds_the_ai_stage_histograms_and_provider_errors() -> None:
+    """An aicall's assistant message carries its turn's timings and provider errors (``turn_record``)."""
+    m = NodeMetrics()
+    turn = {
+        "stt_final_ms": 120,
+        "llm_first_token_ms": 480,
+        "tts_first_audio_ms": 690,
+        "first_audio_out_ms": 700,
+        "errors": ["openai.gpt-4o-mini: 429 Too Many Requests", "tts elevenlabs: 401"],
+    }
+    m.on_event(uuid.uuid4(), "aimessage_created", lambda: {"role": "assistant", "turn": turn})
+    m.on_event(uuid.uuid4(), "aimessage_created", {"role": "user", "content": "hi"})  # no turn: ignored
+    s = samples(m.render().decode())
+    stage = "voipbin_ai_turn_stage_seconds"
+    assert s[(f"{stage}_count", (("stage", "llm_first_token"),))] == 1
+    assert abs(s[(f"{stage}_sum", (("stage", "llm_first_token"),))] - 0.48) < 1e-9
+    assert s[(f"{stage}_sum", (("stage", "first_audio_out"),))] == 0.7
+    assert s[("voipbin_provider_errors_total", (("kind", "llm"), ("provider", "openai")))] == 1
+    assert s[("voipbin_provider_errors_total", (("kind", "tts"), ("provider", "elevenlabs")))] == 1

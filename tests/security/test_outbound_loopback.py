@@ -96,13 +96,16 @@ async def test_action_urls_refused_at_save_time(api: Api) -> None:
     assert (await api.admin.client.post("/v1.0/flows", json=ok)).status_code == 200
 
 
-async def test_allow_listed_receiver_is_accepted_and_delivered(api: Api) -> None:
-    # The same node with the allow-list set: the webhook is saved and the dispatcher delivers to it.
+@pytest.fixture
+def allow_loopback(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Requested before ``api``: the node's Settings read it (after the autouse strict default).
+    monkeypatch.setenv("VOIPBIN_OUTBOUND_ALLOW", "127.0.0.0/8")
+
+
+async def test_allow_listed_receiver_is_accepted_and_delivered(allow_loopback: None, api: Api) -> None:
+    # A node with the allow-list set: the webhook is saved and the dispatcher delivers to it.
+    assert api.platform.settings.outbound_allow == "127.0.0.0/8"
     async with local_server() as hook:
-        api.platform.settings.outbound_allow = "127.0.0.0/8"
-        api.platform.webhooks.outbound_allow = "127.0.0.0/8"
-        await api.platform.webhooks.close()
-        api.platform.webhooks.start()
         r = await api.admin.client.put("/v1.0/customer", json={"webhook_uri": hook.url("/hook")})
         assert r.status_code == 200 and r.json()["webhook_uri"] == hook.url("/hook")
         await api.admin.client.post("/v1.0/activeflows", json={"actions": []})

@@ -53,7 +53,7 @@ from sqlalchemy import event as sa_event
 from voipbin.events.bus import Event, EventBus
 from voipbin.metrics.registry import NodeMetrics
 from voipbin.security import Encryptor, sign_body
-from voipbin.security.outbound import GuardedTransport, policy_for
+from voipbin.security.outbound import GuardedTransport, blocked_cause, policy_for
 from voipbin.store.db import Database
 from voipbin.store.tables import Customer, EventOutbox
 from voipbin.store.types import utcnow
@@ -586,6 +586,10 @@ class WebhookDispatcher:
             if status == 410:
                 lane.gone = True
                 self._give_up(lane, d, "the receiver answered 410 Gone", shard=shard)
+                return
+            blocked = blocked_cause(problem) if isinstance(problem, BaseException) else None
+            if blocked is not None:  # the SSRF guard refused the address: retrying cannot help
+                self._give_up(lane, d, f"refused by the outbound guard: {blocked}", shard=shard)
                 return
             d.attempts += 1
             self.attempt_failures += 1

@@ -24,6 +24,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+# (histogram label, turn field): each stage's time from the caller's speech end.
+AI_STAGES = (
+    ("stt_final", "stt_final_ms"),
+    ("llm_first_token", "llm_first_token_ms"),
+    ("tts_first_audio", "tts_first_audio_ms"),
+    ("first_audio_out", "first_audio_out_ms"),
+)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LatencyBuckets = (0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0)
 LagBuckets = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0)
@@ -115,6 +122,9 @@ class NodeMetrics:
 
     # -- the event bus's observer --------------------------------------------------------------------
     def on_event(self, customer_id: uuid.UUID, type_: str, data: Any) -> None:
+        if type_ == "aimessage_created":
+            self._ai_message(data() if callable(data) else data)
+            return
         if not type_.startswith("call_"):
             return
         status = type_[5:]
@@ -124,6 +134,21 @@ class NodeMetrics:
             self.call_status.labels(status).inc()
         if status == "hangup":
             self._call_ended(data() if callable(data) else data)
+
+    def _ai_message(self, message: dict[str, Any]) -> None:
+        """An assistant message carries its turn's timings (ms from the caller's speech end) and the
+        provider errors met on the way (``ai/session/pipeline.turn_record``)."""
+        turn = message.get("turn")
+        if message.get("role") != "assistant" or not isinstance(turn, dict):
+            return
+        for stage, key in AI_STAGES:
+            ms = turn.get(key)
+            if isinstance(ms, int | float) and ms >= 0:
+                self.observe_ai_stage(stage, ms / 1000)
+        for error in turn.get("errors") or ():  # "openai.gpt-4o: ..." (LLM) or "tts elevenlabs: ..." (TTS)
+            text = str(error)
+            kind, text = ("tts", text[4:]) if text.startswith("tts ") else ("llm", text)
+            self.provider_error(text.split(":", 1)[0].split(".", 1)[0].strip() or "unknown", kind)
 
     def _call_ended(self, call: dict[str, Any]) -> None:
         self.calls_ended.labels(str(call.get("hangup_reason") or "unknown")).inc()
