@@ -321,9 +321,9 @@ def tune_process(*, freeze: bool = True) -> None:
 
     * ``gc.freeze()``: the start-up heap (modules, settings, SQLAlchemy metadata, models) moves to
       the permanent generation, so full collections stop walking it;
-    * thresholds (5000, 20, 50): young collections stay short (~0.5 ms: long ones are where an
-      overloaded host deschedules us while we hold the GIL), full passes — the long, GIL-holding
-      pauses — come after ~5 M allocations instead of ~70 k;
+    * thresholds (2000, 10, 100): young collections stay short (generation 1 holds at most ~20 k
+      objects; with (5000, 20, 50) its passes took 34-47 ms in bench/calls_platform.py), and full
+      passes — the long, GIL-holding pauses — come after ~2 M allocations instead of ~70 k;
     * a 2 ms GIL switch interval (default 5 ms): the media thread gets the GIL sooner when the
       control thread runs pure Python;
     * nice -10 for the control thread (-15 for the media thread, see ``_raise_priority``).
@@ -331,7 +331,7 @@ def tune_process(*, freeze: bool = True) -> None:
     if freeze:
         gc.collect()
         gc.freeze()
-    gc.set_threshold(5_000, 20, 50)
+    gc.set_threshold(2_000, 10, 100)
     sys.setswitchinterval(0.002)
     # The control thread (and the threads it starts later: DB, inference pools) above batch work on
     # the host, the media thread (MEDIA_NICE) above all: under CPU contention a descheduled GIL holder
