@@ -181,7 +181,36 @@ def node_metrics(events: EventBus, call_records: CallRecords, webhooks: WebhookD
         lambda: {(k,): v for k, v in live().items()}, labels=("status",),
     )  # fmt: skip
     webhooks.register_metrics(metrics)
+    register_media_metrics(metrics)
     return metrics
+
+
+def register_media_metrics(metrics: NodeMetrics) -> None:
+    """The media plane's clock, its loop's lag and GC pauses (``media.engine.media_metrics``)."""
+    read = media_engine.media_metrics
+    metrics.gauge(
+        "voipbin_loop_lag_max_ms", "Largest event-loop lag seen, by loop (control, media)",
+        lambda: {(loop,): read()[f"{loop}_loop_lag"]["max_ms"] for loop in ("control", "media")},
+        labels=("loop",),
+    )  # fmt: skip
+    metrics.gauge(
+        "voipbin_media_sessions", "RTP sessions on the media clock",
+        lambda: {(): read()["media_clock"]["sessions"]},
+    )  # fmt: skip
+    metrics.counter(
+        "voipbin_media_clock_ticks", "Media clock ticks, by kind (all, late, skipped)",
+        lambda: {(k,): read()["media_clock"][key] for k, key in
+                 (("all", "ticks"), ("late", "late_ticks"), ("skipped", "skipped_ticks"))},
+        labels=("kind",),
+    )  # fmt: skip
+    metrics.gauge(
+        "voipbin_gc_pause_max_ms", "Longest garbage-collector pause since start",
+        lambda: {(): read()["gc"]["max_ms"]},
+    )  # fmt: skip
+    metrics.counter(
+        "voipbin_gc_pauses_over_20ms", "Collector pauses of 20 ms or more (each stalls the Python threads)",
+        lambda: {(): read()["gc"]["over_20ms"]},
+    )  # fmt: skip
 
 
 def webhook_policy(settings: Settings) -> RetryPolicy:

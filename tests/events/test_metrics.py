@@ -134,3 +134,14 @@ def test_an_assistant_message_feeds_the_ai_stage_histograms_and_provider_errors(
     assert s[(f"{stage}_sum", (("stage", "first_audio_out"),))] == 0.7
     assert s[("voipbin_provider_errors_total", (("kind", "llm"), ("provider", "openai")))] == 1
     assert s[("voipbin_provider_errors_total", (("kind", "tts"), ("provider", "elevenlabs")))] == 1
+
+
+async def test_media_plane_metrics_are_exported(api: Api) -> None:
+    api.platform.settings.metrics_token = TOKEN
+    s = await scrape(api)
+    names = {name for name, _ in s}
+    assert ("voipbin_loop_lag_max_ms", (("loop", "media"),)) in s
+    assert ("voipbin_loop_lag_max_ms", (("loop", "control"),)) in s
+    assert s[("voipbin_media_sessions", ())] >= 0
+    assert any(n.startswith("voipbin_media_clock_ticks") for n in names), names
+    assert any(n.startswith("voipbin_gc_pauses_over_20ms") for n in names), names
