@@ -40,6 +40,10 @@ class TurnConfig:
     min_wait: float = 0.1
     max_wait: float = 1.4
     max_stretch: float = 2.2  # the longest max_wait a slow caller's pauses can stretch it to
+    # A turn shorter than ``short_turn`` ("Stop," "Yes,") waits at least ``short_wait``: the model hears
+    # mostly padding in its 8 s window, and cutting the recogniser's clip that short garbles it.
+    short_turn: float = 0.6
+    short_wait: float = 0.3
     # Without the audio model, a turn the words say nothing about waits this long.
     unknown_wait: float = 0.6
 
@@ -86,11 +90,14 @@ class TurnDetector:
         self._interim = ""
         self._stt_endpoint = False
         self._longest_resumed_pause = 0.0
+        self._turn_start = 0.0
 
     # -- inputs ----------------------------------------------------------------------------------
     def voice(self, t: float, speech: bool) -> None:
         """One VAD frame: ``speech`` is whether it held the caller's voice; ``t`` its start time."""
         if speech:
+            if not self._in_turn:
+                self._turn_start = t
             if self._silent_since is not None and self._in_turn:
                 self._longest_resumed_pause = max(self._longest_resumed_pause, t - self._silent_since)
             self._in_turn = True
@@ -176,6 +183,8 @@ class TurnDetector:
         wait = c.max_wait if c.use_audio_model and self._p_audio is None else c.wait_for(p)
         if wait >= c.max_wait:
             wait = min(max(c.max_wait, self._longest_resumed_pause * 1.25), c.max_stretch)
+        if self._silent_since is not None and self._silent_since - self._turn_start < c.short_turn:
+            wait = max(wait, c.short_wait)
         return wait
 
     def due_at(self) -> float | None:
