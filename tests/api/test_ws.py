@@ -32,9 +32,7 @@ async def served(api: Api) -> AsyncIterator[str]:
     """The app on a real loopback port (the node is already started by ``api``): its ws:// base URL."""
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(
-            api.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off", ws="websockets"
-        )
+        uvicorn.Config(api.app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
     )
     task = asyncio.create_task(server.serve())
     async with asyncio.timeout(10):

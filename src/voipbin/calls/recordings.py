@@ -132,11 +132,15 @@ class Recordings:
             row = await session.get(Recording, rec.id)
             if row is not None:
                 row.tm_update = row.tm_delete = now
+                self.events.publish(
+                    row.customer_id, "recording_deleted", recording_to_api(row), session=session
+                )
                 await session.commit()
                 rec = row
         if rec.filename:
             await asyncio.to_thread(Path(rec.filename).unlink, missing_ok=True)
-        self.events.publish(rec.customer_id, "recording_deleted", recording_to_api(rec))
+        if row is None:
+            self.events.publish(rec.customer_id, "recording_deleted", recording_to_api(rec))
         return rec
 
     async def recover(self) -> list[Recording]:

@@ -418,8 +418,8 @@ class CallRecords:
                 .values(tm_delete=now, tm_update=now)
                 .execution_options(synchronize_session=False)
             )
+            self.events.publish(c.customer_id, "call_deleted", partial(call_to_api, c), session=session)
             await session.commit()
-        self.publish(c, "call_deleted")
         return c
 
     # -- crash recovery ------------------------------------------------------------------------------

@@ -175,8 +175,10 @@ class ActiveflowRecords:
             now = utcnow()
             row.tm_update = now
             row.tm_delete = now
+            self.events.publish(
+                row.customer_id, "activeflow_deleted", activeflow_to_api(row), session=session
+            )
             await session.commit()
-        self.events.publish(row.customer_id, "activeflow_deleted", activeflow_to_api(row))
         return row
 
     async def set_stored_variables(self, activeflow_id: uuid.UUID, values: dict[str, str]) -> bool:

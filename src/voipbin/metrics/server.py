@@ -25,8 +25,7 @@ class MetricsServer:
             host=host,
             port=port,
             lifespan="off",
-            log_level="warning",
-            access_log=False,
+            log_config=None,  # the process's logging is the API server's: leave it alone
         )
         self._server = _NoSignals(config)
         self._task: asyncio.Task[None] | None = None

@@ -145,10 +145,12 @@ class TranscribeService:
         )
         async with self.db.session() as session:
             session.add(row)
+            await session.flush()  # defaults filled in: the events show the row as stored
+            data = transcribe_to_api(row)
+            # Their outbox rows commit with the row.
+            self.events.publish(customer_id, "transcribe_created", data, session=session)
+            self.events.publish(customer_id, "transcribe_progressing", data, session=session)
             await session.commit()
-        data = transcribe_to_api(row)
-        self.events.publish(customer_id, "transcribe_created", data)
-        self.events.publish(customer_id, "transcribe_progressing", data)
 
         tid = row.id
 
@@ -217,8 +219,10 @@ class TranscribeService:
             if row is None:
                 return None
             row.tm_update = row.tm_delete = utcnow()
+            self.events.publish(
+                row.customer_id, "transcribe_deleted", transcribe_to_api(row), session=session
+            )
             await session.commit()
-        self.events.publish(row.customer_id, "transcribe_deleted", transcribe_to_api(row))
         return row
 
     async def recover(self) -> int:
@@ -268,9 +272,10 @@ class TranscribeService:
                 if row is not None:
                     row.status = "done"
                     row.tm_update = utcnow()
+                    self.events.publish(
+                        running.customer_id, "transcribe_done", transcribe_to_api(row), session=session
+                    )
                     await session.commit()
-            if row is not None:
-                self.events.publish(running.customer_id, "transcribe_done", transcribe_to_api(row))
         except Exception:
             log.exception("transcribe %s: marking done failed", running.id)
         finally:
@@ -300,8 +305,9 @@ class TranscribeService:
         )
         async with self.db.session() as session:
             session.add(row)
+            await session.flush()  # defaults filled in
+            self.events.publish(customer_id, "transcript_created", transcript_to_api(row), session=session)
             await session.commit()
-        self.events.publish(customer_id, "transcript_created", transcript_to_api(row))
         running = self.running.get(transcribe_id)
         for listener in list(running.listeners if running else []):
             try:

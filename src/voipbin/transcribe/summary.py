@@ -203,8 +203,9 @@ class SummaryService:
         )
         async with self.db.session() as session:
             session.add(row)
+            await session.flush()  # defaults filled in; the event's outbox rows commit with the row
+            self.events.publish(customer_id, "summary_created", summary_to_api(row), session=session)
             await session.commit()
-        self.events.publish(customer_id, "summary_created", summary_to_api(row))
         await self._on_end(row)
         return row
 
@@ -255,8 +256,9 @@ class SummaryService:
         )
         async with self.db.session() as session:
             session.add(row)
+            await session.flush()  # defaults filled in; the event's outbox rows commit with the row
+            self.events.publish(customer_id, "summary_created", summary_to_api(row), session=session)
             await session.commit()
-        self.events.publish(customer_id, "summary_created", summary_to_api(row))
         task = asyncio.get_running_loop().create_task(
             self._follow_call(row.id, transcribe_id, hangup, real_time), name=f"summary {row.id}"
         )
@@ -338,8 +340,8 @@ class SummaryService:
             if final:
                 row.status = "done"
             row.tm_update = utcnow()
+            self.events.publish(row.customer_id, "summary_updated", summary_to_api(row), session=session)
             await session.commit()
-        self.events.publish(row.customer_id, "summary_updated", summary_to_api(row))
         if row.activeflow_id != ZERO_UUID:
             engine = self.flows
             if engine.is_live(row.activeflow_id):
@@ -366,8 +368,8 @@ class SummaryService:
             if row is None:
                 return None
             row.tm_update = row.tm_delete = utcnow()
+            self.events.publish(row.customer_id, "summary_deleted", summary_to_api(row), session=session)
             await session.commit()
-        self.events.publish(row.customer_id, "summary_deleted", summary_to_api(row))
         return row
 
     async def recover(self) -> int:
