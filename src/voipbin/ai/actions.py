@@ -22,6 +22,7 @@ import logging
 import uuid
 from typing import Any
 
+from voipbin import logcontext
 from voipbin.ai.calls import AICallRecord
 from voipbin.ai.llm.base import LLM
 from voipbin.ai.registry import create_llm
@@ -259,6 +260,8 @@ async def converse(
         credit_left=credit_left,
     )
     ended = "hangup"
+    # Log lines of the session (and the tasks it starts) carry its aicall_id; reset when it ends.
+    log_id = logcontext.aicall_id.set(str(record.id))
     try:
         ended = await session.run()
     except CallHungUp:
@@ -267,6 +270,7 @@ async def converse(
         record.note("error", f"speech ({cfg.tts_type}/{cfg.stt_type}) failed: {exc}")
         ended = "error"
     finally:
+        logcontext.aicall_id.reset(log_id)
         warming.cancel()
         for engine in llms:
             await engine.aclose()
