@@ -61,3 +61,41 @@ async def test_ai_models_says_the_default_engine_is_a_demo(api: Api) -> None:
     assert body["default_engine_model"] == "offline.scripted"
     assert "demo rule table" in body["default_engine_notice"]
     assert "VOIPBIN_OLLAMA_BASE_URL" in body["default_engine_notice"]
+
+
+async def test_calls_whose_ai_costs_credit_are_refused_for_balance_before_dialing(api: Api) -> None:
+    """A cloud AI costs credit: with an empty balance POST /calls answers 402 and dials nothing; the
+    offline engines are free, so the same call with them is placed."""
+    from sqlalchemy import update
+
+    from voipbin.store.tables import BillingAccount
+
+    c = api.admin.client
+    async with api.platform.db.session() as session:
+        await session.execute(
+            update(BillingAccount)
+            .where(BillingAccount.customer_id == api.admin.created.customer.id)
+            .values(balance_credit=0, balance_token=0)
+        )
+        await session.commit()
+    cloud = await c.post("/v1.0/ais", json={"engine_model": "openai.gpt-4o-mini", "engine_key": "sk-test-12"})
+    assert cloud.status_code == 200, cloud.text
+    local = (await c.post("/v1.0/ais", json={"engine_model": "offline.scripted"})).json()
+
+    def call(ai_id: str) -> dict[str, object]:
+        return {
+            "source": {"type": "sip", "target": "alice@example.test"},
+            "destinations": [{"type": "sip", "target": "bob@127.0.0.1:9"}],
+            "actions": [{"type": "ai_talk", "option": {"assistance_type": "ai", "assistance_id": ai_id}}],
+        }
+
+    r = await c.post("/v1.0/calls", json=call(cloud.json()["id"]))
+    assert_envelope(r, 402, "INSUFFICIENT_BALANCE")
+    assert (await c.get("/v1.0/calls")).json()["result"] == []  # nothing dialled
+    # A stored flow with the cloud AI is refused the same way.
+    flow = (await c.post("/v1.0/flows", json={"actions": call(cloud.json()["id"])["actions"]})).json()
+    body = {**call(cloud.json()["id"]), "flow_id": flow["id"]}
+    del body["actions"]
+    assert_envelope(await c.post("/v1.0/calls", json=body), 402, "INSUFFICIENT_BALANCE")
+    placed = await c.post("/v1.0/calls", json=call(local["id"]))
+    assert placed.status_code == 200, placed.text

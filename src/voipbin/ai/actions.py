@@ -29,7 +29,7 @@ from voipbin.ai.registry import create_llm
 from voipbin.ai.session import AIConfigError, AIDeps, AISession, SessionConfig, resolve_config
 from voipbin.ai.session.tools import ToolContext, refused_tools
 from voipbin.ai.session.warmup import warm_up
-from voipbin.billing.ai import AIRates, balance_covers, charge_aicall, cost_lines, total
+from voipbin.billing.ai import AIRates, balance_covers, charge_aicall, cost_lines, is_local, total
 from voipbin.events.bus import EventBus
 from voipbin.flow.handlers.base import (
     CONTINUE,
@@ -74,6 +74,12 @@ class AIConversations:
         except ValueError as exc:
             raise AIConfigError(str(exc)) from None
         return cfg
+
+    def charged(self, cfg: SessionConfig) -> bool:
+        """Whether a conversation with ``cfg`` costs credit: cloud engines, or local ones when
+        ``VOIPBIN_AI_CHARGE_LOCAL`` is set."""
+        engines = (cfg.engine_model, cfg.tts_type, cfg.stt_type)
+        return self.deps.settings.ai_charge_local or not all(is_local(e) for e in engines)
 
     async def start_on_call(
         self, customer_id: uuid.UUID, call: CallAudio, call_id: uuid.UUID, option: AIOption,

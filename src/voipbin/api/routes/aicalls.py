@@ -24,13 +24,11 @@ from voipbin.api.deps import (
     DbDep,
     PageDep,
     PrincipalDep,
-    SettingsDep,
     parse_id,
 )
 from voipbin.api.errors import ApiError, check_owned
 from voipbin.api.repo import list_page
-from voipbin.billing.ai import is_local
-from voipbin.billing.ledger import account_for
+from voipbin.billing.ledger import account_for, can_cover
 from voipbin.flow.interfaces import CallAudio
 from voipbin.models.action_options.ai import AIOption
 from voipbin.store.tables import AICall
@@ -109,7 +107,6 @@ async def create_aicall(
     body: AICallCreate,
     principal: PrincipalDep,
     db: DbDep,
-    settings: SettingsDep,
     records: CallRecordsDep,
     calls: CallManagerDep,
     ai: AIDep,
@@ -134,14 +131,10 @@ async def create_aicall(
         raise ApiError(
             404 if missing else 400, "AI_NOT_FOUND" if missing else "INVALID_ARGUMENT", str(exc)
         ) from None
-    if (
-        not all(is_local(e) for e in (cfg.engine_model, cfg.tts_type, cfg.stt_type))
-        or settings.ai_charge_local
-    ):
+    if ai.charged(cfg):
         async with db.session() as session:
-            account = await account_for(session, principal.customer_id)
-        if account.plan_type != "unlimited" and account.balance_credit <= 0:
-            raise ApiError(402, "INSUFFICIENT_BALANCE", "The balance cannot cover an AI call; top up first.")
+            if not can_cover(await account_for(session, principal.customer_id), 1):
+                raise ApiError(402, "INSUFFICIENT_BALANCE", "The balance cannot cover an AI call; top up.")
     record = await ai.start_on_call(
         principal.customer_id, live, row.id, option, row.activeflow_id, {"voipbin.call.id": str(row.id)}
     )

@@ -12,11 +12,14 @@ import uuid
 from typing import Any, Literal, cast
 
 from fastapi import APIRouter, Request, WebSocket
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 from sqlalchemy import select
 
+from voipbin.ai.actions import AIConversations
 from voipbin.ai.registry import ModelLocations
+from voipbin.ai.session import AIConfigError
 from voipbin.api.deps import (
+    AIDep,
     CallManagerDep,
     CallRecordsDep,
     DbDep,
@@ -37,6 +40,7 @@ from voipbin.calls.media_stream import MediaStreamSession
 from voipbin.calls.records import CallRecords, call_to_api, groupcall_to_api
 from voipbin.calls.state import Status, local_hangup_status
 from voipbin.flow.streams.framing import ENCAPSULATIONS
+from voipbin.models.action_options.ai import AIOption
 from voipbin.models.actions import ActionValidationError
 from voipbin.models.address import Address, validate_dial_address
 from voipbin.security.outbound import OutboundPolicy
@@ -79,6 +83,28 @@ def _checked_address(addr: Address, field: str) -> dict[str, Any]:
         raise action_error(exc) from None
 
 
+async def _ai_needs_credit(
+    db: Database, body: CallCreate, customer_id: uuid.UUID, ai: AIConversations
+) -> bool:
+    """Whether the call's flow holds an AI conversation that costs credit (cloud engines). Actions that
+    cannot run are left to the flow's own validation and failure."""
+    actions: list[Any] = body.actions or []
+    if body.flow_id is not None and body.flow_id != uuid.UUID(int=0):
+        async with db.session() as session:
+            flow = await session.get(Flow, body.flow_id)
+            actions = list(flow.actions or []) if flow is not None and flow.customer_id == customer_id else []
+    for action in actions:
+        if not isinstance(action, dict) or action.get("type") not in ("ai", "ai_talk"):
+            continue
+        try:
+            cfg = await ai.check(customer_id, AIOption.model_validate(action.get("option") or {}))
+        except (ValidationError, AIConfigError):
+            continue
+        if ai.charged(cfg):
+            return True
+    return False
+
+
 async def _resolve_flow(
     db: Database,
     body: CallCreate,
@@ -112,6 +138,7 @@ async def create_call(
     calls: CallManagerDep,
     models: ModelsDep,
     outbound: OutboundDep,
+    ai: AIDep,
 ) -> dict[str, Any]:
     source = body.source.to_api()
     if body.source.type == "tel":
@@ -145,6 +172,14 @@ async def create_call(
                     "INSUFFICIENT_BALANCE",
                     "The balance cannot cover these calls; check GET /v1.0/billing-accounts and top up.",
                 )
+        if await _ai_needs_credit(db, body, principal.customer_id, ai) and not can_cover(
+            await account_for(session, principal.customer_id), 1
+        ):
+            raise ApiError(
+                402,
+                "INSUFFICIENT_BALANCE",
+                "The balance cannot cover these calls' AI conversation; check GET /v1.0/billing-accounts.",
+            )
     flow_id = await _resolve_flow(db, body, principal.customer_id, models, outbound)
 
     new_calls: list[Call] = []
