@@ -10,6 +10,7 @@ Serialization to VoIPBIN's JSON lives here, beside the model.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import uuid
 from collections.abc import Sequence
@@ -134,6 +135,7 @@ class CallRecords:
         self.owner = owner
         self.rate_per_minute = rate_per_minute
         self._live: dict[uuid.UUID, Call] = {}
+        self._finishing: dict[uuid.UUID, asyncio.Future[Any]] = {}  # hangups not yet committed
 
     # -- creation ------------------------------------------------------------------------------------
     def new_call(
@@ -222,6 +224,11 @@ class CallRecords:
         """The live state if the call is live here, else the stored row."""
         c = self._live.get(call_id)
         if c is not None:
+            finishing = self._finishing.get(call_id)
+            if finishing is not None and c.status == Status.HANGUP:
+                # Read-your-writes: whoever sees the hangup also finds its charge in the ledger.
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(finishing)
             return c
         async with self.db.session() as session:
             return await session.get(Call, call_id)
@@ -391,9 +398,11 @@ class CallRecords:
                     # The hangup and its charge in one transaction, in order with the call's writes.
                     stored = self.writer.run(partial(self._hangup_and_charge, c))
                 self.publish(c, "call_hangup")  # its outbox row joins the hangup's transaction
+                committed = self._finishing[call_id] = asyncio.ensure_future(stored)
                 try:
-                    await stored
+                    await committed
                 finally:
+                    self._finishing.pop(call_id, None)
                     self._live.pop(call_id, None)
                 return c
             async with self.db.session() as session:
