@@ -105,6 +105,7 @@ class ServeProcess:
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
+        self.earlier_logs: list[Path] = []  # of the same config (the first start printed the admin key)
 
     def start(self) -> None:
         cmd = [str(VOIPBIN), "serve"] if VOIPBIN.exists() else [sys.executable, "-m", "voipbin.cli", "serve"]
@@ -135,7 +136,8 @@ class ServeProcess:
 
     def accesskey(self) -> str:
         """The admin access key printed at the first start."""
-        found = re.search(r"^\s*accesskey:\s*(\S+)", self.log(), re.MULTILINE)
+        logs = "".join(p.read_text(errors="replace") for p in self.earlier_logs if p.exists()) + self.log()
+        found = re.search(r"^\s*accesskey:\s*(\S+)", logs, re.MULTILINE)
         assert found, f"no access key printed at first start:\n{self.log()}"
         return found.group(1)
 
@@ -169,11 +171,22 @@ class ServeFactory:
         return ServeConfig(data, database_url)
 
     async def start(self, config: ServeConfig, within: float = 30.0) -> ServeProcess:
-        proc = ServeProcess(config, self.tmp / f"serve-{len(self.processes)}.log")
-        self.processes.append(proc)
-        proc.start()
-        await proc.wait_ready(within)
-        return proc
+        first = not any(p.config is config for p in self.processes)
+        for attempt in range(3):
+            proc = ServeProcess(config, self.tmp / f"serve-{len(self.processes)}.log")
+            proc.earlier_logs = [p.log_path for p in self.processes if p.config is config]
+            self.processes.append(proc)
+            proc.start()
+            try:
+                await proc.wait_ready(within)
+                return proc
+            except AssertionError:
+                # free_port() only found ports free a moment ago; another process may have taken one
+                # since. A first start can move to new ports (a restart must keep its ports).
+                if not (first and attempt < 2 and "address already in use" in proc.log()):
+                    raise
+                config.http_port, config.sip_port = free_port(), free_port()
+        raise AssertionError("unreachable")
 
     def kill_all(self) -> None:
         for p in self.processes:
