@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 import wave
 from collections.abc import AsyncIterator
@@ -94,8 +95,8 @@ class Env:
         return row
 
 
-@pytest.fixture
-async def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Env]:
+def env_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **overrides: Any) -> tuple[Settings, Path]:
+    """Settings of an in-memory-calls node in ``tmp_path``, and the media dir flows may play from."""
     media = tmp_path / "media"
     media.mkdir()
     monkeypatch.setenv("VOIPBIN_FLOW_MEDIA_DIRS", str(media))
@@ -104,7 +105,14 @@ async def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
         database_url=f"sqlite+aiosqlite:///{tmp_path / 'flow.db'}",
         admin_username="admin",
         admin_password="admin-password-1",
+        **overrides,
     )
+    return s, media
+
+
+@contextlib.asynccontextmanager
+async def running_env(s: Settings, media: Path) -> AsyncIterator[Env]:
+    """A migrated, bootstrapped node for flow tests (calls are in memory; SIP is never started)."""
     platform = build_node(s)
     await platform.db.migrate()
     created = await bootstrap(platform.db, platform.settings)
@@ -113,4 +121,11 @@ async def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[
         yield Env(platform, created.customer.id, media)
     finally:
         await platform.flows.close()
+        await platform.writer.close()
         await platform.db.close()
+
+
+@pytest.fixture
+async def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Env]:
+    async with running_env(*env_settings(tmp_path, monkeypatch)) as e:
+        yield e
