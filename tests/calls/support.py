@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 import time
 import wave
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -118,9 +119,33 @@ async def eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0)
         await asyncio.sleep(0.05)
 
 
+_UNITS = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()
+_TENS = {w: 10 * (i + 2) for i, w in enumerate("twenty thirty forty fifty sixty seventy eighty ninety".split())}
+
+
+def transcript_words(text: str) -> list[str]:
+    """A transcript's words, normalised the way a recogniser may write the same speech: lower case, no
+    punctuation, "9-5" as two words and number words as digits ("forty two" and "42" are one word)."""
+    raw = re.sub(r"[-\u2013\u2014/]", " ", text.lower())
+    words = [w for w in (t.strip(".,!?;:'\"") for t in raw.split()) if w]
+    out: list[str] = []
+    for w in words:
+        if w in _UNITS:
+            n = _UNITS.index(w)
+            if out and 0 < n < 10 and out[-1].isdigit() and int(out[-1]) in _TENS.values():
+                out[-1] = str(int(out[-1]) + n)  # "forty" "two" -> "42"
+                continue
+            w = str(n)
+        elif w in _TENS:
+            w = str(_TENS[w])
+        out.append(w)
+    return out
+
+
 def heard_fraction(heard: str, expected: str) -> float:
     """Share of the expected words found in a transcript: a word-error bound for checks that go through
-    G.711 and a small offline recogniser (which may hear "monday" as "1 day")."""
-    words = [w.strip(".,!?").lower() for w in expected.split()]
-    said = {w.strip(".,!?").lower() for w in heard.split()}
+    G.711 and a small offline recogniser (which may hear "monday" as "1 day", or "from 9 to 5" as
+    "9-5")."""
+    words = transcript_words(expected)
+    said = set(transcript_words(heard))
     return sum(1 for w in words if w in said) / max(1, len(words))
