@@ -29,7 +29,7 @@ from voipbin.ai.registry import create_llm
 from voipbin.ai.session import AIConfigError, AIDeps, AISession, SessionConfig, resolve_config
 from voipbin.ai.session.tools import ToolContext, refused_tools
 from voipbin.ai.session.warmup import warm_up
-from voipbin.billing.ai import AIRates, balance_covers, charge_aicall, cost_lines, is_local, total
+from voipbin.billing.ai import AIRates, balance_covers, charge_aicall, cost_lines, is_charged, total
 from voipbin.events.bus import EventBus
 from voipbin.flow.handlers.base import (
     CONTINUE,
@@ -79,7 +79,8 @@ class AIConversations:
         """Whether a conversation with ``cfg`` costs credit: cloud engines, or local ones when
         ``VOIPBIN_AI_CHARGE_LOCAL`` is set."""
         engines = (cfg.engine_model, cfg.tts_type, cfg.stt_type)
-        return self.deps.settings.ai_charge_local or not all(is_local(e) for e in engines)
+        charge_local = self.deps.settings.ai_charge_local
+        return any(is_charged(e, charge_local=charge_local) for e in engines)
 
     async def start_on_call(
         self, customer_id: uuid.UUID, call: CallAudio, call_id: uuid.UUID, option: AIOption,

@@ -72,11 +72,16 @@ def is_local(engine: str) -> bool:
     return engine.split(".", 1)[0] in LOCAL_PROVIDERS
 
 
+def is_charged(engine: str, *, charge_local: bool) -> bool:
+    """The one billing rule: cloud engines cost credit; local ones only with VOIPBIN_AI_CHARGE_LOCAL."""
+    return charge_local or not is_local(engine)
+
+
 def cost_lines(usage_by_engine: Mapping[str, Mapping[str, Any]], rates: AIRates) -> list[CostLine]:
     """The lines an aicall's usage (``metadata.usage_by_engine``) costs; STT seconds round up."""
     lines: list[CostLine] = []
     for engine in sorted(usage_by_engine):
-        if is_local(engine) and not rates.charge_local:
+        if not is_charged(engine, charge_local=rates.charge_local):
             continue
         usage = usage_by_engine[engine]
         for key, cost_type in KINDS.items():

@@ -83,16 +83,9 @@ def _checked_address(addr: Address, field: str) -> dict[str, Any]:
         raise action_error(exc) from None
 
 
-async def _ai_needs_credit(
-    db: Database, body: CallCreate, customer_id: uuid.UUID, ai: AIConversations
-) -> bool:
-    """Whether the call's flow holds an AI conversation that costs credit (cloud engines). Actions that
+async def _ai_needs_credit(actions: list[Any], customer_id: uuid.UUID, ai: AIConversations) -> bool:
+    """Whether the flow's actions hold an AI conversation that costs credit (cloud engines). Actions that
     cannot run are left to the flow's own validation and failure."""
-    actions: list[Any] = body.actions or []
-    if body.flow_id is not None and body.flow_id != uuid.UUID(int=0):
-        async with db.session() as session:
-            flow = await session.get(Flow, body.flow_id)
-            actions = list(flow.actions or []) if flow is not None and flow.customer_id == customer_id else []
     for action in actions:
         if not isinstance(action, dict) or action.get("type") not in ("ai", "ai_talk"):
             continue
@@ -105,20 +98,24 @@ async def _ai_needs_credit(
     return False
 
 
-async def _resolve_flow(
+async def _flow_actions(
     db: Database,
     body: CallCreate,
     customer_id: uuid.UUID,
     models: ModelLocations,
     outbound: OutboundPolicy | None = None,
-) -> uuid.UUID:
+) -> tuple[uuid.UUID | None, list[Any]]:
+    """The stored flow's id and actions (one read), or (None, the inline actions validated)."""
     if body.flow_id is not None and body.flow_id != uuid.UUID(int=0):
         async with db.session() as session:
-            await get_owned(session, Flow, body.flow_id, customer_id, "FLOW_NOT_FOUND")
-        return body.flow_id
+            flow = await get_owned(session, Flow, body.flow_id, customer_id, "FLOW_NOT_FOUND")
+            return flow.id, list(flow.actions or [])
     if body.actions is None:
         raise ApiError(400, "INVALID_ARGUMENT", "Give flow_id or actions.", details=[{"field": "actions"}])
-    actions = checked_actions(body.actions, models=models, outbound=outbound)
+    return None, checked_actions(body.actions, models=models, outbound=outbound)
+
+
+async def _temporary_flow(db: Database, customer_id: uuid.UUID, actions: list[Any]) -> uuid.UUID:
     flow = Flow(
         customer_id=customer_id, name="tmp", detail="tmp outbound flow", actions=actions, persist=False
     )
@@ -172,15 +169,17 @@ async def create_call(
                     "INSUFFICIENT_BALANCE",
                     "The balance cannot cover these calls; check GET /v1.0/billing-accounts and top up.",
                 )
-        if await _ai_needs_credit(db, body, principal.customer_id, ai) and not can_cover(
-            await account_for(session, principal.customer_id), 1
-        ):
-            raise ApiError(
-                402,
-                "INSUFFICIENT_BALANCE",
-                "The balance cannot cover these calls' AI conversation; check GET /v1.0/billing-accounts.",
-            )
-    flow_id = await _resolve_flow(db, body, principal.customer_id, models, outbound)
+    stored_flow_id, actions = await _flow_actions(db, body, principal.customer_id, models, outbound)
+    if await _ai_needs_credit(actions, principal.customer_id, ai):
+        async with db.session() as session:
+            if not can_cover(await account_for(session, principal.customer_id), 1):
+                raise ApiError(
+                    402,
+                    "INSUFFICIENT_BALANCE",
+                    "The balance cannot cover these calls' AI conversation; "
+                    "check GET /v1.0/billing-accounts.",
+                )
+    flow_id = stored_flow_id or await _temporary_flow(db, principal.customer_id, actions)
 
     new_calls: list[Call] = []
     groupcalls: list[Groupcall] = []
