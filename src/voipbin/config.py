@@ -113,6 +113,8 @@ class Settings(BaseSettings):
     webhook_retry_max_s: float = Field(default=600.0, gt=0)
     webhook_max_age_s: float = Field(default=86400.0, gt=0)
     webhook_timeout_s: float = Field(default=5.0, gt=0)
+    # Rows given up on stay `failed` in event_outbox for inspection this long, then a start deletes them.
+    webhook_failed_retention_s: float = Field(default=7 * 86400.0, gt=0)
     # Events a /v1.0/ws connection may have waiting; a client that falls this far behind is dropped.
     ws_buffer: int = Field(default=1000, ge=1)
     # /metrics (Prometheus): answered only with `Authorization: Bearer <token>`; empty -> no endpoint on

@@ -219,6 +219,7 @@ def webhook_policy(settings: Settings) -> RetryPolicy:
         max_delay=settings.webhook_retry_max_s,
         max_age=settings.webhook_max_age_s,
         timeout=settings.webhook_timeout_s,
+        failed_retention=settings.webhook_failed_retention_s,
     )
 
 

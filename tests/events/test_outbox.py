@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import uuid
+from datetime import timedelta
 
 from sqlalchemy import func, select
 
@@ -13,6 +15,7 @@ from tests.events.receiver import FlakyReceiver
 from voipbin.events.webhooks import RetryPolicy
 from voipbin.node import build_node, start_node, stop_node
 from voipbin.store.tables import EventOutbox
+from voipbin.store.types import utcnow
 
 CALL = {
     "source": {"type": "tel", "target": "+15551234567"},
@@ -134,3 +137,38 @@ async def test_events_of_a_clean_stop_are_delivered_by_the_next_start(api: Api) 
     finally:
         await stop_node(again)
         await receiver.down()
+
+
+async def test_a_start_deletes_failed_rows_past_their_retention_and_keeps_the_rest(api: Api) -> None:
+    """Rows given up on are an operator's record for VOIPBIN_WEBHOOK_FAILED_RETENTION_S, not forever."""
+    now = utcnow()
+    rows = {
+        "old-failed": ("failed", now - timedelta(days=8)),
+        "new-failed": ("failed", now - timedelta(days=1)),
+        "old-pending": ("pending", now - timedelta(days=8)),
+    }
+    async with api.platform.db.session() as session:
+        for i, (name, (status, created)) in enumerate(rows.items()):
+            session.add(
+                EventOutbox(
+                    id=uuid.uuid4(), seq=-(i + 1), event_id=uuid.uuid4(), customer_id=uuid.uuid4(),
+                    type="call_created", body=json.dumps({"name": name}), status=status,
+                    node_id="gone-node", tm_create=created,
+                )
+            )  # fmt: skip
+        await session.commit()
+    await stop_node(api.platform)
+    again = build_node(api.platform.settings)
+    again.webhooks.policy = RetryPolicy(failed_retention=7 * 86400.0)
+    await start_node(again)
+    try:
+        async with again.db.session() as session:
+            left = {
+                json.loads(b)["name"]
+                for b in (
+                    await session.execute(select(EventOutbox.body).where(EventOutbox.node_id == "gone-node"))
+                ).scalars()
+            }
+        assert left == {"new-failed", "old-pending"}
+    finally:
+        await stop_node(again)

@@ -105,6 +105,7 @@ class RetryPolicy:
     max_delay: float = 600.0
     max_age: float = 86400.0  # an event still undelivered this long after it happened is given up on
     timeout: float = 5.0  # per request
+    failed_retention: float = 7 * 86400.0  # rows given up on are deleted this long after the event
 
     def delay(self, attempts: int) -> float:
         """Exponential backoff with "equal jitter": half fixed, half random, so receivers coming back
@@ -256,6 +257,13 @@ class WebhookDispatcher:
         transport = self.transport or GuardedTransport(policy_for(self.outbound_allow))
         self._client = make_client(transport, timeout=self.policy.timeout)
         async with self.db.session() as session:
+            # Failed rows are a record for an operator, not a queue: bounded by age so the table cannot grow
+            # forever while a receiver stays gone.
+            expired = utcnow() - timedelta(seconds=self.policy.failed_retention)
+            await session.execute(
+                delete(EventOutbox).where(EventOutbox.status == "failed", EventOutbox.tm_create < expired)
+            )
+            await session.commit()
             pending = select(EventOutbox.customer_id, EventOutbox.target).where(
                 EventOutbox.status == "pending", EventOutbox.node_id == self.node_id
             )

@@ -417,7 +417,8 @@ class AIMessage(TimestampsMixin, Base):
 class EventOutbox(Base):
     """A webhook delivery not yet made: one row per event and destination, written in the transaction of
     the change that caused the event (owner: ``events/webhooks.py``). Delivered rows are deleted; rows
-    given up on (410 Gone, or still failing after ``VOIPBIN_WEBHOOK_MAX_AGE``) stay ``failed``.
+    given up on (410 Gone, or still failing after ``VOIPBIN_WEBHOOK_MAX_AGE_S``) stay ``failed`` for
+    ``VOIPBIN_WEBHOOK_FAILED_RETENTION_S``.
     ``target`` is empty for the customer's own ``webhook_uri`` (read when sending, so a changed URI
     applies), else the activeflow's URI. ``seq`` orders the deliveries of one destination."""
 
