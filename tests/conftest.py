@@ -17,6 +17,11 @@ import pytest
 # The SSRF guard refuses loopback by default; the suite's webhook receivers, fetch servers and bots
 # listen on loopback, so tests allow it (tests/security sets its own, empty, allow-list).
 os.environ.setdefault("VOIPBIN_OUTBOUND_ALLOW", "127.0.0.0/8,::1/128,localhost")
+# Argon2id at production cost is ~0.2-0.5 s of CPU per hash, and most tests create two customers:
+# the suite hashes with a tiny cost (the same code path; tests/api/test_auth.py checks the production one).
+os.environ.setdefault("VOIPBIN_PASSWORD_HASH_TIME_COST", "1")
+os.environ.setdefault("VOIPBIN_PASSWORD_HASH_MEMORY_KIB", "64")
+os.environ.setdefault("VOIPBIN_PASSWORD_HASH_PARALLELISM", "1")
 
 
 def free_port() -> int:

@@ -57,6 +57,7 @@ async def _with_db(fn: Callable[[Database, Settings], Awaitable[int]]) -> int:
 
 
 def _customer_create(args: argparse.Namespace) -> int:
+    from voipbin.security import Passwords
     from voipbin.tenants import create_customer
 
     async def run(db: Database, settings: Settings) -> int:
@@ -69,6 +70,7 @@ def _customer_create(args: argparse.Namespace) -> int:
                 return 1
             created = await create_customer(
                 session,
+                passwords=Passwords.from_settings(settings),
                 initial_balance=settings.initial_balance,
                 name=args.name,
                 username=args.username,

@@ -43,6 +43,12 @@ class Settings(BaseSettings):
 
     admin_username: str = "admin"
     admin_password: str = ""  # empty -> generated and printed once on first start
+    # Argon2id cost of agent password hashes (RFC 9106 low-memory profile by default). Raising it
+    # upgrades each agent's hash at its next login; lowering it below OWASP's minimum (19 MiB, t=2) is
+    # only for test suites.
+    password_hash_time_cost: int = Field(default=3, ge=1)
+    password_hash_memory_kib: int = Field(default=65536, ge=8)
+    password_hash_parallelism: int = Field(default=4, ge=1)
 
     # Development credit given to every new billing account, in micros (1 USD = 1_000_000).
     initial_balance: int = 100_000_000

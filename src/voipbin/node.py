@@ -38,7 +38,7 @@ from voipbin.media import engine as media_engine
 from voipbin.metrics.looplag import LoopLagMonitor
 from voipbin.metrics.registry import NodeMetrics
 from voipbin.metrics.server import MetricsServer
-from voipbin.security import Encryptor
+from voipbin.security import Encryptor, Passwords
 from voipbin.speech import configure_inference, validate_speech_defaults
 from voipbin.speech.httpclients import close_shared_clients
 from voipbin.speech.registry import create_tts
@@ -64,6 +64,7 @@ class Node:
     db: Database
     writer: WriteBehind
     encryptor: Encryptor
+    passwords: Passwords
     events: EventBus
     webhooks: WebhookDispatcher
     call_records: CallRecords
@@ -152,6 +153,7 @@ def build_node(settings: Settings) -> Node:
         db=db,
         writer=writer,
         encryptor=encryptor,
+        passwords=Passwords.from_settings(settings),
         events=events,
         webhooks=webhooks,
         call_records=call_records,

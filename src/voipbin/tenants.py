@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from voipbin.billing.ledger import open_account
 from voipbin.config import Settings
-from voipbin.security import hash_password, hash_token, new_accesskey
+from voipbin.security import Passwords, hash_token, new_accesskey
 from voipbin.store.db import Database
 from voipbin.store.tables import Accesskey, Agent, Customer, Number
 from voipbin.store.types import utcnow
@@ -33,6 +33,7 @@ class NewCustomer:
 async def create_customer(
     session: AsyncSession,
     *,
+    passwords: Passwords,
     initial_balance: int,
     name: str,
     username: str,
@@ -49,7 +50,7 @@ async def create_customer(
     agent = Agent(
         customer_id=customer.id,
         username=username,
-        password_hash=hash_password(password),
+        password_hash=await passwords.hash(password),
         name=name,
         permission=permission,
     )
@@ -76,6 +77,7 @@ async def bootstrap(db: Database, settings: Settings) -> NewCustomer | None:
         s = settings
         created = await create_customer(
             session,
+            passwords=Passwords.from_settings(s),
             initial_balance=s.initial_balance,
             name="admin",
             username=s.admin_username,

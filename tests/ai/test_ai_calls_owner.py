@@ -6,7 +6,9 @@ import uuid
 from pathlib import Path
 
 from voipbin.ai.calls import AICalls
+from voipbin.config import Settings
 from voipbin.events.bus import EventBus
+from voipbin.security import Passwords
 from voipbin.store.db import Database
 from voipbin.store.owner import NodeOwner
 from voipbin.store.tables import AICall, AIMessage
@@ -19,7 +21,12 @@ async def setup(tmp_path: Path, owner: NodeOwner) -> tuple[Database, AICalls, uu
     await db.migrate()
     async with db.session() as session:
         created = await create_customer(
-            session, initial_balance=0, name="c", username="c", password="pass-word-1"
+            session,
+            passwords=Passwords.from_settings(Settings()),
+            initial_balance=0,
+            name="c",
+            username="c",
+            password="pass-word-1",
         )
         await session.commit()
     return db, AICalls(db, WriteBehind(db), EventBus(), owner), created.customer.id

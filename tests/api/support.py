@@ -70,6 +70,7 @@ async def api(settings: Settings, capsys: pytest.CaptureFixture[str]) -> AsyncIt
     async with platform.db.session() as session:
         other = await create_customer(
             session,
+            passwords=platform.passwords,
             initial_balance=platform.settings.initial_balance,
             name="other",
             username="other",

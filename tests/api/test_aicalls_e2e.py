@@ -39,7 +39,12 @@ ACTIONS = [
 async def other_client(telephony: Telephony) -> httpx.AsyncClient:
     async with telephony.platform.db.session() as session:
         other = await create_customer(
-            session, initial_balance=0, name="other", username="other", password="other-pass-1"
+            session,
+            passwords=telephony.platform.passwords,
+            initial_balance=0,
+            name="other",
+            username="other",
+            password="other-pass-1",
         )
         await session.commit()
     return client_for(telephony.app, other.accesskey)

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
+from sqlalchemy import select
 
 from tests.api.support import Api, client_for
+from voipbin.security import Argon2Cost, Passwords
+from voipbin.store.tables import Agent
 
 
 def assert_envelope(resp: httpx.Response, status: int, reason: str) -> dict:
@@ -101,3 +106,46 @@ async def test_accesskeys_stored_hashed(api: Api) -> None:
     assert created["tm_expire"] > created["tm_create"]
     r = await api.admin.client.post("/v1.0/accesskeys", json={"expire": 60})
     assert_envelope(r, 400, "INVALID_ARGUMENT")
+
+
+async def test_passwords_hash_at_production_cost_off_the_event_loop() -> None:
+    """The default is RFC 9106's low-memory Argon2id profile, and hashing it leaves the loop running."""
+    passwords = Passwords()
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.005)
+            ticks += 1
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    try:
+        hashed = await passwords.hash("correct horse battery")
+        during = ticks
+    finally:
+        task.cancel()
+    assert hashed.startswith("$argon2id$") and "m=65536,t=3,p=4" in hashed
+    assert during >= 2, "the event loop stood still while the password was hashed"
+    assert await passwords.verify(hashed, "correct horse battery")
+    assert not await passwords.verify(hashed, "wrong")
+    assert not await passwords.verify(None, "anything")  # no such user: same work, refused
+
+
+async def test_login_upgrades_a_hash_made_at_a_lower_cost(api: Api) -> None:
+    async with api.platform.db.session() as session:
+        agent = (await session.execute(select(Agent).where(Agent.username == "admin"))).scalar_one()
+        old = agent.password_hash
+    raised = Passwords(Argon2Cost(time_cost=2, memory_kib=128, parallelism=1))
+    assert raised.needs_rehash(old)
+    api.platform.passwords = raised
+    resp = await api.anon.post("/auth/login", json={"username": "admin", "password": "admin-password-1"})
+    assert resp.status_code == 200, resp.text
+    async with api.platform.db.session() as session:
+        new = (
+            await session.execute(select(Agent.password_hash).where(Agent.username == "admin"))
+        ).scalar_one()
+    assert new != old and not raised.needs_rehash(new) and raised.verify_blocking(new, "admin-password-1")
+    again = await api.anon.post("/auth/login", json={"username": "admin", "password": "admin-password-1"})
+    assert again.status_code == 200

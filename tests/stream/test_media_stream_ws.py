@@ -115,7 +115,12 @@ async def test_media_stream_echo(telephony: Telephony, tmp_path: Path, encapsula
 async def test_media_stream_is_authenticated_and_tenant_scoped(telephony: Telephony) -> None:
     async with telephony.platform.db.session() as session:
         other = await create_customer(
-            session, initial_balance=0, name="other", username="other", password="other-pass-1"
+            session,
+            passwords=telephony.platform.passwords,
+            initial_balance=0,
+            name="other",
+            username="other",
+            password="other-pass-1",
         )
         await session.commit()
     phone = TestPhone(PHONE, server=("127.0.0.1", telephony.sip_port))

@@ -153,6 +153,7 @@ async def test_ai_summary_of_a_foreign_transcribe_fails_loudly(flowenv: Env) -> 
     async with flowenv.platform.db.session() as session:
         other = await create_customer(
             session,
+            passwords=flowenv.platform.passwords,
             initial_balance=flowenv.platform.settings.initial_balance,
             name="other",
             username="other",

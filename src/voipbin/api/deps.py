@@ -30,7 +30,7 @@ from voipbin.events.stream import EventStream
 from voipbin.events.webhooks import WebhookDispatcher
 from voipbin.flow.engine import FlowEngine
 from voipbin.metrics.registry import NodeMetrics
-from voipbin.security import Encryptor, hash_token, looks_like_accesskey
+from voipbin.security import Encryptor, Passwords, hash_token, looks_like_accesskey
 from voipbin.security.outbound import OutboundPolicy, policy_for
 from voipbin.store.db import Database
 from voipbin.store.tables import Accesskey, Agent, Customer
@@ -59,6 +59,10 @@ def get_secrets(request: HTTPConnection) -> PlatformSecrets:
 
 def get_encryptor(request: Request) -> Encryptor:
     return _part(request, "encryptor")
+
+
+def get_passwords(request: Request) -> Passwords:
+    return _part(request, "passwords")
 
 
 def get_call_records(request: Request) -> CallRecords:
@@ -107,6 +111,8 @@ def get_aicalls(request: Request) -> AICalls:
 
 def get_ai(request: Request) -> AIConversations:
     return _part(request, "ai")
+
+
 def get_stream(conn: HTTPConnection) -> EventStream:
     return _part(conn, "stream")
 
@@ -119,6 +125,7 @@ DbDep = Annotated[Database, Depends(get_db)]
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 SecretsDep = Annotated[PlatformSecrets, Depends(get_secrets)]
 EncryptorDep = Annotated[Encryptor, Depends(get_encryptor)]
+PasswordsDep = Annotated[Passwords, Depends(get_passwords)]
 CallRecordsDep = Annotated[CallRecords, Depends(get_call_records)]
 CallManagerDep = Annotated[CallManager, Depends(get_call_manager)]
 FlowsDep = Annotated[FlowEngine, Depends(get_flows)]

@@ -414,6 +414,8 @@ class AIMessage(TimestampsMixin, Base):
     tool_calls: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
     tool_call_id: Mapped[str] = mapped_column(String(128), default="")
     turn: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
 class EventOutbox(Base):
     """A webhook delivery not yet made: one row per event and destination, written in the transaction of
     the change that caused the event (owner: ``events/webhooks.py``). Delivered rows are deleted; rows

@@ -9,10 +9,9 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
-from voipbin.api.deps import JWT_LIFETIME_SECONDS, DbDep, SecretsDep, SettingsDep, issue_jwt
+from voipbin.api.deps import JWT_LIFETIME_SECONDS, DbDep, PasswordsDep, SecretsDep, SettingsDep, issue_jwt
 from voipbin.api.errors import ApiError
 from voipbin.config import Settings
-from voipbin.security import verify_password
 from voipbin.store.tables import Agent, Customer
 
 router = APIRouter(tags=["auth"])
@@ -74,6 +73,7 @@ async def login(
     db: DbDep,
     settings: SettingsDep,
     secrets: SecretsDep,
+    passwords: PasswordsDep,
 ) -> LoginResponse:
     throttle = _throttle(request, settings)
     client = request.client.host if request.client else "unknown"
@@ -91,10 +91,13 @@ async def login(
                 select(Agent).where(Agent.username == body.username, Agent.tm_delete.is_(None))
             )
         ).scalar_one_or_none()
-        ok = agent is not None and verify_password(agent.password_hash, body.password)
+        ok = await passwords.verify(agent.password_hash if agent else None, body.password)
         if ok and agent is not None:
             customer = await session.get(Customer, agent.customer_id)
             ok = customer is not None and customer.tm_delete is None
+            if ok and passwords.needs_rehash(agent.password_hash):  # the cost was raised: upgrade it
+                agent.password_hash = await passwords.hash(body.password)
+                await session.commit()
     if not ok or agent is None:
         throttle.failed(client)
         raise ApiError(401, "INVALID_CREDENTIALS", "Wrong username or password.")
