@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from voipbin.speech.turn_detector import TurnConfig, TurnDetector, combine
-from voipbin.speech.turn_words import COMPLETE, INCOMPLETE, words_completion
+from voipbin.speech.turn_words import COMPLETE, INCOMPLETE, LEAN_INCOMPLETE, words_completion
 
 
 @pytest.mark.parametrize(
@@ -18,6 +18,21 @@ from voipbin.speech.turn_words import COMPLETE, INCOMPLETE, words_completion
         ("It's five five five,", "What is your phone number?", "en", INCOMPLETE),
         ("555 12", "What is your phone number?", "en", INCOMPLETE),
         ("555 123 4567", "What is your phone number?", "en", COMPLETE),
+        ("555 123 4", "What is your phone number?", "en", LEAN_INCOMPLETE),  # 7 digits: maybe local
+        ("My number is", "What is your phone number?", "en", INCOMPLETE),
+        ("The thing is", None, "en", INCOMPLETE),
+        ("Yes it is", "Is this your car?", "en", COMPLETE),
+        ("I don't know what it is", None, "en", None),
+        ("Could you please", None, "en", INCOMPLETE),
+        ("I'd like to speak to a manager please", None, "en", COMPLETE),
+        ("Um I think", None, "en", INCOMPLETE),
+        ("I think so", "Do you have your booking reference?", "en", COMPLETE),
+        ("That's everything thanks a lot", None, "en", COMPLETE),
+        ("I'd like to book", None, "en", LEAN_INCOMPLETE),
+        ("Any time after", "What time works for you?", "en", INCOMPLETE),
+        ("March third", "What is your date of birth?", "en", LEAN_INCOMPLETE),
+        ("March third nineteen eighty five", "What is your date of birth?", "en", None),
+        ("Muchas gracias", None, "es", COMPLETE),
         ("Nine four one zero seven.", "What is your zip code?", "en", COMPLETE),
         ("Twenty", "How many tickets?", "en", INCOMPLETE),
         ("Yes, it did.", "Did that answer your question?", "en", COMPLETE),
@@ -32,9 +47,15 @@ def test_words_completion(text, question, language, expected) -> None:
     assert words_completion(text, question=question, language=language) == expected
 
 
+def _p(p: float | None) -> float:
+    assert p is not None
+    return p
+
+
 def test_words_overrule_a_confident_audio_model_only_partly() -> None:
-    assert combine(0.95, INCOMPLETE) < 0.35
-    assert combine(0.2, COMPLETE) > 0.7
+    assert _p(combine(0.95, INCOMPLETE)) < 0.35
+    assert _p(combine(0.2, COMPLETE)) > 0.7
+    assert 0.35 < _p(combine(0.95, LEAN_INCOMPLETE)) < 0.7  # a lean moves a sure model down a band
     assert combine(None, None) is None and combine(0.4, None) == 0.4
 
 
@@ -48,6 +69,7 @@ def test_detector_waits_long_for_an_unfinished_turn_and_short_for_a_finished_one
     det.audio_probability(pause, 0.95)
     assert not det.ended(1.5)  # the words hold it
     assert det.ended(1.0 + TurnConfig().max_wait)
+    assert TurnConfig().wait_for(0.5) > TurnConfig().wait_for(0.7) > TurnConfig().wait_for(0.95)
     # next turn: clear sentence, model confident
     det.voice(5.0, True)
     det.voice(6.0, False)
@@ -63,6 +85,7 @@ def test_stale_model_answer_is_ignored_and_resumed_speech_stretches_the_wait() -
     det.voice(0.0, True)
     det.voice(1.0, False)
     pause = det.model_request(1.1)
+    assert pause is not None
     det.voice(2.0, True)  # the caller went on after a 1 s pause
     det.audio_probability(pause, 0.99)  # for the old pause: ignored
     det.voice(3.0, False)

@@ -36,8 +36,10 @@ class TurnConfig:
     model_after: float = 0.064
     # Non-adaptive: end at ``stop_secs`` of silence when p >= 0.5, else at ``max_wait``.
     stop_secs: float = 0.2
-    # Adaptive: the shortest and longest silence that ends a turn.
-    min_wait: float = 0.1
+    # Adaptive: (lowest completeness, silence that ends the turn), most confident band first; below
+    # the last band, ``max_wait``. An unsure model (p near 0.5) waits long: mid-sentence pauses are
+    # 0.3-1 s, and the model's "complete" there is wrong about as often as it is right.
+    bands: tuple[tuple[float, float], ...] = ((0.9, 0.1), (0.6, 0.7), (0.35, 1.0))
     max_wait: float = 1.4
     max_stretch: float = 2.2  # the longest max_wait a slow caller's pauses can stretch it to
     # A turn shorter than ``short_turn`` ("Stop," "Yes,") waits at least ``short_wait``: the model hears
@@ -51,12 +53,9 @@ class TurnConfig:
         """Silence (s) after which a turn of completeness ``p`` ends (adaptive mode)."""
         if p is None:
             return self.unknown_wait
-        if p >= 0.85:
-            return self.min_wait
-        if p >= 0.6:
-            return 0.3
-        if p >= 0.35:
-            return 0.6
+        for lowest, wait in self.bands:
+            if p >= lowest:
+                return wait
         return self.max_wait
 
 
@@ -70,7 +69,7 @@ def combine(p_audio: float | None, p_words: float | None) -> float | None:
         return p_audio * 0.3
     if p_words >= COMPLETE:
         return 1.0 - (1.0 - p_audio) * 0.3
-    return p_audio
+    return (p_audio + p_words) / 2  # a lean ("my number is"): pulls an unsure model across a band
 
 
 class TurnDetector:

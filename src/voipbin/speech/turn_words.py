@@ -5,7 +5,14 @@ when the speaker's pitch fell on "and". The transcript can: a turn that ends on 
 preposition, article, possessive or filler ("and", "so", "because", "to", "the", "my", "um"), on a
 comma, or inside a number that is still short of what was asked for ("my number is 555 12", or
 "twenty" before "five") is unfinished. A short answer to a yes/no question ("yes", "no thanks") and
-a turn ending in sentence punctuation after a full clause are finished.
+a turn ending in sentence punctuation after a full clause are finished, and so is one ending on a
+closing formula ("thank you", "that's all", "I think so").
+
+A noun and a copula with nothing after it ("my number is", "the thing is"), "could you please" and
+"I think" are unfinished too. Between the two, the words can *lean*: a bare verb after "to" that
+usually takes an object ("I'd like to book"), a phone number with 7-9 digits (a local number, or
+3-3-1 of a 3-3-4 number) — :data:`LEAN_INCOMPLETE`. The detector
+blends a lean with the audio model instead of overruling it.
 
 :func:`words_completion` returns a probability-like score, or ``None`` when the words say nothing
 either way (the audio model then decides alone). Word lists exist for en, es, de, fr, it, pt;
@@ -30,7 +37,8 @@ _TRAILING: dict[str, frozenset[str]] = {
         " whose where than then also plus like um uh er erm hmm the a an my your his her our their its"
         " this these those some any no every to of for with from at by in on into onto about as than"
         " i i'm we you they he she it's there's i'd i'll we're very really just more less maybe"
-        " actually basically let let's want need going gonna wanna"
+        " actually basically let let's want need going gonna wanna dot whether after before near between"
+        " without against toward towards except via across despite during among upon besides"
     ),
     "es": _set(
         "y e o u pero porque aunque si que cuando donde como pues entonces el la los las un una unos unas"
@@ -57,6 +65,73 @@ _TRAILING: dict[str, frozenset[str]] = {
     ),
 }
 
+# Phrases a turn ends on when it is over (matched on the last tokens; en first, then es de fr it pt).
+_CLOSINGS: tuple[tuple[str, ...], ...] = tuple(
+    tuple(phrase.split())
+    for phrase in [
+        "thank you",
+        "thanks",
+        "thanks a lot",
+        "thank you very much",
+        "thank you so much",
+        "please",
+        "bye",
+        "goodbye",
+        "that's all",
+        "that's it",
+        "that's everything",
+        "that's right",
+        "that's correct",
+        "that's fine",
+        "i think so",
+        "i hope so",
+        "i guess so",
+        "i believe so",
+        "not really",
+        "of course",
+        "no problem",
+        "never mind",
+        "all good",
+        "gracias",
+        "muchas gracias",
+        "por favor",
+        "eso es todo",
+        "nada más",
+        "adiós",
+        "danke",
+        "danke schön",
+        "bitte",
+        "das ist alles",
+        "tschüss",
+        "merci",
+        "merci beaucoup",
+        "s'il vous plaît",
+        "c'est tout",
+        "au revoir",
+        "grazie",
+        "per favore",
+        "è tutto",
+        "obrigado",
+        "obrigada",
+        "por favor",
+        "é tudo",
+    ]
+)
+# "<noun> is" / "it's" with nothing after ("my number is", "the problem is"): the value is still to come.
+_COPULAS = _set("is are was were")
+_COPULA_ENDS = _set(
+    "it that what there here where who this which how he she they we you i mine yours ours"
+)  # "that's what it is"
+# Verbs that take an object, bare after "to" at the end ("I'd like to book"): usually more follows.
+_TRANSITIVE = _set(
+    "book order change cancel check pay speak talk get make buy have find update reset tell give send"
+    " see know ask report add move schedule confirm open close return know use transfer"
+)
+
+_ASKING = _set("you could would can will")
+_SUBJECTS = _set("i we")
+_OPINION_VERBS = _set("think guess mean believe hope wonder feel suppose")
+
 _YES_NO_ANSWERS = _set(
     "yes yeah yep yup no nope sure okay ok right correct exactly absolutely definitely thanks"
     " sí si claro vale correcto ja nein genau oui non d'accord sim não"
@@ -69,9 +144,20 @@ _OPEN_NUMBER_WORDS = _set(
     "twenty thirty forty fifty sixty seventy eighty ninety hundred thousand million point"
     " veinte treinta cuarenta cincuenta sesenta setenta ochenta noventa cien ciento mil"
 )
+# A date of birth is not given until its year is ("March third," then "nineteen eighty five").
+_ASKS_BIRTH_DATE = re.compile(
+    r"date of birth|birth ?date|birthday|when were you born|fecha de nacimiento|geburtsdatum", re.I
+)
+_YEAR_WORDS = _set("nineteen thousand")
+
+
+def _has_year(tokens: list[str]) -> bool:
+    return any((t.isdigit() and len(t) == 4) or t in _YEAR_WORDS for t in tokens)
+
+
 # The digits an answer needs, by what the AI asked for.
 _EXPECTED_DIGITS = (
-    (re.compile(r"phone|telephone|mobile|cell|callback|tel[eé]fono|telefon|num[eé]ro de t", re.I), 7),
+    (re.compile(r"phone|telephone|mobile|cell|callback|tel[eé]fono|telefon|num[eé]ro de t", re.I), 10),
     (re.compile(r"card number|credit card|tarjeta|karte", re.I), 12),
     (re.compile(r"zip|postal|postcode|c[oó]digo postal|plz", re.I), 5),
     (re.compile(r"account number|member(ship)? number|order number|n[uú]mero de (cuenta|pedido)", re.I), 6),
@@ -79,7 +165,10 @@ _EXPECTED_DIGITS = (
 )
 
 INCOMPLETE = 0.05
+LEAN_INCOMPLETE = 0.25
 COMPLETE = 0.9
+# A phone number this long may be whole (a local number); shorter is certainly unfinished.
+_PHONE_MIN_DIGITS = 7
 
 
 def primary_language(language: str | None) -> str:
@@ -103,6 +192,12 @@ def _spoken_digits(tokens: list[str]) -> int:
     return count
 
 
+def _closing(tokens: list[str]) -> bool:
+    if len(tokens) >= 2 and tokens[-1] == "please" and tokens[-2] in _ASKING:  # "could you please"
+        return False
+    return any(tuple(tokens[-len(c) :]) == c for c in _CLOSINGS)
+
+
 def expected_digits(question: str | None) -> int:
     for pattern, digits in _EXPECTED_DIGITS:
         if question and pattern.search(question):
@@ -120,6 +215,8 @@ def words_completion(text: str, *, question: str | None = None, language: str | 
         return INCOMPLETE
     last = tokens[-1]
     lang = primary_language(language)
+    if _closing(tokens):  # before the trailing words: "I think so"
+        return COMPLETE
     if last in _TRAILING.get(lang, frozenset()) and not (len(tokens) == 1 and last in _YES_NO_ANSWERS):
         return INCOMPLETE
     if last in _OPEN_NUMBER_WORDS:
@@ -127,9 +224,24 @@ def words_completion(text: str, *, question: str | None = None, language: str | 
     digits = _spoken_digits(tokens)
     wanted = expected_digits(question)
     if digits and wanted:
-        return INCOMPLETE if digits < wanted else COMPLETE
+        if digits >= wanted:
+            return COMPLETE
+        if wanted == 10 and digits >= _PHONE_MIN_DIGITS:
+            return LEAN_INCOMPLETE
+        return INCOMPLETE
+    if question and _ASKS_BIRTH_DATE.search(question) and not _has_year(tokens):
+        return LEAN_INCOMPLETE
     if question and _YES_NO_QUESTION.match(question.strip()) and tokens[0] in _YES_NO_ANSWERS:
         return COMPLETE
     if stripped.endswith(("?", "!")) or (stripped.endswith(".") and len(tokens) >= 3):
         return COMPLETE
+    if lang == "en" and len(tokens) >= 2:
+        if last in _COPULAS and tokens[-2] not in _COPULA_ENDS:  # "my number is", not "yes it is"
+            return INCOMPLETE
+        if last == "please" and tokens[-2] in _ASKING:  # "could you please"
+            return INCOMPLETE
+        if tokens[-2] in _SUBJECTS and last in _OPINION_VERBS:  # "I think", "we hope"
+            return INCOMPLETE
+        if tokens[-2] == "to" and last in _TRANSITIVE:  # "I'd like to book" (but "I want to cancel.")
+            return LEAN_INCOMPLETE
     return None
