@@ -91,3 +91,26 @@ def test_stale_model_answer_is_ignored_and_resumed_speech_stretches_the_wait() -
     det.voice(3.0, False)
     det.text("and then")
     assert det.due_at() == pytest.approx(3.0 + max(TurnConfig().max_wait, 1.0 * 1.25))
+
+
+def test_with_a_streaming_stt_the_turn_waits_for_the_words_of_the_speech_before_the_pause() -> None:
+    """The model is sure at once, but the final ("... and") is 0.2 s behind the audio: it still counts."""
+    det = TurnDetector(TurnConfig(), language="en")
+    det.voice(0.0, True)
+    det.text("I'd like to change my", final=False)  # interim words: a streaming STT
+    det.voice(1.0, False)
+    pause = det.model_request(1.07)
+    assert pause is not None
+    det.audio_probability(pause, 0.97)
+    assert det.words_behind() and not det.ended(1.15)  # the model alone would have ended it here
+    det.voice(1.2, False)
+    det.text("I'd like to change my flight and")  # the final, late
+    assert not det.words_behind() and not det.ended(1.3)  # and it says "unfinished"
+    # an offline STT (no interim words) is not waited for: the model and the silence decide
+    offline = TurnDetector(TurnConfig(), language="en")
+    offline.voice(0.0, True)
+    offline.voice(1.0, False)
+    pause = offline.model_request(1.07)
+    assert pause is not None
+    offline.audio_probability(pause, 0.97)
+    assert not offline.words_behind() and offline.ended(1.17)

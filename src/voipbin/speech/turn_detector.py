@@ -48,6 +48,11 @@ class TurnConfig:
     short_wait: float = 0.3
     # Without the audio model, a turn the words say nothing about waits this long.
     unknown_wait: float = 0.6
+    # A streaming STT's words trail the audio: until its final for the speech before the pause has
+    # come, the words that would say "unfinished" ("... and") may be on their way (its interim words
+    # lag too), so the turn waits up to this long for them.
+    words_grace: float = 0.25
+    words_fresh: float = 0.07  # words this close before the VAD's silence count as the latest
 
     def wait_for(self, p: float | None) -> float:
         """Silence (s) after which a turn of completeness ``p`` ends (adaptive mode)."""
@@ -90,10 +95,14 @@ class TurnDetector:
         self._stt_endpoint = False
         self._longest_resumed_pause = 0.0
         self._turn_start = 0.0
+        self._now = 0.0  # the latest frame time: when text arrives, on the detector's clock
+        self._streaming = False  # the STT sends interim words (so its words run alongside the audio)
+        self._words_at: float | None = None  # when the latest final segment came
 
     # -- inputs ----------------------------------------------------------------------------------
     def voice(self, t: float, speech: bool) -> None:
         """One VAD frame: ``speech`` is whether it held the caller's voice; ``t`` its start time."""
+        self._now = t
         if speech:
             if not self._in_turn:
                 self._turn_start = t
@@ -111,6 +120,10 @@ class TurnDetector:
 
     def text(self, text: str, *, final: bool = True) -> None:
         """Transcript: a final segment is appended, an interim one replaces the previous interim."""
+        if final:
+            self._words_at = self._now
+        else:
+            self._streaming = True
         if final:
             self._text = f"{self._text} {text}".strip()
             self._interim = ""
@@ -169,6 +182,13 @@ class TurnDetector:
             p = max(p or 0.0, 0.9)
         return p
 
+    def words_behind(self) -> bool:
+        """In a pause, with a streaming STT whose final for the speech before it has not come yet."""
+        c = self.config
+        if not (c.use_words and self._streaming and self._silent_since is not None):
+            return False
+        return self._words_at is None or self._words_at < self._silent_since - c.words_fresh
+
     def required_silence(self) -> float:
         c = self.config
         p = self.completeness()
@@ -184,6 +204,8 @@ class TurnDetector:
             wait = min(max(c.max_wait, self._longest_resumed_pause * 1.25), c.max_stretch)
         if self._silent_since is not None and self._silent_since - self._turn_start < c.short_turn:
             wait = max(wait, c.short_wait)
+        if self.words_behind():
+            wait = max(wait, c.words_grace)
         return wait
 
     def due_at(self) -> float | None:
@@ -208,6 +230,7 @@ class TurnDetector:
         self._text = ""
         self._interim = ""
         self._stt_endpoint = False
+        self._words_at = None
         self._pause += 1
 
     @property
