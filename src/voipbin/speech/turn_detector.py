@@ -9,9 +9,12 @@ complete the turn looks:
 * the words (:func:`voipbin.speech.turn_words.words_completion`) of the transcript so far and the
   question the AI asked pull ``p`` down (a trailing "and", a short phone number) or up (a "yes" to
   a yes/no question);
-* the adaptive wait maps ``p`` to a silence: a confident "complete" ends the turn at once, an
-  unsure one waits longer, an "unfinished" one waits up to ``max_wait`` — stretched by the longest
-  mid-turn pause this caller has already made (people who pause long keep pausing long).
+* the adaptive wait maps ``p`` to a silence: a very confident "complete" ends the turn at once, an
+  unsure one (p near 0.5) waits most of a mid-sentence pause, an "unfinished" one waits up to
+  ``max_wait`` — stretched by the longest mid-turn pause this caller has already made (people who
+  pause long keep pausing long);
+* with a streaming STT (it sends interim words) a pause waits up to ``words_grace`` for the STT's
+  final of the speech before it: its words trail the audio, and the late "... and" must still count.
 
 A streaming STT's own end-of-turn signal (Deepgram ``speech_final``/``UtteranceEnd``) counts as
 strong evidence of an end when the words do not object (:meth:`stt_endpoint`).
