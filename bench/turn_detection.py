@@ -28,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
-from tests.turns.labelled_set import Item, load_set  # noqa: E402
+from tests.turns.labelled_set import HELD_OUT, Item, load_set  # noqa: E402
 from tests.turns.replay import CONFIGS, DEFAULT, Outcome, replay  # noqa: E402
 from voipbin.speech.turn_model import completion_probability_blocking  # noqa: E402
 
@@ -62,6 +62,7 @@ def _table(items: list[Item], speed: str, text_delay: float, cache: dict[tuple[s
     print(f"\n[{speed}] {how}; words {text_delay * 1000:.0f} ms behind the speech; load average {_load()}")
     print(f"{'configuration':32s} {'EOT p50':>8s} {'p90':>7s} {'cut-off':>14s} {'early':>7s} {'model':>6s}")
     cut_ids: list[str] = []
+    held: dict[str, Outcome] = {}
     for name, cfg in CONFIGS.items():
         outs: dict[str, Outcome] = {
             it.spec.id: replay(
@@ -79,12 +80,20 @@ def _table(items: list[Item], speed: str, text_delay: float, cache: dict[tuple[s
         runs = sum(o.model_runs for o in outs.values())
         if name == DEFAULT:
             cut_ids = cut
+            held = {k: v for k, v in outs.items() if k in HELD_OUT}
         print(
             f"{name:32s} {statistics.median(delays) * 1000:6.0f}ms {_pct(delays, 0.9) * 1000:5.0f}ms"
             f" {len(cut) / len(unfinished) * 100:6.1f}% {len(cut):2d}/{len(unfinished)}"
             f" {early * 100:6.1f}% {runs:5d}x"
         )
     by_id = {it.spec.id: it for it in items}
+    h_delays = [o.delay for k, o in held.items() if by_id[k].complete_only and o.delay is not None]
+    h_unfinished = [k for k in held if not by_id[k].complete_only]
+    h_cut = sum(held[k].cut_off for k in h_unfinished)
+    print(
+        f"  default on the {len(held)} held-out turns: EOT p50 {statistics.median(h_delays) * 1000:.0f}ms,"
+        f" cut-off {h_cut}/{len(h_unfinished)}"
+    )
     print(
         "  cut by the default:", ", ".join(f"{i} ({by_id[i].spec.parts[0]!r} …)" for i in cut_ids) or "none"
     )

@@ -124,14 +124,12 @@ class TurnDetector:
     def text(self, text: str, *, final: bool = True) -> None:
         """Transcript: a final segment is appended, an interim one replaces the previous interim."""
         if final:
-            self._words_at = self._now
-        else:
-            self._streaming = True
-        if final:
             self._text = f"{self._text} {text}".strip()
             self._interim = ""
+            self._words_at = self._now
         else:
             self._interim = text
+            self._streaming = True
 
     def set_question(self, text: str | None) -> None:
         """What the AI said last (its question shapes what counts as a finished answer)."""
