@@ -45,7 +45,7 @@ def _unmarked(text: str) -> str:
     return text.rstrip().rstrip(_TRAILING_MARKS).rstrip()
 
 
-def _word_times(item: Item, delay: float) -> list[tuple[float, str, bool]]:
+def word_times(item: Item, delay: float) -> list[tuple[float, str, bool]]:
     """When a streaming STT would deliver each word: interim results spread over the part's speech
     in proportion to the words' lengths (no word timings from the synthesiser), ``INTERIM_LAG``
     behind so an estimate never runs ahead of the audio into the next pause, the final at its end.
@@ -78,7 +78,7 @@ def replay(
     det.set_question(item.spec.question)
     frame = seg.frame_bytes
     frame_secs = seg.frame_secs
-    texts = _word_times(item, text_delay)
+    texts = word_times(item, text_delay)
     pending_model: list[tuple[float, int, float]] = []  # (deliver at, pause id, p)
     first_voice: float | None = None
     runs = 0

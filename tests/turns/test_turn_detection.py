@@ -10,8 +10,8 @@ import statistics
 
 import pytest
 
-from tests.turns.labelled_set import HELD_OUT, Item, load_set
-from tests.turns.replay import CONFIGS, DEFAULT, replay
+from tests.turns.labelled_set import HELD_OUT, LEAD_SECS, Item, load_set
+from tests.turns.replay import CONFIGS, DEFAULT, replay, word_times
 from voipbin.speech.turn_detector import TurnConfig
 from voipbin.speech.turn_model import model_available
 
@@ -180,3 +180,17 @@ def test_without_the_model_words_still_hold_unfinished_turns(items) -> None:
     by_id = {it.spec.id: it for it in items}
     for item_id in ("i01", "i02", "i04", "i12"):
         assert not replay(by_id[item_id], words_only).cut_off, item_id
+
+
+def test_the_simulated_stt_does_not_leak_the_label(items) -> None:
+    """No delivery ends in the sentence's own punctuation (a complete turn's "." or a pause's ","), and
+    no word arrives before the speech it belongs to has been heard (the part's end at the latest)."""
+    for it in items:
+        times = word_times(it, 0.0)
+        assert all(text == text.rstrip(".,;:!?…-") for _, text, _ in times), it.spec.id
+        finals = [at for at, _, final in times if final]
+        assert finals == it.part_ends, it.spec.id
+        begins = [LEAD_SECS] + [b for _, b in it.pauses]
+        for at, _, _final in times:
+            part = next(k for k, end in enumerate(it.part_ends) if at <= end + 1e-9)
+            assert at >= begins[part], (it.spec.id, at)
