@@ -15,7 +15,7 @@ usually takes an object ("I'd like to book"), a phone number with 7-9 digits (a 
 blends a lean with the audio model instead of overruling it.
 
 :func:`words_completion` returns a probability-like score, or ``None`` when the words say nothing
-either way (the audio model then decides alone). Word lists exist for en, es, de, fr, it, pt;
+either way (the audio model then decides alone). Word lists exist for en, es, de, fr, it, pt, nl, pl, ru;
 other languages get the punctuation and digit rules only.
 """
 
@@ -63,9 +63,22 @@ _TRAILING: dict[str, frozenset[str]] = {
         "e ou mas porque porém se que quando como o a os as um uma meu minha seu sua de do da no na em com"
         " por para sem sobre é são estou quero gostaria muito mais eh"
     ),
+    "nl": _set(
+        "en of maar want omdat dus als dat die wie waar wanneer de een mijn jouw uw zijn haar ons onze hun"
+        " van voor met naar op in aan bij uit over om tot door te wil graag heel erg ehm eh uh"
+    ),
+    "pl": _set(
+        "i a albo ale lub bo że żeby jeśli kiedy gdy który która które mój moja moje twój twoja jego jej"
+        " nasz w we z ze na do od dla przez po przy o u za pod nad bez chcę chciałbym chciałabym bardzo"
+        " eee yyy"
+    ),
+    "ru": _set(
+        "и а или но потому чтобы если когда который которая которое мой моя моё твой его её наш в во с"
+        " со на к ко от для по при о об у за под над без из хочу хотел хотела очень э ээ"
+    ),
 }
 
-# Phrases a turn ends on when it is over (matched on the last tokens; en first, then es de fr it pt).
+# Phrases a turn ends on when it is over (matched on the last tokens, in any of the listed languages).
 _CLOSINGS: tuple[tuple[str, ...], ...] = tuple(
     tuple(phrase.split())
     for phrase in [
@@ -111,6 +124,16 @@ _CLOSINGS: tuple[tuple[str, ...], ...] = tuple(
         "grazie",
         "per favore",
         "è tutto",
+        "dank je",
+        "dank u",
+        "bedankt",
+        "alstublieft",
+        "dat is alles",
+        "dziękuję",
+        "to wszystko",
+        "спасибо",
+        "пожалуйста",
+        "это всё",
         "obrigado",
         "obrigada",
         "por favor",
