@@ -11,8 +11,8 @@ closing formula ("thank you", "that's all", "I think so").
 A noun and a copula with nothing after it ("my number is", "the thing is"), "could you please" and
 "I think" are unfinished too. Between the two, the words can *lean*: a bare verb after "to" that
 usually takes an object ("I'd like to book"), a phone number with 7-9 digits (a local number, or
-3-3-1 of a 3-3-4 number) — :data:`LEAN_INCOMPLETE`. The detector
-blends a lean with the audio model instead of overruling it.
+3-3-1 of a 3-3-4 number), a date of birth without its year — :data:`LEAN_INCOMPLETE`. The
+detector blends a lean with the audio model instead of overruling it.
 
 :func:`words_completion` returns a probability-like score, or ``None`` when the words say nothing
 either way (the audio model then decides alone). Word lists exist for en, es, de, fr, it, pt, nl, pl, ru;
@@ -148,7 +148,7 @@ _COPULA_ENDS = _set(
 # Verbs that take an object, bare after "to" at the end ("I'd like to book"): usually more follows.
 _TRANSITIVE = _set(
     "book order change cancel check pay speak talk get make buy have find update reset tell give send"
-    " see know ask report add move schedule confirm open close return know use transfer"
+    " see know ask report add move schedule confirm open close return use transfer"
 )
 
 _ASKING = _set("you could would can will")
