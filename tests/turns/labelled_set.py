@@ -1,7 +1,8 @@
 """The labelled turn set: complete vs. unfinished caller turns, synthesised offline, through G.711.
 
 Each item is one caller turn spoken in parts with a natural mid-sentence pause (0.3-1.0 s) between
-parts (unfinished until the last part), or in one part (a complete turn). The sentence is
+parts (unfinished until the last part), or in one part (a complete turn): 54 complete and 53 unfinished
+turns, a quarter of the unfinished ones with no lexical cue before the pause (the hard case). The sentence is
 synthesised whole and cut at word gaps, so speech before a pause keeps its mid-sentence prosody.
 Audio: Piper's ``en_US-joe-medium`` voice with its noise inputs at 0 (so synthesis is
 deterministic), resampled to 8 kHz, a faint seeded noise floor added (-60 dBFS, a quiet line),
@@ -46,6 +47,8 @@ class Spec:
 
 HELP = "How can I help you today?"
 PHONE = "What is your phone number?"
+BIRTH = "What is your date of birth?"
+EMAIL = "Can I have your email address?"
 # fmt: off
 SPECS: tuple[Spec, ...] = (
     # --- complete turns (one part) ---
@@ -100,8 +103,95 @@ SPECS: tuple[Spec, ...] = (
     # two pauses
     Spec("i23", HELP, ("I want to", "change my plan and", "add a second line."), (0.5, 0.7)),
     Spec("i24", PHONE, ("Five five five", "one two three", "four five six seven."), (0.4, 0.6)),
+    # --- added (appended, so the first 48 keep their noise seeds): more complete turns ---
+    Spec("c25", HELP, ("I'd like to check the status of my refund.",)),
+    Spec("c26", BIRTH, ("March third, nineteen eighty five.",)),
+    Spec("c27", EMAIL, ("It's anna at example dot com.",)),
+    Spec("c28", HELP, ("Is the store open on public holidays?",)),
+    Spec("c29", "Would you like to add insurance?", ("No, thanks.",)),
+    Spec("c30", "Is this the right address?", ("Yes, that's correct.",)),
+    Spec("c31", HELP, ("My order arrived damaged.",)),
+    Spec("c32", "How would you like to pay?", ("By credit card.",)),
+    Spec("c33", PHONE, ("Two zero two, five five five, zero one four three.",)),
+    Spec("c34", HELP, ("I'd like to upgrade my plan to the premium one.",)),
+    Spec("c35", "Do you have your booking reference?", ("I think so.",)),
+    # complete, but ending on a word that usually continues a sentence: costs wait, never a cut
+    Spec("c36", HELP, ("Who am I speaking with?",)),
+    Spec("c37", "Is there anything else?", ("Not that I know of.",)),
+    Spec("c38", "What seems to be the problem?", ("I don't know what it is.",)),
+    Spec("c39", "What time would suit you?", ("Around ten in the morning would be great.",)),
+    Spec("c40", HELP, ("Please cancel my appointment for tomorrow.",)),
+    Spec("c41", "How many nights?", ("Three nights.",)),
+    Spec("c42", "What is your zip code?", ("It's one zero zero zero one.",)),
+    Spec("c43", HELP, ("The water in my apartment is not working.",)),
+    Spec("c44", "Did you receive the email?", ("No, I didn't.",)),
+    Spec("c45", HELP, ("Can I pay my bill over the phone?",)),
+    Spec("c46", "Which colour would you like?", ("The blue one.",)),
+    Spec("c47", HELP, ("I'd like to speak to a manager, please.",)),
+    Spec("c48", "Would you like a receipt?", ("Yes, by email please.",)),
+    Spec("c49", HELP, ("I forgot my password again.",)),
+    Spec("c50", "What is your account number?", ("Eight one five three two zero.",)),
+    Spec("c51", "Where are you calling from?", ("From Berlin.",)),
+    Spec("c52", "Shall I book the earlier train?", ("Yes, the earlier one is fine.",)),
+    Spec("c53", HELP, ("We need a plumber as soon as possible.",)),
+    Spec("c54", "Anything else today?", ("No, that's it.",)),
+    # --- added: more unfinished turns, the same mix of cues (most) and no cue (about a quarter) ---
+    Spec("i25", HELP, ("I'd like to order a pizza with", "extra cheese and mushrooms."), (0.7,)),
+    Spec("i26", PHONE, ("My number is", "two zero two, five five five, zero one four three."), (0.6,)),
+    Spec("i27", HELP, ("I wanted to ask about the", "new pricing plans."), (0.5,)),
+    Spec("i28", BIRTH, ("It's the twenty", "third of March."), (0.4,)),
+    Spec("i29", HELP, ("Um, I think", "my account was hacked."), (0.8,)),
+    Spec("i30", HELP, ("Can you tell me when", "the next bus leaves?"), (0.6,)),
+    Spec("i31", "How would you like to pay?", ("With my", "debit card."), (0.5,)),
+    Spec("i32", HELP, ("I have a problem with", "my last invoice."), (0.9,)),
+    Spec("i33", "What is your account number?", ("Eight one five", "three two zero."), (0.7,)),
+    Spec("i34", HELP, ("I'd like to know if", "you deliver on weekends."), (0.5,)),
+    Spec("i35", HELP, ("The thing is", "I never got the package."), (0.7,)),
+    Spec("i36", "When would you like to come in?", ("Sometime next week, maybe on", "Wednesday."), (0.6,)),
+    Spec("i37", HELP, ("I was charged for", "something I never ordered."), (0.8,)),
+    Spec("i38", EMAIL, ("It's anna dot", "schmidt at example dot com."), (0.5,)),
+    Spec("i39", HELP, ("So basically", "my phone keeps restarting."), (0.4,)),
+    Spec("i40", HELP, ("I'd like to book", "a room for two nights."), (0.6,)),
+    Spec("i41", "What is your zip code?", ("One zero", "zero zero one."), (0.8,)),
+    Spec("i42", HELP, ("My husband and", "I want to open a joint account."), (0.5,)),
+    Spec("i43", HELP, ("I'm not sure if", "I should upgrade or not."), (0.7,)),
+    Spec("i44", HELP, ("Could you please", "send me a copy of the contract?"), (0.4,)),
+    Spec("i45", HELP, ("I need to", "change the delivery address for", "my last order."), (0.5, 0.8)),
+    Spec("i46", PHONE, ("It's two zero two,", "five five five,", "zero one four three."), (0.6, 0.5)),
+    # no lexical cue: the words before the pause are a complete clause
+    Spec("i47", HELP, ("I want to cancel my order", "because it is late."), (0.6,)),
+    Spec("i48", HELP, ("My internet is slow", "in the evenings."), (0.5,)),
+    Spec("i49", "What seems to be the problem?", ("The printer does not work", "since the update."), (0.8,)),
+    Spec("i50", HELP, ("I'd like to pay my bill", "with a different card."), (0.4,)),
+    Spec("i51", "When would you like to come in?", ("Tomorrow", "after lunch."), (0.7,)),
+    Spec("i52", HELP, ("I got a letter from you", "about a missed payment."), (0.9,)),
+    Spec("i53", HELP, ("I need a new card", "for my wife."), (0.3,)),
+    # --- held out: written after the detector's waits were tuned on the items above, scored apart ---
+    Spec("h01", HELP, ("I'd like to report a power outage on my street.",)),
+    Spec("h02", "Would you like me to repeat that?", ("No, I got it.",)),
+    Spec("h03", "What is your last name?", ("It's Miller.",)),
+    Spec("h04", HELP, ("How much does the basic plan cost?",)),
+    Spec("h05", "Which store did you visit?", ("The one on Main Street.",)),
+    Spec("h06", HELP, ("My card was stolen last night.",)),
+    Spec("h07", "Can I put you on hold for a moment?", ("Sure, no problem.",)),
+    Spec("h08", PHONE, ("Four one five, five five five, two six eight one.",)),
+    Spec("h09", HELP, ("I'd like to return a pair of headphones.",)),
+    Spec("h10", "How did you hear about us?", ("A friend told me.",)),
+    Spec("h11", HELP, ("I just moved and", "I need to transfer my service."), (0.7,)),
+    Spec("h12", PHONE, ("Four one five,", "five five five, two six eight one."), (0.6,)),
+    Spec("h13", HELP, ("Can I get a", "quote for car insurance?"), (0.5,)),
+    Spec("h14", HELP, ("I was wondering whether", "you have any openings this week."), (0.8,)),
+    Spec("h15", "Which store did you visit?", ("The one near the", "train station."), (0.4,)),
+    Spec("h16", HELP, ("My son is sick so", "we need to cancel our visit."), (0.9,)),
+    Spec("h17", HELP, ("The reason I'm calling is", "my bill went up again."), (0.6,)),
+    Spec("h18", HELP, ("I need to speak to someone", "about my mortgage."), (0.7,)),
+    Spec("h19", HELP, ("My flight was cancelled", "and I need a new one."), (0.5,)),
+    Spec("h20", "What time works for you?", ("Any time after", "five in the evening."), (0.3,)),
 )
 # fmt: on
+
+
+HELD_OUT = frozenset(s.id for s in SPECS if s.id.startswith("h"))
 
 
 @dataclass

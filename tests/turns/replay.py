@@ -31,11 +31,25 @@ class Outcome:
     cut_off: bool  # ended before the caller finished (in a mid-sentence pause, or at a comma)
     delay: float | None  # ended_at - true speech end, when it ended after the last part
     model_runs: int
+    silence: float | None = None  # how long the caller had been quiet (by the VAD) when it ended
 
 
-def _word_times(item: Item, delay: float) -> list[tuple[float, str, bool]]:
+_TRAILING_MARKS = ".,;:!?…-"
+INTERIM_LAG = 0.1  # a streaming STT's interim words trail the audio (~100-300 ms)
+
+
+def _unmarked(text: str) -> str:
+    """The words as far as they go, without the punctuation at their end: the sentence's own marks
+    say where the labelled set cut it ("." on a complete turn, none or "," before a pause), and a
+    real recogniser's punctuation at a pause is a guess, not the truth. Inner marks stay."""
+    return text.rstrip().rstrip(_TRAILING_MARKS).rstrip()
+
+
+def word_times(item: Item, delay: float) -> list[tuple[float, str, bool]]:
     """When a streaming STT would deliver each word: interim results spread over the part's speech
-    in proportion to the words' lengths (no word timings from the synthesiser), the final at its end."""
+    in proportion to the words' lengths (no word timings from the synthesiser), ``INTERIM_LAG``
+    behind so an estimate never runs ahead of the audio into the next pause, the final at its end.
+    Each delivery is the text so far without its trailing punctuation (:func:`_unmarked`)."""
     out: list[tuple[float, str, bool]] = []
     begins = [LEAD] + [b for _, b in item.pauses]
     for begin, end, text in zip(begins, item.part_ends, item.spec.parts, strict=True):
@@ -44,8 +58,9 @@ def _word_times(item: Item, delay: float) -> list[tuple[float, str, bool]]:
         done = 0
         for k, w in enumerate(words[:-1]):
             done += len(w)
-            out.append((begin + (end - begin) * done / total + delay, " ".join(words[: k + 1]), False))
-        out.append((end + delay, text, True))
+            at = min(begin + (end - begin) * done / total + INTERIM_LAG, end)
+            out.append((at + delay, _unmarked(" ".join(words[: k + 1])), False))
+        out.append((end + delay, _unmarked(text), True))
     return out
 
 
@@ -63,11 +78,12 @@ def replay(
     det.set_question(item.spec.question)
     frame = seg.frame_bytes
     frame_secs = seg.frame_secs
-    texts = _word_times(item, text_delay)
+    texts = word_times(item, text_delay)
     pending_model: list[tuple[float, int, float]] = []  # (deliver at, pause id, p)
     first_voice: float | None = None
     runs = 0
     ended_at: float | None = None
+    silence: float | None = None
     n = len(item.pcm) // frame
     for i in range(n):
         t = (i + 1) * frame_secs  # the frame has been heard completely
@@ -98,21 +114,28 @@ def replay(
             took = time.perf_counter() - began if model_latency is None else model_latency
             pending_model.append((t + took, pause, p))
         due = det.due_at()
+        quiet = det.speech_end
         if due is not None and due <= t and det.ended(t):
             # The decision could not precede the frame that made it due; inside the frame, at ``due``.
             ended_at = max(due, t - frame_secs)
+            silence = ended_at - quiet if quiet is not None else None
             break
     cut = ended_at is not None and ended_at < item.speech_end - 0.01
     delay = ended_at - item.speech_end if ended_at is not None and ended_at >= item.speech_end else None
-    return Outcome(item.spec.id, ended_at, cut, delay, runs)
+    return Outcome(item.spec.id, ended_at, cut, delay, runs, silence)
 
 
-# The ablation the issue asks for: each part's contribution.
+# The ablation the issue asks for: each part alone, each pair, all three. The fixed-wait configs end
+# at ``stop_secs`` of silence unless what they use says "unfinished" (then at ``max_wait``).
+DEFAULT = "combined (default)"
 CONFIGS: dict[str, TurnConfig] = {
     "silence 0.5 s (old offline STT)": TurnConfig(
         use_audio_model=False, use_words=False, adaptive=False, stop_secs=0.5
     ),
     "audio model alone": TurnConfig(use_audio_model=True, use_words=False, adaptive=False),
-    "+ words": TurnConfig(use_audio_model=True, use_words=True, adaptive=False),
-    "+ adaptive wait (default)": TurnConfig(),
+    "words alone": TurnConfig(use_audio_model=False, use_words=True, adaptive=False),
+    "audio model + words": TurnConfig(use_audio_model=True, use_words=True, adaptive=False),
+    "audio model + adaptive wait": TurnConfig(use_audio_model=True, use_words=False, adaptive=True),
+    "words + adaptive wait": TurnConfig(use_audio_model=False, use_words=True, adaptive=True),
+    DEFAULT: TurnConfig(),
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from voipbin.speech.turn_detector import TurnConfig, TurnDetector, combine
-from voipbin.speech.turn_words import COMPLETE, INCOMPLETE, words_completion
+from voipbin.speech.turn_words import COMPLETE, INCOMPLETE, LEAN_INCOMPLETE, words_completion
 
 
 @pytest.mark.parametrize(
@@ -18,6 +18,26 @@ from voipbin.speech.turn_words import COMPLETE, INCOMPLETE, words_completion
         ("It's five five five,", "What is your phone number?", "en", INCOMPLETE),
         ("555 12", "What is your phone number?", "en", INCOMPLETE),
         ("555 123 4567", "What is your phone number?", "en", COMPLETE),
+        ("555 123 4", "What is your phone number?", "en", LEAN_INCOMPLETE),  # 7 digits: maybe local
+        ("My number is", "What is your phone number?", "en", INCOMPLETE),
+        ("The thing is", None, "en", INCOMPLETE),
+        ("Yes it is", "Is this your car?", "en", COMPLETE),
+        ("I don't know what it is", None, "en", None),
+        ("Could you please", None, "en", INCOMPLETE),
+        ("I'd like to speak to a manager please", None, "en", COMPLETE),
+        ("Um I think", None, "en", INCOMPLETE),
+        ("I think so", "Do you have your booking reference?", "en", COMPLETE),
+        ("That's everything thanks a lot", None, "en", COMPLETE),
+        ("I'd like to book", None, "en", LEAN_INCOMPLETE),
+        ("Any time after", "What time works for you?", "en", INCOMPLETE),
+        ("March third", "What is your date of birth?", "en", LEAN_INCOMPLETE),
+        ("March third nineteen eighty five", "What is your date of birth?", "en", None),
+        ("Muchas gracias", None, "es", COMPLETE),
+        ("Ik wil mijn abonnement opzeggen omdat", None, "nl-NL", INCOMPLETE),
+        ("Chciałbym zamówić taksówkę na", None, "pl-PL", INCOMPLETE),
+        ("Я хочу поменять мой тариф и", None, "ru-RU", INCOMPLETE),
+        ("Dat is alles, bedankt", None, "nl", COMPLETE),
+        ("Спасибо", None, "ru", COMPLETE),
         ("Nine four one zero seven.", "What is your zip code?", "en", COMPLETE),
         ("Twenty", "How many tickets?", "en", INCOMPLETE),
         ("Yes, it did.", "Did that answer your question?", "en", COMPLETE),
@@ -32,9 +52,15 @@ def test_words_completion(text, question, language, expected) -> None:
     assert words_completion(text, question=question, language=language) == expected
 
 
+def _p(p: float | None) -> float:
+    assert p is not None
+    return p
+
+
 def test_words_overrule_a_confident_audio_model_only_partly() -> None:
-    assert combine(0.95, INCOMPLETE) < 0.35
-    assert combine(0.2, COMPLETE) > 0.7
+    assert _p(combine(0.95, INCOMPLETE)) < 0.35
+    assert _p(combine(0.2, COMPLETE)) > 0.7
+    assert 0.35 < _p(combine(0.95, LEAN_INCOMPLETE)) < 0.7  # a lean moves a sure model down a band
     assert combine(None, None) is None and combine(0.4, None) == 0.4
 
 
@@ -48,6 +74,7 @@ def test_detector_waits_long_for_an_unfinished_turn_and_short_for_a_finished_one
     det.audio_probability(pause, 0.95)
     assert not det.ended(1.5)  # the words hold it
     assert det.ended(1.0 + TurnConfig().max_wait)
+    assert TurnConfig().wait_for(0.5) > TurnConfig().wait_for(0.7) > TurnConfig().wait_for(0.95)
     # next turn: clear sentence, model confident
     det.voice(5.0, True)
     det.voice(6.0, False)
@@ -63,8 +90,32 @@ def test_stale_model_answer_is_ignored_and_resumed_speech_stretches_the_wait() -
     det.voice(0.0, True)
     det.voice(1.0, False)
     pause = det.model_request(1.1)
+    assert pause is not None
     det.voice(2.0, True)  # the caller went on after a 1 s pause
     det.audio_probability(pause, 0.99)  # for the old pause: ignored
     det.voice(3.0, False)
     det.text("and then")
     assert det.due_at() == pytest.approx(3.0 + max(TurnConfig().max_wait, 1.0 * 1.25))
+
+
+def test_with_a_streaming_stt_the_turn_waits_for_the_words_of_the_speech_before_the_pause() -> None:
+    """The model is sure at once, but the final ("... and") is 0.2 s behind the audio: it still counts."""
+    det = TurnDetector(TurnConfig(), language="en")
+    det.voice(0.0, True)
+    det.text("I'd like to change my", final=False)  # interim words: a streaming STT
+    det.voice(1.0, False)
+    pause = det.model_request(1.07)
+    assert pause is not None
+    det.audio_probability(pause, 0.97)
+    assert det.words_behind() and not det.ended(1.15)  # the model alone would have ended it here
+    det.voice(1.2, False)
+    det.text("I'd like to change my flight and")  # the final, late
+    assert not det.words_behind() and not det.ended(1.3)  # and it says "unfinished"
+    # an offline STT (no interim words) is not waited for: the model and the silence decide
+    offline = TurnDetector(TurnConfig(), language="en")
+    offline.voice(0.0, True)
+    offline.voice(1.0, False)
+    pause = offline.model_request(1.07)
+    assert pause is not None
+    offline.audio_probability(pause, 0.97)
+    assert not offline.words_behind() and offline.ended(1.17)

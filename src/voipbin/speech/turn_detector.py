@@ -9,9 +9,12 @@ complete the turn looks:
 * the words (:func:`voipbin.speech.turn_words.words_completion`) of the transcript so far and the
   question the AI asked pull ``p`` down (a trailing "and", a short phone number) or up (a "yes" to
   a yes/no question);
-* the adaptive wait maps ``p`` to a silence: a confident "complete" ends the turn at once, an
-  unsure one waits longer, an "unfinished" one waits up to ``max_wait`` — stretched by the longest
-  mid-turn pause this caller has already made (people who pause long keep pausing long).
+* the adaptive wait maps ``p`` to a silence: a very confident "complete" ends the turn at once, an
+  unsure one (p near 0.5) waits most of a mid-sentence pause, an "unfinished" one waits up to
+  ``max_wait`` — stretched by the longest mid-turn pause this caller has already made (people who
+  pause long keep pausing long);
+* with a streaming STT (it sends interim words) a pause waits up to ``words_grace`` for the STT's
+  final of the speech before it: its words trail the audio, and the late "... and" must still count.
 
 A streaming STT's own end-of-turn signal (Deepgram ``speech_final``/``UtteranceEnd``) counts as
 strong evidence of an end when the words do not object (:meth:`stt_endpoint`).
@@ -36,8 +39,10 @@ class TurnConfig:
     model_after: float = 0.064
     # Non-adaptive: end at ``stop_secs`` of silence when p >= 0.5, else at ``max_wait``.
     stop_secs: float = 0.2
-    # Adaptive: the shortest and longest silence that ends a turn.
-    min_wait: float = 0.1
+    # Adaptive: (lowest completeness, silence that ends the turn), most confident band first; below
+    # the last band, ``max_wait``. An unsure model (p near 0.5) waits long: mid-sentence pauses are
+    # 0.3-1 s, and the model's "complete" there is wrong about as often as it is right.
+    bands: tuple[tuple[float, float], ...] = ((0.9, 0.1), (0.6, 0.7), (0.35, 1.0))
     max_wait: float = 1.4
     max_stretch: float = 2.2  # the longest max_wait a slow caller's pauses can stretch it to
     # A turn shorter than ``short_turn`` ("Stop," "Yes,") waits at least ``short_wait``: the model hears
@@ -46,17 +51,19 @@ class TurnConfig:
     short_wait: float = 0.3
     # Without the audio model, a turn the words say nothing about waits this long.
     unknown_wait: float = 0.6
+    # A streaming STT's words trail the audio: until its final for the speech before the pause has
+    # come, the words that would say "unfinished" ("... and") may be on their way (its interim words
+    # lag too), so the turn waits up to this long for them.
+    words_grace: float = 0.25
+    words_fresh: float = 0.07  # words this close before the VAD's silence count as the latest
 
     def wait_for(self, p: float | None) -> float:
         """Silence (s) after which a turn of completeness ``p`` ends (adaptive mode)."""
         if p is None:
             return self.unknown_wait
-        if p >= 0.85:
-            return self.min_wait
-        if p >= 0.6:
-            return 0.3
-        if p >= 0.35:
-            return 0.6
+        for lowest, wait in self.bands:
+            if p >= lowest:
+                return wait
         return self.max_wait
 
 
@@ -70,7 +77,7 @@ def combine(p_audio: float | None, p_words: float | None) -> float | None:
         return p_audio * 0.3
     if p_words >= COMPLETE:
         return 1.0 - (1.0 - p_audio) * 0.3
-    return p_audio
+    return (p_audio + p_words) / 2  # a lean ("my number is"): pulls an unsure model across a band
 
 
 class TurnDetector:
@@ -91,10 +98,14 @@ class TurnDetector:
         self._stt_endpoint = False
         self._longest_resumed_pause = 0.0
         self._turn_start = 0.0
+        self._now = 0.0  # the latest frame time: when text arrives, on the detector's clock
+        self._streaming = False  # the STT sends interim words (so its words run alongside the audio)
+        self._words_at: float | None = None  # when the latest final segment came
 
     # -- inputs ----------------------------------------------------------------------------------
     def voice(self, t: float, speech: bool) -> None:
         """One VAD frame: ``speech`` is whether it held the caller's voice; ``t`` its start time."""
+        self._now = t
         if speech:
             if not self._in_turn:
                 self._turn_start = t
@@ -115,8 +126,10 @@ class TurnDetector:
         if final:
             self._text = f"{self._text} {text}".strip()
             self._interim = ""
+            self._words_at = self._now
         else:
             self._interim = text
+            self._streaming = True
 
     def set_question(self, text: str | None) -> None:
         """What the AI said last (its question shapes what counts as a finished answer)."""
@@ -170,6 +183,13 @@ class TurnDetector:
             p = max(p or 0.0, 0.9)
         return p
 
+    def words_behind(self) -> bool:
+        """In a pause, with a streaming STT whose final for the speech before it has not come yet."""
+        c = self.config
+        if not (c.use_words and self._streaming and self._silent_since is not None):
+            return False
+        return self._words_at is None or self._words_at < self._silent_since - c.words_fresh
+
     def required_silence(self) -> float:
         c = self.config
         p = self.completeness()
@@ -185,6 +205,8 @@ class TurnDetector:
             wait = min(max(c.max_wait, self._longest_resumed_pause * 1.25), c.max_stretch)
         if self._silent_since is not None and self._silent_since - self._turn_start < c.short_turn:
             wait = max(wait, c.short_wait)
+        if self.words_behind():
+            wait = max(wait, c.words_grace)
         return wait
 
     def due_at(self) -> float | None:
@@ -209,6 +231,7 @@ class TurnDetector:
         self._text = ""
         self._interim = ""
         self._stt_endpoint = False
+        self._words_at = None
         self._pause += 1
 
     @property
