@@ -27,6 +27,7 @@ from typing import Literal
 
 import numpy as np
 
+from voipbin.media.engine import inherit_control_priority
 from voipbin.media.taps import Frame, Tap, TapClosed
 from voipbin.media.wav import FRAME_BYTES, FRAME_SAMPLES, MEDIA_RATE, wav_header
 
@@ -36,7 +37,10 @@ _SILENCE = bytes(FRAME_BYTES)
 _MAX_GAP_TICKS = 3000  # never invent more than a minute of silence for one gap
 WRITE_BATCH = 20  # tapped frames per wake-up and write (200-400 ms); the tap holds 250
 HEADER_SYNC_FRAMES = 50  # rewrite the header sizes after every second of audio
-_WRITER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="voipbin-recorder")
+# Real-time like the control thread when it is (it holds the GIL while mixing: see the engine).
+_WRITER = concurrent.futures.ThreadPoolExecutor(
+    max_workers=1, thread_name_prefix="voipbin-recorder", initializer=inherit_control_priority
+)
 
 
 @dataclass(slots=True, frozen=True)
