@@ -144,9 +144,9 @@ class MediaEngine:
 
     def _run(self) -> None:
         # The OS thread name too (top -H, /proc/<pid>/task/*/comm: what bench/calls_platform.py reads).
-        with contextlib.suppress(OSError):
-            with open(f"/proc/self/task/{threading.get_native_id()}/comm", "w") as fh:
-                fh.write(self.name[:15])
+        comm = f"/proc/self/task/{threading.get_native_id()}/comm"
+        with contextlib.suppress(OSError), open(comm, "w") as fh:
+            fh.write(self.name[:15])
         self.niceness = _raise_priority()
         if self.niceness is not None:
             self.scheduling = f"nice:{self.niceness}"
