@@ -201,9 +201,14 @@ def test_recorder_batch_path_equals_per_frame_path_on_random_streams(tmp_path: P
         rec = Recorder(tmp_path / "p.wav", Tap(frozenset({"in", "out"}), 10), direction)  # type: ignore[arg-type]
         ins: list[bytes] = []
         outs: list[bytes] = []
-        rec._write = lambda i, o: (ins.extend(i), outs.extend(o))  # type: ignore[method-assign]
+
+        def capture(i: list[bytes], o: list[bytes]) -> None:
+            ins.extend(i)
+            outs.extend(o)
+
+        rec._write = capture  # type: ignore[method-assign]
         if not batch_path:
-            rec._consume_contiguous = lambda fr: False  # type: ignore[method-assign]
+            rec._consume_contiguous = lambda frames: False  # type: ignore[method-assign]
         for lo, hi in itertools.pairwise(cuts):
             rec._consume(frames[lo:hi])
         rec._write([rec._in], [rec._out])
