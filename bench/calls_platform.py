@@ -66,6 +66,7 @@ ADMIN_PASSWORD = "bench-admin-password-1"
 CALL_PAUSE_MS = 8000  # the pcap lasts 7.05 s; the caller stays 8 s, then sends BYE
 RAMP_S = 1.5
 CLK = os.sysconf("SC_CLK_TCK")
+MEDIA_THREAD = "voipbin-media"  # the media engine's thread name (media/engine.py)
 
 _procs: list[subprocess.Popen] = []
 
@@ -80,6 +81,17 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as fh:
         fields = fh.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK
+
+
+def thread_cpu_seconds(pid: int, name: str) -> float:
+    """utime + stime of the threads of ``pid`` named ``name`` (e.g. the media thread), in seconds."""
+    total = 0.0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            if (task / "comm").read_text().strip() == name:
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / CLK
+    return total
 
 
 def spawn(cmd: list[str], **kw: Any) -> subprocess.Popen:
@@ -107,21 +119,23 @@ class CpuSampler(threading.Thread):
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
         self.pid = pid
-        self.samples: list[tuple[float, float]] = []
+        self.samples: list[tuple[float, float, float]] = []  # (time, process CPU, media thread CPU)
         self.stop = threading.Event()
 
     def run(self) -> None:
         while not self.stop.is_set():
             with contextlib.suppress(OSError):
-                self.samples.append((time.monotonic(), cpu_seconds(self.pid)))
+                now, cpu = time.monotonic(), cpu_seconds(self.pid)
+                self.samples.append((now, cpu, thread_cpu_seconds(self.pid, MEDIA_THREAD)))
             self.stop.wait(0.25)
 
-    def share(self, t_from: float, t_to: float) -> float:
+    def share(self, t_from: float, t_to: float, media: bool = False) -> float:
+        """CPU share of the process (or of its media thread) between the two times."""
         inside = [s for s in self.samples if t_from <= s[0] <= t_to]
         if len(inside) < 2:
             return float("nan")
-        (t0, c0), (t1, c1) = inside[0], inside[-1]
-        return (c1 - c0) / (t1 - t0)
+        i = 2 if media else 1
+        return (inside[-1][i] - inside[0][i]) / (inside[-1][0] - inside[0][0])
 
 
 def machine() -> str:
@@ -327,6 +341,7 @@ class ConcurrentResult:
     up_pkt_s: float  # sum over calls of pkts / (answer -> hangup): the aggregate rate while all are up
     cpu: float  # server CPU seconds over the SIPp run
     steady_share: float  # server CPU share (1.0 = one core) while all N calls were up
+    media_share: float  # the media thread's share then (RTP in/out, jitter, codec, taps)
     max_gap_ms: float  # inbound: between SIPp's packets as they reached us
     calls_over_40ms: int  # calls with an inbound gap > 40 ms (includes SIPp's own sending delays)
     max_gap_out_ms: float  # outbound: between the packets we sent (what the caller hears)
@@ -342,6 +357,11 @@ class ConcurrentResult:
     def pkt_per_cpu(self) -> float:
         """All server CPU of the run (setups, flow, DB, recordings, RTP) per packet."""
         return self.pkts / self.cpu if self.cpu else float("nan")
+
+    @property
+    def media_pkt_per_cpu(self) -> float:
+        """Packets per CPU-second of the media thread alone while every call is up."""
+        return self.up_pkt_s / self.media_share if self.media_share > 0 else float("nan")
 
     @property
     def up_pkt_per_cpu(self) -> float:
@@ -382,7 +402,9 @@ def bench_concurrent(srv: Server, n: int, workdir: Path, arrivals: int = 0) -> C
     sampler.stop.set()
     sampler.join()
     # every call is up from ~RAMP_S until ~CALL_PAUSE_MS after the start
-    steady = sampler.share(res.started_at + RAMP_S + 0.5, res.started_at + CALL_PAUSE_MS / 1000 - 0.3)
+    window = (res.started_at + RAMP_S + 0.5, res.started_at + CALL_PAUSE_MS / 1000 - 0.3)
+    steady = sampler.share(*window)
+    media_share = sampler.share(*window, media=True)
     calls = srv.drain_calls(n + sum(a.ok + a.failed for a in arrived))
     rtps = [c.get("metadata", {}).get("rtp") for c in calls if c["status"] == "hangup"]
     rtps = [r for r in rtps if r]
@@ -404,7 +426,7 @@ def bench_concurrent(srv: Server, n: int, workdir: Path, arrivals: int = 0) -> C
     return ConcurrentResult(
         n=n, ok=res.ok, failed=res.failed, hung_up=len(rtps), pkts=pkts, pkt_s=pkts / res.elapsed,
         up_pkt_s=up_pkt_s, cpu=cpu,
-        steady_share=steady,
+        steady_share=steady, media_share=media_share,
         max_gap_ms=max((r["max_gap_ms"] for r in rtps), default=float("nan")),
         calls_over_40ms=sum(1 for r in rtps if r["max_gap_ms"] > 40),
         max_gap_out_ms=max((r.get("max_gap_out_ms", float("nan")) for r in rtps), default=float("nan")),
@@ -578,13 +600,14 @@ def run_concurrent(srv: Server, sizes: list[int], tmp: Path, args: argparse.Name
     print(
         "# up pkt/s: aggregate RTP rate (in+out) while all calls are up; core: server CPU share then;\n"
         "# pkt/cpu-s up: packets per server CPU-second then; echo: the bare echo at the same rate;\n"
-        "# run pkt/cpu-s: all packets / all server CPU of the run (incl. setups, flow, DB, teardown)"
+        "# run pkt/cpu-s: all packets / all server CPU of the run (incl. setups, flow, DB, teardown);\n"
+        "# media: the media thread's CPU share while up; m.ratio: its packets per CPU-second / echo's"
     )
     print(
         f"{'N':>4} {'ok':>4} {'fail':>4} {'up pkt/s':>8} {'core':>5} {'calls/core':>10} "
         f"{'pkt/cpu-s up':>12} {'echo':>7} {'ratio':>5} {'run pkt/cpu-s':>13} {'max gap':>8} "
         f"{'>40ms':>5} {'out gap':>8} {'>40ms':>5} {'lost':>5} {'late':>5} {'skip':>5} {'recs':>4} "
-        f"{'arrivals ok/fail setups/s':>25}"
+        f"{'arrivals ok/fail setups/s':>25} {'media':>5} {'m.ratio':>7}"
     )
     conc: list[tuple[ConcurrentResult, EchoResult]] = []
     for n in sizes:
@@ -600,7 +623,8 @@ def run_concurrent(srv: Server, sizes: list[int], tmp: Path, args: argparse.Name
             f"{r.up_pkt_per_cpu:>12.0f} {echo.pkt_per_cpu:>7.0f} {ratio:>5.2f} "
             f"{r.pkt_per_cpu:>13.0f} {r.max_gap_ms:>6.1f}ms {r.calls_over_40ms:>5} "
             f"{r.max_gap_out_ms:>6.1f}ms {r.calls_over_40ms_out:>5} "
-            f"{r.lost:>5} {r.late:>5} {r.skipped:>5} {r.recordings:>4} {arr:>25}",
+            f"{r.lost:>5} {r.late:>5} {r.skipped:>5} {r.recordings:>4} {arr:>25} "
+            f"{r.media_share:>5.2f} {r.media_pkt_per_cpu / echo.pkt_per_cpu:>7.2f}",
             flush=True,
         )
         if r.failed or r.hung_up < n or r.steady_share > 1.5:  # control + media thread: <= 2 cores

@@ -11,7 +11,8 @@ What runs (all on 127.0.0.1, each part in its own process):
 2. The caller (``--role peer``, its own process with its own media engine): a SIP UA + RTP session
    that dials the number, waits for the greeting, then says ``--turns`` questions (pre-synthesised
    before dialing, so the peer itself runs no inference during the call), waits for each answer, and
-   hangs up. It timestamps every RTP packet the platform sends as it arrives at its socket.
+   hangs up. It timestamps every RTP packet the platform sends as it arrives at its socket; it runs
+   its threads real-time (``tune_process``) so that on a busy machine its own scheduling adds little.
 3. ``--hog N``: N extra processes spinning on the CPU for the whole call (a busier machine).
 
 Printed: the largest inter-arrival gap the caller saw (target <= 40 ms; 20 ms is perfect pacing),
@@ -46,6 +47,11 @@ async def peer(sip_port: int, turns: int, answer_wait: float) -> dict:
     from voipbin.sip import SipEndpoint, build_sdp
 
     speech = [await synthesize(q, "piper") for q in QUESTIONS[:turns]]
+    # The measuring peer runs real-time (as serve does, if the OS allows), so that its own
+    # scheduling on a busy machine adds as little as possible to the gaps it reports.
+    from voipbin.media.engine import tune_process
+
+    tune_process(freeze=False, realtime=True)
     ep = SipEndpoint("127.0.0.1", 0)
     await ep.start()
     ms = await MediaSession.create(host="127.0.0.1")

@@ -1,6 +1,6 @@
 """RTP density benchmark: N voipbin RtpSessions vs a bare asyncio UDP echo at the same packet rate.
 
-    .venv/bin/python bench/media_rtp.py [--sizes 50,100,200,300] [--seconds 8] [--consumer C]
+    .venv/bin/python bench/media_rtp.py [--sizes 50,100,200,300] [--seconds 8] [--consumer C] [--realtime]
 
 C is tap (default), tap100, record or none. For each N, two server processes are measured one
 after the other, each fed by the same peer process (a separate process, so its CPU is not counted):
@@ -13,6 +13,9 @@ after the other, each fed by the same peer process (a separate process, so its C
   inbound audio is not even decoded).
 * ``echo``: N bare asyncio datagram endpoints that send every packet straight back — the floor
   for "receive one packet and send one packet" on this event loop.
+
+``--realtime``: the voipbin server's control and media threads run SCHED_RR (``tune_process``, as
+under ``voipbin serve``); without it they keep ordinary scheduling (media thread nice -15).
 
 The peer sends one 20 ms packet per session every 20 ms and measures, per source, the largest gap
 between packets it receives (our outbound pacing as seen on the wire). Printed: server CPU per
@@ -104,13 +107,17 @@ class _Echo(asyncio.DatagramProtocol):
         self.tr.sendto(data, addr)  # type: ignore[attr-defined]
 
 
-async def server_main(mode: str, n: int, seconds: float, consumer: str) -> dict:
+async def server_main(mode: str, n: int, seconds: float, consumer: str, realtime: bool = False) -> dict:
     import numpy as np
 
     from voipbin.media import MediaSession
     from voipbin.media.taps import TapClosed
 
     loop = asyncio.get_running_loop()
+    if realtime and mode == "voipbin":  # as voipbin serve does (media/engine.py: tune_process)
+        from voipbin.media.engine import tune_process
+
+        tune_process(freeze=False, realtime=True)
     peer_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     peer_sock.bind(("127.0.0.1", 0))
     peer_port = peer_sock.getsockname()[1]
@@ -216,17 +223,19 @@ def main() -> None:
     ap.add_argument("--sizes", default="50,100,200,300")
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--consumer", default="tap", choices=["tap", "tap100", "record", "none"])
+    ap.add_argument("--realtime", action="store_true", help="SCHED_RR media/control threads, as serve")
     args = ap.parse_args()
     if args.role == "peer":
         ports = json.loads(sys.stdin.readline())
         print(json.dumps(run(peer_main(ports, args.seconds))), flush=True)
         return
     if args.role == "server":
-        print(json.dumps(run(server_main(args.mode, args.n, args.seconds, args.consumer))), flush=True)
+        result = server_main(args.mode, args.n, args.seconds, args.consumer, args.realtime)
+        print(json.dumps(run(result)), flush=True)
         return
     print(f"# machine: {machine()}")
     print(f"# {args.seconds:.0f} s measured per run after {WARMUP:.0f} s warm-up; consumer: "
-          f"{args.consumer} per session")  # fmt: skip
+          f"{args.consumer} per session; real-time: {args.realtime}")  # fmt: skip
     hdr = (
         f"{'N':>4} {'mode':>8} {'pkt/s':>7} {'cpu':>6} {'ratio':>6} {'wire gap':>9} {'in gap':>7} "
         f"{'loop lag':>8} {'late':>6} {'skip':>5} {'lost':>5} {'peer cpu':>8} {'us/pkt':>6}"
@@ -237,6 +246,7 @@ def main() -> None:
         for mode in ("echo", "voipbin"):
             cmd = [sys.executable, __file__, "--role", "server", "--mode", mode, "--n", str(n)]
             cmd += ["--seconds", str(args.seconds), "--consumer", args.consumer]
+            cmd += ["--realtime"] if args.realtime else []
             out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
             res[mode] = json.loads(out.strip().splitlines()[-1])
         for mode in ("echo", "voipbin"):

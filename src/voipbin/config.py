@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     telephony: bool = True
     rtp_port_min: int = 20000
     rtp_port_max: int = 20999
+    # `voipbin serve`: media and control threads SCHED_RR when the OS allows (media/engine.py).
+    media_realtime: bool = True
 
     admin_username: str = "admin"
     admin_password: str = ""  # empty -> generated and printed once on first start

@@ -280,7 +280,7 @@ async def start_node(node: Node, *, freeze_gc: bool = False) -> None:
         # passes, which otherwise walk it on every gen-2 collection (pauses that delay setups and media).
         # tune_process also raises the young threshold and shortens the GIL switch interval so the
         # media thread (voipbin.media.engine) gets the GIL within ~2 ms.
-        media_engine.tune_process(freeze=True)
+        media_engine.tune_process(freeze=True, realtime=node.settings.media_realtime)
         media_engine.start_loop_lag_probe()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import wave
 from pathlib import Path
 
@@ -149,3 +150,83 @@ async def test_recorder_aligns_ticks_and_fills_gaps(tmp_path: Path) -> None:
     right = samples[::160, 1].tolist()
     assert left == [110, 111, 0, 0, 114, 0]
     assert right == [-10, -11, 0, 0, -14, -15]
+
+
+@pytest.mark.parametrize("direction", ["in", "out", "both"])
+async def test_recorder_batches_of_any_shape_write_the_same_timeline(tmp_path: Path, direction: str) -> None:
+    """Whole ticks in order take the recorder's batch path, ticks split across batches, gaps and a
+    missing direction the per-frame one: the file is the same frame-for-frame timeline either way."""
+    from voipbin.media.recorder import _WRITER, Recorder
+    from voipbin.media.taps import Frame, Tap
+
+    def pcm(v: int) -> bytes:
+        return np.full(160, v, dtype="<i2").tobytes()
+
+    dirs = ["in", "out"] if direction == "both" else [direction]
+    frames = [Frame(d, t, pcm((t + 1) * (1 if d == "in" else -1))) for t in range(60) for d in dirs]  # type: ignore[arg-type]
+    del frames[70:74]  # a gap in the middle (a tap that dropped frames)
+    expected: dict[int, dict[str, int]] = {}
+    for f in frames:
+        expected.setdefault(f.tick, {})[f.direction] = (f.tick + 1) * (1 if f.direction == "in" else -1)
+    cuts = [0, 1, 8, 9, 30, 31, 45, 60, 61, 75, 77, 100, len(frames)]  # odd cuts split ticks
+    tap = Tap(frozenset(dirs), maxsize=10)  # not started: the batches are handed over directly
+    rec = Recorder(tmp_path / "shapes.wav", tap, direction, stereo=direction == "both")  # type: ignore[arg-type]
+    for lo, hi in itertools.pairwise(cuts):
+        rec._consume(frames[lo:hi])
+    rec._write([rec._in], [rec._out])  # the held last tick, as stop() writes it
+    await asyncio.wrap_future(_WRITER.submit(rec._finish_now))
+    samples, _, nframes = read(tmp_path / "shapes.wav")
+    assert nframes == 60 * 160
+    for t in range(60):
+        got = samples[t * 160]
+        want = expected.get(t, {})
+        if direction == "both":
+            assert (int(got[0]), int(got[1])) == (want.get("in", 0), want.get("out", 0)), t
+        else:
+            assert int(got[0]) == want.get(direction, 0), t
+
+
+def test_recorder_batch_path_equals_per_frame_path_on_random_streams(tmp_path: Path) -> None:
+    """Random streams (lost ticks, a direction missing, ticks split across batches): the whole-tick
+    batch path writes exactly what the per-frame path writes."""
+    import random
+
+    from voipbin.media.recorder import Recorder
+    from voipbin.media.taps import Frame, Tap
+
+    def pcm(v: int) -> bytes:
+        return v.to_bytes(2, "little", signed=True) * 160
+
+    def written(frames: list[Frame], cuts: list[int], direction: str, batch_path: bool) -> tuple:
+        rec = Recorder(tmp_path / "p.wav", Tap(frozenset({"in", "out"}), 10), direction)  # type: ignore[arg-type]
+        ins: list[bytes] = []
+        outs: list[bytes] = []
+
+        def capture(i: list[bytes], o: list[bytes]) -> None:
+            ins.extend(i)
+            outs.extend(o)
+
+        rec._write = capture  # type: ignore[method-assign]
+        if not batch_path:
+            rec._consume_contiguous = lambda frames: False  # type: ignore[method-assign]
+        for lo, hi in itertools.pairwise(cuts):
+            rec._consume(frames[lo:hi])
+        rec._write([rec._in], [rec._out])
+        rec._fh.close()
+        return ins, outs
+
+    rng = random.Random(8)
+    for _ in range(500):
+        direction = rng.choice(["in", "out", "both"])
+        dirs = ["in", "out"] if direction == "both" else [direction]
+        frames: list[Frame] = []
+        tick = rng.randint(0, 5)
+        for _ in range(rng.randint(1, 60)):
+            tick += 1 if rng.random() > 0.05 else rng.randint(2, 4)
+            frames += [
+                Frame(d, tick, pcm(tick if d == "in" else -tick))  # type: ignore[arg-type]
+                for d in dirs
+                if rng.random() > 0.05
+            ]
+        cuts = sorted({0, len(frames), *(rng.randint(0, len(frames)) for _ in range(rng.randint(0, 8)))})
+        assert written(frames, cuts, direction, True) == written(frames, cuts, direction, False)

@@ -126,6 +126,7 @@ class MediaEngine:
         self.max_tick_ms = 0.0  # longest time one tick's work took
         self.lag = LoopLag()
         self.niceness: int | None = None  # set by the thread: MEDIA_NICE if the OS allowed it
+        self.scheduling = "normal"  # "nice:-15" or "rr:2" (tune_process) once the OS allowed it
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._started = threading.Event()
         self._thread.start()
@@ -142,7 +143,13 @@ class MediaEngine:
             return cls._default
 
     def _run(self) -> None:
+        # The OS thread name too (top -H, /proc/<pid>/task/*/comm: what bench/calls_platform.py reads).
+        comm = f"/proc/self/task/{threading.get_native_id()}/comm"
+        with contextlib.suppress(OSError), open(comm, "w") as fh:
+            fh.write(self.name[:15])
         self.niceness = _raise_priority()
+        if self.niceness is not None:
+            self.scheduling = f"nice:{self.niceness}"
         asyncio.set_event_loop(self.loop)
         self.loop.call_soon(self._started.set)
         self.loop.call_soon(self.lag.start, self.loop)
@@ -285,6 +292,13 @@ class MediaEngine:
 
 MEDIA_NICE = -15
 CONTROL_NICE = -10
+# Real-time (SCHED_RR) priorities when the node owns the process: the media thread above the control
+# thread, both above every ordinary (SCHED_OTHER) task on the host.
+MEDIA_RT_PRIORITY = 2
+CONTROL_RT_PRIORITY = 1
+# What tune_process gave the control thread: (policy, priority) for threads that hold the GIL on its
+# behalf (the recorder writer, see inherit_control_priority); None = ordinary scheduling.
+_control_sched: tuple[int, int] | None = None
 
 
 def _raise_priority() -> int | None:
@@ -296,6 +310,32 @@ def _raise_priority() -> int | None:
     except (OSError, AttributeError):
         return None
     return MEDIA_NICE
+
+
+def _set_realtime(priority: int) -> bool:
+    """SCHED_RR at ``priority`` for the calling thread (Linux applies it to one thread id).
+
+    ``SCHED_RESET_ON_FORK``: threads this one starts later (database, inference pools, the default
+    executor) fall back to ordinary scheduling, so CPU-heavy inference never runs real-time. Needs
+    CAP_SYS_NICE or an RLIMIT_RTPRIO >= ``priority`` (systemd ``LimitRTPRIO=``); False without it.
+    """
+    try:
+        policy = os.SCHED_RR | os.SCHED_RESET_ON_FORK
+        os.sched_setscheduler(0, policy, os.sched_param(priority))
+    except (OSError, AttributeError):
+        return False
+    return True
+
+
+def inherit_control_priority() -> None:
+    """Give the calling thread the control thread's real-time priority, if it has one.
+
+    For threads the media plane starts that take the GIL on the control side's behalf (the recorder
+    writer): a GIL holder descheduled by some other process would stall the media thread, which
+    waits for that GIL (priority inversion). Thread-pool ``initializer``; a no-op otherwise."""
+    if _control_sched is not None:
+        with contextlib.suppress(OSError, AttributeError):
+            os.sched_setscheduler(0, _control_sched[0], os.sched_param(_control_sched[1]))
 
 
 def _run_posts(calls: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> None:
@@ -316,7 +356,7 @@ def resolve(fut: asyncio.Future[Any]) -> None:
 _control_lag = LoopLag()
 
 
-def tune_process(*, freeze: bool = True) -> None:
+def tune_process(*, freeze: bool = True, realtime: bool = True) -> None:
     """Called once when the node owns the process (``voipbin serve``), after start-up.
 
     * ``gc.freeze()``: the start-up heap (modules, settings, SQLAlchemy metadata, models) moves to
@@ -326,21 +366,54 @@ def tune_process(*, freeze: bool = True) -> None:
       passes — the long, GIL-holding pauses — come after ~2 M allocations instead of ~70 k;
     * a 2 ms GIL switch interval (default 5 ms): the media thread gets the GIL sooner when the
       control thread runs pure Python;
-    * nice -10 for the control thread (-15 for the media thread, see ``_raise_priority``).
+    * ``realtime`` (``VOIPBIN_MEDIA_REALTIME``): SCHED_RR for the media thread (priority 2) and the
+      control thread (1), else (or if the OS refuses) nice -15 / -10. See :func:`_tune_scheduling`.
     """
     if freeze:
         gc.collect()
         gc.freeze()
     gc.set_threshold(2_000, 10, 100)
     sys.setswitchinterval(0.002)
-    # The control thread (and the threads it starts later: DB, inference pools) above batch work on
-    # the host, the media thread (MEDIA_NICE) above all: under CPU contention a descheduled GIL holder
-    # otherwise stalls the media thread waiting for the GIL. Asterisk (-p) and FreeSWITCH (-hp) run
-    # at raised priority for the same reason. Without CAP_SYS_NICE this is a no-op.
-    with contextlib.suppress(OSError, AttributeError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), CONTROL_NICE)
+    _tune_scheduling(realtime)
     if _gc_watch not in gc.callbacks:
         gc.callbacks.append(_gc_watch)
+
+
+def _tune_scheduling(realtime: bool) -> None:
+    """Why real-time, measured (bench/media_rtp.py, 200 play+record sessions, load average 3-4 from
+    other jobs): with nice values the media thread was still 4 800-13 000 ticks late in 6 s and the
+    peer saw gaps of 123-321 ms, because the thread that HELD THE GIL (the control loop, at best
+    nice -10) was descheduled by other processes while the media thread waited for it. Nice only
+    shares CPU by weight; SCHED_RR threads are never preempted by ordinary tasks, so a GIL holder
+    that is real-time runs until it drops the GIL (within the 2 ms switch interval). With both
+    threads SCHED_RR: 0-800 late ticks, peer gaps 43-57 ms (the peer's own noise on that machine).
+    Asterisk (``-p``) and FreeSWITCH (``-rp``) run their media threads real-time for this reason.
+    The kernel's RT throttling (``sched_rt_runtime_us``, 95 % by default) keeps a runaway real-time
+    thread from locking up the host; the threads the control thread starts later are ordinary
+    (SCHED_RESET_ON_FORK), so inference and the database pools are not real-time."""
+    global _control_sched
+    eng = MediaEngine.default()
+    if realtime and _set_realtime(CONTROL_RT_PRIORITY):
+        _control_sched = (os.SCHED_RR | os.SCHED_RESET_ON_FORK, CONTROL_RT_PRIORITY)
+        done = threading.Event()
+
+        def media_rt() -> None:
+            if _set_realtime(MEDIA_RT_PRIORITY):
+                eng.scheduling = f"rr:{MEDIA_RT_PRIORITY}"
+            done.set()
+
+        eng.call_soon(media_rt)
+        done.wait(5)
+        if eng.scheduling.startswith("rr"):
+            log.info("media: real-time scheduling (SCHED_RR %d media, %d control)",
+                     MEDIA_RT_PRIORITY, CONTROL_RT_PRIORITY)  # fmt: skip
+            return
+    if realtime:
+        log.warning("media: real-time scheduling refused (needs CAP_SYS_NICE or LimitRTPRIO); using nice")
+    # The control thread (and the threads it starts later: DB, inference pools) above batch work on
+    # the host, the media thread (MEDIA_NICE) above all. Without CAP_SYS_NICE this is a no-op.
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), CONTROL_NICE)
 
 
 class GcPauses:

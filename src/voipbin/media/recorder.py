@@ -27,6 +27,7 @@ from typing import Literal
 
 import numpy as np
 
+from voipbin.media.engine import inherit_control_priority
 from voipbin.media.taps import Frame, Tap, TapClosed
 from voipbin.media.wav import FRAME_BYTES, FRAME_SAMPLES, MEDIA_RATE, wav_header
 
@@ -36,7 +37,10 @@ _SILENCE = bytes(FRAME_BYTES)
 _MAX_GAP_TICKS = 3000  # never invent more than a minute of silence for one gap
 WRITE_BATCH = 20  # tapped frames per wake-up and write (200-400 ms); the tap holds 250
 HEADER_SYNC_FRAMES = 50  # rewrite the header sizes after every second of audio
-_WRITER = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="voipbin-recorder")
+# Real-time like the control thread when it is (it holds the GIL while mixing: see the engine).
+_WRITER = concurrent.futures.ThreadPoolExecutor(
+    max_workers=1, thread_name_prefix="voipbin-recorder", initializer=inherit_control_priority
+)
 
 
 @dataclass(slots=True, frozen=True)
@@ -95,6 +99,41 @@ class Recorder:
     def _consume(self, frames: list[Frame]) -> None:
         """Align a batch of frames by tick and write every completed tick with one numpy op and one
         write (the tick in progress waits: its other direction may be in the next batch)."""
+        if not self._consume_contiguous(frames):
+            self._consume_each(frames)
+
+    def _consume_contiguous(self, frames: list[Frame]) -> bool:
+        """The common batch, without a Python step per frame: every tick after the held one, in
+        order, each with all of this recording's directions (in before out, as the clock emits them).
+        False (nothing consumed) for anything else: a gap, a tick split across batches, drops."""
+        if not frames or self._tick is None:
+            return False
+        step = 2 if self.direction == "both" else 1
+        k = len(frames) // step
+        if k * step != len(frames) or frames[0].tick != self._tick + 1 or frames[-1].tick != self._tick + k:
+            return False
+        pcms = [f.pcm for f in frames]
+        if step == 2:
+            if [f.tick for f in frames[::2]] != [f.tick for f in frames[1::2]] or any(
+                f.direction != "in" for f in frames[::2]
+            ):
+                return False
+            new_in, new_out = pcms[::2], pcms[1::2]
+        elif self.direction == "in":
+            new_in, new_out = pcms, [_SILENCE] * k
+        else:
+            new_in, new_out = [_SILENCE] * k, pcms
+        ticks = [f.tick for f in frames[::step]]
+        if ticks != list(range(self._tick + 1, self._tick + k + 1)):
+            return False
+        ins = [self._in, *new_in[:-1]]
+        outs = [self._out, *new_out[:-1]]
+        self._in, self._out = new_in[-1], new_out[-1]
+        self._tick = ticks[-1]
+        self._write(ins, outs)
+        return True
+
+    def _consume_each(self, frames: list[Frame]) -> None:
         ins: list[bytes] = []
         outs: list[bytes] = []
         for frame in frames:

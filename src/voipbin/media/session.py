@@ -39,6 +39,7 @@ import logging
 import socket
 import time
 from collections.abc import AsyncIterable, Callable, Iterable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,6 @@ from voipbin.media.jitter import JitterBuffer
 from voipbin.media.playout import PlayoutQueue
 from voipbin.media.ports import PortAllocator
 from voipbin.media.resample import StreamResampler
-from voipbin.media.rtp import is_rtcp
 from voipbin.media.stats import RtpStats
 from voipbin.media.stream import SILENCE_PCM, RtpStream
 from voipbin.media.taps import Direction, Frame, Tap
@@ -73,6 +73,21 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
         return None
 
 
+_IN = "in"
+_OUT = "out"
+# Frame(...) goes through the NamedTuple's Python-level __new__; tuple.__new__ builds the same object
+# without it (two frames per session per tick on the media thread).
+_new_frame: Callable[[tuple[str, int, bytes]], Frame] = partial(tuple.__new__, Frame)
+
+
+def _emit_to(sinks: tuple[Sink, ...], frame: Frame) -> None:
+    for sink in sinks:
+        try:
+            sink(frame)
+        except Exception:
+            log.exception("rtp: %s sink failed", frame.direction)
+
+
 class _RtpProtocol(asyncio.DatagramProtocol):
     def __init__(self, session: RtpSession, rtcp_port: bool) -> None:
         self.session = session
@@ -80,7 +95,8 @@ class _RtpProtocol(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         try:
-            if self.rtcp_port or is_rtcp(data):
+            # is_rtcp inlined (RFC 5761 demux): this runs once per packet on the media thread
+            if self.rtcp_port or (len(data) >= 2 and 192 <= data[1] <= 223):
                 self.session._on_rtcp(data, addr)
             else:
                 self.session._on_rtp(data, addr)
@@ -434,9 +450,22 @@ class RtpSession:
             self.stats.late_ticks += 1
             self.stats.skipped_ticks += skipped
         self._n = n
+        # Both directions of the slot in one frame (this runs per session per tick: the hot path;
+        # _inbound_tick/_outbound_tick are the same steps, kept for callers outside the clock).
+        sinks = self._sinks
+        stream = self.stream
         try:
-            self._inbound_tick(n)
-            self._outbound_tick(n, batch)
+            now = time.monotonic()
+            ins = sinks["in"]
+            pcm, digits = stream.frame_in(n, now, bool(ins))
+            for d in digits:
+                self._to_control(self._dtmf_to_consumers, d)
+            if pcm is not None and ins:
+                _emit_to(ins, _new_frame((_IN, n, pcm)))
+            played = stream.frame_out(n, self.playout.pop(), now, batch)
+            outs = sinks["out"]
+            if outs:
+                _emit_to(outs, _new_frame((_OUT, n, played)))
             if n % RTCP_INTERVAL_TICKS == RTCP_INTERVAL_TICKS - 1:
                 self._send_rtcp()
         except Exception:
@@ -445,12 +474,7 @@ class RtpSession:
     def _emit(self, direction: str, n: int, pcm: bytes) -> None:
         sinks = self._sinks[direction]
         if sinks:
-            frame = Frame(direction, n, pcm)  # type: ignore[arg-type]
-            for sink in sinks:
-                try:
-                    sink(frame)
-                except Exception:
-                    log.exception("rtp: %s sink failed", direction)
+            _emit_to(sinks, _new_frame((direction, n, pcm)))
 
     def _inbound_tick(self, n: int) -> None:
         listening = bool(self._sinks["in"])
