@@ -82,6 +82,8 @@ class Reply:
     output_tokens: int = 7
     fault: Fault | None = None
     delay: float = 0.0  # seconds between events (slow streams for cancellation tests / benches)
+    # Seconds between the opening event and the next one: the model's time to first token (benches).
+    first_delay: float = 0.0
 
 
 @dataclass
@@ -282,8 +284,10 @@ class FakeLLMServer:
                         return
                     await watcher  # stall: say nothing until the client gives up
                     return
-                if reply.delay and index:
-                    await asyncio.wait({watcher}, timeout=reply.delay)
+                pause = reply.first_delay if index == 1 else 0.0
+                pause += reply.delay if index else 0.0
+                if pause:
+                    await asyncio.wait({watcher}, timeout=pause)
                 if watcher.done():
                     return
                 writer.write(b"%x\r\n%s\r\n" % (len(event), event))

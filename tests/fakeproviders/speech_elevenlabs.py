@@ -38,6 +38,7 @@ class FakeElevenLabs:
         self.uploads: list[dict[str, bytes]] = []
         self.upload_wavs: list[tuple[int, float]] = []
         self.drop_after_audio = False
+        self.first_audio_delay = 0.0  # seconds from a flushed text to its first audio (benches)
 
     async def __aenter__(self) -> FakeElevenLabs:
         await self.ws.start()
@@ -64,6 +65,8 @@ class FakeElevenLabs:
         pending = ""
 
         async def speak(text: str) -> None:
+            if self.first_audio_delay:
+                await asyncio.sleep(self.first_audio_delay)
             pcm = tone(0.05 * len(text), 16000)
             for i in range(0, len(pcm), 3200):
                 audio = base64.b64encode(pcm[i : i + 3200]).decode()
