@@ -1,7 +1,7 @@
 """Platform-added latency of an AI voice turn: real ``ai_talk`` calls over SIP/RTP against local fake
 providers whose own latencies are fixed and known, so what is left is the platform's share.
 
-    .venv/bin/python bench/ai_platform_latency.py [--calls 3] [--questions 4] [--llm-ms 100] [--tts-ms 50]
+    .venv/bin/python bench/ai_platform_latency.py [--calls 1] [--questions 8] [--llm-ms 100] [--tts-ms 50]
 
 What runs (all on 127.0.0.1, each part in its own process so CPU is attributed per process):
 
@@ -96,9 +96,12 @@ async def fakes_main(llm_ms: float, tts_ms: float) -> None:
     el.first_audio_delay = tts_ms / 1000
     async with dg, el:
         # The fakes keep every request/message for tests; a bench run must not grow without bound.
+        llm_at: list[float] = []
+
         async def trim() -> None:
             while True:
                 await asyncio.sleep(1)
+                llm_at.extend(r.received_at for r in llm.requests)
                 llm.requests.clear()
                 el.messages.clear()
                 dg.control.clear()
@@ -110,6 +113,8 @@ async def fakes_main(llm_ms: float, tts_ms: float) -> None:
         sys.stdout.flush()
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
         trimmer.cancel()
+        llm_at.extend(r.received_at for r in llm.requests)
+        print(json.dumps({"finals": dg.finals_at, "voice": dg.last_voice_at, "llm": sorted(llm_at), "tts": el.spoken_at}))
     await llm.stop()
 
 
@@ -197,6 +202,7 @@ class Caller:
     first_audio: asyncio.Future[float] | None = None
     last_voice_in: float = 0.0  # when we last heard non-silent audio from the platform
     turn_latencies: list[float] = field(default_factory=list)
+    turn_times: list[tuple[float, float]] = field(default_factory=list)  # (speech end, first audio back)
     unanswered: int = 0
     error: str = ""
 
@@ -234,15 +240,18 @@ def _loud(payload: bytes, pt: int) -> bool:
     from voipbin.media.g711 import alaw_decode, ulaw_decode
 
     pcm = np.frombuffer((ulaw_decode if pt == 0 else alaw_decode)(payload), dtype=np.int16)
-    return int(np.abs(pcm).max()) > 200
+    return int(np.abs(pcm).max()) > 16
 
 
-async def clock(callers: list[Caller], stop: asyncio.Event) -> None:
-    """One 20 ms clock for every caller's outbound frames, on absolute time (no drift)."""
+async def clock(callers: list[Caller], stop: asyncio.Event, late: list[float]) -> None:
+    """One 20 ms clock for every caller's outbound frames, on absolute time (no drift). ``late`` gets
+    the largest lateness of a tick: the callers' own stalls, to read their gap figures by."""
     t0 = time.monotonic()
     n = 0
+    late.append(0.0)
     while not stop.is_set():
         n += 1
+        late[0] = max(late[0], time.monotonic() - (t0 + (n - 1) * FRAME_MS / 1000))
         for c in callers:
             end = c.send_tick()
             if end is not None:
@@ -289,6 +298,7 @@ async def run_caller(
                 continue
             assert c.waiting_since is not None
             c.turn_latencies.append((heard - c.waiting_since) * 1000)
+            c.turn_times.append((c.waiting_since, heard))
             # The answer plays; the caller waits until it has been quiet for 0.6 s, as a person would.
             while time.monotonic() - c.last_voice_in < 0.6:  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
@@ -314,7 +324,8 @@ async def callers_main(args: argparse.Namespace) -> dict[str, Any]:
     await ep.start()
     callers = [Caller(i + args.first) for i in range(args.n)]
     stop = asyncio.Event()
-    ticker = asyncio.create_task(clock(callers, stop))
+    late: list[float] = []
+    ticker = asyncio.create_task(clock(callers, stop, late))
     t0 = time.monotonic() + 0.5
     spacing = args.spread / max(1, args.n)
     tasks = [
@@ -338,13 +349,14 @@ async def callers_main(args: argparse.Namespace) -> dict[str, Any]:
                 "idx": c.idx,
                 "error": c.error,
                 "latencies_ms": [round(x, 1) for x in c.turn_latencies],
+                "turn_times": c.turn_times,
                 "unanswered": c.unanswered,
                 "packets": len(c.arrivals),
                 "max_gap_ms": round(max(gaps), 1) if gaps else None,
                 "gaps_over_40ms": sum(1 for g in gaps if g > 40),
             }
         )
-    return {"callers": out}
+    return {"callers": out, "clock_late_ms": round(late[0] * 1000, 1)}
 
 
 def start_callers(sip_port: int, n: int, first: int, questions: int, spread: float, timeout: float) -> subprocess.Popen:
@@ -365,7 +377,10 @@ def collect_callers(procs: list[subprocess.Popen], timeout: float) -> list[dict[
         if proc.returncode != 0:
             print(stderr[-3000:])
             raise SystemExit("callers failed")
-        out += json.loads(stdout.strip().splitlines()[-1])["callers"]
+        res = json.loads(stdout.strip().splitlines()[-1])
+        for c in res["callers"]:
+            c["clock_late_ms"] = res["clock_late_ms"]
+        out += res["callers"]
     return out
 
 
@@ -449,6 +464,38 @@ def stage_split(turns: list[dict[str, Any]], llm_ms: float, tts_ms: float) -> di
     return out
 
 
+def chain(callers: list[dict[str, Any]], fakes: dict[str, Any], llm_ms: float, tts_ms: float) -> dict[str, list[float]]:
+    """Each turn on one clock (CLOCK_MONOTONIC is shared by the processes): caller speech end ->
+    fake STT final -> fake LLM request -> fake TTS text -> fake TTS audio -> caller hears it. Only
+    unambiguous when turns do not overlap (one call)."""
+    finals, llm, tts = fakes["finals"], fakes["llm"], fakes["tts"]
+
+    def after(xs: list[Any], t: float, key: Any = lambda x: x) -> Any:
+        return next((x for x in xs if key(x) >= t), None)
+
+    out: dict[str, list[float]] = {k: [] for k in ("rtp_in", "in", "turn", "llm", "tts", "out", "share")}
+    for c in callers:
+        for t0, t1 in c["turn_times"]:
+            f = after(finals, t0)
+            q = after(llm, f) if f is not None else None
+            s = after(tts, q, key=lambda x: x[0]) if q is not None else None
+            if s is None or s[1] > t1:
+                continue
+            parts = {
+                "in": f - t0 - ENDPOINTING_MS / 1000,
+                "turn": q - f,
+                "llm": s[0] - q - llm_ms / 1000,
+                "tts": s[1] - s[0] - tts_ms / 1000,
+                "out": t1 - s[1],
+            }
+            for k, v in parts.items():
+                out[k].append(v * 1000)
+            i = finals.index(f)
+            out["rtp_in"].append((fakes["voice"][i] - t0) * 1000)
+            out["share"].append(sum(parts.values()) * 1000)
+    return out
+
+
 def server_log_problems(tmp: Path) -> list[str]:
     log = (tmp / "server.log").read_text(errors="replace")
     return [line for line in log.splitlines() if " WARNING " in line or " ERROR " in line]
@@ -484,7 +531,8 @@ def drive(args: argparse.Namespace) -> None:
             time.sleep(1.0)
             srv.drain_calls(args.calls, within=30)
             turns, _ = ai_turns(srv, seen)
-            fakes.communicate("", timeout=10)
+            fake_out, _ = fakes.communicate("", timeout=10)
+            fake_times = json.loads(fake_out.strip().splitlines()[-1])
             problems = server_log_problems(tmp)
     finally:
         kill_all()
@@ -504,6 +552,15 @@ def drive(args: argparse.Namespace) -> None:
     print(f"  tts beyond fake delay     {summary(split['tts'])}")
     print(f"  playout (tts -> 1st out)  {summary(split['playout'])}")
     print(f"  share: final -> out - fake delays  {summary(split['share'])}")
+    ch = chain(callers, fake_times, args.llm_ms, args.tts_ms)
+    print(f"one clock, caller + fakes ({len(ch['share'])} turns{'' if args.calls == 1 else '; calls overlap: approximate'}):")
+    print(f"  in: speech end -> fake final - {ENDPOINTING_MS}   {summary(ch['in'])}")
+    print(f"    of which last voiced frame sent -> at the fake  {summary(ch['rtp_in'])}")
+    print(f"  turn: final -> LLM request       {summary(ch['turn'])}")
+    print(f"  llm: request -> TTS text - fake  {summary(ch['llm'])}")
+    print(f"  tts: text -> audio - fake        {summary(ch['tts'])}")
+    print(f"  out: TTS audio -> caller hears   {summary(ch['out'])}")
+    print(f"  platform share (sum)             {summary(ch['share'])}")
     print("target: platform share p50 <= 20 ms, p95 <= 40 ms")
     print(f"# server log: {len(problems)} warning/error lines")
     for line in problems[:6]:
@@ -513,8 +570,8 @@ def drive(args: argparse.Namespace) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--role", default="driver", choices=["driver", "fakes", "callers"])
-    ap.add_argument("--calls", type=int, default=3, help="concurrent calls (a few: latency, not density)")
-    ap.add_argument("--questions", type=int, default=4)
+    ap.add_argument("--calls", type=int, default=1, help="concurrent calls (a few: latency, not density)")
+    ap.add_argument("--questions", type=int, default=8)
     ap.add_argument("--spread", type=float, default=1.0, help="seconds over which the calls start")
     ap.add_argument("--llm-ms", type=float, default=100.0, help="fake LLM time to first token")
     ap.add_argument("--tts-ms", type=float, default=50.0, help="fake TTS time to first audio")

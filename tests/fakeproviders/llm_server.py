@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -97,6 +98,7 @@ class Request:
     client_gone: asyncio.Event = field(default_factory=asyncio.Event)
     completed: bool = False
     dropped_by_server: bool = False
+    received_at: float = field(default_factory=time.monotonic)  # benches line stages up by it
 
     def json(self) -> Any:
         return json.loads(self.body or b"null")

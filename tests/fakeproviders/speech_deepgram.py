@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import struct
+import time
 import uuid
 
 import numpy as np
@@ -46,6 +47,8 @@ class FakeDeepgram:
         self.received_audio = 0
         self.control: list[dict] = []
         self.drop_after_results = False
+        self.finals_at: list[float] = []  # time.monotonic() of each final sent (benches)
+        self.last_voice_at: list[float] = []  # time.monotonic() each utterance's last voiced frame came
 
     @property
     def environment_urls(self) -> tuple[str, str]:
@@ -82,6 +85,7 @@ class FakeDeepgram:
         start = last_voice = 0.0
         next_interim = 0.0
         utterance = 0
+        last_voice_wall = 0.0
 
         def words() -> list[str]:
             return (self.script[utterance] if utterance < len(self.script) else "hello world").split()
@@ -102,7 +106,9 @@ class FakeDeepgram:
             )
 
         async def finalize() -> None:
-            nonlocal speaking, utterance
+            nonlocal speaking, utterance, last_voice_wall
+            self.finals_at.append(time.monotonic())
+            self.last_voice_at.append(last_voice_wall)
             await conn.send(results(" ".join(words()), start, last_voice, True))
             if utt_end:
                 await conn.send(
@@ -140,6 +146,7 @@ class FakeDeepgram:
                                 json.dumps({"type": "SpeechStarted", "channel": [0], "timestamp": t})
                             )
                     last_voice = t + 0.02
+                    last_voice_wall = time.monotonic()
                 elif speaking and t - last_voice >= endpointing:
                     await finalize()
                 if speaking and interim and t >= next_interim:
