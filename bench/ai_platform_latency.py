@@ -28,6 +28,10 @@ Measured per turn, two ways:
   (commit = final -> reply start, llm, tts, playout = TTS audio -> first frame out).
 
 Targets (issue 10): platform share p50 <= 20 ms, p95 <= 40 ms.
+
+``--offline``: the same call with the offline engines (Silero VAD + Smart Turn, Whisper tiny.en,
+``offline.scripted``, Piper) — the offline end-to-end turn latency, caller-measured, with the
+platform's stage split (``bench/ai_session_latency.py`` measures the session alone, in memory).
 """
 
 from __future__ import annotations
@@ -114,7 +118,16 @@ async def fakes_main(llm_ms: float, tts_ms: float) -> None:
         await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
         trimmer.cancel()
         llm_at.extend(r.received_at for r in llm.requests)
-        print(json.dumps({"finals": dg.finals_at, "voice": dg.last_voice_at, "llm": sorted(llm_at), "tts": el.spoken_at}))
+        print(
+            json.dumps(
+                {
+                    "finals": dg.finals_at,
+                    "voice": dg.last_voice_at,
+                    "llm": sorted(llm_at),
+                    "tts": el.spoken_at,
+                }
+            )
+        )
     await llm.stop()
 
 
@@ -142,15 +155,18 @@ def provider_env(urls: dict[str, str], metrics_port: int) -> None:
     )
 
 
-def ai_flow() -> list[dict[str, Any]]:
+def ai_flow(offline: bool = False) -> list[dict[str, Any]]:
+    engines = (
+        {"engine_model": "offline.scripted", "stt_type": "whisper", "tts_type": "piper"}
+        if offline
+        else {"engine_model": "openai.gpt-4o-mini", "stt_type": "deepgram", "tts_type": "elevenlabs"}
+    )
     return [
         {"type": "answer"},
         {
             "type": "ai_talk",
-            "option": {
-                "engine_model": "openai.gpt-4o-mini",
-                "stt_type": "deepgram",
-                "tts_type": "elevenlabs",
+            "option": engines
+            | {
                 "language": "en-US",
                 "initial_prompt": "You are the front desk of a small shop.",
             },
@@ -269,7 +285,7 @@ async def run_caller(
     await asyncio.sleep(max(0.0, start_at - time.monotonic()))
     loop = asyncio.get_running_loop()
     transport, _ = await loop.create_datagram_endpoint(lambda: _Rtp(c), local_addr=("127.0.0.1", 0))
-    c.transport = transport  # type: ignore[assignment]
+    c.transport = transport
     port = transport.get_extra_info("sockname")[1]
     try:
         res = await asyncio.wait_for(
@@ -359,7 +375,9 @@ async def callers_main(args: argparse.Namespace) -> dict[str, Any]:
     return {"callers": out, "clock_late_ms": round(late[0] * 1000, 1)}
 
 
-def start_callers(sip_port: int, n: int, first: int, questions: int, spread: float, timeout: float) -> subprocess.Popen:
+def start_callers(
+    sip_port: int, n: int, first: int, questions: int, spread: float, timeout: float
+) -> subprocess.Popen:
     from calls_platform import spawn
 
     cmd = [
@@ -397,7 +415,7 @@ def scrape(metrics_port: int) -> str:
     return httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
 
 
-_SAMPLE = re.compile(r'^(\w+)\{([^}]*)\}\s+([0-9.eE+-]+|NaN|\+Inf)$')
+_SAMPLE = re.compile(r"^(\w+)\{([^}]*)\}\s+([0-9.eE+-]+|NaN|\+Inf)$")
 
 
 def histogram(text: str, name: str, **match: str) -> dict[float, float]:
@@ -451,7 +469,13 @@ def ai_turns(srv: Any, since: set[str]) -> tuple[list[dict[str, Any]], list[dict
 def stage_split(turns: list[dict[str, Any]], llm_ms: float, tts_ms: float) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {k: [] for k in ("stt_final", "commit", "llm", "tts", "playout", "share")}
     for t in turns:
-        keys = ("stt_final_ms", "reply_start_ms", "llm_first_token_ms", "tts_first_audio_ms", "first_audio_out_ms")
+        keys = (
+            "stt_final_ms",
+            "reply_start_ms",
+            "llm_first_token_ms",
+            "tts_first_audio_ms",
+            "first_audio_out_ms",
+        )
         if any(t.get(k) is None for k in keys) or t.get("interrupted"):
             continue
         stt, start, llm, tts, out_ms = (float(t[k]) for k in keys)
@@ -464,7 +488,9 @@ def stage_split(turns: list[dict[str, Any]], llm_ms: float, tts_ms: float) -> di
     return out
 
 
-def chain(callers: list[dict[str, Any]], fakes: dict[str, Any], llm_ms: float, tts_ms: float) -> dict[str, list[float]]:
+def chain(
+    callers: list[dict[str, Any]], fakes: dict[str, Any], llm_ms: float, tts_ms: float
+) -> dict[str, list[float]]:
     """Each turn on one clock (CLOCK_MONOTONIC is shared by the processes): caller speech end ->
     fake STT final -> fake LLM request -> fake TTS text -> fake TTS audio -> caller hears it. Only
     unambiguous when turns do not overlap (one call)."""
@@ -508,9 +534,15 @@ def drive(args: argparse.Namespace) -> None:
     print(f"# machine: {machine()}")
     print(f"# load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} "
           "(2 cores shared with other engineers' test runs: figures are noisy)")  # fmt: skip
-    fixed = ENDPOINTING_MS + FRAME_MS + args.llm_ms + args.tts_ms
-    print(f"# fake providers: STT final {ENDPOINTING_MS} ms endpointing (+{FRAME_MS} ms frame), "
-          f"LLM first token {args.llm_ms:.0f} ms, TTS first audio {args.tts_ms:.0f} ms -> fixed {fixed:.0f} ms")  # fmt: skip
+    if args.offline:  # no fake delays: the whole turn is shown, stage by stage
+        args.llm_ms = args.tts_ms = 0.0
+    fixed = 0.0 if args.offline else ENDPOINTING_MS + FRAME_MS + args.llm_ms + args.tts_ms
+    if args.offline:
+        print("# offline engines: Silero VAD + Smart Turn + Whisper tiny.en, offline.scripted, Piper")
+    else:
+        print(f"# fake providers: STT final {ENDPOINTING_MS} ms endpointing (+{FRAME_MS} ms frame), "
+              f"LLM first token {args.llm_ms:.0f} ms, TTS first audio {args.tts_ms:.0f} ms "
+              f"-> fixed {fixed:.0f} ms")  # fmt: skip
     try:
         with tempfile.TemporaryDirectory(prefix="voipbin-aiplat-") as tmp_name:
             tmp = Path(tmp_name)
@@ -518,7 +550,7 @@ def drive(args: argparse.Namespace) -> None:
             metrics_port = free_port()
             provider_env(urls, metrics_port)
             srv = start_server(tmp)
-            srv.route(ai_flow())
+            srv.route(ai_flow(args.offline))
             # One warm-up call (first TLS-free connections, imports, model loads on the server).
             collect_callers([start_callers(srv.sip_port, 1, 900, 1, 0, 15)], 120)
             seen: set[str] = set()
@@ -552,8 +584,15 @@ def drive(args: argparse.Namespace) -> None:
     print(f"  tts beyond fake delay     {summary(split['tts'])}")
     print(f"  playout (tts -> 1st out)  {summary(split['playout'])}")
     print(f"  share: final -> out - fake delays  {summary(split['share'])}")
+    if args.offline:
+        print("(offline: stt final = the turn detector's end of turn + Whisper; llm/tts: the engines' own)")
+        print(f"# server log: {len(problems)} warning/error lines")
+        for line in problems[:6]:
+            print(f"#   {line[:220]}")
+        return
     ch = chain(callers, fake_times, args.llm_ms, args.tts_ms)
-    print(f"one clock, caller + fakes ({len(ch['share'])} turns{'' if args.calls == 1 else '; calls overlap: approximate'}):")
+    overlap = "" if args.calls == 1 else "; calls overlap: approximate"
+    print(f"one clock, caller + fakes ({len(ch['share'])} turns{overlap}):")
     print(f"  in: speech end -> fake final - {ENDPOINTING_MS}   {summary(ch['in'])}")
     print(f"    of which last voiced frame sent -> at the fake  {summary(ch['rtp_in'])}")
     print(f"  turn: final -> LLM request       {summary(ch['turn'])}")
@@ -575,6 +614,7 @@ def main() -> None:
     ap.add_argument("--spread", type=float, default=1.0, help="seconds over which the calls start")
     ap.add_argument("--llm-ms", type=float, default=100.0, help="fake LLM time to first token")
     ap.add_argument("--tts-ms", type=float, default=50.0, help="fake TTS time to first audio")
+    ap.add_argument("--offline", action="store_true", help="offline engines instead of the fakes (c)")
     ap.add_argument("--sip-port", type=int, default=0)
     ap.add_argument("--n", type=int, default=1)
     ap.add_argument("--first", type=int, default=0)
