@@ -126,11 +126,12 @@ def drive(args: argparse.Namespace) -> None:
             apl.provider_env(urls, metrics_port)
             srv = start_server(tmp)
             srv.route(apl.ai_flow())
-            apl.collect_callers([apl.start_callers(srv.sip_port, 1, 900, 1, 0, 20)], 120)  # warm-up
             seen: set[str] = set()
-            time.sleep(1.0)
-            srv.drain_calls(1, within=20)
-            apl.ai_turns(srv, seen)
+            if args.warmup:  # one call first: imports, connection pools on the server
+                apl.collect_callers([apl.start_callers(srv.sip_port, 1, 900, 1, 0, 20)], 120)
+                time.sleep(1.0)
+                srv.drain_calls(1, within=20)
+                apl.ai_turns(srv, seen)
             print(
                 f"\n{'N':>4} {'turns':>5} {'unans':>5} {'caller p50/p95 ms':>18} {'server p50/p95 ms':>18} "
                 f"{'lag p99':>8} {'lag max':>8} {'lags':>4} {'max gap':>8} {'>40ms':>5} {'lost stt':>8} "
@@ -169,6 +170,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="20,40,60,80")
     ap.add_argument("--questions", type=int, default=4)
     ap.add_argument("--ramp", type=float, default=10.0, help="seconds over which each size's calls start")
+    ap.add_argument("--warmup", type=int, default=1, help="0: no warm-up call (smoke tests)")
     ap.add_argument("--per-proc", type=int, default=40, help="callers per caller process")
     drive(ap.parse_args())
 

@@ -334,7 +334,7 @@ async def callers_main(args: argparse.Namespace) -> dict[str, Any]:
     from voipbin.phone.speech import synthesize
     from voipbin.sip import SipEndpoint
 
-    speech = [speech_frames(await synthesize(q, "piper")) for q in QUESTIONS]
+    speech = [speech_frames(await synthesize(q, "piper")) for q in QUESTIONS[: max(1, args.questions)]]
     spoken = [[ulaw_encode(f) for f in frames] for frames in speech]
     ep = SipEndpoint("127.0.0.1", 0)
     await ep.start()
@@ -551,12 +551,12 @@ def drive(args: argparse.Namespace) -> None:
             provider_env(urls, metrics_port)
             srv = start_server(tmp)
             srv.route(ai_flow(args.offline))
-            # One warm-up call (first TLS-free connections, imports, model loads on the server).
-            collect_callers([start_callers(srv.sip_port, 1, 900, 1, 0, 15)], 120)
             seen: set[str] = set()
-            time.sleep(1.0)
-            ai_turns(srv, seen)
-            srv.drain_calls(1, within=20)
+            if args.warmup:  # one call first: imports, connection pools, model loads on the server
+                collect_callers([start_callers(srv.sip_port, 1, 900, 1, 0, 15)], 120)
+                time.sleep(1.0)
+                srv.drain_calls(1, within=20)
+                ai_turns(srv, seen)
             callers = collect_callers(
                 [start_callers(srv.sip_port, args.calls, 0, args.questions, args.spread, 15)], 600
             )
@@ -614,6 +614,7 @@ def main() -> None:
     ap.add_argument("--spread", type=float, default=1.0, help="seconds over which the calls start")
     ap.add_argument("--llm-ms", type=float, default=100.0, help="fake LLM time to first token")
     ap.add_argument("--tts-ms", type=float, default=50.0, help="fake TTS time to first audio")
+    ap.add_argument("--warmup", type=int, default=1, help="0: no warm-up call (smoke tests)")
     ap.add_argument("--offline", action="store_true", help="offline engines instead of the fakes (c)")
     ap.add_argument("--sip-port", type=int, default=0)
     ap.add_argument("--n", type=int, default=1)
