@@ -161,8 +161,8 @@ def drive(args: argparse.Namespace) -> None:
         kill_all()
     print("target: >= 60 calls with control-loop lag p99 < 10 ms and no RTP gap > 40 ms at the callers")
     print(f"# server log: {len(problems)} warning/error lines")
-    for line in problems[:10]:
-        print(f"#   {line[:220]}")
+    for count, kind in apl.problem_kinds(problems, 12):
+        print(f"#   {count:>5} x {kind}")
 
 
 def main() -> None:

@@ -527,6 +527,16 @@ def server_log_problems(tmp: Path) -> list[str]:
     return [line for line in log.splitlines() if " WARNING " in line or " ERROR " in line]
 
 
+def problem_kinds(lines: list[str], top: int = 8) -> list[tuple[int, str]]:
+    """Warning/error lines grouped by their text with numbers and ids blanked, most frequent first."""
+    kinds: dict[str, int] = {}
+    for line in lines:
+        text = line.split(" ", 2)[-1] if line[:2] == "20" else line
+        key = re.sub(r"[0-9a-f]{8}-[0-9a-f-]{27,}|\d+", "#", text)[:160]
+        kinds[key] = kinds.get(key, 0) + 1
+    return sorted(((n, k) for k, n in kinds.items()), reverse=True)[:top]
+
+
 # ------------------------------------------------------------------------------------------ driver
 def drive(args: argparse.Namespace) -> None:
     from calls_platform import kill_all, machine, start_server
@@ -587,8 +597,8 @@ def drive(args: argparse.Namespace) -> None:
     if args.offline:
         print("(offline: stt final = the turn detector's end of turn + Whisper; llm/tts: the engines' own)")
         print(f"# server log: {len(problems)} warning/error lines")
-        for line in problems[:6]:
-            print(f"#   {line[:220]}")
+        for count, kind in problem_kinds(problems):
+            print(f"#   {count:>5} x {kind}")
         return
     ch = chain(callers, fake_times, args.llm_ms, args.tts_ms)
     overlap = "" if args.calls == 1 else "; calls overlap: approximate"
@@ -602,8 +612,8 @@ def drive(args: argparse.Namespace) -> None:
     print(f"  platform share (sum)             {summary(ch['share'])}")
     print("target: platform share p50 <= 20 ms, p95 <= 40 ms")
     print(f"# server log: {len(problems)} warning/error lines")
-    for line in problems[:6]:
-        print(f"#   {line[:220]}")
+    for count, kind in problem_kinds(problems):
+        print(f"#   {count:>5} x {kind}")
 
 
 def main() -> None:
