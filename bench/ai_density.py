@@ -137,8 +137,10 @@ def drive(args: argparse.Namespace) -> None:
                 f"{'lag p99':>8} {'lag max':>8} {'lags':>4} {'max gap':>8} {'>40ms':>5} {'lost stt':>8} "
                 f"{'callers late':>12} {'srv core':>8} {'callers':>7} {'fakes':>5} {'load1':>5}"
             )
+            log_from = 0  # server log lines already counted for an earlier size
             for n in sizes:
-                r = run_size(srv, fakes.pid, n, args, metrics_port, seen, tmp, 0)
+                r = run_size(srv, fakes.pid, n, args, metrics_port, seen, tmp, log_from)
+                log_from += len(r["problems"])
                 results.append(r)
                 ctl, samples = r["lag"][0.99]
                 lag_max = f"<={r['lag'][1.0][0] * 1000:.0f}ms"

@@ -8,7 +8,8 @@ What runs (all on 127.0.0.1, each part in its own process so CPU is attributed p
 1. The fake providers (``--role fakes``): ``tests/fakeproviders`` speaking the real wire protocols —
    OpenAI chat completions (SSE; first token ``--llm-ms`` after the request's opening event),
    Deepgram live ``/v1/listen`` (final + UtteranceEnd ``endpointing`` = 300 ms of audio after the
-   caller's energy drops, the platform's default), ElevenLabs stream-input TTS (first audio
+   caller's energy drops, the platform's default; an empty final every 1 s of silence, as the live
+   service sends), ElevenLabs stream-input TTS (first audio
    ``--tts-ms`` after a flushed sentence).
 2. ``voipbin serve`` (as bench/calls_platform.py starts it: SQLite, uvloop, WARNING logs) pointed at
    those fakes (``VOIPBIN_*_BASE_URL``), the number routed to ``answer -> ai_talk`` with
@@ -17,15 +18,20 @@ What runs (all on 127.0.0.1, each part in its own process so CPU is attributed p
    RTP phone each — 20 ms PCMU frames paced by one clock, silence between questions as a phone sends
    it — saying Piper-synthesised questions; each inbound packet is timestamped as it arrives.
 
-Measured per turn, two ways:
+Measured per turn:
 
-* the caller's own: its speech end (end of the last 20 ms frame above the fake STT's energy
-  threshold, exactly what the fake's endpointing counts from) -> first non-silent RTP packet back.
-  Platform share = that - (300 ms endpointing + one 20 ms frame the fake must receive to see the
-  silence) - LLM first token - TTS first audio.
-* the platform's own (``turn`` of each assistant aimessage, ms from the caller's VAD speech end):
-  from the STT final to the first audio out, minus the fake LLM and TTS delays; split per stage
-  (commit = final -> reply start, llm, tts, playout = TTS audio -> first frame out).
+* the caller's own: its speech end (when it sent the last 20 ms frame above the fake STT's energy
+  threshold) -> first non-silent RTP packet back; printed raw and minus the nominal provider delays.
+* the same turn on one clock (CLOCK_MONOTONIC is shared by all processes; the fakes timestamp what
+  they receive and send), which splits it exactly into the providers' part and ours:
+  ``in`` (caller's last voiced frame -> received by the fake STT: RTP, jitter buffer, media clock,
+  tap, STT websocket), then the fake's endpointing (its own, ~320-340 ms: not ours), ``turn`` (STT
+  final sent -> LLM request received), ``llm`` (-> first TTS text, minus the fake's first-token
+  delay), ``tts`` (-> first audio sent, minus the fake's delay), ``out`` (-> the caller hears it:
+  resampling, playout, media clock, RTP). PLATFORM SHARE = in + turn + llm + tts + out.
+* the platform's own record (``turn`` of each assistant aimessage, ms from the caller's VAD speech
+  end): STT final -> first audio out minus the fake delays, per stage (commit = final -> reply
+  start, llm, tts, playout = TTS audio -> handed to playout). It cannot see the media path.
 
 Targets (issue 10): platform share p50 <= 20 ms, p95 <= 40 ms.
 
@@ -96,6 +102,7 @@ async def fakes_main(llm_ms: float, tts_ms: float) -> None:
     await llm.start()
     dg = FakeDeepgram()
     dg.script = ["what time do you open tomorrow"] * 1000
+    dg.silence_results_every = 1.0  # as the live service does: a quiet caller is not a dead stream
     el = FakeElevenLabs()
     el.first_audio_delay = tts_ms / 1000
     async with dg, el:
@@ -499,7 +506,7 @@ def chain(
     def after(xs: list[Any], t: float, key: Any = lambda x: x) -> Any:
         return next((x for x in xs if key(x) >= t), None)
 
-    out: dict[str, list[float]] = {k: [] for k in ("rtp_in", "in", "turn", "llm", "tts", "out", "share")}
+    out: dict[str, list[float]] = {k: [] for k in ("fake_stt", "in", "turn", "llm", "tts", "out", "share")}
     for c in callers:
         for t0, t1 in c["turn_times"]:
             f = after(finals, t0)
@@ -507,8 +514,9 @@ def chain(
             s = after(tts, q, key=lambda x: x[0]) if q is not None else None
             if s is None or s[1] > t1:
                 continue
+            heard_end = fakes["voice"][finals.index(f)]  # the fake got the last voiced frame
             parts = {
-                "in": f - t0 - ENDPOINTING_MS / 1000,
+                "in": heard_end - t0,
                 "turn": q - f,
                 "llm": s[0] - q - llm_ms / 1000,
                 "tts": s[1] - s[0] - tts_ms / 1000,
@@ -516,8 +524,7 @@ def chain(
             }
             for k, v in parts.items():
                 out[k].append(v * 1000)
-            i = finals.index(f)
-            out["rtp_in"].append((fakes["voice"][i] - t0) * 1000)
+            out["fake_stt"].append((f - heard_end) * 1000)
             out["share"].append(sum(parts.values()) * 1000)
     return out
 
@@ -585,7 +592,7 @@ def drive(args: argparse.Namespace) -> None:
     unanswered = sum(c["unanswered"] for c in callers)
     print(f"turns answered {len(lat)}, unanswered {unanswered}, caller errors {len(errors)} {errors[:3]}")
     print(f"caller: speech end -> first audio back, ms     {summary(lat)}")
-    print(f"caller: platform share (minus {fixed:.0f} ms fixed)  {summary([x - fixed for x in lat])}")
+    print(f"caller: minus {fixed:.0f} ms nominal provider delays  {summary([x - fixed for x in lat])}")
     split = stage_split(turns, args.llm_ms, args.tts_ms)
     print(f"server turn records ({len(split['share'])} turns), ms from the caller's VAD speech end:")
     print(f"  stt final (fake: {ENDPOINTING_MS}+{FRAME_MS})    {summary(split['stt_final'])}")
@@ -603,13 +610,13 @@ def drive(args: argparse.Namespace) -> None:
     ch = chain(callers, fake_times, args.llm_ms, args.tts_ms)
     overlap = "" if args.calls == 1 else "; calls overlap: approximate"
     print(f"one clock, caller + fakes ({len(ch['share'])} turns{overlap}):")
-    print(f"  in: speech end -> fake final - {ENDPOINTING_MS}   {summary(ch['in'])}")
-    print(f"    of which last voiced frame sent -> at the fake  {summary(ch['rtp_in'])}")
+    print(f"  in: last voiced frame sent -> at the fake STT  {summary(ch['in'])}")
+    print(f"  (fake STT: last voiced frame -> final, not ours) {summary(ch['fake_stt'])}")
     print(f"  turn: final -> LLM request       {summary(ch['turn'])}")
     print(f"  llm: request -> TTS text - fake  {summary(ch['llm'])}")
     print(f"  tts: text -> audio - fake        {summary(ch['tts'])}")
     print(f"  out: TTS audio -> caller hears   {summary(ch['out'])}")
-    print(f"  platform share (sum)             {summary(ch['share'])}")
+    print(f"  PLATFORM SHARE (in+turn+llm+tts+out)   {summary(ch['share'])}")
     print("target: platform share p50 <= 20 ms, p95 <= 40 ms")
     print(f"# server log: {len(problems)} warning/error lines")
     for count, kind in problem_kinds(problems):
