@@ -116,7 +116,8 @@ def drive(args: argparse.Namespace) -> None:
     print(f"# fake providers: STT final {apl.ENDPOINTING_MS}+{apl.FRAME_MS} ms, "
           f"LLM first token {LLM_MS:.0f} ms, TTS first audio {TTS_MS:.0f} ms "
           f"-> fixed {FIXED_MS:.0f} ms in every turn")  # fmt: skip
-    print(f"# each call: {args.questions} questions; calls start evenly over {args.ramp:.0f} s")
+    print(f"# each call: {args.questions} questions; calls start evenly over {args.ramp:.0f} s; "
+          f"turn model: {'none' if args.no_smart_turn else 'smart-turn (the default)'}")  # fmt: skip
     results = []
     try:
         with tempfile.TemporaryDirectory(prefix="voipbin-aidensity-") as tmp_name:
@@ -124,6 +125,8 @@ def drive(args: argparse.Namespace) -> None:
             fakes, urls = apl.start_fakes(LLM_MS, TTS_MS)
             metrics_port = apl.free_port()
             apl.provider_env(urls, metrics_port)
+            if args.no_smart_turn:  # the node's default turn model off: silence + words end turns
+                os.environ["VOIPBIN_TURN_MODEL"] = "none"
             srv = start_server(tmp)
             srv.route(apl.ai_flow())
             seen: set[str] = set()
@@ -172,6 +175,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="20,40,60,80")
     ap.add_argument("--questions", type=int, default=4)
     ap.add_argument("--ramp", type=float, default=10.0, help="seconds over which each size's calls start")
+    ap.add_argument("--no-smart-turn", action="store_true", help="VOIPBIN_TURN_MODEL=none (side by side)")
     ap.add_argument("--warmup", type=int, default=1, help="0: no warm-up call (smoke tests)")
     ap.add_argument("--per-proc", type=int, default=40, help="callers per caller process")
     drive(ap.parse_args())
