@@ -595,7 +595,10 @@ def drive(args: argparse.Namespace) -> None:
     print(f"caller: minus {fixed:.0f} ms nominal provider delays  {summary([x - fixed for x in lat])}")
     split = stage_split(turns, args.llm_ms, args.tts_ms)
     print(f"server turn records ({len(split['share'])} turns), ms from the caller's VAD speech end:")
-    print(f"  stt final (fake: {ENDPOINTING_MS}+{FRAME_MS})    {summary(split['stt_final'])}")
+    stt_label = (
+        "stt final (turn end + Whisper)" if args.offline else f"stt final (fake: {ENDPOINTING_MS}+{FRAME_MS})"
+    )
+    print(f"  {stt_label:26s}{summary(split['stt_final'])}")
     print(f"  commit (final -> reply)   {summary(split['commit'])}")
     print(f"  llm beyond fake delay     {summary(split['llm'])}")
     print(f"  tts beyond fake delay     {summary(split['tts'])}")
