@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -82,6 +83,8 @@ class Reply:
     output_tokens: int = 7
     fault: Fault | None = None
     delay: float = 0.0  # seconds between events (slow streams for cancellation tests / benches)
+    # Seconds between the opening event and the next one: the model's time to first token (benches).
+    first_delay: float = 0.0
 
 
 @dataclass
@@ -95,6 +98,7 @@ class Request:
     client_gone: asyncio.Event = field(default_factory=asyncio.Event)
     completed: bool = False
     dropped_by_server: bool = False
+    received_at: float = field(default_factory=time.monotonic)  # benches line stages up by it
 
     def json(self) -> Any:
         return json.loads(self.body or b"null")
@@ -282,8 +286,10 @@ class FakeLLMServer:
                         return
                     await watcher  # stall: say nothing until the client gives up
                     return
-                if reply.delay and index:
-                    await asyncio.wait({watcher}, timeout=reply.delay)
+                pause = reply.first_delay if index == 1 else 0.0
+                pause += reply.delay if index else 0.0
+                if pause:
+                    await asyncio.wait({watcher}, timeout=pause)
                 if watcher.done():
                     return
                 writer.write(b"%x\r\n%s\r\n" % (len(event), event))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import struct
+import time
 import uuid
 
 import numpy as np
@@ -46,6 +47,11 @@ class FakeDeepgram:
         self.received_audio = 0
         self.control: list[dict] = []
         self.drop_after_results = False
+        self.finals_at: list[float] = []  # time.monotonic() of each final sent (benches)
+        self.last_voice_at: list[float] = []  # time.monotonic() each utterance's last voiced frame came
+        # > 0: during silence, an empty final ``Results`` every this many seconds of audio, as the
+        # live service sends them (a client that times out a quiet stream must not trip on silence).
+        self.silence_results_every = 0.0
 
     @property
     def environment_urls(self) -> tuple[str, str]:
@@ -82,6 +88,8 @@ class FakeDeepgram:
         start = last_voice = 0.0
         next_interim = 0.0
         utterance = 0
+        last_voice_wall = 0.0
+        next_quiet = 0.0
 
         def words() -> list[str]:
             return (self.script[utterance] if utterance < len(self.script) else "hello world").split()
@@ -102,7 +110,9 @@ class FakeDeepgram:
             )
 
         async def finalize() -> None:
-            nonlocal speaking, utterance
+            nonlocal speaking, utterance, last_voice_wall
+            self.finals_at.append(time.monotonic())
+            self.last_voice_at.append(last_voice_wall)
             await conn.send(results(" ".join(words()), start, last_voice, True))
             if utt_end:
                 await conn.send(
@@ -140,8 +150,12 @@ class FakeDeepgram:
                                 json.dumps({"type": "SpeechStarted", "channel": [0], "timestamp": t})
                             )
                     last_voice = t + 0.02
+                    last_voice_wall = time.monotonic()
                 elif speaking and t - last_voice >= endpointing:
                     await finalize()
+                elif not speaking and self.silence_results_every and t >= next_quiet:
+                    await conn.send(results("", t, t + self.silence_results_every, True))
+                    next_quiet = t + self.silence_results_every
                 if speaking and interim and t >= next_interim:
                     n = max(1, int((t - start) / 0.5))
                     await conn.send(results(" ".join(words()[:n]), start, t, False))

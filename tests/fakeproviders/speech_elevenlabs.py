@@ -15,6 +15,7 @@ import asyncio
 import base64
 import json
 import re
+import time
 
 from fakeproviders.speech_server import (
     FakeHttpServer,
@@ -38,6 +39,8 @@ class FakeElevenLabs:
         self.uploads: list[dict[str, bytes]] = []
         self.upload_wavs: list[tuple[int, float]] = []
         self.drop_after_audio = False
+        self.first_audio_delay = 0.0  # seconds from a flushed text to its first audio (benches)
+        self.spoken_at: list[tuple[float, float]] = []  # (text complete, first audio sent), monotonic
 
     async def __aenter__(self) -> FakeElevenLabs:
         await self.ws.start()
@@ -64,9 +67,14 @@ class FakeElevenLabs:
         pending = ""
 
         async def speak(text: str) -> None:
+            asked = time.monotonic()
+            if self.first_audio_delay:
+                await asyncio.sleep(self.first_audio_delay)
             pcm = tone(0.05 * len(text), 16000)
             for i in range(0, len(pcm), 3200):
                 audio = base64.b64encode(pcm[i : i + 3200]).decode()
+                if not i:
+                    self.spoken_at.append((asked, time.monotonic()))
                 await conn.send(json.dumps({"audio": audio, "isFinal": False, "normalizedAlignment": None}))
                 if self.drop_after_audio:
                     self.ws.drop(conn)
