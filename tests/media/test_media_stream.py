@@ -218,3 +218,79 @@ async def test_playout_queue_wait_played_is_woken_by_the_clock_even_if_late() ->
     q.push_frame(bytes(320), max_queue=2)
     q.push_frame(b"\x01" * 320, max_queue=2)
     assert len(q) == 2 and q.frames[-1] == b"\x01" * 320  # bridging: drop-oldest bound
+
+
+def _speech_like(seconds: float) -> list[bytes]:
+    """Tone bursts of 0.6 s with 0.4 s pauses: the pauses are where a settled buffer may trim."""
+    frames = frames_of(sine(440, seconds, amp=8000))
+    return [f if (i % 50) < 30 else bytes(320) for i, f in enumerate(frames)]
+
+
+def _play(s: RtpStream, frames: list[bytes], delays: list[float]) -> tuple[list[int], list[bytes]]:
+    """Send frame i at i*20 ms + delays[i]; tick every 20 ms. Returns per tick how many packets were
+    buffered before the pop (the listener's lag, in packets) and what played."""
+    arrivals = sorted((i * FRAME + delays[i], i) for i in range(len(frames)))
+    depth: list[int] = []
+    out: list[bytes] = []
+    k = 0
+    for n in range(len(frames)):
+        now = 0.001 + n * FRAME
+        while k < len(arrivals) and arrivals[k][0] <= now:
+            t, i = arrivals[k]
+            s.receive(rtp(i, 160 * i, alaw_encode(frames[i])), t)
+            k += 1
+        depth.append(len(s.jitter))
+        pcm, _ = s.frame_in(n, now)
+        assert pcm is not None
+        out.append(pcm)
+    return depth, out
+
+
+def test_a_clean_link_settles_to_40ms_of_buffering_trimming_only_in_pauses() -> None:
+    """The prefill's 80 ms is for a link we know nothing of; a clean one (jitter under 2 ms) is
+    measured and the buffer trims down to two packets, dropping frames only where the audio is quiet."""
+    rng = random.Random(3)
+    s = RtpStream(send=lambda d: None)
+    s.configure(PT_PCMA)
+    frames = _speech_like(10.0)
+    depth, out = _play(s, frames, [rng.uniform(0, 0.002) for _ in frames])
+    assert max(depth[:20]) >= 3  # the prefill
+    # Settled: at a tick at most 3 packets wait, so the one played arrived <= 40 ms (+ phase) ago.
+    assert max(depth[-100:]) <= 3
+    assert s.jitter.trimmed >= 2 and s.stats.concealed_frames == 0 and s.jitter.underruns == 0
+    codec = G711Codec(PT_PCMA)
+    decoded = [codec.decode(alaw_encode(f)) for f in frames]
+    tones = [d for d, f in zip(decoded, frames, strict=True) if any(f)]
+    assert all(p in {*decoded, bytes(320)} for p in out)  # what was sent, or the prefill's silence
+    played = [p for p in out if p in set(tones)]
+    # What was trimmed was pauses: every tone frame plays, in order (but the last ones still queued).
+    assert played == tones[: len(played)] and len(played) >= len(tones) - 3
+
+
+def test_sixty_ms_of_jitter_keeps_its_depth_over_a_long_call() -> None:
+    """With 0-60 ms of jitter all along, the measured spread holds the depth at 80 ms: twenty seconds
+    play without an underrun, a concealed frame or a trimmed tone."""
+    rng = random.Random(11)
+    s = RtpStream(send=lambda d: None)
+    s.configure(PT_PCMA)
+    frames = _speech_like(20.0)
+    _, out = _play(s, frames, [rng.uniform(0, 0.060) for _ in frames])
+    assert s.jitter.underruns == 0 and s.stats.concealed_frames == 0
+    assert s.jitter.target >= 4
+    codec = G711Codec(PT_PCMA)
+    tones = [codec.decode(alaw_encode(f)) for f in frames if any(f)]
+    played = [p for p in out if p in set(tones)]
+    assert played == tones[: len(played)] and len(played) >= len(tones) - 5
+
+
+def test_jitter_that_starts_mid_call_deepens_a_settled_buffer() -> None:
+    rng = random.Random(5)
+    s = RtpStream(send=lambda d: None)
+    s.configure(PT_PCMA)
+    frames = _speech_like(16.0)
+    delays = [rng.uniform(0, 0.002) if i < 400 else rng.uniform(0, 0.060) for i in range(len(frames))]
+    depth, _ = _play(s, frames, delays)
+    assert max(depth[300:400]) <= 3  # settled while the link was clean
+    assert s.jitter.target >= 4 and min(depth[-100:]) >= 2  # deepened once jitter was measured
+    late_conceal = s.stats.concealed_frames
+    assert late_conceal <= 6  # only around the onset, before the spread was measured

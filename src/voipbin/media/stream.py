@@ -45,9 +45,18 @@ from voipbin.media.wav import FRAME_BYTES, FRAME_SAMPLES, MEDIA_RATE
 SILENCE_PCM = bytes(FRAME_BYTES)
 
 
+QUIET_PEAK = 1000  # |sample| below this (about -30 dBFS) is a pause, where 20 ms can go unheard
+
+
+def _quiet(pcm: bytes) -> bool:
+    return int(np.abs(np.frombuffer(pcm, dtype=np.int16)).max()) < QUIET_PEAK
+
+
 def default_jitter() -> JitterBuffer[tuple[int, bytes]]:
-    """80 ms of prefill: arrival jitter up to 60 ms never empties it; adapts up to 240 ms."""
-    return JitterBuffer(target=4, min_depth=4, max_depth=12)
+    """80 ms of prefill (nothing is known of the link yet: jitter up to 60 ms never empties it); then
+    the depth follows the measured jitter, between 40 ms (a clean link) and 240 ms, re-checked every
+    2 s. What the listener hears is as fresh as the link allows."""
+    return JitterBuffer(target=4, min_depth=2, max_depth=12, calm_ticks=100)
 
 
 class RtpStream:
@@ -144,7 +153,8 @@ class RtpStream:
                 self._rx.reset()
             self._remote_ssrc = ssrc
         self._rx.update(seq, ts, now, timing=not is_dtmf)
-        if not self.jitter.push(seq, (-1, b"") if is_dtmf else (pt, payload)):
+        timed = not is_dtmf  # telephone-event timestamps mark the event's start, not this packet
+        if not self.jitter.push(seq, (-1, b"") if is_dtmf else (pt, payload), now if timed else None, ts):
             self.stats.late_or_duplicate += 1
         self.stats.dtmf_in += len(digits)
         return digits
@@ -155,6 +165,8 @@ class RtpStream:
         digits = self._dtmf_rx.poll(now) if self._dtmf_rx.active else []
         self.stats.dtmf_in += len(digits)
         if not listening:
+            if self.jitter.wants_trim:  # nobody hears it: latency can go at once
+                self.jitter.trim()
             self._in_pcm.clear()
             self._last_in = SILENCE_PCM
             self._skip_owed += FRAME_SAMPLES
@@ -176,6 +188,8 @@ class RtpStream:
                     self._last_in = pcm
                     self._conceal_run = 0
                     self._had_audio = True
+                    if self.jitter.wants_trim and _quiet(pcm):
+                        self.jitter.trim()  # a settled link: drop 20 ms of buffering in a pause
                     return pcm, digits
             self._absorb(status, item)
         while len(buf) < FRAME_BYTES:
