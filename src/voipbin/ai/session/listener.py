@@ -15,10 +15,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from voipbin.flow.interfaces import CallAudio, CallHungUp
 from voipbin.speech.executor import run_inference
+from voipbin.speech.onset import OnsetDetector
 from voipbin.speech.stt import STT, SttEventType
 from voipbin.speech.turn_detector import TurnConfig, TurnDetector
 from voipbin.speech.turn_model import TurnModelUnavailable, completion_probability_blocking
@@ -37,6 +39,17 @@ class SpeechStarted:
 
 
 @dataclass(frozen=True)
+class VoiceOnset:
+    at: float  # loop time the caller's voice began (40 ms of it heard: the fast barge-in path)
+
+
+@dataclass(frozen=True)
+class VoiceQuiet:
+    at: float  # loop time that voice ended (300 ms of quiet heard)
+    voiced_secs: float  # how much voice there was since its onset
+
+
+@dataclass(frozen=True)
 class SpeechStopped:
     at: float  # loop time the caller went quiet at the end of their turn
 
@@ -52,7 +65,7 @@ class InputEnded:
     error: BaseException | None = None  # None / CallHungUp: the call ended; else a failure
 
 
-InputEvent = SpeechStarted | SpeechStopped | Transcript | InputEnded
+InputEvent = SpeechStarted | SpeechStopped | VoiceOnset | VoiceQuiet | Transcript | InputEnded
 
 
 class Listener:
@@ -65,10 +78,14 @@ class Listener:
         *,
         turn: TurnConfig | None = None,
         language: str | None = None,
+        echo_floor: Callable[[], float] | None = None,
     ) -> None:
         self.audio = audio
         self.stt = stt
         self.vad = VadSegmenter(RATE, vad)
+        # The fast onset path for barge-in; ``echo_floor`` raises its threshold while we speak.
+        self.onset = OnsetDetector(RATE, min_volume=vad.min_volume)
+        self.echo_floor = echo_floor or (lambda: 0.0)
         self.out = out
         self.detector = TurnDetector(turn or TurnConfig(), language=language)
         self._audio: deque[bytes] = deque(maxlen=int(MODEL_WINDOW_SECS * 50))  # 20 ms frames
@@ -90,6 +107,7 @@ class Listener:
             async for pcm in self.audio.audio_in():
                 now = loop.time()
                 self._audio.append(pcm)
+                self._onset(pcm, now)
                 for ev in self.vad.feed(pcm):
                     if ev.kind == "start":
                         # The segmenter is behind "now" by the audio it has seen after the event.
@@ -112,6 +130,18 @@ class Listener:
         finally:
             for task in list(self._model_tasks):
                 task.cancel()
+
+    def _onset(self, pcm: bytes, now: float) -> None:
+        floor = self.echo_floor()
+        for i in range(0, len(pcm) - 319, 320):
+            ev = self.onset.feed(pcm[i : i + 320], floor)
+            if ev is not None:
+                at = now - (self.onset.time - ev.time)
+                self.out.put_nowait(VoiceOnset(at) if ev.kind == "onset" else VoiceQuiet(at, ev.voiced_secs))
+
+    def words_now(self) -> None:
+        """Ask the STT for what it holds now (a possible interruption's words), not at turn end."""
+        self.stt.endpoint()
 
     async def transcripts(self) -> None:
         """Forward STT finals; interim text and the STT's own endpoints feed the turn detector."""

@@ -32,12 +32,23 @@ from typing import Any
 from voipbin.ai.calls import AICallRecord, Inject, Terminate
 from voipbin.ai.llm.base import LLM, Message
 from voipbin.flow.interfaces import CallAudio, CallHungUp
+from voipbin.speech.backchannel import is_backchannel, is_echo
 from voipbin.speech.registry import create_stt, create_tts
 from voipbin.speech.stt import STT
 from voipbin.speech.tts import TTS
 
 from .config import SessionConfig
-from .listener import InputEnded, Listener, SpeechStarted, SpeechStopped, Transcript
+from .fillers import FILLER_AFTER, FILLER_BY, MAX_FILLERS, filler
+from .listener import (
+    InputEnded,
+    Listener,
+    SpeechStarted,
+    SpeechStopped,
+    Transcript,
+    VoiceOnset,
+    VoiceQuiet,
+)
+from .playback import Playback
 from .prompts import system_messages
 from .responder import FRAME_BYTES, Reply, Responder, TtsChoice
 from .tools import ToolContext, offered_tools, run_tool
@@ -47,6 +58,25 @@ log = logging.getLogger(__name__)
 
 SPEECH_CHARS_PER_SECOND = 15.0  # typical TTS speaking rate, for what was heard before a barge-in
 APOLOGY_LIMIT = 20.0  # seconds the apology / notice may take (a bound against hangs only)
+# A tentative interruption (our audio paused on the caller's voice onset) is confirmed by words that
+# are not a backchannel, or by voice lasting this long; else it is undone (the reply resumes) once the
+# voice ended and the STT has nothing more to say, at the latest RESUME_WAIT after the voice ended.
+CONFIRM_SECS = 1.2
+RESUME_WAIT = 0.8
+CHECK_EVERY = 0.05
+
+
+@dataclass(frozen=True)
+class _Check:
+    """Timer tick of a tentative interruption."""
+
+
+@dataclass
+class _Tentative:
+    speech_at: float  # the caller's voice onset
+    detected_at: float
+    paused_at: float | None  # our audio went silent (None: nothing was playing)
+    quiet_at: float | None = None  # the voice ended
 
 
 @dataclass(frozen=True)
@@ -58,15 +88,27 @@ class _ReplyDone:
 @dataclass
 class BargeIn:
     speech_at: float  # when the caller's voice began
-    detected_at: float  # when the VAD said so (start_secs later)
-    done_at: float  # playout flushed and generation cancelled
+    detected_at: float  # when the session learnt of it (the fast onset path, or the words)
+    silenced_at: float  # our audio was silenced (paused on the onset, or flushed)
+    done_at: float  # the interruption confirmed: playout flushed and generation cancelled
     dropped_frames: int
+
+
+@dataclass
+class FalseInterruption:
+    speech_at: float
+    paused_at: float
+    resumed_at: float
+    reason: str  # "backchannel" | "echo" | "no_words"
 
 
 @dataclass
 class SessionMetrics:
     turn_latencies: list[float] = field(default_factory=list)  # caller quiet -> first AI audio (s)
     barge_ins: list[BargeIn] = field(default_factory=list)
+    false_interruptions: list[FalseInterruption] = field(default_factory=list)
+    fillers: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)  # backchannels / echo heard while we spoke
 
     def to_metadata(self) -> dict[str, object]:
         return {
@@ -74,11 +116,22 @@ class SessionMetrics:
             "barge_ins": [
                 {
                     "detect_ms": round((b.detected_at - b.speech_at) * 1000),
-                    "reaction_ms": round((b.done_at - b.detected_at) * 1000),
+                    "reaction_ms": round((b.silenced_at - b.detected_at) * 1000),
+                    "confirm_ms": round((b.done_at - b.silenced_at) * 1000),
                     "dropped_frames": b.dropped_frames,
                 }
                 for b in self.barge_ins
             ],
+            "false_interruptions": [
+                {
+                    "detect_ms": round((f.paused_at - f.speech_at) * 1000),
+                    "paused_ms": round((f.resumed_at - f.paused_at) * 1000),
+                    "reason": f.reason,
+                }
+                for f in self.false_interruptions
+            ],
+            "fillers": list(self.fillers),
+            "ignored_speech": list(self.ignored),
         }
 
 
@@ -163,9 +216,11 @@ class AISession:
         self.duration = duration
         self.turns = TurnTaker(barge_in=barge_in)
         self.tools = offered_tools(cfg.tool_names)
+        # All our audio goes through the playback, which can pause on a tentative interruption.
+        self.playback = Playback(audio)
         self.tool_ctx = tools or ToolContext(
             record.customer_id, record.id, record.row.activeflow_id, record.row.reference_id,
-            variables, audio.flush_playout,
+            variables, self.playback.flush,
         )  # fmt: skip
         self.history: list[Message] = system_messages(cfg)
         self.metrics = SessionMetrics()
@@ -178,7 +233,7 @@ class AISession:
         self._responder = Responder(
             self.llms,
             self._tts_chain(fallback_tts_type),
-            audio,
+            self.playback,
             budget=budget,
             on_delta=lambda d: record.intermediate("assistant", d),
         )
@@ -190,6 +245,12 @@ class AISession:
         self._spoken_queue: list[str] = []  # injected assistant messages waiting for the current reply
         self._listener: Listener | None = None
         self._heard_language: str | None = None
+        self._tentative: _Tentative | None = None
+        self._check: asyncio.TimerHandle | None = None
+        self._trust_settled = False  # the STT says when it has transcribed everything (settled())
+        self._filler_task: asyncio.Task[None] | None = None
+        self._filler_pcm: dict[str, bytes] = {}
+        self._filler_chars = 0
 
     # -- parts -------------------------------------------------------------------------------------
     def make_tts(self, tts_type: str | None = None, voice_id: str | None = "") -> TTS:
@@ -245,7 +306,9 @@ class AISession:
             self._events,
             turn=turn_config(smart_turn=self.cfg.smart_turn, vad=self.cfg.vad),
             language=self.cfg.stt_language or self.cfg.language,
+            echo_floor=self.playback.echo_floor,
         )
+        self._trust_settled = type(stt).settled is not STT.settled
         listen_started = loop.time()
         tasks = [
             asyncio.create_task(listener.listen(), name="ai-listen"),
@@ -274,7 +337,11 @@ class AISession:
                     return ended
         finally:
             self.record.post = None
+            self._stop_filler()
+            if self._check is not None:
+                self._check.cancel()
             await self._end_reply()
+            await self.playback.close()
             for t in tasks:
                 t.cancel()
             stt.cancel()
@@ -286,15 +353,22 @@ class AISession:
 
     async def _handle(self, event: object) -> str | None:
         turns = self.turns
-        if isinstance(event, SpeechStarted):
-            if turns.speech_started():
-                await self._barge_in(event.at)
+        if isinstance(event, VoiceOnset):
+            self._onset(event.at)
+        elif isinstance(event, VoiceQuiet):
+            self._voice_quiet(event.at)
+        elif isinstance(event, _Check):
+            await self._check_tentative()
+        elif isinstance(event, SpeechStarted):
+            turns.speech_started()  # interruptions are decided on the fast onset path and the words
         elif isinstance(event, SpeechStopped):
             self._last_quiet = event.at
             self._start_turn(turns.speech_stopped())
         elif isinstance(event, Transcript):
             self._last_final = asyncio.get_running_loop().time()
             self._heard_language = event.language or self._heard_language
+            if await self._while_speaking(event.text):
+                return None
             self._start_turn(turns.transcript(event.text))
         elif isinstance(event, _ReplyDone):
             return await self._finish_reply(event)
@@ -328,12 +402,20 @@ class AISession:
             return
         self.history.append(Message.user(text))
         self.record.add_message("user", text)
-        self._start_reply(turn=_Turn(self._last_quiet, self._last_final))
+        self._start_reply(turn=_Turn(self._last_quiet, self._last_final), hold=True)
 
     def _start_reply(
-        self, *, text: str | None = None, turn: _Turn | None = None, injected: bool = False
+        self,
+        *,
+        text: str | None = None,
+        turn: _Turn | None = None,
+        injected: bool = False,
+        hold: bool = False,
     ) -> None:
+        """``hold``: the AI holds the caller's turn (an answer, a tool's follow-up): fillers if slow."""
         self.turns.bot_started()
+        if hold:
+            self._start_filler((turn or self._reply_turn).speech_end_at)
         self._reply_turn = turn or _Turn()
         self._reply_injected = injected
         quiet_at = self._reply_turn.speech_end_at
@@ -361,6 +443,8 @@ class AISession:
             self.record.note("error", error)
         if not (reply.text or reply.tool_calls):
             return
+        reply.tts_chars += self._filler_chars  # fillers said while this reply was awaited are its usage
+        self._filler_chars = 0
         turn = turn_record(reply, self._reply_turn, dropped_frames=dropped_frames)
         # The model's history keeps what the caller actually heard (VoIPBIN/Pipecat do the same).
         said = turn["spoken_text"] if reply.interrupted else reply.text
@@ -371,6 +455,8 @@ class AISession:
 
     async def _finish_reply(self, done: _ReplyDone) -> str | None:
         self._reply_task = None
+        self._stop_filler()
+        self._resume("reply_ended")  # a reply that ended under a tentative interruption had played out
         if done.error is not None:
             if isinstance(done.error, CallHungUp):
                 raise done.error
@@ -382,6 +468,8 @@ class AISession:
             return await self._say_and_end(self.apology, "error")
         end: str | None = None
         follow_up = False
+        if reply.tool_calls:  # the caller waits for the tools: fillers keep the line alive
+            self._start_filler(self._reply_turn.speech_end_at)
         for call in reply.tool_calls:
             result = await run_tool(call, self.tool_ctx)
             self.history.append(Message.tool(call.id, result.content))
@@ -390,6 +478,7 @@ class AISession:
                 self.connect = result.connect
             end = end or result.end
             follow_up = follow_up or result.run_llm
+        self._stop_filler()
         if end:
             return end
         if self.credit_left is not None and not await self.credit_left():
@@ -398,7 +487,7 @@ class AISession:
             self._start_reply(text=self._spoken_queue.pop(0), injected=True)
             return None
         if follow_up:
-            self._start_reply()
+            self._start_reply(hold=True)
             return None
         self._start_turn(self.turns.bot_stopped())
         return None
@@ -419,20 +508,168 @@ class AISession:
                 self.record.note("error", f"the closing notice could not be spoken: {exc!r}")
         return reason
 
-    async def _barge_in(self, speech_at: float) -> None:
+    # -- interruptions -----------------------------------------------------------------------------
+    @property
+    def _replying(self) -> bool:
         task = self._reply_task
-        if task is None or task.done():
-            return  # the answer is complete; its result is already queued and handled next
+        return task is not None and not task.done()
+
+    def _onset(self, at: float) -> None:
+        """The caller's voice began while we answer: silence our audio at once, tentatively."""
+        t = self._tentative
+        if t is not None:
+            t.quiet_at = None  # the voice is back
+            return
+        if not self.turns.barge_in or not self._replying:
+            return
         loop = asyncio.get_running_loop()
         detected = loop.time()
-        dropped = self.audio.flush_playout()  # silence from the next frame on, before anything else
+        paused = self.playback.pause()
+        self._tentative = _Tentative(at, detected, loop.time() if paused else None)
+        self._schedule_check()
+
+    def _voice_quiet(self, at: float) -> None:
+        t = self._tentative
+        if t is None or t.quiet_at is not None:
+            return
+        t.quiet_at = at
+        if self._listener is not None:
+            self._listener.words_now()  # a batch STT transcribes the voice now, not after its silence
+
+    def _schedule_check(self) -> None:
+        if self._check is None:
+            self._check = asyncio.get_running_loop().call_later(CHECK_EVERY, self._post_check)
+
+    def _post_check(self) -> None:
+        self._check = None
+        self._events.put_nowait(_Check())
+
+    async def _check_tentative(self) -> None:
+        t = self._tentative
+        if t is None:
+            return
+        now = asyncio.get_running_loop().time()
+        if t.quiet_at is None:
+            if now - t.speech_at >= CONFIRM_SECS:  # too long for a backchannel: the caller takes the turn
+                await self._barge_in()
+                return
+        else:
+            listener = self._listener
+            settled = self._trust_settled and listener is not None and listener.stt.settled()
+            if (settled and now - t.quiet_at >= CHECK_EVERY) or now - t.quiet_at >= RESUME_WAIT:
+                self._resume("no_words")  # a noise, a cough: nothing was said
+                return
+        self._schedule_check()
+
+    async def _while_speaking(self, text: str) -> bool:
+        """Words heard while we answer: a backchannel or our own echo is ignored (True; a paused
+        reply resumes), other words interrupt the reply (``ai_talk``) and make the caller's turn."""
+        t = self._tentative
+        if not self._replying and t is None:
+            return False
+        language = self.cfg.stt_language or self.cfg.language or self._heard_language
+        if is_echo(text, self._responder.reply.text):
+            reason = "echo"
+        elif is_backchannel(text, language):
+            reason = "backchannel"
+        else:
+            if self.turns.barge_in and self._replying:
+                await self._barge_in()
+            return False
+        self.metrics.ignored.append(text)
+        if t is not None and t.quiet_at is not None:
+            self._resume(reason)
+        return True
+
+    def _resume(self, reason: str) -> None:
+        """Not an interruption after all: the paused reply goes on where the caller stopped hearing it."""
+        t, self._tentative = self._tentative, None
+        if t is None:
+            return
+        self.playback.resume()
+        if t.paused_at is not None and reason != "reply_ended":
+            now = asyncio.get_running_loop().time()
+            self.metrics.false_interruptions.append(FalseInterruption(t.speech_at, t.paused_at, now, reason))
+
+    async def _barge_in(self) -> None:
+        """The caller interrupts: drop our audio for good, cancel the reply, keep what was heard."""
+        loop = asyncio.get_running_loop()
+        t, self._tentative = self._tentative, None
+        self._stop_filler()
+        task = self._reply_task
+        if task is None or task.done():
+            self.playback.resume()
+            return  # the answer is complete; its result is already queued and handled next
+        now = loop.time()
+        dropped = self.playback.flush()  # silence from the next frame on, before anything else
+        speech_at, detected = (t.speech_at, t.detected_at) if t is not None else (now, now)
+        silenced = t.paused_at if t is not None and t.paused_at is not None else loop.time()
         reply = self._responder.reply
         await self._cancel_reply()
         reply.interrupted = True
-        reply.interrupted_at = detected
+        reply.interrupted_at = silenced
         self._remember(reply, dropped_frames=dropped)
-        self.metrics.barge_ins.append(BargeIn(speech_at, detected, loop.time(), dropped))
+        self.metrics.barge_ins.append(BargeIn(speech_at, detected, silenced, loop.time(), dropped))
         self.turns.bot_stopped()  # the caller is speaking, so this commits nothing
+
+    # -- fillers -----------------------------------------------------------------------------------
+    def _start_filler(self, origin: float | None) -> None:
+        self._stop_filler()
+        self._filler_task = asyncio.create_task(self._fill(origin), name="ai-filler")
+
+    def _stop_filler(self) -> None:
+        task, self._filler_task = self._filler_task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    async def _fill(self, origin: float | None) -> None:
+        """While we hold the turn and say nothing: a short filler after FILLER_AFTER of silence (at
+        the latest FILLER_BY after the caller went quiet), up to MAX_FILLERS; ends with our audio."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        due = started + FILLER_AFTER
+        if origin is not None:
+            due = max(started + 0.3, min(due, origin + FILLER_BY))
+        language = self.cfg.language or self._heard_language
+        playback = self.playback
+
+        def answered() -> bool:
+            r = self._responder.reply
+            return r.started_at >= started and r.first_out_at is not None
+
+        for index in range(MAX_FILLERS):
+            text = filler(language, index)
+            await asyncio.sleep(max(0.0, due - 0.4 - loop.time()))  # synthesis starts a little early
+            pcm = await self._filler_audio(text)
+            while True:
+                await asyncio.sleep(max(0.0, due - loop.time()))
+                if answered():
+                    return
+                if playback.audible() or playback.paused or self._tentative is not None:
+                    due = max(loop.time(), playback.audible_until) + FILLER_AFTER
+                    continue
+                break
+            if not pcm:
+                return
+            playback.say(pcm)
+            self.metrics.fillers.append(text)
+            self._filler_chars += len(text)
+            due = loop.time() + len(pcm) / (2 * 8000) + FILLER_AFTER
+
+    async def _filler_audio(self, text: str) -> bytes:
+        if text not in self._filler_pcm:
+            try:
+                tts = self.make_tts()
+                try:
+                    self._filler_pcm[text] = await tts.read_all_of(text)
+                finally:
+                    await tts.aclose()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a filler is a courtesy: never fail the turn over it
+                log.warning("filler %r could not be synthesised: %s", text, exc)
+                self._filler_pcm[text] = b""
+        return self._filler_pcm[text]
 
     async def _end_reply(self) -> None:
         """The session ends while an answer is under way: keep what was said (and its usage)."""
