@@ -6,15 +6,16 @@ consecutive frames that webrtcvad calls speech and that are louder than a floor;
 *pauses* its audio at once and lets the slower evidence (words, how long the voice lasts) confirm
 or undo the interruption.
 
-The floor is raised while the AI is audible (``floor`` per frame, from the playback's level): the
-caller's line may echo our own speech back, attenuated. Sans-I/O: feed frames, read events.
+The floor is raised while the AI is audible (``floor``: a level in dBFS, from the playback's own
+level): the caller's line may echo our own speech back, attenuated. Sans-I/O: feed frames, read
+events.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from voipbin.speech.audio import volume
+from voipbin.speech.audio import dbfs, volume
 from voipbin.speech.vad import WebRtcGate
 
 FRAME_SECS = 0.02
@@ -53,12 +54,14 @@ class OnsetDetector:
     def time(self) -> float:
         return self._time
 
-    def voiced(self, frame: bytes, floor: float = 0.0) -> bool:
-        """Whether this frame counts as the caller's voice (above ``floor`` and ``min_volume``)."""
-        return volume(frame) >= max(self.min_volume, floor) and self.gate.is_speech(frame)
+    def voiced(self, frame: bytes, floor: float = -100.0) -> bool:
+        """Whether this frame counts as the caller's voice (``min_volume`` and ``floor`` dBFS)."""
+        if volume(frame) < self.min_volume or (floor > -100.0 and dbfs(frame) < floor):
+            return False
+        return self.gate.is_speech(frame)
 
-    def feed(self, frame: bytes, floor: float = 0.0) -> OnsetEvent | None:
-        """One 20 ms frame; ``floor``: the loudness the caller's voice must reach now (echo guard)."""
+    def feed(self, frame: bytes, floor: float = -100.0) -> OnsetEvent | None:
+        """One 20 ms frame; ``floor``: the level (dBFS) the caller's voice must reach now (echo guard)."""
         t = self._time
         self._time += FRAME_SECS
         speech = self.voiced(frame, floor)

@@ -58,6 +58,7 @@ class SpeechStopped:
 class Transcript:
     text: str
     language: str | None = None  # as the STT reports it (detected when none was configured)
+    confidence: float | None = None  # as the STT reports it
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ class Listener:
         self.vad = VadSegmenter(RATE, vad)
         # The fast onset path for barge-in; ``echo_floor`` raises its threshold while we speak.
         self.onset = OnsetDetector(RATE, min_volume=vad.min_volume)
-        self.echo_floor = echo_floor or (lambda: 0.0)
+        self.echo_floor = echo_floor or (lambda: -100.0)
         self.out = out
         self.detector = TurnDetector(turn or TurnConfig(), language=language)
         self._audio: deque[bytes] = deque(maxlen=int(MODEL_WINDOW_SECS * 50))  # 20 ms frames
@@ -150,7 +151,7 @@ class Listener:
                 text = ev.text.strip()
                 if ev.type == SttEventType.FINAL and text:
                     self.detector.text(text)
-                    self.out.put_nowait(Transcript(text, ev.language))
+                    self.out.put_nowait(Transcript(text, ev.language, ev.confidence))
                 elif ev.type == SttEventType.INTERIM and text:
                     self.detector.text(text, final=False)
                 elif ev.type == SttEventType.SPEECH_ENDED and self.stt.ends_utterances:

@@ -32,7 +32,7 @@ from typing import Any
 from voipbin.ai.calls import AICallRecord, Inject, Terminate
 from voipbin.ai.llm.base import LLM, Message
 from voipbin.flow.interfaces import CallAudio, CallHungUp
-from voipbin.speech.backchannel import is_backchannel, is_echo
+from voipbin.speech.backchannel import is_acknowledgement, is_echo
 from voipbin.speech.registry import create_stt, create_tts
 from voipbin.speech.stt import STT
 from voipbin.speech.tts import TTS
@@ -60,9 +60,11 @@ SPEECH_CHARS_PER_SECOND = 15.0  # typical TTS speaking rate, for what was heard 
 APOLOGY_LIMIT = 20.0  # seconds the apology / notice may take (a bound against hangs only)
 # A tentative interruption (our audio paused on the caller's voice onset) is confirmed by words that
 # are not a backchannel, or by voice lasting this long; else it is undone (the reply resumes) once the
-# voice ended and the STT has nothing more to say, at the latest RESUME_WAIT after the voice ended.
-CONFIRM_SECS = 1.2
+# voice ended and the STT has nothing more to say (an STT that can tell: at the latest RESUME_CAP
+# after the voice ended; one that cannot: RESUME_WAIT after it).
+CONFIRM_SECS = 1.5
 RESUME_WAIT = 0.8
+RESUME_CAP = 2.0
 CHECK_EVERY = 0.05
 
 
@@ -251,6 +253,7 @@ class AISession:
         self._filler_task: asyncio.Task[None] | None = None
         self._filler_pcm: dict[str, bytes] = {}
         self._filler_chars = 0
+        self._said: list[str] = []  # our last replies' text: what an echo of us may say
 
     # -- parts -------------------------------------------------------------------------------------
     def make_tts(self, tts_type: str | None = None, voice_id: str | None = "") -> TTS:
@@ -367,7 +370,7 @@ class AISession:
         elif isinstance(event, Transcript):
             self._last_final = asyncio.get_running_loop().time()
             self._heard_language = event.language or self._heard_language
-            if await self._while_speaking(event.text):
+            if await self._while_speaking(event):
                 return None
             self._start_turn(turns.transcript(event.text))
         elif isinstance(event, _ReplyDone):
@@ -446,6 +449,7 @@ class AISession:
         reply.tts_chars += self._filler_chars  # fillers said while this reply was awaited are its usage
         self._filler_chars = 0
         turn = turn_record(reply, self._reply_turn, dropped_frames=dropped_frames)
+        self._said = [*self._said[-1:], turn["spoken_text"]]
         # The model's history keeps what the caller actually heard (VoIPBIN/Pipecat do the same).
         said = turn["spoken_text"] if reply.interrupted else reply.text
         self.history.append(Message.assistant(said, reply.tool_calls))
@@ -555,22 +559,31 @@ class AISession:
                 return
         else:
             listener = self._listener
-            settled = self._trust_settled and listener is not None and listener.stt.settled()
-            if (settled and now - t.quiet_at >= CHECK_EVERY) or now - t.quiet_at >= RESUME_WAIT:
+            waited = now - t.quiet_at
+            if self._trust_settled:
+                done = (listener is None or listener.stt.settled()) and waited >= CHECK_EVERY
+                done = done or waited >= RESUME_CAP
+            else:
+                done = waited >= RESUME_WAIT
+            if done:
                 self._resume("no_words")  # a noise, a cough: nothing was said
                 return
         self._schedule_check()
 
-    async def _while_speaking(self, text: str) -> bool:
+    async def _while_speaking(self, heard: Transcript) -> bool:
         """Words heard while we answer: a backchannel or our own echo is ignored (True; a paused
         reply resumes), other words interrupt the reply (``ai_talk``) and make the caller's turn."""
         t = self._tentative
         if not self._replying and t is None:
             return False
+        text = heard.text
         language = self.cfg.stt_language or self.cfg.language or self._heard_language
-        if is_echo(text, self._responder.reply.text):
+        now = asyncio.get_running_loop().time()
+        # How long the voice lasted (unknown without an onset, e.g. while nothing played: no guess).
+        voiced = ((t.quiet_at or now) - t.speech_at) if t is not None else float("inf")
+        if is_echo(text, " ".join((*self._said, self._responder.reply.text))):
             reason = "echo"
-        elif is_backchannel(text, language):
+        elif is_acknowledgement(text, confidence=heard.confidence, voiced_secs=voiced, language=language):
             reason = "backchannel"
         else:
             if self.turns.barge_in and self._replying:
@@ -639,8 +652,7 @@ class AISession:
 
         for index in range(MAX_FILLERS):
             text = filler(language, index)
-            await asyncio.sleep(max(0.0, due - 0.4 - loop.time()))  # synthesis starts a little early
-            pcm = await self._filler_audio(text)
+            pcm = await self._filler_audio(text)  # synthesised at once (then cached), ready when due
             while True:
                 await asyncio.sleep(max(0.0, due - loop.time()))
                 if answered():

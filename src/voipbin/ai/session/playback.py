@@ -19,14 +19,14 @@ from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 
 from voipbin.flow.interfaces import CallAudio
-from voipbin.speech.audio import StreamResampler, volume
+from voipbin.speech.audio import StreamResampler, dbfs
 
 RATE = 8000
 FRAME = 320  # 20 ms of 8 kHz PCM16
 FRAME_SECS = 0.02
 QUEUE_SECS = 1.0  # the call's playout queue holds up to this much ahead of what is heard
 ECHO_TAIL_SECS = 0.6  # an echo of our audio may arrive this long after it played (line + jitter buffer)
-ECHO_MARGIN = 0.1  # caller voice must be within 5 dB of our loudest recent frame (echo >= 6 dB below)
+ECHO_MARGIN_DB = 5.0  # caller voice must be within 5 dB of our loudest recent frame (echo >= 6 dB below)
 
 
 class Playback:
@@ -43,7 +43,7 @@ class Playback:
         self._waiters: list[asyncio.Future[None]] = []
         self._pump: asyncio.Task[None] | None = None
         self._failed: BaseException | None = None
-        self._levels: deque[tuple[float, float]] = deque()  # (loop time handed out, loudness)
+        self._levels: deque[tuple[float, float]] = deque()  # (loop time handed out, dBFS)
         self.audible_until = 0.0  # loop time the audio handed out so far stops playing
         self.pauses = 0
 
@@ -65,16 +65,16 @@ class Playback:
         return (self.pending and not self._paused) or self.now() < self.audible_until
 
     def echo_floor(self) -> float:
-        """The loudness (0..1, see :func:`volume`) a caller frame needs to count as voice now: our
-        loudest recent frame minus a margin while our audio may still echo back, else 0."""
+        """The level (dBFS) a caller frame needs to count as voice now: our loudest recent frame
+        minus a margin while our audio may still echo back, else -100 (no floor)."""
         now = self.now()
         if now > self.audible_until + ECHO_TAIL_SECS:
-            return 0.0
+            return -100.0
         levels = self._levels
         while levels and levels[0][0] < now - QUEUE_SECS - ECHO_TAIL_SECS:
             levels.popleft()
-        peak = max((v for _, v in levels), default=0.0)
-        return max(0.0, peak - ECHO_MARGIN)
+        peak = max((v for _, v in levels), default=-100.0)
+        return peak - ECHO_MARGIN_DB if peak > -100.0 else -100.0
 
     # -- CallAudio for the responder --------------------------------------------------------------
     def audio_in(self) -> AsyncIterator[bytes]:
@@ -199,7 +199,7 @@ class Playback:
             self._sent += FRAME
             now = self.now()
             self.audible_until = max(self.audible_until, now) + FRAME_SECS
-            self._levels.append((now, volume(frame)))
+            self._levels.append((now, dbfs(frame)))
             yield frame
 
     async def _until(self, ready: Callable[[], bool]) -> None:
