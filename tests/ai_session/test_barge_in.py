@@ -119,7 +119,8 @@ async def test_a_noise_burst_resumes_the_reply(env: Env) -> None:
     call = await ai_talk_call(env)
     await talking(env, events, call)
     rng = np.random.default_rng(7)
-    burst = (rng.normal(0, 6000, 2400)).clip(-32768, 32767).astype("<i2").tobytes()  # 0.3 s of noise
+    # 0.3 s of loud noise (a knock on the handset, -9 dBFS): as loud as our speech, so no echo.
+    burst = (rng.normal(0, 12000, 2400)).clip(-32768, 32767).astype("<i2").tobytes()
     call.speak(burst, "noise")
     await wait_until(lambda: bool(call.flushes), within=5)
     paused_at = call.flushes[0][0]

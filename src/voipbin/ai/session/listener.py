@@ -1,7 +1,9 @@
 """The caller's side of the pipeline: inbound audio -> VAD, turn detection and STT, as events.
 
-Each 20 ms frame from the call goes to the VAD segmenter (inline: ~0.2 ms of Silero per 32 ms and
-webrtcvad-gated in silence) and to the STT stream. VAD gives the voice onset at once (barge-in);
+Each 20 ms frame from the call goes first to the fast onset detector (webrtcvad + loudness, with
+the echo floor while we speak: :class:`VoiceOnset` after 40 ms of voice, :class:`VoiceQuiet` after
+300 ms without, for barge-in), then to the VAD segmenter (inline: ~0.2 ms of Silero per 32 ms and
+webrtcvad-gated in silence) and to the STT stream. VAD gives the speech start (turn-taking);
 the :class:`voipbin.speech.turn_detector.TurnDetector` decides when the caller's *turn* is over —
 from the silence, the Smart Turn model's verdict on the turn's audio (run on the speech pool while
 the silence goes on), the words so far and the AI's last question. Then the STT is told to deliver
@@ -59,6 +61,7 @@ class Transcript:
     text: str
     language: str | None = None  # as the STT reports it (detected when none was configured)
     confidence: float | None = None  # as the STT reports it
+    spoken_at: float | None = None  # loop time its speech began (None: the STT did not say)
 
 
 @dataclass(frozen=True)
@@ -151,7 +154,8 @@ class Listener:
                 text = ev.text.strip()
                 if ev.type == SttEventType.FINAL and text:
                     self.detector.text(text)
-                    self.out.put_nowait(Transcript(text, ev.language, ev.confidence))
+                    spoken_at = None if ev.start is None else self._heard_at - (self._heard - ev.start)
+                    self.out.put_nowait(Transcript(text, ev.language, ev.confidence, spoken_at))
                 elif ev.type == SttEventType.INTERIM and text:
                     self.detector.text(text, final=False)
                 elif ev.type == SttEventType.SPEECH_ENDED and self.stt.ends_utterances:

@@ -5,9 +5,13 @@
                                                                 barge-in)     -> play_stream)
 
 Every part runs as its own task and is cancellable; the session loop reads one event queue and
-decides. ``barge_in=True`` (``ai_talk``): when the caller starts speaking while the assistant
-answers, playout is flushed and the LLM/TTS are cancelled at once. ``barge_in=False`` (``ai``):
-request/response; what the caller says meanwhile is answered afterwards.
+decides. ``barge_in=True`` (``ai_talk``): the caller's voice onset while the assistant answers
+(the listener's fast path, 40 ms of voice, echo-guarded) *pauses* our audio at once; words that are
+not a backchannel, or voice lasting ``CONFIRM_SECS``, confirm the interruption (playout flushed,
+LLM/TTS cancelled, the heard part kept); a backchannel or a noise with no words resumes the reply
+where it stopped. ``barge_in=False`` (``ai``): request/response; what the caller says meanwhile is
+answered afterwards. In both, backchannels and our own echo heard while we answer make no turn, and
+while the AI holds the turn in silence (slow model, tools) a short filler is said.
 
 The same queue carries the operator's controls (:class:`~voipbin.ai.calls.Terminate` from ``POST
 /aicalls/{id}/terminate``, :class:`~voipbin.ai.calls.Inject` from ``POST /aimessages``).
@@ -25,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -252,7 +257,7 @@ class AISession:
         self._trust_settled = False  # the STT says when it has transcribed everything (settled())
         self._filler_task: asyncio.Task[None] | None = None
         self._filler_pcm: dict[str, bytes] = {}
-        self._filler_chars = 0
+        self._spans: deque[tuple[float, float]] = deque(maxlen=3)  # (from, to) our recent replies played
         self._said: list[str] = []  # our last replies' text: what an echo of us may say
 
     # -- parts -------------------------------------------------------------------------------------
@@ -446,8 +451,6 @@ class AISession:
             self.record.note("error", error)
         if not (reply.text or reply.tool_calls):
             return
-        reply.tts_chars += self._filler_chars  # fillers said while this reply was awaited are its usage
-        self._filler_chars = 0
         turn = turn_record(reply, self._reply_turn, dropped_frames=dropped_frames)
         self._said = [*self._said[-1:], turn["spoken_text"]]
         # The model's history keeps what the caller actually heard (VoIPBIN/Pipecat do the same).
@@ -459,6 +462,7 @@ class AISession:
 
     async def _finish_reply(self, done: _ReplyDone) -> str | None:
         self._reply_task = None
+        self._spoke(done.reply)
         self._stop_filler()
         self._resume("reply_ended")  # a reply that ended under a tentative interruption had played out
         if done.error is not None:
@@ -574,14 +578,15 @@ class AISession:
         """Words heard while we answer: a backchannel or our own echo is ignored (True; a paused
         reply resumes), other words interrupt the reply (``ai_talk``) and make the caller's turn."""
         t = self._tentative
-        if not self._replying and t is None:
+        if t is None and not self._replying and not self._during_ours(heard.spoken_at):
             return False
         text = heard.text
         language = self.cfg.stt_language or self.cfg.language or self._heard_language
         now = asyncio.get_running_loop().time()
         # How long the voice lasted (unknown without an onset, e.g. while nothing played: no guess).
         voiced = ((t.quiet_at or now) - t.speech_at) if t is not None else float("inf")
-        if is_echo(text, " ".join((*self._said, self._responder.reply.text))):
+        ours = (*self._said, *self.metrics.fillers[-2:], self._responder.reply.text)
+        if is_echo(text, " ".join(ours)):
             reason = "echo"
         elif is_acknowledgement(text, confidence=heard.confidence, voiced_secs=voiced, language=language):
             reason = "backchannel"
@@ -593,6 +598,16 @@ class AISession:
         if t is not None and t.quiet_at is not None:
             self._resume(reason)
         return True
+
+    def _during_ours(self, at: float | None) -> bool:
+        """Whether speech that began at ``at`` was said over a recent reply of ours (a backchannel
+        whose transcript comes after the reply ended). Speech begun in the reply's last half second
+        answers it ("...a window seat?" "Yes.") and is a turn."""
+        return at is not None and any(start - 0.2 <= at <= end - 0.5 for start, end in self._spans)
+
+    def _spoke(self, reply: Reply) -> None:
+        if reply.first_out_at is not None:
+            self._spans.append((reply.first_out_at, asyncio.get_running_loop().time()))
 
     def _resume(self, reason: str) -> None:
         """Not an interruption after all: the paused reply goes on where the caller stopped hearing it."""
@@ -619,6 +634,7 @@ class AISession:
         silenced = t.paused_at if t is not None and t.paused_at is not None else loop.time()
         reply = self._responder.reply
         await self._cancel_reply()
+        self._spoke(reply)
         reply.interrupted = True
         reply.interrupted_at = silenced
         self._remember(reply, dropped_frames=dropped)
@@ -652,7 +668,11 @@ class AISession:
 
         for index in range(MAX_FILLERS):
             text = filler(language, index)
-            pcm = await self._filler_audio(text)  # synthesised at once (then cached), ready when due
+            # Synthesised a little before it is due (then cached): only a slow turn pays for it.
+            await asyncio.sleep(max(0.0, due - 0.4 - loop.time()))
+            if answered():
+                return
+            pcm = await self._filler_audio(text)
             while True:
                 await asyncio.sleep(max(0.0, due - loop.time()))
                 if answered():
@@ -665,7 +685,6 @@ class AISession:
                 return
             playback.say(pcm)
             self.metrics.fillers.append(text)
-            self._filler_chars += len(text)
             due = loop.time() + len(pcm) / (2 * 8000) + FILLER_AFTER
 
     async def _filler_audio(self, text: str) -> bytes:

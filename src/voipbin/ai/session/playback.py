@@ -116,8 +116,9 @@ class Playback:
 
     # -- control ---------------------------------------------------------------------------------
     def pause(self) -> bool:
-        """Silence from the call's next frame on, keeping what was not heard. False if nothing plays."""
-        if self._paused or not self.audible():
+        """Silence from the call's next frame on, keeping what was not heard (audio still to come
+        waits too). False if no stream is open and nothing plays."""
+        if self._paused or not (self.audible() or self._producers > 0):
             return False
         self._paused = True
         self.pauses += 1
