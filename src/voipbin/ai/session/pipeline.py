@@ -71,6 +71,7 @@ CONFIRM_SECS = 1.5
 RESUME_WAIT = 0.8
 RESUME_CAP = 2.0
 CHECK_EVERY = 0.05
+ECHO_WINDOW = 1.0  # an echo arrives within this long after our audio played (line + jitter buffers)
 
 
 @dataclass(frozen=True)
@@ -258,7 +259,8 @@ class AISession:
         self._filler_task: asyncio.Task[None] | None = None
         self._filler_pcm: dict[str, bytes] = {}
         self._spans: deque[tuple[float, float]] = deque(maxlen=3)  # (from, to) our recent replies played
-        self._said: list[str] = []  # our last replies' text: what an echo of us may say
+        # What we said lately and when it stopped playing: what an echo of us may say (fillers too).
+        self._said: deque[tuple[str, float]] = deque(maxlen=4)
 
     # -- parts -------------------------------------------------------------------------------------
     def make_tts(self, tts_type: str | None = None, voice_id: str | None = "") -> TTS:
@@ -452,7 +454,7 @@ class AISession:
         if not (reply.text or reply.tool_calls):
             return
         turn = turn_record(reply, self._reply_turn, dropped_frames=dropped_frames)
-        self._said = [*self._said[-1:], turn["spoken_text"]]
+        self._said.append((turn["spoken_text"], self.playback.audible_until))
         # The model's history keeps what the caller actually heard (VoIPBIN/Pipecat do the same).
         said = turn["spoken_text"] if reply.interrupted else reply.text
         self.history.append(Message.assistant(said, reply.tool_calls))
@@ -585,7 +587,13 @@ class AISession:
         now = asyncio.get_running_loop().time()
         # How long the voice lasted (unknown without an onset, e.g. while nothing played: no guess).
         voiced = ((t.quiet_at or now) - t.speech_at) if t is not None else float("inf")
-        ours = (*self._said, *self.metrics.fillers[-2:], self._responder.reply.text)
+        # Our echo is of what played just before the speech: the current reply, or one that stopped
+        # playing less than ECHO_WINDOW before (not older replies whose words the caller may repeat).
+        began = heard.spoken_at if heard.spoken_at is not None else now
+        ours = (
+            *(said for said, until in self._said if until > began - ECHO_WINDOW),
+            self._responder.reply.text,
+        )
         if is_echo(text, " ".join(ours)):
             reason = "echo"
         elif is_acknowledgement(text, confidence=heard.confidence, voiced_secs=voiced, language=language):
@@ -684,6 +692,7 @@ class AISession:
             if not pcm:
                 return
             playback.say(pcm)
+            self._said.append((text, loop.time() + len(pcm) / (2 * 8000)))
             self.metrics.fillers.append(text)
             due = loop.time() + len(pcm) / (2 * 8000) + FILLER_AFTER
 

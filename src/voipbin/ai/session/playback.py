@@ -26,7 +26,7 @@ FRAME = 320  # 20 ms of 8 kHz PCM16
 FRAME_SECS = 0.02
 QUEUE_SECS = 1.0  # the call's playout queue holds up to this much ahead of what is heard
 ECHO_TAIL_SECS = 0.6  # an echo of our audio may arrive this long after it played (line + jitter buffer)
-ECHO_MARGIN_DB = 5.0  # caller voice must be within 5 dB of our loudest recent frame (echo >= 6 dB below)
+ECHO_MARGIN_DB = 8.0  # caller voice must be within 8 dB of our loudest recent frame (echo >= 10 dB below)
 
 
 class Playback:
