@@ -93,7 +93,8 @@ async def test_ai_talk_barge_in_flushes_and_cancels(env: Env) -> None:
     onset = call.onsets["interrupt"] + lead
     flushed_at = call.flushes[0][0]
     barge = events.of("aicall_status_terminated")[0]["metadata"]["barge_ins"]
-    # VAD detection -> playout flushed and LLM/TTS cancelled: the pipeline's own reaction.
+    # Voice onset detected -> our audio silenced (paused at once, flushed once confirmed): the
+    # pipeline's own reaction.
     assert len(barge) >= 1 and barge[0]["reaction_ms"] < 300, barge
     # Voice onset -> silence: the reaction plus the VAD's start_secs (0.2 s by default), the minimum
     # speech that interrupts (so a cough does not).

@@ -1,7 +1,9 @@
 """The caller's side of the pipeline: inbound audio -> VAD, turn detection and STT, as events.
 
-Each 20 ms frame from the call goes to the VAD segmenter (inline: ~0.2 ms of Silero per 32 ms and
-webrtcvad-gated in silence) and to the STT stream. VAD gives the voice onset at once (barge-in);
+Each 20 ms frame from the call goes first to the fast onset detector (webrtcvad + loudness, with
+the echo floor while we speak: :class:`VoiceOnset` after 40 ms of voice, :class:`VoiceQuiet` after
+300 ms without, for barge-in), then to the VAD segmenter (inline: ~0.2 ms of Silero per 32 ms and
+webrtcvad-gated in silence) and to the STT stream. VAD gives the speech start (turn-taking);
 the :class:`voipbin.speech.turn_detector.TurnDetector` decides when the caller's *turn* is over —
 from the silence, the Smart Turn model's verdict on the turn's audio (run on the speech pool while
 the silence goes on), the words so far and the AI's last question. Then the STT is told to deliver
@@ -15,10 +17,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from voipbin.flow.interfaces import CallAudio, CallHungUp
 from voipbin.speech.executor import run_inference
+from voipbin.speech.onset import OnsetDetector
 from voipbin.speech.stt import STT, SttEventType
 from voipbin.speech.turn_detector import TurnConfig, TurnDetector
 from voipbin.speech.turn_model import TurnModelUnavailable, completion_probability_blocking
@@ -37,6 +41,17 @@ class SpeechStarted:
 
 
 @dataclass(frozen=True)
+class VoiceOnset:
+    at: float  # loop time the caller's voice began (40 ms of it heard: the fast barge-in path)
+
+
+@dataclass(frozen=True)
+class VoiceQuiet:
+    at: float  # loop time that voice ended (300 ms of quiet heard)
+    voiced_secs: float  # how much voice there was since its onset
+
+
+@dataclass(frozen=True)
 class SpeechStopped:
     at: float  # loop time the caller went quiet at the end of their turn
 
@@ -45,6 +60,8 @@ class SpeechStopped:
 class Transcript:
     text: str
     language: str | None = None  # as the STT reports it (detected when none was configured)
+    confidence: float | None = None  # as the STT reports it
+    spoken_at: float | None = None  # loop time its speech began (None: the STT did not say)
 
 
 @dataclass(frozen=True)
@@ -52,7 +69,7 @@ class InputEnded:
     error: BaseException | None = None  # None / CallHungUp: the call ended; else a failure
 
 
-InputEvent = SpeechStarted | SpeechStopped | Transcript | InputEnded
+InputEvent = SpeechStarted | SpeechStopped | VoiceOnset | VoiceQuiet | Transcript | InputEnded
 
 
 class Listener:
@@ -65,10 +82,14 @@ class Listener:
         *,
         turn: TurnConfig | None = None,
         language: str | None = None,
+        echo_floor: Callable[[], float] | None = None,
     ) -> None:
         self.audio = audio
         self.stt = stt
         self.vad = VadSegmenter(RATE, vad)
+        # The fast onset path for barge-in; ``echo_floor`` raises its threshold while we speak.
+        self.onset = OnsetDetector(RATE, min_volume=vad.min_volume)
+        self.echo_floor = echo_floor or (lambda: -100.0)
         self.out = out
         self.detector = TurnDetector(turn or TurnConfig(), language=language)
         self._audio: deque[bytes] = deque(maxlen=int(MODEL_WINDOW_SECS * 50))  # 20 ms frames
@@ -90,6 +111,7 @@ class Listener:
             async for pcm in self.audio.audio_in():
                 now = loop.time()
                 self._audio.append(pcm)
+                self._onset(pcm, now)
                 for ev in self.vad.feed(pcm):
                     if ev.kind == "start":
                         # The segmenter is behind "now" by the audio it has seen after the event.
@@ -113,6 +135,18 @@ class Listener:
             for task in list(self._model_tasks):
                 task.cancel()
 
+    def _onset(self, pcm: bytes, now: float) -> None:
+        floor = self.echo_floor()
+        for i in range(0, len(pcm) - 319, 320):
+            ev = self.onset.feed(pcm[i : i + 320], floor)
+            if ev is not None:
+                at = now - (self.onset.time - ev.time)
+                self.out.put_nowait(VoiceOnset(at) if ev.kind == "onset" else VoiceQuiet(at, ev.voiced_secs))
+
+    def words_now(self) -> None:
+        """Ask the STT for what it holds now (a possible interruption's words), not at turn end."""
+        self.stt.endpoint()
+
     async def transcripts(self) -> None:
         """Forward STT finals; interim text and the STT's own endpoints feed the turn detector."""
         try:
@@ -120,7 +154,8 @@ class Listener:
                 text = ev.text.strip()
                 if ev.type == SttEventType.FINAL and text:
                     self.detector.text(text)
-                    self.out.put_nowait(Transcript(text, ev.language))
+                    spoken_at = None if ev.start is None else self._heard_at - (self._heard - ev.start)
+                    self.out.put_nowait(Transcript(text, ev.language, ev.confidence, spoken_at))
                 elif ev.type == SttEventType.INTERIM and text:
                     self.detector.text(text, final=False)
                 elif ev.type == SttEventType.SPEECH_ENDED and self.stt.ends_utterances:

@@ -5,9 +5,13 @@
                                                                 barge-in)     -> play_stream)
 
 Every part runs as its own task and is cancellable; the session loop reads one event queue and
-decides. ``barge_in=True`` (``ai_talk``): when the caller starts speaking while the assistant
-answers, playout is flushed and the LLM/TTS are cancelled at once. ``barge_in=False`` (``ai``):
-request/response; what the caller says meanwhile is answered afterwards.
+decides. ``barge_in=True`` (``ai_talk``): the caller's voice onset while the assistant answers
+(the listener's fast path, 40 ms of voice, echo-guarded) *pauses* our audio at once; words that are
+not a backchannel, or voice lasting ``CONFIRM_SECS``, confirm the interruption (playout flushed,
+LLM/TTS cancelled, the heard part kept); a backchannel or a noise with no words resumes the reply
+where it stopped. ``barge_in=False`` (``ai``): request/response; what the caller says meanwhile is
+answered afterwards. In both, backchannels and our own echo heard while we answer make no turn, and
+while the AI holds the turn in silence (slow model, tools) a short filler is said.
 
 The same queue carries the operator's controls (:class:`~voipbin.ai.calls.Terminate` from ``POST
 /aicalls/{id}/terminate``, :class:`~voipbin.ai.calls.Inject` from ``POST /aimessages``).
@@ -25,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,12 +37,23 @@ from typing import Any
 from voipbin.ai.calls import AICallRecord, Inject, Terminate
 from voipbin.ai.llm.base import LLM, Message
 from voipbin.flow.interfaces import CallAudio, CallHungUp
+from voipbin.speech.backchannel import is_acknowledgement, is_echo
 from voipbin.speech.registry import create_stt, create_tts
 from voipbin.speech.stt import STT
 from voipbin.speech.tts import TTS
 
 from .config import SessionConfig
-from .listener import InputEnded, Listener, SpeechStarted, SpeechStopped, Transcript
+from .fillers import FILLER_AFTER, FILLER_BY, MAX_FILLERS, filler
+from .listener import (
+    InputEnded,
+    Listener,
+    SpeechStarted,
+    SpeechStopped,
+    Transcript,
+    VoiceOnset,
+    VoiceQuiet,
+)
+from .playback import Playback
 from .prompts import system_messages
 from .responder import FRAME_BYTES, Reply, Responder, TtsChoice
 from .tools import ToolContext, offered_tools, run_tool
@@ -47,6 +63,28 @@ log = logging.getLogger(__name__)
 
 SPEECH_CHARS_PER_SECOND = 15.0  # typical TTS speaking rate, for what was heard before a barge-in
 APOLOGY_LIMIT = 20.0  # seconds the apology / notice may take (a bound against hangs only)
+# A tentative interruption (our audio paused on the caller's voice onset) is confirmed by words that
+# are not a backchannel, or by voice lasting this long; else it is undone (the reply resumes) once the
+# voice ended and the STT has nothing more to say (an STT that can tell: at the latest RESUME_CAP
+# after the voice ended; one that cannot: RESUME_WAIT after it).
+CONFIRM_SECS = 1.5
+RESUME_WAIT = 0.8
+RESUME_CAP = 2.0
+CHECK_EVERY = 0.05
+ECHO_WINDOW = 1.0  # an echo arrives within this long after our audio played (line + jitter buffers)
+
+
+@dataclass(frozen=True)
+class _Check:
+    """Timer tick of a tentative interruption."""
+
+
+@dataclass
+class _Tentative:
+    speech_at: float  # the caller's voice onset
+    detected_at: float
+    paused_at: float | None  # our audio went silent (None: nothing was playing)
+    quiet_at: float | None = None  # the voice ended
 
 
 @dataclass(frozen=True)
@@ -58,15 +96,27 @@ class _ReplyDone:
 @dataclass
 class BargeIn:
     speech_at: float  # when the caller's voice began
-    detected_at: float  # when the VAD said so (start_secs later)
-    done_at: float  # playout flushed and generation cancelled
+    detected_at: float  # when the session learnt of it (the fast onset path, or the words)
+    silenced_at: float  # our audio was silenced (paused on the onset, or flushed)
+    done_at: float  # the interruption confirmed: playout flushed and generation cancelled
     dropped_frames: int
+
+
+@dataclass
+class FalseInterruption:
+    speech_at: float
+    paused_at: float
+    resumed_at: float
+    reason: str  # "backchannel" | "echo" | "no_words"
 
 
 @dataclass
 class SessionMetrics:
     turn_latencies: list[float] = field(default_factory=list)  # caller quiet -> first AI audio (s)
     barge_ins: list[BargeIn] = field(default_factory=list)
+    false_interruptions: list[FalseInterruption] = field(default_factory=list)
+    fillers: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)  # backchannels / echo heard while we spoke
 
     def to_metadata(self) -> dict[str, object]:
         return {
@@ -74,11 +124,22 @@ class SessionMetrics:
             "barge_ins": [
                 {
                     "detect_ms": round((b.detected_at - b.speech_at) * 1000),
-                    "reaction_ms": round((b.done_at - b.detected_at) * 1000),
+                    "reaction_ms": round((b.silenced_at - b.detected_at) * 1000),
+                    "confirm_ms": round((b.done_at - b.silenced_at) * 1000),
                     "dropped_frames": b.dropped_frames,
                 }
                 for b in self.barge_ins
             ],
+            "false_interruptions": [
+                {
+                    "detect_ms": round((f.paused_at - f.speech_at) * 1000),
+                    "paused_ms": round((f.resumed_at - f.paused_at) * 1000),
+                    "reason": f.reason,
+                }
+                for f in self.false_interruptions
+            ],
+            "fillers": list(self.fillers),
+            "ignored_speech": list(self.ignored),
         }
 
 
@@ -163,9 +224,11 @@ class AISession:
         self.duration = duration
         self.turns = TurnTaker(barge_in=barge_in)
         self.tools = offered_tools(cfg.tool_names)
+        # All our audio goes through the playback, which can pause on a tentative interruption.
+        self.playback = Playback(audio)
         self.tool_ctx = tools or ToolContext(
             record.customer_id, record.id, record.row.activeflow_id, record.row.reference_id,
-            variables, audio.flush_playout,
+            variables, self.playback.flush,
         )  # fmt: skip
         self.history: list[Message] = system_messages(cfg)
         self.metrics = SessionMetrics()
@@ -178,7 +241,7 @@ class AISession:
         self._responder = Responder(
             self.llms,
             self._tts_chain(fallback_tts_type),
-            audio,
+            self.playback,
             budget=budget,
             on_delta=lambda d: record.intermediate("assistant", d),
         )
@@ -190,6 +253,14 @@ class AISession:
         self._spoken_queue: list[str] = []  # injected assistant messages waiting for the current reply
         self._listener: Listener | None = None
         self._heard_language: str | None = None
+        self._tentative: _Tentative | None = None
+        self._check: asyncio.TimerHandle | None = None
+        self._trust_settled = False  # the STT says when it has transcribed everything (settled())
+        self._filler_task: asyncio.Task[None] | None = None
+        self._filler_pcm: dict[str, bytes] = {}
+        self._spans: deque[tuple[float, float]] = deque(maxlen=3)  # (from, to) our recent replies played
+        # What we said lately and when it stopped playing: what an echo of us may say (fillers too).
+        self._said: deque[tuple[str, float]] = deque(maxlen=4)
 
     # -- parts -------------------------------------------------------------------------------------
     def make_tts(self, tts_type: str | None = None, voice_id: str | None = "") -> TTS:
@@ -245,7 +316,9 @@ class AISession:
             self._events,
             turn=turn_config(smart_turn=self.cfg.smart_turn, vad=self.cfg.vad),
             language=self.cfg.stt_language or self.cfg.language,
+            echo_floor=self.playback.echo_floor,
         )
+        self._trust_settled = type(stt).settled is not STT.settled
         listen_started = loop.time()
         tasks = [
             asyncio.create_task(listener.listen(), name="ai-listen"),
@@ -274,7 +347,11 @@ class AISession:
                     return ended
         finally:
             self.record.post = None
+            self._stop_filler()
+            if self._check is not None:
+                self._check.cancel()
             await self._end_reply()
+            await self.playback.close()
             for t in tasks:
                 t.cancel()
             stt.cancel()
@@ -286,15 +363,22 @@ class AISession:
 
     async def _handle(self, event: object) -> str | None:
         turns = self.turns
-        if isinstance(event, SpeechStarted):
-            if turns.speech_started():
-                await self._barge_in(event.at)
+        if isinstance(event, VoiceOnset):
+            self._onset(event.at)
+        elif isinstance(event, VoiceQuiet):
+            self._voice_quiet(event.at)
+        elif isinstance(event, _Check):
+            await self._check_tentative()
+        elif isinstance(event, SpeechStarted):
+            turns.speech_started()  # interruptions are decided on the fast onset path and the words
         elif isinstance(event, SpeechStopped):
             self._last_quiet = event.at
             self._start_turn(turns.speech_stopped())
         elif isinstance(event, Transcript):
             self._last_final = asyncio.get_running_loop().time()
             self._heard_language = event.language or self._heard_language
+            if await self._while_speaking(event):
+                return None
             self._start_turn(turns.transcript(event.text))
         elif isinstance(event, _ReplyDone):
             return await self._finish_reply(event)
@@ -328,12 +412,20 @@ class AISession:
             return
         self.history.append(Message.user(text))
         self.record.add_message("user", text)
-        self._start_reply(turn=_Turn(self._last_quiet, self._last_final))
+        self._start_reply(turn=_Turn(self._last_quiet, self._last_final), hold=True)
 
     def _start_reply(
-        self, *, text: str | None = None, turn: _Turn | None = None, injected: bool = False
+        self,
+        *,
+        text: str | None = None,
+        turn: _Turn | None = None,
+        injected: bool = False,
+        hold: bool = False,
     ) -> None:
+        """``hold``: the AI holds the caller's turn (an answer, a tool's follow-up): fillers if slow."""
         self.turns.bot_started()
+        if hold:
+            self._start_filler((turn or self._reply_turn).speech_end_at)
         self._reply_turn = turn or _Turn()
         self._reply_injected = injected
         quiet_at = self._reply_turn.speech_end_at
@@ -362,6 +454,7 @@ class AISession:
         if not (reply.text or reply.tool_calls):
             return
         turn = turn_record(reply, self._reply_turn, dropped_frames=dropped_frames)
+        self._said.append((turn["spoken_text"], self.playback.audible_until))
         # The model's history keeps what the caller actually heard (VoIPBIN/Pipecat do the same).
         said = turn["spoken_text"] if reply.interrupted else reply.text
         self.history.append(Message.assistant(said, reply.tool_calls))
@@ -371,6 +464,9 @@ class AISession:
 
     async def _finish_reply(self, done: _ReplyDone) -> str | None:
         self._reply_task = None
+        self._spoke(done.reply)
+        self._stop_filler()
+        self._resume("reply_ended")  # a reply that ended under a tentative interruption had played out
         if done.error is not None:
             if isinstance(done.error, CallHungUp):
                 raise done.error
@@ -382,6 +478,8 @@ class AISession:
             return await self._say_and_end(self.apology, "error")
         end: str | None = None
         follow_up = False
+        if reply.tool_calls:  # the caller waits for the tools: fillers keep the line alive
+            self._start_filler(self._reply_turn.speech_end_at)
         for call in reply.tool_calls:
             result = await run_tool(call, self.tool_ctx)
             self.history.append(Message.tool(call.id, result.content))
@@ -390,6 +488,7 @@ class AISession:
                 self.connect = result.connect
             end = end or result.end
             follow_up = follow_up or result.run_llm
+        self._stop_filler()
         if end:
             return end
         if self.credit_left is not None and not await self.credit_left():
@@ -398,7 +497,7 @@ class AISession:
             self._start_reply(text=self._spoken_queue.pop(0), injected=True)
             return None
         if follow_up:
-            self._start_reply()
+            self._start_reply(hold=True)
             return None
         self._start_turn(self.turns.bot_stopped())
         return None
@@ -419,20 +518,198 @@ class AISession:
                 self.record.note("error", f"the closing notice could not be spoken: {exc!r}")
         return reason
 
-    async def _barge_in(self, speech_at: float) -> None:
+    # -- interruptions -----------------------------------------------------------------------------
+    @property
+    def _replying(self) -> bool:
         task = self._reply_task
-        if task is None or task.done():
-            return  # the answer is complete; its result is already queued and handled next
+        return task is not None and not task.done()
+
+    def _onset(self, at: float) -> None:
+        """The caller's voice began while we answer: silence our audio at once, tentatively."""
+        t = self._tentative
+        if t is not None:
+            t.quiet_at = None  # the voice is back
+            return
+        if not self.turns.barge_in or not self._replying:
+            return
         loop = asyncio.get_running_loop()
         detected = loop.time()
-        dropped = self.audio.flush_playout()  # silence from the next frame on, before anything else
+        paused = self.playback.pause()
+        self._tentative = _Tentative(at, detected, loop.time() if paused else None)
+        self._schedule_check()
+
+    def _voice_quiet(self, at: float) -> None:
+        t = self._tentative
+        if t is None or t.quiet_at is not None:
+            return
+        t.quiet_at = at
+        if self._listener is not None:
+            self._listener.words_now()  # a batch STT transcribes the voice now, not after its silence
+
+    def _schedule_check(self) -> None:
+        if self._check is None:
+            self._check = asyncio.get_running_loop().call_later(CHECK_EVERY, self._post_check)
+
+    def _post_check(self) -> None:
+        self._check = None
+        self._events.put_nowait(_Check())
+
+    async def _check_tentative(self) -> None:
+        t = self._tentative
+        if t is None:
+            return
+        now = asyncio.get_running_loop().time()
+        if t.quiet_at is None:
+            if now - t.speech_at >= CONFIRM_SECS:  # too long for a backchannel: the caller takes the turn
+                await self._barge_in()
+                return
+        else:
+            listener = self._listener
+            waited = now - t.quiet_at
+            if self._trust_settled:
+                done = (listener is None or listener.stt.settled()) and waited >= CHECK_EVERY
+                done = done or waited >= RESUME_CAP
+            else:
+                done = waited >= RESUME_WAIT
+            if done:
+                self._resume("no_words")  # a noise, a cough: nothing was said
+                return
+        self._schedule_check()
+
+    async def _while_speaking(self, heard: Transcript) -> bool:
+        """Words heard while we answer: a backchannel or our own echo is ignored (True; a paused
+        reply resumes), other words interrupt the reply (``ai_talk``) and make the caller's turn."""
+        t = self._tentative
+        if t is None and not self._replying and not self._during_ours(heard.spoken_at):
+            return False
+        text = heard.text
+        language = self.cfg.stt_language or self.cfg.language or self._heard_language
+        now = asyncio.get_running_loop().time()
+        # How long the voice lasted (unknown without an onset, e.g. while nothing played: no guess).
+        voiced = ((t.quiet_at or now) - t.speech_at) if t is not None else float("inf")
+        # Our echo is of what played just before the speech: the current reply, or one that stopped
+        # playing less than ECHO_WINDOW before (not older replies whose words the caller may repeat).
+        began = heard.spoken_at if heard.spoken_at is not None else now
+        ours = (
+            *(said for said, until in self._said if until > began - ECHO_WINDOW),
+            self._responder.reply.text,
+        )
+        if is_echo(text, " ".join(ours)):
+            reason = "echo"
+        elif is_acknowledgement(text, confidence=heard.confidence, voiced_secs=voiced, language=language):
+            reason = "backchannel"
+        else:
+            if self.turns.barge_in and self._replying:
+                await self._barge_in()
+            return False
+        self.metrics.ignored.append(text)
+        if t is not None and t.quiet_at is not None:
+            self._resume(reason)
+        return True
+
+    def _during_ours(self, at: float | None) -> bool:
+        """Whether speech that began at ``at`` was said over a recent reply of ours (a backchannel
+        whose transcript comes after the reply ended). Speech begun in the reply's last half second
+        answers it ("...a window seat?" "Yes.") and is a turn."""
+        return at is not None and any(start - 0.2 <= at <= end - 0.5 for start, end in self._spans)
+
+    def _spoke(self, reply: Reply) -> None:
+        if reply.first_out_at is not None:
+            self._spans.append((reply.first_out_at, asyncio.get_running_loop().time()))
+
+    def _resume(self, reason: str) -> None:
+        """Not an interruption after all: the paused reply goes on where the caller stopped hearing it."""
+        t, self._tentative = self._tentative, None
+        if t is None:
+            return
+        self.playback.resume()
+        if t.paused_at is not None and reason != "reply_ended":
+            now = asyncio.get_running_loop().time()
+            self.metrics.false_interruptions.append(FalseInterruption(t.speech_at, t.paused_at, now, reason))
+
+    async def _barge_in(self) -> None:
+        """The caller interrupts: drop our audio for good, cancel the reply, keep what was heard."""
+        loop = asyncio.get_running_loop()
+        t, self._tentative = self._tentative, None
+        self._stop_filler()
+        task = self._reply_task
+        if task is None or task.done():
+            self.playback.resume()
+            return  # the answer is complete; its result is already queued and handled next
+        now = loop.time()
+        dropped = self.playback.flush()  # silence from the next frame on, before anything else
+        speech_at, detected = (t.speech_at, t.detected_at) if t is not None else (now, now)
+        silenced = t.paused_at if t is not None and t.paused_at is not None else loop.time()
         reply = self._responder.reply
         await self._cancel_reply()
+        self._spoke(reply)
         reply.interrupted = True
-        reply.interrupted_at = detected
+        reply.interrupted_at = silenced
         self._remember(reply, dropped_frames=dropped)
-        self.metrics.barge_ins.append(BargeIn(speech_at, detected, loop.time(), dropped))
+        self.metrics.barge_ins.append(BargeIn(speech_at, detected, silenced, loop.time(), dropped))
         self.turns.bot_stopped()  # the caller is speaking, so this commits nothing
+
+    # -- fillers -----------------------------------------------------------------------------------
+    def _start_filler(self, origin: float | None) -> None:
+        self._stop_filler()
+        self._filler_task = asyncio.create_task(self._fill(origin), name="ai-filler")
+
+    def _stop_filler(self) -> None:
+        task, self._filler_task = self._filler_task, None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+
+    async def _fill(self, origin: float | None) -> None:
+        """While we hold the turn and say nothing: a short filler after FILLER_AFTER of silence (at
+        the latest FILLER_BY after the caller went quiet), up to MAX_FILLERS; ends with our audio."""
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        due = started + FILLER_AFTER
+        if origin is not None:
+            due = max(started + 0.3, min(due, origin + FILLER_BY))
+        language = self.cfg.language or self._heard_language
+        playback = self.playback
+
+        def answered() -> bool:
+            r = self._responder.reply
+            return r.started_at >= started and r.first_out_at is not None
+
+        for index in range(MAX_FILLERS):
+            text = filler(language, index)
+            # Synthesised a little before it is due (then cached): only a slow turn pays for it.
+            await asyncio.sleep(max(0.0, due - 0.4 - loop.time()))
+            if answered():
+                return
+            pcm = await self._filler_audio(text)
+            while True:
+                await asyncio.sleep(max(0.0, due - loop.time()))
+                if answered():
+                    return
+                if playback.audible() or playback.paused or self._tentative is not None:
+                    due = max(loop.time(), playback.audible_until) + FILLER_AFTER
+                    continue
+                break
+            if not pcm:
+                return
+            playback.say(pcm)
+            self._said.append((text, loop.time() + len(pcm) / (2 * 8000)))
+            self.metrics.fillers.append(text)
+            due = loop.time() + len(pcm) / (2 * 8000) + FILLER_AFTER
+
+    async def _filler_audio(self, text: str) -> bytes:
+        if text not in self._filler_pcm:
+            try:
+                tts = self.make_tts()
+                try:
+                    self._filler_pcm[text] = await tts.read_all_of(text)
+                finally:
+                    await tts.aclose()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a filler is a courtesy: never fail the turn over it
+                log.warning("filler %r could not be synthesised: %s", text, exc)
+                self._filler_pcm[text] = b""
+        return self._filler_pcm[text]
 
     async def _end_reply(self) -> None:
         """The session ends while an answer is under way: keep what was said (and its usage)."""
