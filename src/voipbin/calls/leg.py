@@ -193,7 +193,9 @@ class CallLeg:
         try:
             while True:
                 try:
-                    frames = await tap.get_batch(2)  # woken every 40 ms, not every frame
+                    # Each frame as it comes (not two at a time): the AI's voice onset and turn
+                    # end are decided on it, and a 20 ms wait is a fifth of the barge-in budget.
+                    frames = await tap.get_batch(1)
                 except TapClosed:
                     break
                 for frame in frames:
