@@ -34,16 +34,21 @@ _TRIM_AFTER = 10  # pops in a row with surplus before one packet is trimmed
 
 class DelaySpread:
     """Spread of packets' transit time (``arrival - timestamp / rate``) over a sliding window of
-    blocks: how much later than the earliest one a packet may arrive. Per packet, two compares."""
+    blocks: how much later than the earliest one a packet may arrive. Per packet two compares, and
+    :meth:`spread` (read every playout tick) is O(1): the finished blocks' bounds are folded once, when
+    a block closes."""
 
     def __init__(self) -> None:
         self._blocks: list[tuple[float, float]] = []  # finished blocks' (min, max) transit
-        self._lo = float("inf")
+        self._win_lo = float("inf")  # bounds over self._blocks
+        self._win_hi = float("-inf")
+        self._lo = float("inf")  # the open block's bounds
         self._hi = float("-inf")
         self._n = 0
 
     def reset(self) -> None:
         self._blocks.clear()
+        self._win_lo, self._win_hi = float("inf"), float("-inf")
         self._lo, self._hi, self._n = float("inf"), float("-inf"), 0
 
     def add(self, transit: float) -> None:
@@ -55,6 +60,8 @@ class DelaySpread:
         if self._n >= _BLOCK:
             self._blocks.append((self._lo, self._hi))
             del self._blocks[:-_BLOCKS]
+            self._win_lo = min(lo for lo, _ in self._blocks)
+            self._win_hi = max(hi for _, hi in self._blocks)
             self._lo, self._hi, self._n = float("inf"), float("-inf"), 0
 
     @property
@@ -62,10 +69,7 @@ class DelaySpread:
         return bool(self._blocks) or self._n >= 10
 
     def spread(self) -> float:
-        lo, hi = self._lo, self._hi
-        for b_lo, b_hi in self._blocks:
-            lo, hi = min(lo, b_lo), max(hi, b_hi)
-        return max(0.0, hi - lo)
+        return max(0.0, max(self._hi, self._win_hi) - min(self._lo, self._win_lo))
 
 
 class Playout(Enum):
