@@ -9,15 +9,12 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import httpx
-
 from tests.ai_session.support import Events
 from tests.api.support import client_for
 from tests.api.test_auth import assert_envelope
 from tests.calls import support as calls_support
 from tests.calls.support import Telephony, heard_fraction
 from voipbin.phone import TestPhone
-from voipbin.tenants import create_customer
 
 telephony = calls_support.telephony  # the fixture (a real platform with SIP on loopback)
 
@@ -36,26 +33,12 @@ ACTIONS = [
 ]
 
 
-async def other_client(telephony: Telephony) -> httpx.AsyncClient:
-    async with telephony.platform.db.session() as session:
-        other = await create_customer(
-            session,
-            passwords=telephony.platform.passwords,
-            initial_balance=0,
-            name="other",
-            username="other",
-            password="other-pass-1",
-        )
-        await session.commit()
-    return client_for(telephony.app, other.accesskey)
-
-
 async def test_aicall_record_inject_and_terminate_over_sip(telephony: Telephony, tmp_path: Path) -> None:
     client = telephony.client
     events = Events(telephony.platform.events)
     phone = TestPhone("+15559876543", server=("127.0.0.1", telephony.sip_port), record=tmp_path / "heard.wav")
     await phone.start()
-    other = await other_client(telephony)
+    other = client_for(telephony.app, (await telephony.other_tenant()).accesskey)
     try:
         r = await client.post(
             "/v1.0/calls",

@@ -21,7 +21,7 @@ from tests.sip.conftest import free_port
 from voipbin.app import create_app
 from voipbin.config import Settings
 from voipbin.node import Node, build_node, start_node, stop_node
-from voipbin.tenants import NewCustomer, bootstrap
+from voipbin.tenants import NewCustomer, bootstrap, create_customer
 
 
 @dataclass
@@ -52,6 +52,20 @@ class Telephony:
 
     async def wait_hangup(self, call_id: str, within: float = 15.0) -> dict[str, Any]:
         return await self.wait_call(call_id, lambda c: c["status"] == "hangup", within)
+
+    async def other_tenant(self) -> NewCustomer:
+        """A second customer, for tenancy checks (its ids answer 404 to the admin and vice versa)."""
+        async with self.platform.db.session() as session:
+            other = await create_customer(
+                session,
+                passwords=self.platform.passwords,
+                initial_balance=0,
+                name="other",
+                username="other",
+                password="other-pass-1",
+            )
+            await session.commit()
+        return other
 
 
 def write_sine(path: Path, seconds: float = 1.0, freq: float = 440.0, rate: int = 8000, amp: float = 0.5):

@@ -18,7 +18,6 @@ from tests.calls.support import Telephony, dominant_frequency, write_sine
 from tests.conftest import free_port
 from voipbin.flow.streams.framing import AS_AUDIO, AS_HANGUP, AS_UUID, audiosocket_frame, parse_audiosocket
 from voipbin.phone import TestPhone
-from voipbin.tenants import create_customer
 
 PHONE = "+15559876543"
 
@@ -113,16 +112,7 @@ async def test_media_stream_echo(telephony: Telephony, tmp_path: Path, encapsula
 
 
 async def test_media_stream_is_authenticated_and_tenant_scoped(telephony: Telephony) -> None:
-    async with telephony.platform.db.session() as session:
-        other = await create_customer(
-            session,
-            passwords=telephony.platform.passwords,
-            initial_balance=0,
-            name="other",
-            username="other",
-            password="other-pass-1",
-        )
-        await session.commit()
+    other = await telephony.other_tenant()
     phone = TestPhone(PHONE, server=("127.0.0.1", telephony.sip_port))
     await phone.start()
     try:
