@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import re
 
+from voipbin.speech.turn_words import primary_language, word_set
+
 MAX_WORDS = 4  # "okay yeah I see" at most; longer is a turn
 # Humming ("mhm") makes a small recogniser invent words ("and make sure"), with low confidence:
 # a voice this short transcribed this unsurely is not taken for words (Whisper tiny.en writes real
@@ -22,25 +24,21 @@ SHORT_SECS = 0.8
 UNSURE = 0.45
 
 
-def _set(words: str) -> frozenset[str]:
-    return frozenset(words.split())
-
-
 # Per language (the first two letters of a BCP-47 tag); single words and two-word phrases.
 _WORDS: dict[str, frozenset[str]] = {
-    "en": _set(
+    "en": word_set(
         "mhm mm mmm hmm hm mhmm mmhmm mmhm mmmhmm uh huh uhhuh uhuh um umm ah oh okay ok okey "
         "yeah yea yep yup yes yah right all alright sure i see got it gotcha cool nice great good "
         "true exactly indeed totally wow really absolutely fine ja"
     ),
-    "es": _set("sí si vale claro ajá aja ah ok okay bueno entiendo ya mhm mm hmm eh"),
-    "de": _set("ja genau okay ok mhm mm hmm aha ach so stimmt richtig klar gut"),
-    "fr": _set("oui ouais d'accord ok okay mhm mm hmm ah bon voilà exactement"),
-    "it": _set("sì si certo ok okay mhm mm hmm ah esatto capito va bene"),
-    "pt": _set("sim claro ok okay tá ta certo mhm mm hmm ah entendi"),
+    "es": word_set("sí si vale claro ajá aja ah ok okay bueno entiendo ya mhm mm hmm eh"),
+    "de": word_set("ja genau okay ok mhm mm hmm aha ach so stimmt richtig klar gut"),
+    "fr": word_set("oui ouais d'accord ok okay mhm mm hmm ah bon voilà exactement"),
+    "it": word_set("sì si certo ok okay mhm mm hmm ah esatto capito va bene"),
+    "pt": word_set("sim claro ok okay tá ta certo mhm mm hmm ah entendi"),
 }
 # Words that are never a mere acknowledgement even though a backchannel word is in them.
-_STOP_WORDS = _set("no not stop wait hold but what why how when where who nope nah")
+_STOP_WORDS = word_set("no not stop wait hold but what why how when where who nope nah")
 
 _NON_WORD = re.compile(r"[^\w'\s-]+")
 _TAG = re.compile(r"\[[^\]]*\]|\([^)]*\)|\*[^*]*\*")  # whisper's [BLANK_AUDIO], (coughs), *sighs*
@@ -59,8 +57,7 @@ def words(text: str) -> list[str]:
 
 
 def _vocabulary(language: str | None) -> frozenset[str]:
-    lang = (language or "en")[:2].lower()
-    return _WORDS["en"] | _WORDS.get(lang, frozenset())
+    return _WORDS["en"] | _WORDS.get(primary_language(language), frozenset())
 
 
 def is_backchannel(text: str, language: str | None = None) -> bool:

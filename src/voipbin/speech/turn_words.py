@@ -27,12 +27,12 @@ import re
 # Words after which a sentence cannot end (closed classes: conjunctions, prepositions, articles,
 # possessives, subject pronouns, fillers). Not auxiliaries: elliptic answers end on them ("Yes, it
 # did."). Deliberately short lists: a false "unfinished" only costs wait.
-def _set(words: str) -> frozenset[str]:
+def word_set(words: str) -> frozenset[str]:
     return frozenset(words.split())
 
 
 _TRAILING: dict[str, frozenset[str]] = {
-    "en": _set(
+    "en": word_set(
         "and or but so because since although though if unless until while when whereas that which who"
         " whose where than then also plus like um uh er erm hmm the a an my your his her our their its"
         " this these those some any no every to of for with from at by in on into onto about as than"
@@ -40,39 +40,39 @@ _TRAILING: dict[str, frozenset[str]] = {
         " actually basically let let's want need going gonna wanna dot whether after before near between"
         " without against toward towards except via across despite during among upon besides"
     ),
-    "es": _set(
+    "es": word_set(
         "y e o u pero porque aunque si que cuando donde como pues entonces el la los las un una unos unas"
         " mi mis tu tus su sus nuestro nuestra de del al a en con por para sin sobre entre hasta desde"
         " es son está estoy quiero necesito me te se le lo muy más menos eh este bueno"
     ),
-    "de": _set(
+    "de": word_set(
         "und oder aber denn weil dass ob wenn als wie so der die das den dem des ein eine einen einem einer"
         " mein meine dein sein ihr unser zu von mit für auf an in aus bei nach über unter um bis ist sind"
         " bin habe hat will möchte kann muss sehr noch äh ähm"
     ),
-    "fr": _set(
+    "fr": word_set(
         "et ou mais donc parce car si que quand comme le la les un une des du de au aux mon ma mes ton ta"
         " son sa ses notre votre leur à en dans avec pour par sans sur sous chez est suis sont ai a je"
         " veux voudrais très plus euh"
     ),
-    "it": _set(
+    "it": word_set(
         "e o ma perché però se che quando come il lo la i gli le un uno una mio mia tuo suo di del della"
         " a al in con per su da tra fra è sono ho vorrei voglio molto più ehm"
     ),
-    "pt": _set(
+    "pt": word_set(
         "e ou mas porque porém se que quando como o a os as um uma meu minha seu sua de do da no na em com"
         " por para sem sobre é são estou quero gostaria muito mais eh"
     ),
-    "nl": _set(
+    "nl": word_set(
         "en of maar want omdat dus als dat die wie waar wanneer de een mijn jouw uw zijn haar ons onze hun"
         " van voor met naar op in aan bij uit over om tot door te wil graag heel erg ehm eh uh"
     ),
-    "pl": _set(
+    "pl": word_set(
         "i a albo ale lub bo że żeby jeśli kiedy gdy który która które mój moja moje twój twoja jego jej"
         " nasz w we z ze na do od dla przez po przy o u za pod nad bez chcę chciałbym chciałabym bardzo"
         " eee yyy"
     ),
-    "ru": _set(
+    "ru": word_set(
         "и а или но потому чтобы если когда который которая которое мой моя моё твой его её наш в во с"
         " со на к ко от для по при о об у за под над без из хочу хотел хотела очень э ээ"
     ),
@@ -141,29 +141,29 @@ _CLOSINGS: tuple[tuple[str, ...], ...] = tuple(
     ]
 )
 # "<noun> is" / "it's" with nothing after ("my number is", "the problem is"): the value is still to come.
-_COPULAS = _set("is are was were")
-_COPULA_ENDS = _set(
+_COPULAS = word_set("is are was were")
+_COPULA_ENDS = word_set(
     "it that what there here where who this which how he she they we you i mine yours ours"
 )  # "that's what it is"
 # Verbs that take an object, bare after "to" at the end ("I'd like to book"): usually more follows.
-_TRANSITIVE = _set(
+_TRANSITIVE = word_set(
     "book order change cancel check pay speak talk get make buy have find update reset tell give send"
     " see know ask report add move schedule confirm open close return use transfer"
 )
 
-_ASKING = _set("you could would can will")
-_SUBJECTS = _set("i we")
-_OPINION_VERBS = _set("think guess mean believe hope wonder feel suppose")
+_ASKING = word_set("you could would can will")
+_SUBJECTS = word_set("i we")
+_OPINION_VERBS = word_set("think guess mean believe hope wonder feel suppose")
 
-_YES_NO_ANSWERS = _set(
+_YES_NO_ANSWERS = word_set(
     "yes yeah yep yup no nope sure okay ok right correct exactly absolutely definitely thanks"
     " sí si claro vale correcto ja nein genau oui non d'accord sim não"
 )
 _YES_NO_QUESTION = re.compile(
     r"^(do|does|did|is|are|was|were|can|could|would|will|shall|should|have|has|may)\b", re.I
 )
-_NUMBER_WORDS = _set("zero oh one two three four five six seven eight nine ten eleven twelve")
-_OPEN_NUMBER_WORDS = _set(
+_NUMBER_WORDS = word_set("zero oh one two three four five six seven eight nine ten eleven twelve")
+_OPEN_NUMBER_WORDS = word_set(
     "twenty thirty forty fifty sixty seventy eighty ninety hundred thousand million point"
     " veinte treinta cuarenta cincuenta sesenta setenta ochenta noventa cien ciento mil"
 )
@@ -171,7 +171,7 @@ _OPEN_NUMBER_WORDS = _set(
 _ASKS_BIRTH_DATE = re.compile(
     r"date of birth|birth ?date|birthday|when were you born|fecha de nacimiento|geburtsdatum", re.I
 )
-_YEAR_WORDS = _set("nineteen thousand")
+_YEAR_WORDS = word_set("nineteen thousand")
 
 
 def _has_year(tokens: list[str]) -> bool:
