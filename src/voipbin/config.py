@@ -32,6 +32,11 @@ class Settings(BaseSettings):
     sip_port: int = 5060
     # Address written into SDP/Contact; empty -> derived from sip_host (127.0.0.1 when 0.0.0.0).
     sip_public_host: str = ""
+    # IPv6 address SIP also listens on (same port): "auto" = "::" when sip_host is 0.0.0.0, "::1" when
+    # it is a 127.x address, else none (and none when the host has no IPv6); "off" = IPv4 only.
+    sip_host6: str = "auto"
+    # Address for IPv6 peers in SDP/Contact; empty -> derived from sip_host6 (::1 when ::).
+    sip_public_host6: str = ""
     sip_domain: str = "voipbin.local"
     # Development carrier: phones may REGISTER an E.164 number as their user and receive `tel` calls
     # when no trunk route matches. "loopback" (only local phones), "any", or "off".

@@ -20,21 +20,40 @@ SIPP = shutil.which("sipp")
 requires_sipp = pytest.mark.skipif(SIPP is None, reason="sipp (Debian sip-tester) not installed")
 
 
+def _has_ipv6() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
+            s.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+HAS_IPV6 = _has_ipv6()
+requires_ipv6 = pytest.mark.skipif(not HAS_IPV6, reason="no IPv6 loopback on this host")
+
+
+def _free_on(host: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+        with socket.socket(family, kind) as s:
+            if family == socket.AF_INET6:
+                s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                s.bind((host, port))
+            except OSError:
+                return False
+    return True
+
+
 def free_port() -> int:
-    """A port free for both UDP and TCP on 127.0.0.1."""
+    """A port free for UDP and TCP on 127.0.0.1 (and on ::1, where the platform listens too)."""
     for _ in range(50):
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        u.bind(("127.0.0.1", 0))
-        port = u.getsockname()[1]
-        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        try:
-            t.bind(("127.0.0.1", port))
-        except OSError:
-            continue
-        finally:
-            t.close()
-            u.close()
-        return port
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.bind(("127.0.0.1", 0))
+            port = u.getsockname()[1]
+        if _free_on("127.0.0.1", port) and (not HAS_IPV6 or _free_on("::1", port)):
+            return port
     raise RuntimeError("no free port")
 
 
@@ -69,12 +88,14 @@ class SippLauncher:
         self.tmp = tmp
         self.runs: list[SippRun] = []
 
-    async def start(self, *args: str, port: int | None = None, scenario: str | None = None) -> SippRun:
+    async def start(
+        self, *args: str, port: int | None = None, scenario: str | None = None, host: str = "127.0.0.1"
+    ) -> SippRun:
         assert SIPP is not None
         port = port or free_port()
         n = len(self.runs)
         msg, err = self.tmp / f"sipp{n}_messages.log", self.tmp / f"sipp{n}_errors.log"
-        cmd = [SIPP, "-i", "127.0.0.1", "-p", str(port), "-nostdin", "-timeout", "20s"]
+        cmd = [SIPP, "-i", host, "-p", str(port), "-nostdin", "-timeout", "20s"]
         cmd += ["-trace_msg", "-message_file", str(msg), "-trace_err", "-error_file", str(err)]
         if scenario:
             cmd += ["-sf", str(SCENARIOS / scenario)]
@@ -87,26 +108,29 @@ class SippLauncher:
         self.runs.append(run)
         return run
 
-    async def start_server(self, *args: str, scenario: str | None = None, transport: str = "u1") -> SippRun:
-        """Start a SIPp UAS and wait until its socket is bound (a new port if another process took ours
-        between choosing it and SIPp binding it)."""
+    async def start_server(
+        self, *args: str, scenario: str | None = None, transport: str = "u1", host: str = "127.0.0.1"
+    ) -> SippRun:
+        """Start a SIPp UAS on ``host`` and wait until its socket is bound (a new port if another
+        process took ours between choosing it and SIPp binding it)."""
         for attempt in range(3):
             try:
-                return await self._start_server(*args, scenario=scenario, transport=transport)
+                return await self._start_server(*args, scenario=scenario, transport=transport, host=host)
             except RuntimeError as exc:
                 if "Unable to bind" not in str(exc) or attempt == 2:
                     raise
         raise AssertionError("unreachable")
 
-    async def _start_server(self, *args: str, scenario: str | None, transport: str) -> SippRun:
-        run = await self.start("-t", transport, *args, scenario=scenario)
+    async def _start_server(self, *args: str, scenario: str | None, transport: str, host: str) -> SippRun:
+        run = await self.start("-t", transport, *args, scenario=scenario, host=host)
         kind = socket.SOCK_STREAM if transport.startswith("t") else socket.SOCK_DGRAM
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
         for _ in range(100):
             if run.proc.returncode is not None:
                 raise RuntimeError(f"sipp exited with {run.proc.returncode}: {run.errors()}")
-            s = socket.socket(socket.AF_INET, kind)
+            s = socket.socket(family, kind)
             try:
-                s.bind(("127.0.0.1", run.port))
+                s.bind((host, run.port))
             except OSError:
                 return run  # bound by SIPp
             finally:

@@ -51,6 +51,14 @@ def test_media_level_connection_and_static_pt_without_rtpmap() -> None:
     assert media.codec == "PCMU" and media.remote_addr == "2.2.2.2"
 
 
+@pytest.mark.parametrize("address", ["2001:db8::7", "[2001:db8::7]"])
+def test_ipv6_connection_address_plain_or_bracketed(address: str) -> None:
+    """RFC 4566 writes IPv6 bare; SIPp (and some phones) bracket it: both are the same address."""
+    sdp = f"v=0\r\nc=IN IP6 {address}\r\nm=audio 5000 RTP/AVP 0\r\n".encode()
+    _, media = answer_offer(sdp, "::1", 4000)
+    assert media.remote_addr == "2001:db8::7"
+
+
 def test_no_common_codec() -> None:
     sdp = b"v=0\r\nc=IN IP4 1.1.1.1\r\nm=audio 5000 RTP/AVP 18\r\na=rtpmap:18 G729/8000\r\n"
     with pytest.raises(SdpNegotiationError):

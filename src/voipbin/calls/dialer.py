@@ -15,7 +15,7 @@ from typing import Any
 
 from voipbin.calls import routing
 from voipbin.calls.control import CallOps, LiveCall
-from voipbin.calls.leg import CallLeg, TtsFactory
+from voipbin.calls.leg import CallLeg, TtsFactory, local_address_towards
 from voipbin.calls.lifecycle import Legs
 from voipbin.calls.records import CallRecords
 from voipbin.calls.state import HangupReason, Status
@@ -23,6 +23,7 @@ from voipbin.media.mediasession import MediaSession
 from voipbin.media.ports import PortAllocator
 from voipbin.sip.endpoint import Call as SipCall
 from voipbin.sip.endpoint import IncomingInvite, SipEndpoint
+from voipbin.sip.errors import SipError
 from voipbin.sip.sdp import build_sdp
 from voipbin.store.tables import Call
 
@@ -31,6 +32,7 @@ OnAnswer = Callable[[LiveCall], Awaitable[None]]
 # The media listens on every interface: phones may send from an address other than the one in our SDP
 # (baresip uses its primary interface even towards 127.0.0.1).
 MEDIA_HOST = "0.0.0.0"
+MEDIA_HOST6 = "::"
 
 
 class Dialer:
@@ -97,7 +99,8 @@ class Dialer:
         from_uri = f"sip:{user}@{self.sip_domain}"
         last_status, last_reason = 0, ""
         for target in targets:
-            offer = build_sdp(self.endpoint.public_host, leg.media.local_port, codecs=target.codecs)
+            host = await self._offer_host(leg, target)
+            offer = build_sdp(host, leg.media.local_port, codecs=target.codecs)
 
             def provisional(resp: Any, _id: uuid.UUID = call.call_id) -> None:
                 if resp.status in (180, 183):
@@ -125,6 +128,22 @@ class Dialer:
         await self.legs.end(
             call, self._failure_reason(leg, last_status), None, f"{last_status} {last_reason}".strip()
         )
+
+    async def _offer_host(self, leg: CallLeg, target: routing.DialTarget) -> str:
+        """The address our offer's ``c=`` carries; an IPv6 next hop gets IPv6 RTP sockets and address.
+
+        A peer reached over IPv6 may have no IPv4 at all, so an IPv4 offer could leave the call silent.
+        """
+        try:
+            hop = await self.endpoint.resolve(target.request_uri, target.transport)
+        except (OSError, SipError):  # unresolvable or unusable: the INVITE itself reports it (503)
+            return self.endpoint.public_host
+        want = 6 if ":" in hop.ip else 4
+        if leg.media.rtp.family_version != want:
+            await leg.media.rebind(MEDIA_HOST6 if want == 6 else MEDIA_HOST)
+        if want == 6 and not self.endpoint.configured_public_host6:
+            return local_address_towards(hop.ip)  # no VOIPBIN_SIP_PUBLIC_HOST6: our route's source
+        return self.endpoint.public_host_for(hop.ip)
 
     @staticmethod
     def _failure_reason(leg: CallLeg, status: int) -> str:

@@ -13,6 +13,7 @@ as ``failed`` with the reason recorded, so no call ever sits in ``dialing`` pret
 from __future__ import annotations
 
 import abc
+import contextlib
 import logging
 import uuid
 from typing import Any
@@ -21,7 +22,7 @@ from voipbin.calls import routing
 from voipbin.calls.bridging import Bridging
 from voipbin.calls.control import LiveCall
 from voipbin.calls.dialer import Dialer
-from voipbin.calls.inbound import Inbound
+from voipbin.calls.inbound import Inbound, media_families
 from voipbin.calls.leg import TtsFactory
 from voipbin.calls.lifecycle import Legs
 from voipbin.calls.recordings import Recordings
@@ -35,9 +36,24 @@ from voipbin.flow.interfaces import CallHungUp, RecordingRequest
 from voipbin.media.ports import PortAllocator
 from voipbin.security import Encryptor
 from voipbin.sip.endpoint import IncomingInvite, IncomingRequest, SipEndpoint
+from voipbin.sip.errors import SipError
+from voipbin.sip.sdp import offer_address
 from voipbin.store.db import Database
 
 log = logging.getLogger(__name__)
+
+
+def sip_ipv6_host(sip_host: str, setting: str) -> str | None:
+    """The IPv6 address SIP listens on besides ``sip_host`` (``VOIPBIN_SIP_HOST6``), or None."""
+    if setting.strip().lower() in ("", "off", "none", "no"):
+        return None
+    if setting.strip().lower() != "auto":
+        return setting.strip().strip("[]")
+    if 6 not in media_families():
+        return None
+    if sip_host in ("0.0.0.0", ""):
+        return "::"
+    return "::1" if sip_host.startswith("127.") else None  # a specific IPv4 address: IPv4 only
 
 
 class CallManager(abc.ABC):
@@ -102,7 +118,13 @@ class SipCallManager(CallManager):
         self.registrations = registrations
         self.flows = flows
         self.endpoint = SipEndpoint(
-            s.sip_host, s.sip_port, public_host=s.sip_public_host or None, on_request=self._on_request
+            s.sip_host,
+            s.sip_port,
+            public_host=s.sip_public_host or None,
+            host6=sip_ipv6_host(s.sip_host, s.sip_host6),
+            public_host6=s.sip_public_host6 or None,
+            ipv6_optional=s.sip_host6.strip().lower() == "auto",
+            on_request=self._on_request,
         )
         self.sip_host = s.sip_host
         self.legs = Legs(records, recordings, flows, max_duration=s.max_call_duration)
@@ -152,7 +174,8 @@ class SipCallManager(CallManager):
     async def start(self) -> None:
         await self.endpoint.start()
         await self.trunks.sync()
-        log.info("SIP listening on %s:%s (udp+tcp)", self.sip_host, self.endpoint.port)
+        six = f" and [{self.endpoint.host6}]:{self.endpoint.port}" if self.endpoint.ipv6 else ""
+        log.info("SIP listening on %s:%s%s (udp+tcp)", self.sip_host, self.endpoint.port, six)
 
     async def close(self) -> None:
         await self.legs.close()
@@ -203,9 +226,16 @@ class SipCallManager(CallManager):
             return  # outgoing calls are answered by the callee; answering twice is a no-op
         if leg.ended.is_set():
             raise CallHungUp(str(call.call_id))
-        leg.answer_incoming(self.public_host)
+        leg.answer_incoming(self._answer_host(leg.incoming))
         self.legs.answered(call)
         await self.records.set_status(call.call_id, Status.PROGRESSING)
+
+    def _answer_host(self, incoming: IncomingInvite) -> str:
+        """Our SDP answer's address: the IPv6 one (if configured) for an IPv6 offer, else the IPv4 one."""
+        offered = ""
+        with contextlib.suppress(SipError):  # unreadable offers were refused before answering
+            offered = (offer_address(incoming.offer) or "") if incoming.offer.strip() else ""
+        return self.endpoint.public_host_for(offered)
 
     async def hangup_call(self, call: LiveCall, reason: str) -> None:
         await self.legs.hangup(call, reason)

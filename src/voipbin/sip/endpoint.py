@@ -54,7 +54,10 @@ for out-of-dialog non-INVITE requests (OPTIONS, MESSAGE, REGISTER; digest retry 
 side authentication of INVITEs: :func:`voipbin.sip.digest.authenticate_request` (proxy=True -> 407).
 
 Not implemented (yet): 100rel/PRACK (a ``Require`` gets 420), session timers, UPDATE, TLS,
-DNS SRV/NAPTR (A records and IP literals only), IPv6 sockets.
+DNS SRV/NAPTR (A/AAAA records and IP literals only).
+
+IPv6: with ``host6`` (e.g. ``"::"`` or ``"::1"``) the endpoint also listens on IPv6, same port;
+requests and responses to IPv6 peers carry ``public_host6`` (bracketed) in Via and Contact.
 """
 
 from __future__ import annotations
@@ -392,13 +395,16 @@ class OutgoingInvite:
         request_uri = SipUri.parse(uri) if isinstance(uri, str) else uri
         try:
             dest = await ep._resolve(request_uri, kw["transport"])
-        except (OSError, SipError) as exc:
+        except SipError as exc:  # e.g. an IPv6 hop without SIP over IPv6
+            log.info("cannot send to %s: %s", request_uri, exc)
+            return InviteResult(503, f"Service Unavailable ({exc})")
+        except OSError as exc:
             log.info("cannot resolve %s: %s", request_uri, exc)
             return InviteResult(503, "Service Unavailable (cannot resolve)")
         from_addr = NameAddr.parse(kw["from_uri"])
         from_addr.params["tag"] = new_tag()
         client = InviteClient(
-            ep._local,
+            ep._local_for(dest),
             request_uri=request_uri,
             from_addr=from_addr,
             to_addr=NameAddr.parse(kw["to_uri"]),
@@ -452,6 +458,9 @@ class SipEndpoint:
         port: int = 5060,
         *,
         public_host: str | None = None,
+        host6: str | None = None,
+        public_host6: str | None = None,
+        ipv6_optional: bool = False,
         user_agent: str = "voipbin",
         on_request: Handler | None = None,
         accept_methods: Iterable[str] = DEFAULT_ACCEPT,
@@ -460,11 +469,16 @@ class SipEndpoint:
         self.host = host
         self.port = port
         self._public_host = public_host
+        self.host6 = host6
+        self._public_host6 = public_host6
         self.user_agent = user_agent
         self.on_request = on_request
         self.timers = timers
-        self.transport = SipTransport(host, port, self._on_message, self._on_transport_error)
+        self.transport = SipTransport(
+            host, port, self._on_message, self._on_transport_error, host6=host6, host6_optional=ipv6_optional
+        )
         self._local = LocalParty(self.public_host, port, user_agent)
+        self._local6: LocalParty | None = None
         self._ua = UserAgent(self._local, timers=timers, accept_methods=accept_methods)
         self._tasks: set[asyncio.Future[Any]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -491,6 +505,30 @@ class SipEndpoint:
         return "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
 
     @property
+    def public_host6(self) -> str | None:
+        """Our address for IPv6 peers (None when we do not listen on IPv6)."""
+        if not self.host6 or not self.transport.ipv6:
+            return None
+        if self._public_host6:
+            return self._public_host6
+        return "::1" if self.host6 == "::" else self.host6
+
+    @property
+    def configured_public_host6(self) -> bool:
+        return bool(self._public_host6)
+
+    @property
+    def ipv6(self) -> bool:
+        """Whether IPv6 peers can be reached (an IPv6 socket is bound)."""
+        return self.transport.ipv6
+
+    def public_host_for(self, ip: str) -> str:
+        """The address a peer at ``ip`` reaches us by (for SDP ``c=`` and Contact)."""
+        if ":" in ip and self.public_host6:
+            return self.public_host6
+        return self.public_host
+
+    @property
     def accept_methods(self) -> frozenset[str]:
         return self._ua.accept_methods
 
@@ -507,6 +545,9 @@ class SipEndpoint:
         self.port = await self.transport.start()
         self._local = LocalParty(self.public_host, self.port, self.user_agent)
         self._ua.local = self._local
+        six = self.public_host6 if self.transport.ipv6 else None
+        self._local6 = LocalParty(six, self.port, self.user_agent) if six else None
+        self._ua.local6 = self._local6
 
     async def stop(self) -> None:
         if self._timer is not None:
@@ -521,8 +562,12 @@ class SipEndpoint:
     def _via(self, transport: str) -> str:
         return self._local.via(transport)
 
-    def _contact(self, transport: str, user: str = "voipbin") -> str:
-        return self._local.contact(transport, user)
+    def _contact(self, transport: str, user: str = "voipbin", towards: str = "") -> str:
+        """Our Contact for requests to the host ``towards`` (an IPv6 literal gets our IPv6 one)."""
+        return self._ua.local_for(towards.strip("[]")).contact(transport, user)
+
+    def _local_for(self, dest: Source) -> LocalParty:
+        return self._ua.local_for(dest.ip)
 
     def _ua_headers(self) -> list[tuple[str, str]]:
         return [("User-Agent", self.user_agent)]
@@ -534,14 +579,23 @@ class SipEndpoint:
         return src
 
     async def _resolve(self, uri: SipUri, transport: str) -> Source:
+        """The next hop for ``uri``; an IPv6 hop only when we listen on IPv6 (else SipError)."""
         src = literal_hop(uri, transport)
-        if src is not None:
-            return src
-        loop = asyncio.get_running_loop()
-        infos = await loop.getaddrinfo(uri.host, uri.port or 5060, family=socket.AF_INET)  # no SRV/NAPTR
-        if not infos:
-            raise SipError(f"cannot resolve {uri.host}")
-        return Source(str(infos[0][4][0]), uri.port or 5060, hop_transport(uri, transport))
+        if src is None:
+            loop = asyncio.get_running_loop()
+            family = socket.AF_UNSPEC if self.transport.ipv6 else socket.AF_INET
+            infos = await loop.getaddrinfo(uri.host, uri.port or 5060, family=family, type=socket.SOCK_DGRAM)
+            if not infos:
+                raise SipError(f"cannot resolve {uri.host}")
+            infos.sort(key=lambda info: info[0] != socket.AF_INET)  # no SRV/NAPTR; IPv4 first
+            src = Source(str(infos[0][4][0]), uri.port or 5060, hop_transport(uri, transport))
+        if ":" in src.ip and not self.transport.ipv6:
+            raise SipError(f"{uri.host} is an IPv6 address and SIP over IPv6 is not enabled")
+        return src
+
+    async def resolve(self, uri: str | SipUri, transport: str = "udp") -> Source:
+        """Where a request to ``uri`` would go (the dialer picks the SDP's address family by it)."""
+        return await self._resolve(SipUri.parse(uri) if isinstance(uri, str) else uri, transport)
 
     # --- public API ---
     def invite(
@@ -599,7 +653,7 @@ class SipEndpoint:
         frm.params["tag"] = from_tag or new_tag()
         fut: asyncio.Future[SipResponse | None] = asyncio.get_running_loop().create_future()
         client = RequestClient(
-            self._local,
+            self._local_for(dest),
             method=method,
             request_uri=uri,
             from_addr=frm,

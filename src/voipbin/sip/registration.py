@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from .errors import SipError, SipParseError
 from .message import SipResponse, new_call_id, new_tag
+from .uri import SipUri
 
 if TYPE_CHECKING:
     from .endpoint import SipEndpoint
@@ -67,6 +68,10 @@ class Registration:
 
     @property
     def contact(self) -> str:
+        with contextlib.suppress(SipParseError):  # the registrar's address family picks our Contact
+            return self.endpoint._contact(
+                self.transport, self.contact_user, towards=SipUri.parse(self.registrar_uri).host
+            )
         return self.endpoint._contact(self.transport, self.contact_user)
 
     async def _register(self, expires: int) -> SipResponse:

@@ -75,7 +75,10 @@ def _parse_connection(value: str) -> str:
     parts = value.split()
     if len(parts) != 3 or parts[0] != "IN" or parts[1] not in ("IP4", "IP6"):
         raise SdpParseError(f"bad c= line {value[:60]!r}")
-    return parts[2].split("/")[0]
+    address = parts[2].split("/")[0]
+    if parts[1] == "IP6" and address.startswith("[") and address.endswith("]"):
+        address = address[1:-1]  # not RFC 4566, but SIPp and some phones bracket it: same address
+    return address
 
 
 def _parse(data: bytes | str) -> SessionDescription:

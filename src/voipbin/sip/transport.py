@@ -5,6 +5,11 @@ complete message to ``on_message(data, source)`` and sends bytes to ``(ip, port,
 Responses to TCP requests go back on the connection they came in on (we key connections by peer
 address). Junk never escapes: oversized or unframeable TCP input closes that one connection, and
 UDP datagrams are passed up as they are (the parser rejects junk).
+
+Dual stack: besides the IPv4 ``host`` it can listen on an IPv6 ``host6`` on the same port, with
+``IPV6_V6ONLY`` set so the two never claim each other's traffic (a dual-stack ``::`` socket would
+see IPv4 peers as ``::ffff:a.b.c.d`` and collide with the IPv4 bind). A datagram goes out of the
+socket of its destination's family.
 """
 
 from __future__ import annotations
@@ -107,41 +112,112 @@ class _TcpProtocol(asyncio.Protocol):
             self.transport.write(data)
 
 
+def is_ipv6(ip: str) -> bool:
+    return ":" in ip
+
+
+def _bound_socket(host: str, port: int, kind: socket.SocketKind) -> socket.socket:
+    """A non-blocking socket bound to ``host:port``; IPv6 ones are IPv6-only (see the module doc)."""
+    family = socket.AF_INET6 if is_ipv6(host) else socket.AF_INET
+    sock = socket.socket(family, kind)
+    try:
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        if kind == socket.SOCK_STREAM:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
 class SipTransport:
     def __init__(
-        self, host: str, port: int, on_message: OnMessage, on_error: Callable[[Source], None] | None = None
+        self,
+        host: str,
+        port: int,
+        on_message: OnMessage,
+        on_error: Callable[[Source], None] | None = None,
+        *,
+        host6: str | None = None,
+        host6_optional: bool = False,
     ) -> None:
         self.host = host
+        self.host6 = host6  # also listen on this IPv6 address (same port); None: IPv4 only
+        self.host6_optional = host6_optional
         self.port = port
         self.on_message = on_message
         self.on_error = on_error  # told when a destination is unreachable (TCP connect failed)
         self._udp: asyncio.DatagramTransport | None = None
-        self._server: asyncio.Server | None = None
+        self._udp6: asyncio.DatagramTransport | None = None
+        self._servers: list[asyncio.Server] = []
         self._tcp: dict[tuple[str, int], _TcpProtocol] = {}
         self._connecting: dict[tuple[str, int], asyncio.Task[None]] = {}
         self._pending: dict[tuple[str, int], list[bytes]] = {}
 
     async def start(self) -> int:
-        """Bind UDP and TCP on the same port (port 0 = pick a free one for both). Returns the port."""
-        loop = asyncio.get_running_loop()
+        """Bind UDP and TCP on the same port (port 0 = pick a free one for all). Returns the port.
+
+        With ``host6_optional`` an IPv6 side that cannot bind that port is logged and left out
+        instead of failing the start (``VOIPBIN_SIP_HOST6=auto``)."""
         for _attempt in range(20):
-            udp, _ = await loop.create_datagram_endpoint(
-                lambda: _UdpProtocol(self), local_addr=(self.host, self.port), family=socket.AF_INET
-            )
-            port: int = udp.get_extra_info("sockname")[1]
             try:
-                self._server = await loop.create_server(
-                    lambda: _TcpProtocol(self), self.host, port, reuse_address=True, family=socket.AF_INET
-                )
+                port = await self._bind(self.host, self.port)
             except OSError:
-                udp.close()
                 if self.port:
                     raise
                 continue  # port 0 picked a UDP port whose TCP twin is busy: try another
-            self._udp = udp
+            if self.host6:
+                try:
+                    await self._bind(self.host6, port)
+                except OSError as exc:
+                    if not self.port:
+                        self._close_bound()
+                        continue  # its IPv6 twin is busy: try another port for all four
+                    if not self.host6_optional:
+                        self._close_bound()
+                        raise
+                    log.warning("SIP over IPv6 disabled: cannot bind [%s]:%s (%s)", self.host6, port, exc)
             self.port = port
             return port
         raise OSError("could not bind UDP and TCP on the same port")
+
+    async def _bind(self, host: str, port: int) -> int:
+        """UDP then TCP on ``host:port``; the UDP bind fixes port 0. Both or neither stay bound."""
+        loop = asyncio.get_running_loop()
+        udp, _ = await loop.create_datagram_endpoint(
+            lambda: _UdpProtocol(self), sock=_bound_socket(host, port, socket.SOCK_DGRAM)
+        )
+        port = udp.get_extra_info("sockname")[1]
+        try:
+            server = await loop.create_server(
+                lambda: _TcpProtocol(self), sock=_bound_socket(host, port, socket.SOCK_STREAM)
+            )
+        except OSError:
+            udp.close()
+            raise
+        if is_ipv6(host):
+            self._udp6 = udp
+        else:
+            self._udp = udp
+        self._servers.append(server)
+        return port
+
+    def _close_bound(self) -> None:
+        for udp in (self._udp, self._udp6):
+            if udp:
+                udp.close()
+        for server in self._servers:
+            server.close()
+        self._udp = self._udp6 = None
+        self._servers = []
+
+    @property
+    def ipv6(self) -> bool:
+        """Whether this transport can reach IPv6 peers."""
+        return self._udp6 is not None
 
     async def stop(self) -> None:
         for task in self._connecting.values():
@@ -149,12 +225,13 @@ class SipTransport:
         for proto in list(self._tcp.values()):
             if proto.transport:
                 proto.transport.close()
-        if self._udp:
-            self._udp.close()
-        if self._server:
-            self._server.close()
+        for udp in (self._udp, self._udp6):
+            if udp:
+                udp.close()
+        for server in self._servers:
+            server.close()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._server.wait_closed(), 1)
+                await asyncio.wait_for(server.wait_closed(), 1)
 
     def _deliver(self, data: bytes, source: Source) -> None:
         try:
@@ -173,10 +250,12 @@ class SipTransport:
             if dest.addr not in self._connecting:
                 self._connecting[dest.addr] = asyncio.get_running_loop().create_task(self._connect(dest.addr))
             return
-        if self._udp is None:
+        udp = self._udp6 if is_ipv6(dest.ip) else self._udp
+        if udp is None:
+            log.info("udp send to %s dropped: no socket of its address family", dest)
             return
         try:
-            self._udp.sendto(data, dest.addr)
+            udp.sendto(data, dest.addr)
         except OSError as exc:
             log.info("udp send to %s failed: %s", dest, exc)
 
@@ -200,4 +279,4 @@ class SipTransport:
             self._connecting.pop(addr, None)
 
 
-__all__ = ["MAX_BODY", "MAX_HEADER", "OnMessage", "SipTransport", "Source", "StreamFramer"]
+__all__ = ["MAX_BODY", "MAX_HEADER", "OnMessage", "SipTransport", "Source", "StreamFramer", "is_ipv6"]

@@ -101,7 +101,7 @@ class LocalParty:
     __slots__ = ("_contact", "_via", "host", "port", "server_header", "ua_header", "user_agent")
 
     def __init__(self, host: str, port: int, user_agent: str = "voipbin") -> None:
-        self.host = host
+        self.host = f"[{host}]" if ":" in host and not host.startswith("[") else host  # IPv6 reference
         self.port = port
         self.user_agent = user_agent
         self.ua_header = ("User-Agent", user_agent)

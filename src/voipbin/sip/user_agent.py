@@ -90,8 +90,10 @@ class UserAgent:
         *,
         timers: TimerConfig = TimerConfig(),
         accept_methods: Iterable[str] = DEFAULT_ACCEPT,
+        local6: LocalParty | None = None,
     ) -> None:
         self.local = local
+        self.local6 = local6  # our identity towards IPv6 peers (None: the IPv4 one for everyone)
         self.timers = timers
         self.accept_methods = frozenset(accept_methods)
         self.dialogs: dict[DialogId, DialogUsage] = {}  # confirmed dialogs only
@@ -103,6 +105,10 @@ class UserAgent:
         self._scheduled: dict[Machine, float] = {}
         self._seq = itertools.count()
         self._events: list[object] = []
+
+    def local_for(self, ip: str) -> LocalParty:
+        """The identity (Via, Contact) a peer at ``ip`` can reach us by: IPv6 peers get the IPv6 one."""
+        return self.local6 if self.local6 is not None and ":" in ip else self.local
 
     # --- output ---
     def take_events(self) -> list[object]:
@@ -261,10 +267,11 @@ class UserAgent:
         top = req.via
         params = top.params
         rport = "rport" in params
-        if top.host == source.ip and not rport:
+        same_host = top.host.strip("[]") == source.ip  # an IPv6 sent-by is a bracketed reference
+        if same_host and not rport:
             return top
         new = Via(top.transport, top.host, top.port, dict(params), top.protocol)
-        if top.host != source.ip:
+        if not same_host:
             new.params["received"] = source.ip
         if rport:
             new.params["rport"] = str(source.port)
@@ -316,14 +323,14 @@ class UserAgent:
             self._reply(req, source, dest, 200, headers=allow, now=now)
             return
         if method == "INVITE":
-            inv = InviteServer(self.local, req, source, dest, timers=self.timers)
+            inv = InviteServer(self.local_for(source.ip), req, source, dest, timers=self.timers)
             self._serve(key, inv)
             events = inv.start(now)
             events.append(NewInvite(inv))
             self.feed(inv, events)
             return
         if method == "REGISTER" or method in self.accept_methods:
-            sr = ServerRequest(req, source, dest, self.local, timers=self.timers)
+            sr = ServerRequest(req, source, dest, self.local_for(source.ip), timers=self.timers)
             self._serve(key, sr)
             self.feed(sr, [NewRequest(sr)])
             return
@@ -346,7 +353,7 @@ class UserAgent:
         now: float,
     ) -> ServerRequest:
         """Answer a request ourselves, through a server transaction (retransmissions get it too)."""
-        sr = ServerRequest(req, source, dest, self.local, timers=self.timers)
+        sr = ServerRequest(req, source, dest, self.local_for(source.ip), timers=self.timers)
         self._serve(sr.key, sr)
         self.feed(sr, sr.respond(status, reason, headers=headers, now=now))
         return sr
