@@ -27,6 +27,23 @@ async def dual() -> AsyncIterator[SipEndpoint]:
         await ep.stop()
 
 
+@pytest.fixture
+async def callee() -> AsyncIterator[tuple[SipEndpoint, list[IncomingInvite]]]:
+    """A dual-stack endpoint that answers every INVITE with IPv6 media, and the INVITEs it got."""
+    seen: list[IncomingInvite] = []
+
+    async def answer(ctx: IncomingInvite) -> None:
+        seen.append(ctx)
+        ctx.answer(build_sdp("::1", 40002))
+
+    ep = SipEndpoint("127.0.0.1", 0, host6="::1", on_request=answer)
+    await ep.start()
+    try:
+        yield ep, seen
+    finally:
+        await ep.stop()
+
+
 def _bound(host: str, port: int, kind: socket.SocketKind) -> bool:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, kind) as s:
@@ -58,41 +75,33 @@ async def test_ipv4_only_endpoint_refuses_an_ipv6_target_at_once() -> None:
 
 
 @pytest.mark.parametrize("transport", ["udp", "tcp"])
-async def test_call_between_endpoints_over_ipv6(dual: SipEndpoint, transport: str) -> None:
-    seen: list[IncomingInvite] = []
-
-    async def answer(ctx: IncomingInvite) -> None:
-        seen.append(ctx)
-        ctx.answer(build_sdp("::1", 40002))
-
-    callee = SipEndpoint("127.0.0.1", 0, host6="::1", on_request=answer)
-    await callee.start()
-    try:
-        tp = ";transport=tcp" if transport == "tcp" else ""
-        res = await asyncio.wait_for(
-            dual.invite(
-                f"sip:bob@[::1]:{callee.port}{tp}",
-                "sip:alice@[::1]",
-                "sip:bob@[::1]",
-                build_sdp("::1", 40000),
-                transport=transport,
-            ),
-            10,
-        )
-        assert res.ok, (res.status, res.reason)
-        ctx = seen[0]
-        assert ctx.source.ip == "::1" and ctx.source.transport == transport
-        # the caller's identity towards an IPv6 peer is its IPv6 one, bracketed
-        assert f"[::1]:{dual.port}" in ctx.request.headers.get("Via", "")
-        assert f"@[::1]:{dual.port}" in ctx.request.headers.get("Contact", "")
-        assert res.response is not None
-        assert f"@[::1]:{callee.port}" in (res.response.headers.get("Contact") or "")
-        assert res.call is not None and res.call.media is not None
-        assert res.call.media.remote_addr == "::1"
-        await asyncio.wait_for(res.call.bye(), 5)
-        await asyncio.wait_for(res.call.ended, 5)
-    finally:
-        await callee.stop()
+async def test_call_between_endpoints_over_ipv6(
+    dual: SipEndpoint, callee: tuple[SipEndpoint, list[IncomingInvite]], transport: str
+) -> None:
+    answering, seen = callee
+    tp = ";transport=tcp" if transport == "tcp" else ""
+    res = await asyncio.wait_for(
+        dual.invite(
+            f"sip:bob@[::1]:{answering.port}{tp}",
+            "sip:alice@[::1]",
+            "sip:bob@[::1]",
+            build_sdp("::1", 40000),
+            transport=transport,
+        ),
+        10,
+    )
+    assert res.ok, (res.status, res.reason)
+    ctx = seen[0]
+    assert ctx.source.ip == "::1" and ctx.source.transport == transport
+    # the caller's identity towards an IPv6 peer is its IPv6 one, bracketed
+    assert f"[::1]:{dual.port}" in ctx.request.headers.get("Via", "")
+    assert f"@[::1]:{dual.port}" in ctx.request.headers.get("Contact", "")
+    assert res.response is not None
+    assert f"@[::1]:{answering.port}" in (res.response.headers.get("Contact") or "")
+    assert res.call is not None and res.call.media is not None
+    assert res.call.media.remote_addr == "::1"
+    await asyncio.wait_for(res.call.bye(), 5)
+    await asyncio.wait_for(res.call.ended, 5)
 
 
 @requires_sipp
@@ -113,22 +122,14 @@ async def test_sipp_uas_over_ipv6_answers_our_invite(dual: SipEndpoint, sipp: Si
 
 
 @requires_sipp
-async def test_sipp_uac_over_ipv6_reaches_the_dual_endpoint(sipp: SippLauncher) -> None:
-    calls: list[IncomingInvite] = []
-
-    async def answer(ctx: IncomingInvite) -> None:
-        calls.append(ctx)
-        ctx.answer(build_sdp("::1", 40006))
-
-    ep = SipEndpoint("127.0.0.1", 0, host6="::1", on_request=answer)
-    await ep.start()
-    try:
-        run = await sipp.start("-sn", "uac", "-m", "1", "-d", "200", f"[::1]:{ep.port}", host="::1")
-        assert await run.wait() == 0, run.errors()
-        assert calls and calls[0].source.ip == "::1"
-        assert f"Contact: <sip:voipbin@[::1]:{ep.port}>" in run.messages()  # our 200 OK's Contact
-    finally:
-        await ep.stop()
+async def test_sipp_uac_over_ipv6_reaches_the_dual_endpoint(
+    sipp: SippLauncher, callee: tuple[SipEndpoint, list[IncomingInvite]]
+) -> None:
+    ep, calls = callee
+    run = await sipp.start("-sn", "uac", "-m", "1", "-d", "200", f"[::1]:{ep.port}", host="::1")
+    assert await run.wait() == 0, run.errors()
+    assert calls and calls[0].source.ip == "::1"
+    assert f"Contact: <sip:voipbin@[::1]:{ep.port}>" in run.messages()  # our 200 OK's Contact
 
 
 async def test_busy_ipv6_port_is_skipped_only_when_optional() -> None:
