@@ -7,7 +7,12 @@ workplace's shared folder; tests that need it skip when none exists.
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
 
 _RELATIVE = "shared/reference/voipbin-openapi/openapi.yaml"
 
@@ -25,3 +30,18 @@ def find_spec() -> Path:
 
 
 SPEC = find_spec()
+
+
+@lru_cache(maxsize=1)
+def components() -> dict[str, Any]:
+    return yaml.safe_load(SPEC.read_text())["components"]["schemas"]
+
+
+def validate(body: dict[str, Any], schema_name: str, *, relax: tuple[str, ...] = ()) -> None:
+    """Validate with $refs resolved in-document; ``relax`` drops enums we knowingly extend."""
+    schemas = components()
+    root = {"components": {"schemas": schemas}, "$ref": f"#/components/schemas/{schema_name}"}
+    instance = {k: v for k, v in body.items() if k not in relax}
+    validator = jsonschema.Draft202012Validator(root, format_checker=jsonschema.FormatChecker())
+    errors = sorted(validator.iter_errors(instance), key=str)
+    assert not errors, "\n".join(f"{list(e.absolute_path)}: {e.message}" for e in errors[:10])

@@ -86,3 +86,13 @@ async def api(settings: Settings, capsys: pytest.CaptureFixture[str]) -> AsyncIt
         for c in clients:
             await c.aclose()
         await stop_node(platform)
+
+
+def assert_envelope(resp: httpx.Response, status: int, reason: str) -> dict:
+    assert resp.status_code == status, resp.text
+    body = resp.json()
+    assert set(body) == {"error"}
+    err = body["error"]
+    assert err["reason"] == reason
+    assert err["status"] and err["message"] and err["request_id"]
+    return err

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from tests.api.support import Api
-from tests.api.test_auth import assert_envelope
+from tests.api.support import Api, assert_envelope
 
 
 async def test_aicall_ids_are_validated_and_scoped(api: Api) -> None:

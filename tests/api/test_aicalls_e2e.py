@@ -10,8 +10,7 @@ import asyncio
 from pathlib import Path
 
 from tests.ai_session.support import Events
-from tests.api.support import client_for
-from tests.api.test_auth import assert_envelope
+from tests.api.support import assert_envelope, client_for
 from tests.calls import support as calls_support
 from tests.calls.support import Telephony, heard_fraction
 from voipbin.phone import TestPhone

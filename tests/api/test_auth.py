@@ -4,22 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
 from sqlalchemy import select
 
-from tests.api.support import Api, client_for
+from tests.api.support import Api, assert_envelope, client_for
 from voipbin.security import Argon2Cost, Passwords
 from voipbin.store.tables import Agent
-
-
-def assert_envelope(resp: httpx.Response, status: int, reason: str) -> dict:
-    assert resp.status_code == status, resp.text
-    body = resp.json()
-    assert set(body) == {"error"}
-    err = body["error"]
-    assert err["reason"] == reason
-    assert err["status"] and err["message"] and err["request_id"]
-    return err
 
 
 async def test_login_returns_jwt_usable_everywhere(api: Api) -> None:

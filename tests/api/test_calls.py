@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from tests.api.support import Api
-from tests.api.test_auth import assert_envelope
+from tests.api.support import Api, assert_envelope
 
 SOURCE = {"type": "tel", "target": "+15551234567"}
 DEST = [{"type": "tel", "target": "+15559876543"}]

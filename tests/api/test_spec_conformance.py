@@ -2,32 +2,12 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Any
-
-import jsonschema
 import pytest
-import yaml
 
 from tests.api.support import Api
-from tests.spec import SPEC
+from tests.spec import SPEC, validate
 
 pytestmark = pytest.mark.skipif(not SPEC.exists(), reason="VoIPBIN reference spec not present")
-
-
-@lru_cache(maxsize=1)
-def components() -> dict[str, Any]:
-    return yaml.safe_load(SPEC.read_text())["components"]["schemas"]
-
-
-def validate(body: dict[str, Any], schema_name: str, *, relax: tuple[str, ...] = ()) -> None:
-    """Validate with $refs resolved in-document; ``relax`` drops enums we knowingly extend."""
-    schemas = components()
-    root = {"components": {"schemas": schemas}, "$ref": f"#/components/schemas/{schema_name}"}
-    instance = {k: v for k, v in body.items() if k not in relax}
-    validator = jsonschema.Draft202012Validator(root, format_checker=jsonschema.FormatChecker())
-    errors = sorted(validator.iter_errors(instance), key=str)
-    assert not errors, "\n".join(f"{list(e.absolute_path)}: {e.message}" for e in errors[:10])
 
 
 async def test_bodies_match_voipbin_schemas(api: Api) -> None:

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.api.support import Api
-from tests.api.test_auth import assert_envelope
+from tests.api.support import Api, assert_envelope
 
 RESOURCES = [
     ("flows", {"name": "x", "actions": [{"type": "answer"}]}, "FLOW_NOT_FOUND", {"name": "y"}),

@@ -6,6 +6,7 @@ import asyncio
 import math
 import re
 import time
+import uuid
 import wave
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -15,12 +16,14 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+from sqlalchemy import select
 
 from tests.api.support import client_for
 from tests.sip.conftest import free_port
 from voipbin.app import create_app
 from voipbin.config import Settings
 from voipbin.node import Node, build_node, start_node, stop_node
+from voipbin.store.tables import Call
 from voipbin.tenants import NewCustomer, bootstrap, create_customer
 
 
@@ -187,3 +190,24 @@ def heard_fraction(heard: str, expected: str) -> float:
     words = transcript_words(expected)
     said = set(transcript_words(heard))
     return sum(1 for w in words if w in said) / max(1, len(words))
+
+
+async def route_number(t: Telephony, actions: list) -> None:
+    flow = (await t.client.post("/v1.0/flows", json={"name": "in", "actions": actions})).json()
+    number = (await t.client.get("/v1.0/numbers")).json()["result"][0]
+    r = await t.client.put(f"/v1.0/numbers/{number['id']}/flow_ids", json={"call_flow_id": flow["id"]})
+    assert r.status_code == 200, r.text
+
+
+async def incoming_call(t: Telephony) -> dict:
+    async with t.platform.db.session() as s:
+        row = (await s.execute(select(Call).where(Call.direction == "incoming"))).scalars().first()
+    assert row is not None, "no incoming call was created"
+    return await t.call(str(row.id))
+
+
+async def flow_variables(t: Telephony, activeflow_id: str) -> dict[str, str]:
+    """As the API sees them: the live state while the activeflow still runs, else the stored row."""
+    af = await t.platform.flows.get(uuid.UUID(activeflow_id))
+    assert af is not None
+    return af.variables

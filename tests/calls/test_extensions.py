@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import select
 
 from tests.calls.support import Telephony, dominant_frequency, eventually, read_wav
+from tests.sip.baresip import Baresip, start_baresip
 from tests.sip.conftest import SippLauncher, requires_sipp
-from tests.sip.test_sip_baresip import Baresip, start_baresip
 from voipbin.sip import SipEndpoint
 from voipbin.sip.registration import Registration, RegistrationError
 from voipbin.store.tables import Call

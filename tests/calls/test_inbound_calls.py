@@ -2,39 +2,17 @@
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import numpy as np
 from sqlalchemy import select
 
 from tests.calls.sipp_scenarios import caller_playing
-from tests.calls.support import Telephony, read_wav
+from tests.calls.support import Telephony, flow_variables, incoming_call, read_wav, route_number
 from tests.sip.conftest import SippLauncher, requires_sipp
 from voipbin.store.tables import Call
 
 pytestmark = requires_sipp
-
-
-async def route_number(t: Telephony, actions: list) -> None:
-    flow = (await t.client.post("/v1.0/flows", json={"name": "in", "actions": actions})).json()
-    number = (await t.client.get("/v1.0/numbers")).json()["result"][0]
-    r = await t.client.put(f"/v1.0/numbers/{number['id']}/flow_ids", json={"call_flow_id": flow["id"]})
-    assert r.status_code == 200, r.text
-
-
-async def incoming_call(t: Telephony) -> dict:
-    async with t.platform.db.session() as s:
-        row = (await s.execute(select(Call).where(Call.direction == "incoming"))).scalars().first()
-    assert row is not None, "no incoming call was created"
-    return await t.call(str(row.id))
-
-
-async def flow_variables(t: Telephony, activeflow_id: str) -> dict[str, str]:
-    """As the API sees them: the live state while the activeflow still runs, else the stored row."""
-    af = await t.platform.flows.get(uuid.UUID(activeflow_id))
-    assert af is not None
-    return af.variables
 
 
 async def test_inbound_records_pcap_audio_and_dtmf(

@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from tests.calls.sipp_scenarios import caller_playing
-from tests.calls.support import Telephony, read_wav, write_sine
-from tests.calls.test_inbound_calls import incoming_call, route_number
+from tests.calls.support import Telephony, incoming_call, read_wav, route_number, write_sine
 from tests.sip.conftest import SippLauncher, requires_ipv6, requires_sipp
 from voipbin.calls.manager import sip_ipv6_host
 

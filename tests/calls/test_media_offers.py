@@ -7,8 +7,7 @@ import asyncio
 import pytest
 from sqlalchemy import select
 
-from tests.calls.support import Telephony
-from tests.calls.test_inbound_calls import route_number
+from tests.calls.support import Telephony, route_number
 from voipbin.calls.inbound import media_families
 from voipbin.media import MediaSession
 from voipbin.sip import SipEndpoint, build_sdp

@@ -10,8 +10,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.api.support import Api
-from tests.api.test_auth import assert_envelope
+from tests.api.support import Api, assert_envelope
 
 
 @pytest.fixture
@@ -164,7 +163,7 @@ async def test_tenancy(fapi: Api) -> None:
 
 
 async def test_bodies_match_voipbin_schema(fapi: Api) -> None:
-    from tests.api.test_spec_conformance import SPEC, validate
+    from tests.spec import SPEC, validate
 
     if not SPEC.exists():
         pytest.skip("VoIPBIN reference spec not present")

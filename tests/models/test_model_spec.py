@@ -17,7 +17,7 @@ import copy
 
 import pytest
 
-from tests.models.test_model_actions import REALISTIC, _flow
+from tests.models.support import REALISTIC, _flow
 from tests.spec import find_spec
 from voipbin.models.actions import Action, validate_actions
 

@@ -15,7 +15,7 @@ import pytest
 
 from tests.calls.support import Telephony, heard_fraction
 from tests.conftest import free_port
-from tests.stream.test_twilio_media_streams import AFTER_STREAM, PHONE, call_body
+from tests.stream.support import AFTER_STREAM, PHONE, call_body
 from voipbin.phone import TestPhone
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,36 +13,9 @@ import numpy as np
 from websockets.asyncio.server import ServerConnection
 
 from tests.calls.support import Telephony, heard_fraction
+from tests.stream.support import AFTER_STREAM, PHONE, call_body
 from tests.stream.twilio_bot import Bot, echo, payload, tone_ulaw, twilio_bot
 from voipbin.phone import TestPhone
-
-PHONE = "+15559876543"
-
-
-def call_body(bot_url: str, data: str = "", *after: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "source": {"type": "tel", "target": "+15551234567"},
-        "destinations": [{"type": "tel", "target": PHONE}],
-        "actions": [
-            {
-                "type": "external_media_start",
-                "option": {
-                    "external_host": bot_url,
-                    "transport": "websocket",
-                    "encapsulation": "twilio",
-                    "data": data,
-                },
-            },
-            *after,
-        ],
-    }
-
-
-AFTER_STREAM = [
-    {"type": "variable_set", "option": {"key": "after_stream", "value": "yes"}},
-    {"type": "sleep", "option": {"duration": 300}},
-    {"type": "hangup"},
-]
 
 
 def voiced_frames(pcm: np.ndarray, threshold: float = 800.0) -> int:
