@@ -197,6 +197,86 @@ async def server_main(mode: str, n: int, seconds: float, consumer: str, realtime
     return result
 
 
+# ---------------------------------------------------------------------------------------------- tick
+def tick_main(n: int, ticks: int, consumer: str, profile: bool) -> None:
+    """No sockets, no threads: N sessions fed 30 ms PCMA packets (as g711a.pcap in
+    bench/calls_platform.py) and ticked by hand as the engine does; prints the CPU per session-tick
+    of the receive path and of the tick (both directions, batched encode, taps)."""
+    import cProfile
+    import pstats
+    import struct
+
+    import numpy as np
+
+    from voipbin.media.engine import MediaEngine
+    from voipbin.media.g711 import PT_PCMA, EncodeBatch, alaw_encode
+    from voipbin.media.session import RtpSession
+
+    engine = MediaEngine("bench-tick")  # never started ticking: the bench drives clock_tick itself
+    tone = (6000 * np.sin(2 * np.pi * 440 * np.arange(240) / 8000)).astype(np.int16)
+    payload = alaw_encode(tone)
+    sent: list[bytes] = []
+    sessions = []
+    taps = []
+    frame = bytes(320)
+    for _ in range(n):
+        s = RtpSession(engine=engine)
+        s.stream.send = sent.append
+        s.stream.sending = True
+        s.stream.configure(PT_PCMA, 101, 20)
+        if consumer == "record":
+            taps.append(s.add_tap("both", maxsize=250))
+        elif consumer in ("tap", "tap100"):
+            taps.append(s.add_tap("in", maxsize=250))
+        s._registered = True
+        sessions.append(s)
+    batch = EncodeBatch()
+    rx_ns = tick_ns = 0
+    prof = cProfile.Profile() if profile else None
+    seq = ts = 0
+    for k in range(ticks):
+        now = time.monotonic()
+        if k % 3 != 2:  # two 30 ms packets per three 20 ms ticks
+            hdr = struct.pack("!BBHII", 0x80, PT_PCMA, seq & 0xFFFF, ts & 0xFFFFFFFF, 0x1234)
+            seq += 1
+            ts += 240
+            data = hdr + payload
+            t0 = time.perf_counter_ns()
+            if prof:
+                prof.enable()
+            for s in sessions:
+                s._on_rtp(data, ("127.0.0.1", 4000))
+            if prof:
+                prof.disable()
+            rx_ns += time.perf_counter_ns() - t0
+        for s in sessions:
+            if len(s.playout.frames) < 5:
+                s.playout.frames.extend([frame] * 20)
+        t0 = time.perf_counter_ns()
+        if prof:
+            prof.enable()
+        for s in sessions:
+            s.clock_tick(k, False, 0, batch)
+        batch.run()
+        if prof:
+            prof.disable()
+        tick_ns += time.perf_counter_ns() - t0
+        sent.clear()
+        if k % 20 == 19:
+            for tap in taps:
+                while tap.get_nowait() is not None:
+                    pass
+    per = n * ticks
+    print(
+        f"N={n} ticks={ticks} consumer={consumer}: receive {rx_ns / 1000 / (per * 2 / 3):.2f} us/packet, "
+        f"tick {tick_ns / 1000 / per:.2f} us/session-tick, "
+        f"total {(rx_ns + tick_ns) / 1000 / per:.2f} us/session-tick (load average {os.getloadavg()[0]:.2f})"
+    )
+    if prof:
+        pstats.Stats(prof).sort_stats("tottime").print_stats(25)
+    engine.close()
+
+
 # ---------------------------------------------------------------------------------------------- driver
 def run(coro):
     if uvloop is not None:
@@ -217,14 +297,19 @@ def machine() -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--role", default="driver", choices=["driver", "server", "peer"])
+    ap.add_argument("--role", default="driver", choices=["driver", "server", "peer", "tick"])
     ap.add_argument("--mode", default="voipbin", choices=["voipbin", "echo"])
     ap.add_argument("--n", type=int, default=100)
     ap.add_argument("--sizes", default="50,100,200,300")
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--consumer", default="tap", choices=["tap", "tap100", "record", "none"])
     ap.add_argument("--realtime", action="store_true", help="SCHED_RR media/control threads, as serve")
+    ap.add_argument("--ticks", type=int, default=500, help="--role tick: ticks to run")
+    ap.add_argument("--profile", action="store_true", help="--role tick: cProfile the receive path and tick")
     args = ap.parse_args()
+    if args.role == "tick":
+        tick_main(args.n, args.ticks, args.consumer, args.profile)
+        return
     if args.role == "peer":
         ports = json.loads(sys.stdin.readline())
         print(json.dumps(run(peer_main(ports, args.seconds))), flush=True)

@@ -281,9 +281,13 @@ class RtpSession:
         self._update_sending()
 
     def _update_sending(self) -> None:
-        self.stream.sending = (
-            self.remote is not None and self._rtp_tr is not None and (not self.latch or self._latched)
-        )
+        tr, remote = self._rtp_tr, self.remote
+        sending = remote is not None and tr is not None and (not self.latch or self._latched)
+        if sending:
+            assert tr is not None
+            # the transport's own sendto, bound to the peer: no Python frame per packet sent
+            self.stream.send = partial(tr.sendto, addr=remote)
+        self.stream.sending = sending
 
     @property
     def family_version(self) -> int:

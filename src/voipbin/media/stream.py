@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import random
+import struct
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -36,9 +37,9 @@ import numpy as np
 from voipbin.media import rtcp
 from voipbin.media.dtmf import DtmfDecoder, DtmfDigit, TelephoneEvent, encode_digit
 from voipbin.media.errors import MediaParseError
-from voipbin.media.g711 import PT_PCMA, PT_PCMU, EncodeBatch, G711Codec
+from voipbin.media.g711 import PT_PCMA, PT_PCMU, EncodeBatch, G711Codec, quiet_codes
 from voipbin.media.jitter import JitterBuffer, Playout
-from voipbin.media.rtp import RtpPacket, build_header, parse_plain
+from voipbin.media.rtp import RtpPacket
 from voipbin.media.stats import ReceiveStats, RtpStats
 from voipbin.media.wav import FRAME_BYTES, FRAME_SAMPLES, MEDIA_RATE
 
@@ -46,10 +47,9 @@ SILENCE_PCM = bytes(FRAME_BYTES)
 
 
 QUIET_PEAK = 1000  # |sample| below this (about -30 dBFS) is a pause, where 20 ms can go unheard
-
-
-def _quiet(pcm: bytes) -> bool:
-    return int(np.abs(np.frombuffer(pcm, dtype=np.int16)).max()) < QUIET_PEAK
+# Per law, the code bytes that decode below QUIET_PEAK: a payload is quiet when nothing else is left.
+_QUIET_CODES = {PT_PCMU: quiet_codes(PT_PCMU, QUIET_PEAK), PT_PCMA: quiet_codes(PT_PCMA, QUIET_PEAK)}
+_HEADER = struct.Struct("!BBHII")
 
 
 def default_jitter() -> JitterBuffer[tuple[int, bytes]]:
@@ -96,6 +96,8 @@ class RtpStream:
         self._dtmf_ts = 0
         self._dtmf_gap = 0
         self._dtmf_token: Any = None
+        self._batch_ts = 0  # the slot's timestamp and time while its frame is in an EncodeBatch
+        self._batch_now = 0.0
         # inbound
         self._rx = ReceiveStats(self.stats)
         self._remote_ssrc: int | None = None
@@ -122,9 +124,10 @@ class RtpStream:
     # ------------------------------------------------------------------ receive
     def receive(self, data: bytes, now: float) -> list[DtmfDigit]:
         """One RTP datagram that arrived at ``now``; returns DTMF digits it completed."""
-        fast = parse_plain(data)
-        if fast is not None:
-            pt, _, seq, ts, ssrc, payload = fast
+        if len(data) >= 12 and data[0] == 0x80:  # the plain header (rtp.parse_plain, inlined: per packet)
+            _, pt, seq, ts, ssrc = _HEADER.unpack_from(data, 0)
+            pt &= 0x7F
+            payload = data[12:]
         else:
             try:
                 pkt = RtpPacket.parse(data)
@@ -134,30 +137,38 @@ class RtpStream:
             pt, seq, ts, ssrc, payload = (
                 pkt.payload_type, pkt.sequence_number, pkt.timestamp, pkt.ssrc, pkt.payload,
             )  # fmt: skip
-        self.stats.packets_in += 1
-        self.stats.bytes_in += len(payload)
-        is_dtmf = pt == self.dtmf_pt and pt is not None
-        if not is_dtmf and pt not in self._decoders:
-            self.stats.unknown_pt_in += 1
-            return []
-        digits: list[DtmfDigit] = []
-        if is_dtmf:
-            try:
-                digits = self._dtmf_rx.feed(ts, payload, now)
-            except MediaParseError:
-                self.stats.malformed_in += 1
+        stats = self.stats
+        stats.packets_in += 1
+        stats.bytes_in += len(payload)
+        if pt != self.dtmf_pt:
+            if pt not in self._decoders:
+                stats.unknown_pt_in += 1
                 return []
+            if ssrc != self._remote_ssrc:
+                self._new_source(ssrc)
+            self._rx.update(seq, ts, now)
+            if not self.jitter.push(seq, (pt, payload), now, ts):
+                stats.late_or_duplicate += 1
+            return []
+        try:
+            digits = self._dtmf_rx.feed(ts, payload, now)
+        except MediaParseError:
+            stats.malformed_in += 1
+            return []
         if ssrc != self._remote_ssrc:
-            if self._remote_ssrc is not None:  # new source (peer restarted or re-INVITE): start over
-                self.jitter.reset()
-                self._rx.reset()
-            self._remote_ssrc = ssrc
-        self._rx.update(seq, ts, now, timing=not is_dtmf)
-        timed = not is_dtmf  # telephone-event timestamps mark the event's start, not this packet
-        if not self.jitter.push(seq, (-1, b"") if is_dtmf else (pt, payload), now if timed else None, ts):
-            self.stats.late_or_duplicate += 1
-        self.stats.dtmf_in += len(digits)
+            self._new_source(ssrc)
+        # telephone-event timestamps mark the event's start, not this packet: no timing from them
+        self._rx.update(seq, ts, now, timing=False)
+        if not self.jitter.push(seq, (-1, b"")):
+            stats.late_or_duplicate += 1
+        stats.dtmf_in += len(digits)
         return digits
+
+    def _new_source(self, ssrc: int) -> None:
+        if self._remote_ssrc is not None:  # new source (peer restarted or re-INVITE): start over
+            self.jitter.reset()
+            self._rx.reset()
+        self._remote_ssrc = ssrc
 
     def frame_in(self, n: int, now: float, listening: bool = True) -> tuple[bytes | None, list[DtmfDigit]]:
         """Slot ``n``: the inbound 20 ms frame (None when nobody is ``listening``: the buffer still
@@ -188,7 +199,7 @@ class RtpStream:
                     self._last_in = pcm
                     self._conceal_run = 0
                     self._had_audio = True
-                    if self.jitter.wants_trim and _quiet(pcm):
+                    if self.jitter.wants_trim and not payload.translate(None, _QUIET_CODES[pt]):
                         self.jitter.trim()  # a settled link: drop 20 ms of buffering in a pause
                     return pcm, digits
             self._absorb(status, item)
@@ -260,10 +271,15 @@ class RtpStream:
             self._send_audio(ts, self._silence_payload, now)
             return SILENCE_PCM
         if batch is not None:
-            batch.add(self.payload_type, pcm, lambda payload: self._send_audio(ts, payload, now))
+            self._batch_ts, self._batch_now = ts, now  # one frame per stream per tick
+            batch.add(self.payload_type, pcm, self)
         else:
             self._send_audio(ts, self._codec.encode(pcm), now)
         return pcm
+
+    def send_encoded(self, payload: bytes) -> None:
+        """The :class:`EncodeBatch` hands this tick's frame back encoded."""
+        self._send_audio(self._batch_ts, payload, self._batch_now)
 
     def _send_audio(self, ts: int, payload: bytes, now: float) -> None:
         if self.ptime != 20:
@@ -300,15 +316,17 @@ class RtpStream:
             return
         if self._first_packet:
             marker, self._first_packet = True, False
-        self._seq = (self._seq + 1) & 0xFFFF
-        self.send(build_header(pt, self._seq, ts, self.ssrc, marker) + payload)
+        seq = self._seq = (self._seq + 1) & 0xFFFF
+        # rtp.build_header, inlined (per packet)
+        self.send(_HEADER.pack(0x80, 0x80 | pt if marker else pt, seq, ts & 0xFFFFFFFF, self.ssrc) + payload)
+        stats = self.stats
         if self._last_send_at:
             gap = (now - self._last_send_at) * 1000
-            if gap > self.stats.max_gap_out_ms:
-                self.stats.max_gap_out_ms = gap
+            if gap > stats.max_gap_out_ms:
+                stats.max_gap_out_ms = gap
         self._last_send_at = now
-        self.stats.packets_out += 1
-        self.stats.bytes_out += len(payload)
+        stats.packets_out += 1
+        stats.bytes_out += len(payload)
         self._last_sent_ts = ts
 
     # ------------------------------------------------------------------ RTCP
