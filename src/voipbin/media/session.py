@@ -52,6 +52,7 @@ from voipbin.media.jitter import JitterBuffer
 from voipbin.media.playout import PlayoutQueue
 from voipbin.media.ports import PortAllocator
 from voipbin.media.resample import StreamResampler
+from voipbin.media.rtpsock import RtpSockets
 from voipbin.media.stats import RtpStats
 from voipbin.media.stream import SILENCE_PCM, RtpStream
 from voipbin.media.taps import Direction, Frame, Tap
@@ -88,27 +89,6 @@ def _emit_to(sinks: tuple[Sink, ...], frame: Frame) -> None:
             log.exception("rtp: %s sink failed", frame.direction)
 
 
-class _RtpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, session: RtpSession, rtcp_port: bool) -> None:
-        self.session = session
-        self.rtcp_port = rtcp_port
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        try:
-            # is_rtcp inlined (RFC 5761 demux): this runs once per packet on the media thread
-            if self.rtcp_port or (len(data) >= 2 and 192 <= data[1] <= 223):
-                self.session._on_rtcp(data, addr)
-            else:
-                self.session._on_rtp(data, addr)
-        except Exception:  # a bad datagram must never take the session down
-            self.session.stats.malformed_in += 1
-            log.exception("rtp: dropped datagram from %s", addr)
-
-    def error_received(self, exc: Exception) -> None:
-        # ICMP port unreachable while the peer is not yet listening: normal, keep going.
-        log.debug("rtp: socket error %s", exc)
-
-
 class RtpSession:
     """See the module docstring. Lifecycle: ``await open()`` → ``set_remote(...)`` → ``start()`` →
     ``await close()``, all from the control loop."""
@@ -139,8 +119,9 @@ class RtpSession:
         self.latch = False
         self._latched = False
         self._loop: asyncio.AbstractEventLoop | None = None  # the control loop (futures, callbacks)
-        self._rtp_tr: asyncio.DatagramTransport | None = None
-        self._rtcp_tr: asyncio.DatagramTransport | None = None
+        self._socks: RtpSockets | None = None  # set on the media loop by open()
+        self._arrival_reads = False
+        self._rx_now = 0.0  # kernel arrival time of the datagram being handled (0: use the clock)
         self._closed = False
         # clock
         self._started = False
@@ -216,14 +197,21 @@ class RtpSession:
         return self.local_port
 
     async def _attach(self, rtp_sock: socket.socket, rtcp_sock: socket.socket) -> None:
-        """On the media loop: the sockets' readers belong to it."""
-        loop = asyncio.get_running_loop()
-        self._rtp_tr, _ = await loop.create_datagram_endpoint(
-            lambda: _RtpProtocol(self, False), sock=rtp_sock
-        )
-        self._rtcp_tr, _ = await loop.create_datagram_endpoint(
-            lambda: _RtpProtocol(self, True), sock=rtcp_sock
-        )
+        """On the media loop: the sockets are read by it (drained each tick, or at arrival)."""
+        socks = RtpSockets(self, rtp_sock, rtcp_sock)
+        socks.arrival_reads = self._arrival_reads
+        socks.attach()
+        self._socks = socks
+
+    def set_arrival_reads(self, on: bool = True) -> None:
+        """Read inbound RTP the moment it arrives (a loop reader) instead of at the next tick.
+
+        For listeners that want audio without the tick's wait (the AI, STT; ``add_tap("in")`` turns
+        it on) and for measuring peers that timestamp every packet; the default drain at the tick
+        is cheaper (one wake-up per 20 ms for all sessions instead of one per packet)."""
+        self._arrival_reads = on
+        if self._socks is not None:
+            self.engine.call_soon(self._socks.set_arrival_reads, on)
 
     def _bind_any(self, port: int) -> tuple[socket.socket, socket.socket]:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
@@ -281,13 +269,9 @@ class RtpSession:
         self._update_sending()
 
     def _update_sending(self) -> None:
-        tr, remote = self._rtp_tr, self.remote
-        sending = remote is not None and tr is not None and (not self.latch or self._latched)
-        if sending:
-            assert tr is not None
-            # the transport's own sendto, bound to the peer: no Python frame per packet sent
-            self.stream.send = partial(tr.sendto, addr=remote)
-        self.stream.sending = sending
+        self.stream.sending = (
+            self.remote is not None and self._socks is not None and (not self.latch or self._latched)
+        )
 
     @property
     def family_version(self) -> int:
@@ -493,9 +477,12 @@ class RtpSession:
         self._emit("out", n, played)
 
     def _transmit(self, datagram: bytes) -> None:
-        tr, remote = self._rtp_tr, self.remote
-        if tr is not None and remote is not None:
-            tr.sendto(datagram, remote)
+        socks, remote = self._socks, self.remote
+        if socks is not None and remote is not None:
+            try:
+                socks.rtp.sendto(datagram, remote)  # RtpSockets.send_rtp, inlined (per packet)
+            except OSError:  # full socket buffer, unreachable network: this packet is lost
+                socks.send_errors += 1
 
     # ------------------------------------------------------------------ receive path (media thread)
     def _on_rtp(self, data: bytes, addr: tuple[str, int]) -> None:
@@ -504,7 +491,7 @@ class RtpSession:
             self.remote_rtcp = (addr[0], addr[1] + 1)
             self._latched = True
             self._update_sending()
-        for d in self.stream.receive(data, time.monotonic()):
+        for d in self.stream.receive(data, self._rx_now or time.monotonic()):
             self._to_control(self._dtmf_to_consumers, d)
 
     def _dtmf_to_consumers(self, digit: DtmfDigit) -> None:
@@ -518,12 +505,12 @@ class RtpSession:
                 log.exception("rtp: dtmf callback failed")
 
     def _on_rtcp(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.stream.receive_rtcp(data, time.monotonic())
+        self.stream.receive_rtcp(data, self._rx_now or time.monotonic())
 
     def _send_rtcp(self, bye: bool = False) -> None:
-        if self.remote_rtcp is None or self._rtcp_tr is None or (self.latch and not self._latched):
+        if self.remote_rtcp is None or self._socks is None or (self.latch and not self._latched):
             return
-        self._rtcp_tr.sendto(self.stream.rtcp_report(time.monotonic(), bye), self.remote_rtcp)
+        self._socks.send_rtcp(self.stream.rtcp_report(time.monotonic(), bye), self.remote_rtcp)
 
     # ------------------------------------------------------------------ teardown
     def _detach(self, bye: bool = False) -> None:
@@ -536,13 +523,12 @@ class RtpSession:
         if self._registered:
             self.engine.remove(self)
             self._registered = False
-        for tr in (self._rtp_tr, self._rtcp_tr):
-            if tr is not None:
-                tr.close()
+        if self._socks is not None:
+            self._socks.close()
 
     async def _close_media(self) -> None:
         self._detach(bye=True)
-        await asyncio.sleep(0)  # transports close their sockets on the next loop pass; then reuse is safe
+        await asyncio.sleep(0)  # let callbacks already queued for this session run before the port is reused
 
     async def close(self) -> None:
         if self._closed:
