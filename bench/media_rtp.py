@@ -298,6 +298,98 @@ def tick_main(n: int, ticks: int, consumer: str, profile: bool) -> None:
     engine.close()
 
 
+# ---------------------------------------------------------------------------------------------- latency
+class _LatencyPeer(asyncio.DatagramProtocol):
+    """The far end: timestamps every packet our session sends and says whether it carried audio."""
+
+    def __init__(self) -> None:
+        self.loud: list[float] = []  # arrival times of non-silent packets
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        if data[12:].strip(b"\xff"):  # PCMU silence is 0xff
+            self.loud.append(time.monotonic())
+
+
+async def latency_main(seconds: float, paced: bool) -> dict:
+    """The platform's own added latency on the media path, in one process (loopback):
+
+    * out: ``enqueue()`` of a reply into an idle session -> its first packet at the peer, with the
+      first frame sent at once (``send_first_now``) and, alternating, waiting for the next tick;
+    * in: a packet sent to the session -> its frame returned by ``await tap.get()`` on the control
+      loop, through an inbound tap (released in arrival order) or, with ``--paced``, a ``both``
+      tap (the playout jitter buffer and the tick, as recordings get it)."""
+    import random
+
+    import numpy as np
+
+    from voipbin.media import MediaSession
+    from voipbin.media.g711 import ULAW_DECODE
+    from voipbin.media.rtp import build_header
+
+    loop = asyncio.get_running_loop()
+    peer_tr, peer = await loop.create_datagram_endpoint(_LatencyPeer, local_addr=("127.0.0.1", 0))
+    peer_port = peer_tr.get_extra_info("sockname")[1]
+    ms = await MediaSession.create(host="127.0.0.1")
+    ms.negotiate("127.0.0.1", peer_port, 0)
+    ms.start()
+    await asyncio.sleep(0.2)
+    # ---- out
+    loud = (8000 * np.sin(2 * np.pi * 440 * np.arange(160 * 5) / 8000)).astype(np.int16).tobytes()
+    out: dict[bool, list[float]] = {True: [], False: []}
+    rng = random.Random(7)
+    for i in range(int(seconds / 0.25)):
+        first_now = i % 2 == 0
+        ms.rtp.send_first_now = first_now
+        await asyncio.sleep(0.1 + rng.random() * 0.02)  # a random phase against the 20 ms clock
+        n0 = len(peer.loud)
+        t = time.monotonic()
+        await ms.enqueue(loud, final=True)
+        while len(peer.loud) == n0:
+            await asyncio.sleep(0.0005)
+        out[first_now].append((peer.loud[n0] - t) * 1000)
+        await ms.wait_played()
+    # ---- in
+    tap = ms.tap("both" if paced else "in", maxsize=500)
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sent: dict[int, float] = {}
+    code_of = {int(ULAW_DECODE[c]): c for c in range(20, 120)}
+    delays: list[float] = []
+
+    async def consume() -> None:
+        while True:
+            f = await tap.get()
+            now = time.monotonic()
+            if f.direction != "in":
+                continue
+            code = code_of.get(int(np.frombuffer(f.pcm[:2], np.int16)[0]))
+            if code is not None and code in sent:
+                delays.append((now - sent.pop(code)) * 1000)
+
+    task = asyncio.create_task(consume())
+    t0 = time.monotonic()
+    k = 0
+    while time.monotonic() - t0 < seconds:
+        code = 20 + k % 100
+        sent[code] = time.monotonic()
+        sender.sendto(build_header(0, k, k * 160, 77) + bytes([code]) * 160, ("127.0.0.1", ms.local_port))
+        k += 1
+        await asyncio.sleep(max(0.0, t0 + k * 0.02 - time.monotonic()))
+    await asyncio.sleep(0.3)
+    task.cancel()
+    sender.close()
+    await ms.close()
+    peer_tr.close()
+
+    def pct(xs: list[float], q: float) -> float:
+        return float(np.percentile(xs, q)) if xs else float("nan")
+
+    return {
+        "out_now_p50": pct(out[True], 50), "out_now_p95": pct(out[True], 95),
+        "out_tick_p50": pct(out[False], 50), "out_tick_p95": pct(out[False], 95),
+        "in_p50": pct(delays, 50), "in_p95": pct(delays, 95), "in_frames": len(delays),
+    }  # fmt: skip
+
+
 # ---------------------------------------------------------------------------------------------- driver
 def run(coro):
     if uvloop is not None:
@@ -318,16 +410,27 @@ def machine() -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--role", default="driver", choices=["driver", "server", "peer", "tick"])
+    ap.add_argument("--role", default="driver", choices=["driver", "server", "peer", "tick", "latency"])
     ap.add_argument("--mode", default="voipbin", choices=["voipbin", "echo"])
     ap.add_argument("--n", type=int, default=100)
     ap.add_argument("--sizes", default="50,100,200,300")
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--consumer", default="tap", choices=["tap", "tap100", "record", "none"])
     ap.add_argument("--realtime", action="store_true", help="SCHED_RR media/control threads, as serve")
+    ap.add_argument("--paced", action="store_true", help="--role latency: a both tap (paced)")
     ap.add_argument("--ticks", type=int, default=500, help="--role tick: ticks to run")
     ap.add_argument("--profile", action="store_true", help="--role tick: cProfile the receive path and tick")
     args = ap.parse_args()
+    if args.role == "latency":
+        res = run(latency_main(args.seconds, args.paced))
+        print(
+            f"out (enqueue -> first packet at the peer): first frame at once p50 {res['out_now_p50']:.1f} "
+            f"p95 {res['out_now_p95']:.1f} ms; at the next tick p50 {res['out_tick_p50']:.1f} "
+            f"p95 {res['out_tick_p95']:.1f} ms | in (packet sent -> tap.get() returns, "
+            f"{'both tap: paced' if args.paced else 'in tap'}): p50 {res['in_p50']:.1f} p95 "
+            f"{res['in_p95']:.1f} ms over {res['in_frames']} frames (load average {os.getloadavg()[0]:.2f})"
+        )
+        return
     if args.role == "tick":
         tick_main(args.n, args.ticks, args.consumer, args.profile)
         return

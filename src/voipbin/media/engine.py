@@ -48,6 +48,7 @@ import select
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, TypeVar
 
@@ -57,7 +58,7 @@ log = logging.getLogger(__name__)
 
 FRAME_SECONDS = 0.020
 MAX_LATE_FRAMES = 3
-MAX_READ_ROUNDS = 16  # recvmsg rounds per socket per tick: a flood beyond 800 packets/s stays queued
+MAX_READ_ROUNDS = 1000  # drain rounds per tick (one datagram per readable socket each): floods too
 T = TypeVar("T")
 
 
@@ -126,9 +127,9 @@ class MediaEngine:
         self._timer: asyncio.TimerHandle | None = None
         self._t0 = 0.0
         self._n = 0
-        self._posts: list[tuple[asyncio.AbstractEventLoop, Callable[..., Any], tuple[Any, ...]]] = []
+        self._mailboxes: dict[asyncio.AbstractEventLoop, _Mailbox] = {}
+        self._posts: list[_Mailbox] = []  # mailboxes to send when the tick ends
         self._in_tick = False
-        self._flush_scheduled = False
         self._batch = EncodeBatch()
         self._epoll = select.epoll() if hasattr(select, "epoll") else None  # Linux; else loop readers
         self._readers: dict[int, Callable[[float], object]] = {}
@@ -200,27 +201,33 @@ class MediaEngine:
 
     # ------------------------------------------------------------------ media -> control
     def post(self, loop: asyncio.AbstractEventLoop | None, fn: Callable[..., Any], *args: Any) -> None:
-        """Run ``fn(*args)`` on ``loop``; batched: one ``call_soon_threadsafe`` per loop per tick."""
+        """Run ``fn(*args)`` on ``loop``, coalesced: at most one ``call_soon_threadsafe`` pending per
+        loop. During a tick the wake-up is sent when the tick ends (one per loop per tick); outside
+        one (a packet read at arrival) at once, unless that loop has not yet run the previous one."""
         if loop is None or loop.is_closed():
             return
-        self._posts.append((loop, fn, args))
-        if not self._in_tick and not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.call_soon(self._flush_posts)
+        mailbox = self._mailboxes.get(loop)
+        if mailbox is None:
+            mailbox = self._new_mailbox(loop)
+        mailbox.items.append((fn, args))
+        if not mailbox.scheduled:
+            mailbox.scheduled = True
+            if self._in_tick:
+                self._posts.append(mailbox)
+            else:
+                mailbox.send()
+
+    def _new_mailbox(self, loop: asyncio.AbstractEventLoop) -> _Mailbox:
+        if len(self._mailboxes) >= 8:  # loops come and go in tests: forget the closed ones
+            for old in [lp for lp in self._mailboxes if lp.is_closed()]:
+                del self._mailboxes[old]
+        mailbox = self._mailboxes[loop] = _Mailbox(loop)
+        return mailbox
 
     def _flush_posts(self) -> None:
-        self._flush_scheduled = False
-        posts, self._posts = self._posts, []
-        if not posts:
-            return
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Callable[..., Any], tuple[Any, ...]]]] = {}
-        for loop, fn, args in posts:
-            by_loop.setdefault(loop, []).append((fn, args))
-        for loop, calls in by_loop.items():
-            try:
-                loop.call_soon_threadsafe(_run_posts, calls)
-            except RuntimeError:  # that loop closed meanwhile: nobody is waiting any more
-                pass
+        mailboxes, self._posts = self._posts, []
+        for mailbox in mailboxes:
+            mailbox.send()
 
     # ------------------------------------------------------------------ the clock
     def add(self, session: Clocked) -> int:
@@ -398,12 +405,37 @@ def inherit_control_priority() -> None:
             os.sched_setscheduler(0, _control_sched[0], os.sched_param(_control_sched[1]))
 
 
-def _run_posts(calls: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> None:
-    for fn, args in calls:
+class _Mailbox:
+    """Calls the media thread posted for one control loop, and whether a wake-up is on its way.
+
+    Lock-free across the two threads: the media side appends, then schedules :meth:`run` only if
+    none is pending; ``run`` clears ``scheduled`` BEFORE draining, so an item appended meanwhile is
+    either drained by this run or finds ``scheduled`` false and sends a new wake-up."""
+
+    __slots__ = ("items", "loop", "scheduled")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.items: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
+        self.scheduled = False
+
+    def send(self) -> None:
         try:
-            fn(*args)
-        except Exception:
-            log.exception("media: posted callback failed")
+            self.loop.call_soon_threadsafe(self.run)
+        except RuntimeError:  # that loop closed meanwhile: nobody is waiting any more
+            self.items.clear()
+            self.scheduled = False
+
+    def run(self) -> None:
+        """On the control loop."""
+        self.scheduled = False
+        items = self.items
+        while items:
+            fn, args = items.popleft()
+            try:
+                fn(*args)
+            except Exception:
+                log.exception("media: posted callback failed")
 
 
 def resolve(fut: asyncio.Future[Any]) -> None:

@@ -62,6 +62,7 @@ log = logging.getLogger(__name__)
 
 FRAME_SECONDS = 0.020
 RTCP_INTERVAL_TICKS = 250  # 5 s
+LISTEN_MAX_BEHIND = 50  # ticks the listeners' frame labels may lag the clock before they catch up
 
 Sink = Callable[[Frame], None]
 PcmSource = bytes | np.ndarray | str | Path | Iterable[Any] | AsyncIterable[Any]
@@ -112,7 +113,11 @@ class RtpSession:
             on_dtmf_sent=self._dtmf_sent,
         )  # fmt: skip
         self.stream.sending = False
-        self.playout = PlayoutQueue(playout_frames, notify=self._to_control)
+        self.playout = PlayoutQueue(playout_frames, notify=self._to_control, on_start=self._playout_started)
+        self.send_first_now = True  # the first frame of a reply leaves at once (see _send_first_now)
+        self._idle_out = True  # the last slot had no queued audio to send
+        self._early_slot = -1  # a slot whose frame was already sent ahead of its tick
+        self._ticked = False  # the clock ran this session's slot self._n
         self.local_port = 0
         self.remote: tuple[str, int] | None = None
         self.remote_rtcp: tuple[str, int] | None = None
@@ -132,6 +137,8 @@ class RtpSession:
         # consumers; copy-on-write tuples: the media thread iterates them while the control side edits
         self._sinks: dict[str, tuple[Sink, ...]] = {"in": (), "out": ()}
         self._taps: list[Tap] = []
+        self._listeners: tuple[Sink, ...] = ()  # inbound taps fed in arrival order (_set_listening)
+        self._listen_tick = 0  # the tick label of the last frame they got
         self._dtmf_callbacks: list[Callable[[DtmfDigit], None]] = []
         self.dtmf_queue: asyncio.Queue[DtmfDigit] = asyncio.Queue(maxsize=64)
 
@@ -306,6 +313,11 @@ class RtpSession:
             raise ValueError("direction must be in, out or both")
         tap = Tap(dirs, maxsize, waker=self._wake_future)
         self._taps.append(tap)
+        if dirs == {"in"}:  # a listener (AI, STT): frames in order at arrival, not paced (see below)
+            self._listeners = (*self._listeners, tap.put)
+            if len(self._listeners) == 1:
+                self._set_listening(True)
+            return tap
         for d in dirs:
             self._sinks[d] = (*self._sinks[d], tap.put)
         return tap
@@ -313,9 +325,44 @@ class RtpSession:
     def remove_tap(self, tap: Tap) -> None:
         if tap in self._taps:
             self._taps.remove(tap)
-            for d in tap.directions:
-                self.remove_sink(d, tap.put)  # type: ignore[arg-type]
+            if tap.put in self._listeners:
+                self._listeners = tuple(x for x in self._listeners if x != tap.put)
+                if not self._listeners:
+                    self._set_listening(False)
+            else:
+                for d in tap.directions:
+                    self.remove_sink(d, tap.put)  # type: ignore[arg-type]
         tap.close()
+
+    def _set_listening(self, on: bool) -> None:
+        """Inbound taps (``add_tap("in")``) get audio in arrival order, as soon as it is complete
+        (``RtpStream.enable_release``; the socket is read at arrival), and their frames are posted
+        to the control loop at once rather than at the tick. Sinks and ``both`` taps (bridges,
+        recordings: pacing or in/out alignment matter there) keep the playout jitter buffer."""
+        self.set_arrival_reads(on)
+        self.engine.call_soon(self._apply_listening, on)
+
+    def _apply_listening(self, on: bool) -> None:
+        """On the media thread."""
+        if on and self.stream.release is None:
+            self._listen_tick = self._n
+        self.stream.enable_release(on, time.monotonic())
+
+    def _to_listeners(self) -> None:
+        """Hand frames the stream released to the inbound taps (media thread). Their ``tick`` counts
+        on from the session tick at which listening began: one per 20 ms of audio, contiguous."""
+        stream = self.stream
+        frames, stream.released = stream.released, []
+        listeners = self._listeners
+        if not listeners:
+            return
+        label = self._listen_tick
+        if label < self._n - LISTEN_MAX_BEHIND:  # far behind the clock (a long stall): catch up
+            label = self._n
+        for pcm in frames:
+            label += 1
+            _emit_to(listeners, _new_frame((_IN, label, pcm)))
+        self._listen_tick = label
 
     def add_sink(self, direction: Direction, sink: Sink) -> None:
         """Synchronous per-frame callback run inside the clock tick ON THE MEDIA THREAD; must be O(1),
@@ -420,6 +467,35 @@ class RtpSession:
             futs.append(fut)
         await asyncio.gather(*futs)
 
+    def _playout_started(self) -> None:
+        """The playout queue went from empty to non-empty (a producer's side: the control loop)."""
+        if self.send_first_now and self._registered and not self._closed:
+            self.engine.call_soon(self._send_first_now)
+
+    def _send_first_now(self) -> None:
+        """On the media thread: send the first frame of a reply now, not at the next tick (on
+        average 10 ms sooner, up to 20). It carries the NEXT slot's timestamp and that slot's tick
+        sends nothing, so the RTP timeline stays continuous: the peer sees one packet early, at the
+        start of a talkspurt (a two-packet burst), never a late one. Its send time counts as that
+        slot's due time in the outbound gap statistics (it did not leave a hole)."""
+        if self._closed or not self._ticked or not self._idle_out:
+            return
+        stream = self.stream
+        if not stream.can_send_now:
+            return
+        slot = self._n + 1
+        if self._early_slot == slot:
+            return
+        pcm = self.playout.pop()
+        if pcm is None:
+            return
+        self._idle_out = False
+        self._early_slot = slot
+        played = stream.frame_out(slot, pcm, self.engine.tick_time(self._n0 + slot))
+        outs = self._sinks["out"]
+        if outs:
+            _emit_to(outs, _new_frame((_OUT, slot, played)))
+
     def _dtmf_sent(self, token: Any) -> None:
         if isinstance(token, asyncio.Future):
             self._wake_future(token)
@@ -438,6 +514,7 @@ class RtpSession:
             self.stats.late_ticks += 1
             self.stats.skipped_ticks += skipped
         self._n = n
+        self._ticked = True
         # Both directions of the slot in one frame (this runs per session per tick: the hot path;
         # _inbound_tick/_outbound_tick are the same steps, kept for callers outside the clock).
         sinks = self._sinks
@@ -450,10 +527,17 @@ class RtpSession:
                 self._to_control(self._dtmf_to_consumers, d)
             if pcm is not None and ins:
                 _emit_to(ins, _new_frame((_IN, n, pcm)))
-            played = stream.frame_out(n, self.playout.pop(), now, batch)
-            outs = sinks["out"]
-            if outs:
-                _emit_to(outs, _new_frame((_OUT, n, played)))
+            if stream.release is not None:
+                stream.poll_release(now)
+                if stream.released:
+                    self._to_listeners()
+            if n != self._early_slot:  # (else its frame went out when the reply started)
+                queued = self.playout.pop()
+                self._idle_out = queued is None
+                played = stream.frame_out(n, queued, now, batch)
+                outs = sinks["out"]
+                if outs:
+                    _emit_to(outs, _new_frame((_OUT, n, played)))
             if n % RTCP_INTERVAL_TICKS == RTCP_INTERVAL_TICKS - 1:
                 self._send_rtcp()
         except Exception:
@@ -491,8 +575,11 @@ class RtpSession:
             self.remote_rtcp = (addr[0], addr[1] + 1)
             self._latched = True
             self._update_sending()
-        for d in self.stream.receive(data, self._rx_now or time.monotonic()):
+        stream = self.stream
+        for d in stream.receive(data, self._rx_now or time.monotonic()):
             self._to_control(self._dtmf_to_consumers, d)
+        if stream.released:
+            self._to_listeners()
 
     def _dtmf_to_consumers(self, digit: DtmfDigit) -> None:
         if self.dtmf_queue.full():

@@ -39,17 +39,29 @@ from voipbin.media.dtmf import DtmfDecoder, DtmfDigit, TelephoneEvent, encode_di
 from voipbin.media.errors import MediaParseError
 from voipbin.media.g711 import PT_PCMA, PT_PCMU, EncodeBatch, G711Codec, quiet_codes
 from voipbin.media.jitter import JitterBuffer, Playout
+from voipbin.media.release import InOrderRelease
 from voipbin.media.rtp import RtpPacket
 from voipbin.media.stats import ReceiveStats, RtpStats
 from voipbin.media.wav import FRAME_BYTES, FRAME_SAMPLES, MEDIA_RATE
 
 SILENCE_PCM = bytes(FRAME_BYTES)
+# A hole waits this long for its packet before listeners get it concealed: with the wait starting
+# when the next packet arrives, network jitter up to 80 ms still produces no hole.
+RELEASE_WINDOW_S = 0.060
 
 
 QUIET_PEAK = 1000  # |sample| below this (about -30 dBFS) is a pause, where 20 ms can go unheard
 # Per law, the code bytes that decode below QUIET_PEAK: a payload is quiet when nothing else is left.
 _QUIET_CODES = {PT_PCMU: quiet_codes(PT_PCMU, QUIET_PEAK), PT_PCMA: quiet_codes(PT_PCMA, QUIET_PEAK)}
 _HEADER = struct.Struct("!BBHII")
+
+
+def conceal_frame(last: bytes, run: int) -> bytes:
+    """The ``run``-th concealed frame after ``last``: it at -6 dB, then -12 dB, then silence."""
+    if run > 2:
+        return SILENCE_PCM
+    x = np.frombuffer(last, dtype=np.int16) >> run
+    return x.astype(np.int16).tobytes()
 
 
 def default_jitter() -> JitterBuffer[tuple[int, bytes]]:
@@ -107,6 +119,14 @@ class RtpStream:
         self._had_audio = False
         self._skip_owed = 0
         self._dtmf_rx = DtmfDecoder(timeout=dtmf_timeout)
+        # release in arrival order (enable_release), for listeners that need no pacing
+        self.release: InOrderRelease[tuple[int, bytes]] | None = None
+        self.released: list[bytes] = []  # 20 ms PCM frames released, not yet taken by the shell
+        self._rel_buf = bytearray()
+        self._rel_last = SILENCE_PCM
+        self._rel_run = 0
+        self._rel_packet_bytes = FRAME_BYTES
+        self._paced_listening = False  # frame_in had a listener at the last tick
         # rtcp
         self.last_sr: tuple[int, float] | None = None  # (middle 32 bits of NTP, arrival time)
         self.remote_bye = False
@@ -149,6 +169,10 @@ class RtpStream:
             self._rx.update(seq, ts, now)
             if not self.jitter.push(seq, (pt, payload), now, ts):
                 stats.late_or_duplicate += 1
+            if self.release is not None:
+                items = self.release.push(seq, (pt, payload), now)
+                if items:
+                    self._release_out(items)
             return []
         try:
             digits = self._dtmf_rx.feed(ts, payload, now)
@@ -161,6 +185,10 @@ class RtpStream:
         self._rx.update(seq, ts, now, timing=False)
         if not self.jitter.push(seq, (-1, b"")):
             stats.late_or_duplicate += 1
+        if self.release is not None:
+            items = self.release.push(seq, (-1, b""), now)
+            if items:
+                self._release_out(items)
         stats.dtmf_in += len(digits)
         return digits
 
@@ -168,6 +196,8 @@ class RtpStream:
         if self._remote_ssrc is not None:  # new source (peer restarted or re-INVITE): start over
             self.jitter.reset()
             self._rx.reset()
+            if self.release is not None:
+                self.release.reset()
         self._remote_ssrc = ssrc
 
     def frame_in(self, n: int, now: float, listening: bool = True) -> tuple[bytes | None, list[DtmfDigit]]:
@@ -175,6 +205,7 @@ class RtpStream:
         drains at the media rate, without decoding) and DTMF digits whose end timed out."""
         digits = self._dtmf_rx.poll(now) if self._dtmf_rx.active else []
         self.stats.dtmf_in += len(digits)
+        self._paced_listening = listening
         if not listening:
             if self.jitter.wants_trim:  # nobody hears it: latency can go at once
                 self.jitter.trim()
@@ -233,10 +264,67 @@ class RtpStream:
         """Packet-loss concealment by repetition: last frame at -6 dB, then -12 dB, then silence."""
         self._conceal_run += 1
         self.stats.concealed_frames += 1
-        if self._conceal_run > 2:
-            return SILENCE_PCM
-        x = np.frombuffer(self._last_in, dtype=np.int16) >> self._conceal_run
-        return x.astype(np.int16).tobytes()
+        return conceal_frame(self._last_in, self._conceal_run)
+
+    # ------------------------------------------------------------------ release in arrival order
+    def enable_release(self, on: bool, now: float, window: float = RELEASE_WINDOW_S) -> None:
+        """Also hand inbound audio to listeners in sequence order as soon as it is complete
+        (:class:`~voipbin.media.release.InOrderRelease`): 20 ms frames collect in ``released``
+        (the shell takes them after each :meth:`receive` and :meth:`poll_release`)."""
+        if not on:
+            self.release = None
+            self.released = []
+            return
+        if self.release is None:
+            self.release = InOrderRelease(window)
+            self.release.start(now)
+            self._rel_buf.clear()
+            self._rel_last = SILENCE_PCM
+            self._rel_run = 0
+
+    def poll_release(self, now: float) -> None:
+        """Each tick: holes that waited the window are concealed, filler while nothing arrives."""
+        rel = self.release
+        if rel is None:
+            return
+        items = rel.poll(now)
+        if items:
+            self._release_out(items)
+        for _ in range(rel.fill(now)):
+            self._rel_append(self._rel_conceal())
+
+    def _release_out(self, items: list[tuple[int, bytes] | None]) -> None:
+        for item in items:
+            if item is None:  # a hole given up on: one packet's worth of concealment
+                frames = max(1, self._rel_packet_bytes // FRAME_BYTES)
+                for _ in range(frames):
+                    self._rel_append(self._rel_conceal())
+                if not self._paced_listening:  # else the playout path counts the same loss
+                    self.stats.concealed_frames += frames
+                continue
+            pt, payload = item
+            if pt < 0:  # a telephone-event slot: silence, as in the playout path
+                self._rel_append(SILENCE_PCM)
+                continue
+            pcm = self._decoders[pt].decode(payload)
+            self._rel_packet_bytes = len(pcm)
+            self._rel_run = 0
+            self._rel_last = pcm[-FRAME_BYTES:] if len(pcm) >= FRAME_BYTES else self._rel_last
+            self._rel_append(pcm)
+
+    def _rel_append(self, pcm: bytes) -> None:
+        buf = self._rel_buf
+        if not buf and len(pcm) == FRAME_BYTES:  # the common 20 ms packet: no reassembly copy
+            self.released.append(pcm)
+            return
+        buf += pcm
+        while len(buf) >= FRAME_BYTES:
+            self.released.append(bytes(buf[:FRAME_BYTES]))
+            del buf[:FRAME_BYTES]
+
+    def _rel_conceal(self) -> bytes:
+        self._rel_run += 1
+        return conceal_frame(self._rel_last, self._rel_run)
 
     # ------------------------------------------------------------------ send
     def queue_dtmf(self, digit: str, duration_ms: int = 100, gap_ms: int = 60, token: Any = None) -> None:
@@ -253,6 +341,14 @@ class RtpStream:
             self._dtmf_token = None
         self._dtmf_packets = []
         return tokens
+
+    @property
+    def can_send_now(self) -> bool:
+        """A frame may go out between ticks: sending, 20 ms packets, no DTMF digit playing or due."""
+        return (
+            self.sending and self.ptime == 20 and not self._dtmf_packets and not self._dtmf_tx
+            and self._dtmf_gap <= 0
+        )  # fmt: skip
 
     def discard_pending(self) -> None:
         """Barge-in: frames gathered for a ptime > 20 packet are dropped."""
