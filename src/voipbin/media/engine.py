@@ -27,8 +27,9 @@ see ``RtpSession``) read their RTP socket from a loop reader instead.
 Cross-thread hand-off: the control plane only appends to deques (atomic under the GIL) and calls
 :meth:`MediaEngine.call` for work that must run on the media loop (bind, close). Everything the
 media side must tell a control loop (a consumer's future is ready, a digit arrived, a producer may
-refill) is :meth:`post`-ed: collected during the tick and delivered with ONE
-``call_soon_threadsafe`` per control loop per tick, not one per event.
+refill) is :meth:`post`-ed into that loop's mailbox, with at most ONE ``call_soon_threadsafe``
+pending per control loop: sent when the tick ends for what the tick produced, at once for what a
+packet read at arrival produced (an AI listener's frame), never one per event.
 
 Why hand-written: asyncio/uvloop give loops and timers, not a shared media clock across sessions;
 the RTP stacks we know (aiortc) run one timer task per track on the application's loop.

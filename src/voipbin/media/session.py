@@ -12,17 +12,23 @@ Timing model — one clock for all sessions, on the media thread (:mod:`voipbin.
     the engine's 20 ms ``call_at`` chain at absolute deadlines calls every started session's
     ``clock_tick``; a session's tick ``n`` counts from its start. If the media loop stalls for three
     frames or more, the missed slots are skipped — the RTP timestamp still advances by them —
-    instead of being sent as a burst. The RTP/RTCP sockets live on the media loop too, so the
-    control loop (SIP, flows, database, AI) being busy never delays a packet. Each tick does both
-    directions: outbound, pop one frame from the playout queue (or a DTMF packet, or silence),
-    encode (batched across sessions), send; inbound, pop the jitter buffer, decode or conceal, and
-    hand the frame to taps/sinks.
+    instead of being sent as a burst. The RTP/RTCP sockets belong to the media thread too
+    (:mod:`voipbin.media.rtpsock`: drained at the start of each tick), so the control loop (SIP,
+    flows, database, AI) being busy never delays a packet. Each tick does both directions:
+    outbound, pop one frame from the playout queue (or a DTMF packet, or silence), encode (batched
+    across sessions), send; inbound, pop the jitter buffer, decode or conceal, and hand the frame to
+    sinks and ``both`` taps (bridges, recordings: paced, aligned with outbound by tick).
+
+Listeners (``add_tap("in")``: the AI, STT) are not paced: their session reads its socket at arrival
+and the stream releases each packet as soon as it is next in sequence order
+(:mod:`voipbin.media.release`), posted to the control loop at once. The first frame of a reply
+leaves as soon as it is queued (:meth:`RtpSession._send_first_now`), not at the next tick.
 
 Threads: the public methods (``open``, ``enqueue``, ``play``, ``flush``, taps, ``close``...) are
 called from the control loop; the clock and receive path run on the media thread. They share only
 deques (atomic appends/pops under the GIL) and plain counters; whatever the media side must tell
 the control side (a producer may refill, a digit arrived, a tap has frames) goes through
-``MediaEngine.post``, batched per tick.
+``MediaEngine.post`` (at most one wake-up pending per control loop).
 
 Idle policy: when the playout queue is empty the session keeps sending G.711 silence. It costs
 little, keeps NAT bindings and symmetric-RTP latching on the peer alive, and avoids peers' RTP
@@ -217,7 +223,7 @@ class RtpSession:
         it on) and for measuring peers that timestamp every packet; the default drain at the tick
         is cheaper (one wake-up per 20 ms for all sessions instead of one per packet)."""
         self._arrival_reads = on
-        if self._socks is not None:
+        if self._socks is not None and not self._closed:
             self.engine.call_soon(self._socks.set_arrival_reads, on)
 
     def _bind_any(self, port: int) -> tuple[socket.socket, socket.socket]:
@@ -339,6 +345,8 @@ class RtpSession:
         (``RtpStream.enable_release``; the socket is read at arrival), and their frames are posted
         to the control loop at once rather than at the tick. Sinks and ``both`` taps (bridges,
         recordings: pacing or in/out alignment matter there) keep the playout jitter buffer."""
+        if self._closed:  # closing: the sockets and the stream are going away anyway
+            return
         self.set_arrival_reads(on)
         self.engine.call_soon(self._apply_listening, on)
 
@@ -393,7 +401,7 @@ class RtpSession:
             self.engine.post(loop, resolve, fut)
 
     def _to_control(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Run ``fn`` on the control loop (posted, batched per tick, when called from the media thread)."""
+        """Run ``fn`` on the control loop (posted, coalesced, when called from the media thread)."""
         running = _running_loop()
         if running is not None and running is self._loop:
             fn(*args)
@@ -470,7 +478,8 @@ class RtpSession:
     def _playout_started(self) -> None:
         """The playout queue went from empty to non-empty (a producer's side: the control loop)."""
         if self.send_first_now and self._registered and not self._closed:
-            self.engine.call_soon(self._send_first_now)
+            with contextlib.suppress(RuntimeError):  # the media thread is gone (interpreter exit)
+                self.engine.call_soon(self._send_first_now)
 
     def _send_first_now(self) -> None:
         """On the media thread: send the first frame of a reply now, not at the next tick (on

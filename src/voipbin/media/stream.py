@@ -9,6 +9,8 @@ functions per 20 ms slot, and datagrams go out through the ``send`` callable::
     pcm, digits = stream.frame_in(n, now)           # slot n inbound: 320 bytes of PCM (conceals loss)
     played = stream.frame_out(n, pcm_or_None, now)  # slot n outbound: one RTP packet (or DTMF/silence)
     stream.receive_rtcp(datagram, now); stream.rtcp_report(bye=False) -> bytes
+    stream.enable_release(True, now)                # listeners: frames in arrival order, in
+    stream.receive(...); stream.released            #   ``released`` after receive/poll_release
 
 Inbound: packets of either G.711 law are decoded by their own PT via the jitter buffer, which orders
 them and absorbs network jitter (its depth is the default session's 80 ms: jitter up to 60 ms plays
