@@ -178,3 +178,19 @@ async def test_an_inbound_tap_switches_its_session_to_reads_at_arrival() -> None
     finally:
         await a.close()
         await b.close()
+
+
+def test_no_frame_goes_out_between_ticks_while_a_digit_plays_or_with_long_packets() -> None:
+    from voipbin.media.stream import RtpStream
+
+    s = RtpStream(send=lambda d: None)
+    assert s.can_send_now
+    s.queue_dtmf("5")
+    assert not s.can_send_now  # the digit owns the next slots
+    s.drop_dtmf()
+    assert s.can_send_now
+    s.configure(0, None, 40)
+    assert not s.can_send_now  # 40 ms packets are assembled by the tick
+    s.configure(0, None, 20)
+    s.sending = False
+    assert not s.can_send_now
