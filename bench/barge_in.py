@@ -82,6 +82,7 @@ async def peer(sip_port: int, trials: int) -> dict:
         orig_rx(data, addr)
 
     ms.rtp._on_rtp = on_rtp  # type: ignore[method-assign]
+    ms.rtp.set_arrival_reads(True)  # timestamp each packet when it arrives, not at the next tick
     orig_tx = ms.rtp.stream.send
 
     def on_send(datagram: bytes) -> None:

@@ -64,6 +64,7 @@ async def peer(sip_port: int, turns: int, answer_wait: float) -> dict:
         orig(data, addr)
 
     ms.rtp._on_rtp = on_rtp  # type: ignore[method-assign]
+    ms.rtp.set_arrival_reads(True)  # timestamp each packet when it arrives, not at the next tick
     try:
         res = await asyncio.wait_for(
             ep.invite(

@@ -230,3 +230,29 @@ def test_recorder_batch_path_equals_per_frame_path_on_random_streams(tmp_path: P
             ]
         cuts = sorted({0, len(frames), *(rng.randint(0, len(frames)) for _ in range(rng.randint(0, 8)))})
         assert written(frames, cuts, direction, True) == written(frames, cuts, direction, False)
+
+
+async def test_a_reply_frame_sent_before_its_tick_stays_aligned_in_the_recording(tmp_path: Path) -> None:
+    """The first frame of a reply leaves (and is tapped) before its slot's inbound frame: out(t)
+    then in(t), between ticks. The recording still pairs each tick's two directions."""
+    from voipbin.media.recorder import _WRITER, Recorder
+    from voipbin.media.taps import Frame, Tap
+
+    def pcm(v: int) -> bytes:
+        return np.full(160, v, dtype="<i2").tobytes()
+
+    frames: list[Frame] = []
+    for t in range(30):
+        pair = [Frame("in", t, pcm(t + 1)), Frame("out", t, pcm(-(t + 1)))]
+        if t in (5, 17, 18):  # a reply started: its frame went out ahead of the tick
+            pair.reverse()
+        frames += pair
+    tap = Tap(frozenset(("in", "out")), maxsize=10)
+    rec = Recorder(tmp_path / "early.wav", tap, "both", stereo=True)
+    for lo in range(0, len(frames), 7):  # batches that also split ticks
+        rec._consume(frames[lo : lo + 7])
+    rec._write([rec._in], [rec._out])
+    await asyncio.wrap_future(_WRITER.submit(rec._finish_now))
+    samples, _, nframes = read(tmp_path / "early.wav")
+    assert nframes == 30 * 160
+    assert [(int(s[0]), int(s[1])) for s in samples[::160]] == [(t + 1, -(t + 1)) for t in range(30)]

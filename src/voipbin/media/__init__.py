@@ -12,7 +12,9 @@ soxr wrappers · ``dtmf`` telephone-events · ``jitter`` jitter buffer · ``port
 ``stats`` · ``taps`` non-blocking frame subscriptions · ``stream`` the sans-I/O RTP stream ·
 ``playout`` the bounded playout queue · ``engine`` the media thread, its loop and the one 20 ms
 clock · ``session`` RtpSession, the socket/clock shell · ``recorder`` WAV recording (writer thread) ·
-``bridge`` session-to-session media · ``wav`` WAV sources · ``mediasession`` the facade used by calls.
+``bridge`` session-to-session media · ``wav`` WAV sources · ``mediasession`` the facade used by calls ·
+``rtpsock`` a session's sockets (drained by the tick, or read at arrival) · ``release`` inbound
+audio for listeners in arrival order.
 """
 
 from voipbin.media.bridge import Bridge, bridge

@@ -15,11 +15,21 @@ registers itself), so the media loop wakes 50 times a second for any number of c
 50 times per call, and lateness/skips are computed once per tick. A stall of three frames or more
 skips the missed slots (timestamps still advance) instead of sending a burst.
 
+Receiving in bulk: RTP/RTCP sockets are not read by loop callbacks, one wake-up per datagram (SIPp,
+phones and trunks spread their packets over the 20 ms, so at 200 calls that was ~6 600 wake-ups a
+second, each a loop pass and a GIL hand-off with the control thread). Each tick first drains every
+registered socket (:meth:`watch`): one ``epoll`` with timeout 0 lists the readable ones, one
+``recvmsg`` each, repeated while any is still readable; the kernel's receive timestamp
+(``SO_TIMESTAMPNS``) is each packet's arrival time, so jitter, gaps and the jitter buffer's delay
+measure see when it really arrived. Sessions whose listeners want audio at arrival (the AI, STT:
+see ``RtpSession``) read their RTP socket from a loop reader instead.
+
 Cross-thread hand-off: the control plane only appends to deques (atomic under the GIL) and calls
 :meth:`MediaEngine.call` for work that must run on the media loop (bind, close). Everything the
 media side must tell a control loop (a consumer's future is ready, a digit arrived, a producer may
-refill) is :meth:`post`-ed: collected during the tick and delivered with ONE
-``call_soon_threadsafe`` per control loop per tick, not one per event.
+refill) is :meth:`post`-ed into that loop's mailbox, with at most ONE ``call_soon_threadsafe``
+pending per control loop: sent when the tick ends for what the tick produced, at once for what a
+packet read at arrival produced (an AI listener's frame), never one per event.
 
 Why hand-written: asyncio/uvloop give loops and timers, not a shared media clock across sessions;
 the RTP stacks we know (aiortc) run one timer task per track on the application's loop.
@@ -35,9 +45,11 @@ import gc
 import logging
 import math
 import os
+import select
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol, TypeVar
 
@@ -47,6 +59,7 @@ log = logging.getLogger(__name__)
 
 FRAME_SECONDS = 0.020
 MAX_LATE_FRAMES = 3
+MAX_READ_ROUNDS = 1000  # drain rounds per tick (one datagram per readable socket each): floods too
 T = TypeVar("T")
 
 
@@ -115,10 +128,13 @@ class MediaEngine:
         self._timer: asyncio.TimerHandle | None = None
         self._t0 = 0.0
         self._n = 0
-        self._posts: list[tuple[asyncio.AbstractEventLoop, Callable[..., Any], tuple[Any, ...]]] = []
+        self._mailboxes: dict[asyncio.AbstractEventLoop, _Mailbox] = {}
+        self._posts: list[_Mailbox] = []  # mailboxes to send when the tick ends
         self._in_tick = False
-        self._flush_scheduled = False
         self._batch = EncodeBatch()
+        self._epoll = select.epoll() if hasattr(select, "epoll") else None  # Linux; else loop readers
+        self._readers: dict[int, Callable[[float], object]] = {}
+        self.socket_reads = 0  # datagrams read by the tick's drain
         self._last_late_log = 0.0
         self.ticks = 0
         self.late_ticks = 0
@@ -162,6 +178,8 @@ class MediaEngine:
             self._thread.join(5)
         if not self._thread.is_alive() and not self.loop.is_closed():
             self.loop.close()
+            if self._epoll is not None:
+                self._epoll.close()
 
     @property
     def in_media_thread(self) -> bool:
@@ -184,27 +202,33 @@ class MediaEngine:
 
     # ------------------------------------------------------------------ media -> control
     def post(self, loop: asyncio.AbstractEventLoop | None, fn: Callable[..., Any], *args: Any) -> None:
-        """Run ``fn(*args)`` on ``loop``; batched: one ``call_soon_threadsafe`` per loop per tick."""
+        """Run ``fn(*args)`` on ``loop``, coalesced: at most one ``call_soon_threadsafe`` pending per
+        loop. During a tick the wake-up is sent when the tick ends (one per loop per tick); outside
+        one (a packet read at arrival) at once, unless that loop has not yet run the previous one."""
         if loop is None or loop.is_closed():
             return
-        self._posts.append((loop, fn, args))
-        if not self._in_tick and not self._flush_scheduled:
-            self._flush_scheduled = True
-            self.call_soon(self._flush_posts)
+        mailbox = self._mailboxes.get(loop)
+        if mailbox is None:
+            mailbox = self._new_mailbox(loop)
+        mailbox.items.append((fn, args))
+        if not mailbox.scheduled:
+            mailbox.scheduled = True
+            if self._in_tick:
+                self._posts.append(mailbox)
+            else:
+                mailbox.send()
+
+    def _new_mailbox(self, loop: asyncio.AbstractEventLoop) -> _Mailbox:
+        if len(self._mailboxes) >= 8:  # loops come and go in tests: forget the closed ones
+            for old in [lp for lp in self._mailboxes if lp.is_closed()]:
+                del self._mailboxes[old]
+        mailbox = self._mailboxes[loop] = _Mailbox(loop)
+        return mailbox
 
     def _flush_posts(self) -> None:
-        self._flush_scheduled = False
-        posts, self._posts = self._posts, []
-        if not posts:
-            return
-        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Callable[..., Any], tuple[Any, ...]]]] = {}
-        for loop, fn, args in posts:
-            by_loop.setdefault(loop, []).append((fn, args))
-        for loop, calls in by_loop.items():
-            try:
-                loop.call_soon_threadsafe(_run_posts, calls)
-            except RuntimeError:  # that loop closed meanwhile: nobody is waiting any more
-                pass
+        mailboxes, self._posts = self._posts, []
+        for mailbox in mailboxes:
+            mailbox.send()
 
     # ------------------------------------------------------------------ the clock
     def add(self, session: Clocked) -> int:
@@ -219,6 +243,49 @@ class MediaEngine:
         self._sessions[id(session)] = session
         self._snapshot = tuple(self._sessions.values())
         return self._n
+
+    # ------------------------------------------------------------------ sockets read in bulk
+    @property
+    def polls(self) -> bool:
+        """Sockets can be drained by the tick (``watch``); False off Linux (use loop readers)."""
+        return self._epoll is not None
+
+    def watch(self, fd: int, reader: Callable[[float], object]) -> None:
+        """Drain ``fd`` at every tick: ``reader(realtime_offset)`` reads ONE datagram (it is called
+        again while the socket stays readable); ``realtime_offset`` turns the kernel's CLOCK_REALTIME
+        receive timestamps into ``time.monotonic()`` values. Media thread only."""
+        if not self.in_media_thread:
+            raise RuntimeError("MediaEngine.watch runs on the media loop")
+        assert self._epoll is not None
+        self._readers[fd] = reader
+        self._epoll.register(fd, select.EPOLLIN)
+
+    def unwatch(self, fd: int) -> None:
+        """Stop draining ``fd`` (before it is closed: a new socket may reuse the number)."""
+        if self._readers.pop(fd, None) is not None and self._epoll is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self._epoll.unregister(fd)
+
+    def _drain_sockets(self) -> None:
+        readers = self._readers
+        if not readers or self._epoll is None:
+            return
+        poll = self._epoll.poll
+        offset = time.time() - time.monotonic()
+        reads = 0
+        for _ in range(MAX_READ_ROUNDS):
+            events = poll(0)
+            if not events:
+                break
+            reads += len(events)
+            for fd, _ in events:
+                reader = readers.get(fd)
+                if reader is not None:
+                    try:
+                        reader(offset)
+                    except Exception:
+                        log.exception("media: socket read failed")
+        self.socket_reads += reads
 
     def remove(self, session: Clocked) -> None:
         if not self.in_media_thread:
@@ -256,6 +323,7 @@ class MediaEngine:
         self._in_tick = True
         batch = self._batch
         try:
+            self._drain_sockets()  # every packet that arrived since the last tick, then the slot
             for s in self._snapshot:
                 try:
                     s.clock_tick(n, late, skipped, batch)
@@ -338,12 +406,37 @@ def inherit_control_priority() -> None:
             os.sched_setscheduler(0, _control_sched[0], os.sched_param(_control_sched[1]))
 
 
-def _run_posts(calls: list[tuple[Callable[..., Any], tuple[Any, ...]]]) -> None:
-    for fn, args in calls:
+class _Mailbox:
+    """Calls the media thread posted for one control loop, and whether a wake-up is on its way.
+
+    Lock-free across the two threads: the media side appends, then schedules :meth:`run` only if
+    none is pending; ``run`` clears ``scheduled`` BEFORE draining, so an item appended meanwhile is
+    either drained by this run or finds ``scheduled`` false and sends a new wake-up."""
+
+    __slots__ = ("items", "loop", "scheduled")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.items: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
+        self.scheduled = False
+
+    def send(self) -> None:
         try:
-            fn(*args)
-        except Exception:
-            log.exception("media: posted callback failed")
+            self.loop.call_soon_threadsafe(self.run)
+        except RuntimeError:  # that loop closed meanwhile: nobody is waiting any more
+            self.items.clear()
+            self.scheduled = False
+
+    def run(self) -> None:
+        """On the control loop."""
+        self.scheduled = False
+        items = self.items
+        while items:
+            fn, args = items.popleft()
+            try:
+                fn(*args)
+            except Exception:
+                log.exception("media: posted callback failed")
 
 
 def resolve(fut: asyncio.Future[Any]) -> None:

@@ -10,7 +10,7 @@ PCM throughout the media plane is 16-bit signed little-endian mono ``bytes`` (or
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Protocol
 
 import numpy as np
 
@@ -120,38 +120,55 @@ def codec_for(payload_type: int) -> G711Codec:
     return G711Codec(payload_type)
 
 
+def quiet_codes(payload_type: int, peak: int) -> bytes:
+    """The code bytes of ``payload_type`` that decode to ``|sample| < peak``: ``payload.translate(None,
+    quiet_codes(...))`` is empty exactly when the decoded frame's peak is below ``peak`` (one C call
+    on the payload instead of decoding it and two numpy reductions)."""
+    table = ULAW_DECODE if payload_type == PT_PCMU else ALAW_DECODE
+    return bytes(int(b) for b in np.flatnonzero(np.abs(table.astype(np.int32)) < peak))
+
+
+class Encoded(Protocol):
+    """Who gets a frame back from :class:`EncodeBatch` (the RTP stream that queued it)."""
+
+    def send_encoded(self, payload: bytes) -> None: ...
+
+
 class EncodeBatch:
     """G.711-encode one tick's frames of every session in one ``take`` per law.
 
     Per-frame encoding paid numpy's call overhead 50 times a second per call; here a tick's frames
     are joined and encoded at once (300 calls: two ``take`` calls over 48 000 samples instead of
-    300), then each payload is handed back with ``done(payload)``.
+    300), then each payload is handed back with ``owner.send_encoded(payload)`` (an object, not a
+    closure: no function object is built per frame).
     Why hand-written: no codec library encodes many independent G.711 streams in one call.
     """
 
     __slots__ = ("_jobs",)
 
     def __init__(self) -> None:
-        self._jobs: dict[int, tuple[list[bytes], list[Callable[[bytes], None]]]] = {}
+        self._jobs: dict[int, tuple[list[bytes], list[Encoded]]] = {}
 
-    def add(self, payload_type: int, pcm: bytes, done: Callable[[bytes], None]) -> None:
+    def add(self, payload_type: int, pcm: bytes, owner: Encoded) -> None:
         jobs = self._jobs.get(payload_type)
         if jobs is None:
             jobs = self._jobs[payload_type] = ([], [])
         jobs[0].append(pcm)
-        jobs[1].append(done)
+        jobs[1].append(owner)
 
     def __len__(self) -> int:
         return sum(len(j[0]) for j in self._jobs.values())
 
     def run(self) -> None:
         jobs, self._jobs = self._jobs, {}
-        for pt, (frames, callbacks) in jobs.items():
+        for pt, (frames, owners) in jobs.items():
             table = ULAW_ENCODE if pt == PT_PCMU else ALAW_ENCODE
             if len(frames) == 1 or any(len(f) != 320 for f in frames):
-                for pcm, done in zip(frames, callbacks, strict=True):
-                    done(table.take(np.frombuffer(pcm, dtype=_U16)).tobytes())
+                for pcm, owner in zip(frames, owners, strict=True):
+                    owner.send_encoded(table.take(np.frombuffer(pcm, dtype=_U16)).tobytes())
                 continue
             encoded = table.take(np.frombuffer(b"".join(frames), dtype=_U16)).tobytes()
-            for i, done in enumerate(callbacks):
-                done(encoded[i * 160 : (i + 1) * 160])
+            pos = 0
+            for owner in owners:
+                owner.send_encoded(encoded[pos : pos + 160])
+                pos += 160

@@ -45,19 +45,26 @@ class DelaySpread:
         self._lo = float("inf")  # the open block's bounds
         self._hi = float("-inf")
         self._n = 0
+        self.version = 0  # bumped whenever spread() may have changed (callers cache what they derive)
 
     def reset(self) -> None:
         self._blocks.clear()
         self._win_lo, self._win_hi = float("inf"), float("-inf")
         self._lo, self._hi, self._n = float("inf"), float("-inf"), 0
+        self.version += 1
 
     def add(self, transit: float) -> None:
         if transit < self._lo:
             self._lo = transit
+            self.version += 1
         if transit > self._hi:
             self._hi = transit
+            self.version += 1
         self._n += 1
+        if self._n == 10:  # ``known`` turns true
+            self.version += 1
         if self._n >= _BLOCK:
+            self.version += 1
             self._blocks.append((self._lo, self._hi))
             del self._blocks[:-_BLOCKS]
             self._win_lo = min(lo for lo, _ in self._blocks)
@@ -107,6 +114,7 @@ class JitterBuffer(Generic[T]):
         self._packet_s = 0.02  # a packet's duration, from the timestamps
         self._last_ts: tuple[int, int] | None = None  # (ext seq, ts) of the latest packet
         self._surplus = 0
+        self._need: tuple[int, float, int | None] = (-1, 0.0, None)  # (delay.version, _packet_s, depth)
         # counters
         self.received = 0
         self.late = 0
@@ -138,8 +146,13 @@ class JitterBuffer(Generic[T]):
     def push(self, seq: int, payload: T, arrival: float | None = None, ts: int | None = None) -> bool:
         """Store a packet; False if it was late, a duplicate, or the buffer resynchronised on it.
         ``arrival`` (seconds) and ``ts`` (its RTP timestamp) let the depth follow the measured jitter."""
-        ext = self._extend(seq & 0xFFFF)
-        if self._highest is not None and abs(ext - self._highest) > _RESYNC_GAP:
+        highest = self._highest
+        if highest is None:
+            ext = (seq & 0xFFFF) + _SEQ_MOD
+        else:  # self._extend, inlined (per packet)
+            delta = ((seq & 0xFFFF) - highest) % _SEQ_MOD
+            ext = highest + (delta - _SEQ_MOD if delta >= _SEQ_MOD // 2 else delta)
+        if highest is not None and abs(ext - highest) > _RESYNC_GAP:
             self.reset()
             ext = self._extend(seq & 0xFFFF)
         if arrival is not None and ts is not None:
@@ -175,11 +188,19 @@ class JitterBuffer(Generic[T]):
         self.delay.add(arrival - uts / self.rate)
 
     def needed_depth(self) -> int | None:
-        """Packets of buffering the measured jitter needs, or None while too few packets were timed."""
-        if not self.delay.known:
-            return None
-        need = math.ceil((self.delay.spread() + _MARGIN_S) / self._packet_s - 1e-9)
-        return max(self.min_depth, min(self.max_depth, need))
+        """Packets of buffering the measured jitter needs, or None while too few packets were timed.
+        Read on every pop: cached until the delay window or the packet duration changes."""
+        delay = self.delay
+        version, packet_s, depth = self._need
+        if version == delay.version and packet_s == self._packet_s:
+            return depth
+        if not delay.known:
+            depth = None
+        else:
+            need = math.ceil((delay.spread() + _MARGIN_S) / self._packet_s - 1e-9)
+            depth = max(self.min_depth, min(self.max_depth, need))
+        self._need = (delay.version, self._packet_s, depth)
+        return depth
 
     @property
     def wants_trim(self) -> bool:

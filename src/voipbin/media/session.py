@@ -12,17 +12,23 @@ Timing model — one clock for all sessions, on the media thread (:mod:`voipbin.
     the engine's 20 ms ``call_at`` chain at absolute deadlines calls every started session's
     ``clock_tick``; a session's tick ``n`` counts from its start. If the media loop stalls for three
     frames or more, the missed slots are skipped — the RTP timestamp still advances by them —
-    instead of being sent as a burst. The RTP/RTCP sockets live on the media loop too, so the
-    control loop (SIP, flows, database, AI) being busy never delays a packet. Each tick does both
-    directions: outbound, pop one frame from the playout queue (or a DTMF packet, or silence),
-    encode (batched across sessions), send; inbound, pop the jitter buffer, decode or conceal, and
-    hand the frame to taps/sinks.
+    instead of being sent as a burst. The RTP/RTCP sockets belong to the media thread too
+    (:mod:`voipbin.media.rtpsock`: drained at the start of each tick), so the control loop (SIP,
+    flows, database, AI) being busy never delays a packet. Each tick does both directions:
+    outbound, pop one frame from the playout queue (or a DTMF packet, or silence), encode (batched
+    across sessions), send; inbound, pop the jitter buffer, decode or conceal, and hand the frame to
+    sinks and ``both`` taps (bridges, recordings: paced, aligned with outbound by tick).
+
+Listeners (``add_tap("in")``: the AI, STT) are not paced: their session reads its socket at arrival
+and the stream releases each packet as soon as it is next in sequence order
+(:mod:`voipbin.media.release`), posted to the control loop at once. The first frame of a reply
+leaves as soon as it is queued (:meth:`RtpSession._send_first_now`), not at the next tick.
 
 Threads: the public methods (``open``, ``enqueue``, ``play``, ``flush``, taps, ``close``...) are
 called from the control loop; the clock and receive path run on the media thread. They share only
 deques (atomic appends/pops under the GIL) and plain counters; whatever the media side must tell
 the control side (a producer may refill, a digit arrived, a tap has frames) goes through
-``MediaEngine.post``, batched per tick.
+``MediaEngine.post`` (at most one wake-up pending per control loop).
 
 Idle policy: when the playout queue is empty the session keeps sending G.711 silence. It costs
 little, keeps NAT bindings and symmetric-RTP latching on the peer alive, and avoids peers' RTP
@@ -52,6 +58,7 @@ from voipbin.media.jitter import JitterBuffer
 from voipbin.media.playout import PlayoutQueue
 from voipbin.media.ports import PortAllocator
 from voipbin.media.resample import StreamResampler
+from voipbin.media.rtpsock import RtpSockets
 from voipbin.media.stats import RtpStats
 from voipbin.media.stream import SILENCE_PCM, RtpStream
 from voipbin.media.taps import Direction, Frame, Tap
@@ -61,6 +68,7 @@ log = logging.getLogger(__name__)
 
 FRAME_SECONDS = 0.020
 RTCP_INTERVAL_TICKS = 250  # 5 s
+LISTEN_MAX_BEHIND = 50  # ticks the listeners' frame labels may lag the clock before they catch up
 
 Sink = Callable[[Frame], None]
 PcmSource = bytes | np.ndarray | str | Path | Iterable[Any] | AsyncIterable[Any]
@@ -88,27 +96,6 @@ def _emit_to(sinks: tuple[Sink, ...], frame: Frame) -> None:
             log.exception("rtp: %s sink failed", frame.direction)
 
 
-class _RtpProtocol(asyncio.DatagramProtocol):
-    def __init__(self, session: RtpSession, rtcp_port: bool) -> None:
-        self.session = session
-        self.rtcp_port = rtcp_port
-
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        try:
-            # is_rtcp inlined (RFC 5761 demux): this runs once per packet on the media thread
-            if self.rtcp_port or (len(data) >= 2 and 192 <= data[1] <= 223):
-                self.session._on_rtcp(data, addr)
-            else:
-                self.session._on_rtp(data, addr)
-        except Exception:  # a bad datagram must never take the session down
-            self.session.stats.malformed_in += 1
-            log.exception("rtp: dropped datagram from %s", addr)
-
-    def error_received(self, exc: Exception) -> None:
-        # ICMP port unreachable while the peer is not yet listening: normal, keep going.
-        log.debug("rtp: socket error %s", exc)
-
-
 class RtpSession:
     """See the module docstring. Lifecycle: ``await open()`` → ``set_remote(...)`` → ``start()`` →
     ``await close()``, all from the control loop."""
@@ -132,15 +119,20 @@ class RtpSession:
             on_dtmf_sent=self._dtmf_sent,
         )  # fmt: skip
         self.stream.sending = False
-        self.playout = PlayoutQueue(playout_frames, notify=self._to_control)
+        self.playout = PlayoutQueue(playout_frames, notify=self._to_control, on_start=self._playout_started)
+        self.send_first_now = True  # the first frame of a reply leaves at once (see _send_first_now)
+        self._idle_out = True  # the last slot had no queued audio to send
+        self._early_slot = -1  # a slot whose frame was already sent ahead of its tick
+        self._ticked = False  # the clock ran this session's slot self._n
         self.local_port = 0
         self.remote: tuple[str, int] | None = None
         self.remote_rtcp: tuple[str, int] | None = None
         self.latch = False
         self._latched = False
         self._loop: asyncio.AbstractEventLoop | None = None  # the control loop (futures, callbacks)
-        self._rtp_tr: asyncio.DatagramTransport | None = None
-        self._rtcp_tr: asyncio.DatagramTransport | None = None
+        self._socks: RtpSockets | None = None  # set on the media loop by open()
+        self._arrival_reads = False
+        self._rx_now = 0.0  # kernel arrival time of the datagram being handled (0: use the clock)
         self._closed = False
         # clock
         self._started = False
@@ -151,6 +143,8 @@ class RtpSession:
         # consumers; copy-on-write tuples: the media thread iterates them while the control side edits
         self._sinks: dict[str, tuple[Sink, ...]] = {"in": (), "out": ()}
         self._taps: list[Tap] = []
+        self._listeners: tuple[Sink, ...] = ()  # inbound taps fed in arrival order (_set_listening)
+        self._listen_tick = 0  # the tick label of the last frame they got
         self._dtmf_callbacks: list[Callable[[DtmfDigit], None]] = []
         self.dtmf_queue: asyncio.Queue[DtmfDigit] = asyncio.Queue(maxsize=64)
 
@@ -216,14 +210,21 @@ class RtpSession:
         return self.local_port
 
     async def _attach(self, rtp_sock: socket.socket, rtcp_sock: socket.socket) -> None:
-        """On the media loop: the sockets' readers belong to it."""
-        loop = asyncio.get_running_loop()
-        self._rtp_tr, _ = await loop.create_datagram_endpoint(
-            lambda: _RtpProtocol(self, False), sock=rtp_sock
-        )
-        self._rtcp_tr, _ = await loop.create_datagram_endpoint(
-            lambda: _RtpProtocol(self, True), sock=rtcp_sock
-        )
+        """On the media loop: the sockets are read by it (drained each tick, or at arrival)."""
+        socks = RtpSockets(self, rtp_sock, rtcp_sock)
+        socks.arrival_reads = self._arrival_reads
+        socks.attach()
+        self._socks = socks
+
+    def set_arrival_reads(self, on: bool = True) -> None:
+        """Read inbound RTP the moment it arrives (a loop reader) instead of at the next tick.
+
+        For listeners that want audio without the tick's wait (the AI, STT; ``add_tap("in")`` turns
+        it on) and for measuring peers that timestamp every packet; the default drain at the tick
+        is cheaper (one wake-up per 20 ms for all sessions instead of one per packet)."""
+        self._arrival_reads = on
+        if self._socks is not None and not self._closed:
+            self.engine.call_soon(self._socks.set_arrival_reads, on)
 
     def _bind_any(self, port: int) -> tuple[socket.socket, socket.socket]:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
@@ -282,7 +283,7 @@ class RtpSession:
 
     def _update_sending(self) -> None:
         self.stream.sending = (
-            self.remote is not None and self._rtp_tr is not None and (not self.latch or self._latched)
+            self.remote is not None and self._socks is not None and (not self.latch or self._latched)
         )
 
     @property
@@ -318,6 +319,11 @@ class RtpSession:
             raise ValueError("direction must be in, out or both")
         tap = Tap(dirs, maxsize, waker=self._wake_future)
         self._taps.append(tap)
+        if dirs == {"in"}:  # a listener (AI, STT): frames in order at arrival, not paced (see below)
+            self._listeners = (*self._listeners, tap.put)
+            if len(self._listeners) == 1:
+                self._set_listening(True)
+            return tap
         for d in dirs:
             self._sinks[d] = (*self._sinks[d], tap.put)
         return tap
@@ -325,9 +331,46 @@ class RtpSession:
     def remove_tap(self, tap: Tap) -> None:
         if tap in self._taps:
             self._taps.remove(tap)
-            for d in tap.directions:
-                self.remove_sink(d, tap.put)  # type: ignore[arg-type]
+            if tap.put in self._listeners:
+                self._listeners = tuple(x for x in self._listeners if x != tap.put)
+                if not self._listeners:
+                    self._set_listening(False)
+            else:
+                for d in tap.directions:
+                    self.remove_sink(d, tap.put)  # type: ignore[arg-type]
         tap.close()
+
+    def _set_listening(self, on: bool) -> None:
+        """Inbound taps (``add_tap("in")``) get audio in arrival order, as soon as it is complete
+        (``RtpStream.enable_release``; the socket is read at arrival), and their frames are posted
+        to the control loop at once rather than at the tick. Sinks and ``both`` taps (bridges,
+        recordings: pacing or in/out alignment matter there) keep the playout jitter buffer."""
+        if self._closed:  # closing: the sockets and the stream are going away anyway
+            return
+        self.set_arrival_reads(on)
+        self.engine.call_soon(self._apply_listening, on)
+
+    def _apply_listening(self, on: bool) -> None:
+        """On the media thread."""
+        if on and self.stream.release is None:
+            self._listen_tick = self._n
+        self.stream.enable_release(on, time.monotonic())
+
+    def _to_listeners(self) -> None:
+        """Hand frames the stream released to the inbound taps (media thread). Their ``tick`` counts
+        on from the session tick at which listening began: one per 20 ms of audio, contiguous."""
+        stream = self.stream
+        frames, stream.released = stream.released, []
+        listeners = self._listeners
+        if not listeners:
+            return
+        label = self._listen_tick
+        if label < self._n - LISTEN_MAX_BEHIND:  # far behind the clock (a long stall): catch up
+            label = self._n
+        for pcm in frames:
+            label += 1
+            _emit_to(listeners, _new_frame((_IN, label, pcm)))
+        self._listen_tick = label
 
     def add_sink(self, direction: Direction, sink: Sink) -> None:
         """Synchronous per-frame callback run inside the clock tick ON THE MEDIA THREAD; must be O(1),
@@ -358,7 +401,7 @@ class RtpSession:
             self.engine.post(loop, resolve, fut)
 
     def _to_control(self, fn: Callable[..., Any], *args: Any) -> None:
-        """Run ``fn`` on the control loop (posted, batched per tick, when called from the media thread)."""
+        """Run ``fn`` on the control loop (posted, coalesced, when called from the media thread)."""
         running = _running_loop()
         if running is not None and running is self._loop:
             fn(*args)
@@ -432,6 +475,36 @@ class RtpSession:
             futs.append(fut)
         await asyncio.gather(*futs)
 
+    def _playout_started(self) -> None:
+        """The playout queue went from empty to non-empty (a producer's side: the control loop)."""
+        if self.send_first_now and self._registered and not self._closed:
+            with contextlib.suppress(RuntimeError):  # the media thread is gone (interpreter exit)
+                self.engine.call_soon(self._send_first_now)
+
+    def _send_first_now(self) -> None:
+        """On the media thread: send the first frame of a reply now, not at the next tick (on
+        average 10 ms sooner, up to 20). It carries the NEXT slot's timestamp and that slot's tick
+        sends nothing, so the RTP timeline stays continuous: the peer sees one packet early, at the
+        start of a talkspurt (a two-packet burst), never a late one. Its send time counts as that
+        slot's due time in the outbound gap statistics (it did not leave a hole)."""
+        if self._closed or not self._ticked or not self._idle_out:
+            return
+        stream = self.stream
+        if not stream.can_send_now:
+            return
+        slot = self._n + 1
+        if self._early_slot == slot:
+            return
+        pcm = self.playout.pop()
+        if pcm is None:
+            return
+        self._idle_out = False
+        self._early_slot = slot
+        played = stream.frame_out(slot, pcm, self.engine.tick_time(self._n0 + slot))
+        outs = self._sinks["out"]
+        if outs:
+            _emit_to(outs, _new_frame((_OUT, slot, played)))
+
     def _dtmf_sent(self, token: Any) -> None:
         if isinstance(token, asyncio.Future):
             self._wake_future(token)
@@ -450,6 +523,7 @@ class RtpSession:
             self.stats.late_ticks += 1
             self.stats.skipped_ticks += skipped
         self._n = n
+        self._ticked = True
         # Both directions of the slot in one frame (this runs per session per tick: the hot path;
         # _inbound_tick/_outbound_tick are the same steps, kept for callers outside the clock).
         sinks = self._sinks
@@ -462,10 +536,17 @@ class RtpSession:
                 self._to_control(self._dtmf_to_consumers, d)
             if pcm is not None and ins:
                 _emit_to(ins, _new_frame((_IN, n, pcm)))
-            played = stream.frame_out(n, self.playout.pop(), now, batch)
-            outs = sinks["out"]
-            if outs:
-                _emit_to(outs, _new_frame((_OUT, n, played)))
+            if stream.release is not None:
+                stream.poll_release(now)
+                if stream.released:
+                    self._to_listeners()
+            if n != self._early_slot:  # (else its frame went out when the reply started)
+                queued = self.playout.pop()
+                self._idle_out = queued is None
+                played = stream.frame_out(n, queued, now, batch)
+                outs = sinks["out"]
+                if outs:
+                    _emit_to(outs, _new_frame((_OUT, n, played)))
             if n % RTCP_INTERVAL_TICKS == RTCP_INTERVAL_TICKS - 1:
                 self._send_rtcp()
         except Exception:
@@ -489,9 +570,12 @@ class RtpSession:
         self._emit("out", n, played)
 
     def _transmit(self, datagram: bytes) -> None:
-        tr, remote = self._rtp_tr, self.remote
-        if tr is not None and remote is not None:
-            tr.sendto(datagram, remote)
+        socks, remote = self._socks, self.remote
+        if socks is not None and remote is not None:
+            try:
+                socks.rtp.sendto(datagram, remote)  # RtpSockets.send_rtp, inlined (per packet)
+            except OSError:  # full socket buffer, unreachable network: this packet is lost
+                socks.send_errors += 1
 
     # ------------------------------------------------------------------ receive path (media thread)
     def _on_rtp(self, data: bytes, addr: tuple[str, int]) -> None:
@@ -500,8 +584,11 @@ class RtpSession:
             self.remote_rtcp = (addr[0], addr[1] + 1)
             self._latched = True
             self._update_sending()
-        for d in self.stream.receive(data, time.monotonic()):
+        stream = self.stream
+        for d in stream.receive(data, self._rx_now or time.monotonic()):
             self._to_control(self._dtmf_to_consumers, d)
+        if stream.released:
+            self._to_listeners()
 
     def _dtmf_to_consumers(self, digit: DtmfDigit) -> None:
         if self.dtmf_queue.full():
@@ -514,12 +601,12 @@ class RtpSession:
                 log.exception("rtp: dtmf callback failed")
 
     def _on_rtcp(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.stream.receive_rtcp(data, time.monotonic())
+        self.stream.receive_rtcp(data, self._rx_now or time.monotonic())
 
     def _send_rtcp(self, bye: bool = False) -> None:
-        if self.remote_rtcp is None or self._rtcp_tr is None or (self.latch and not self._latched):
+        if self.remote_rtcp is None or self._socks is None or (self.latch and not self._latched):
             return
-        self._rtcp_tr.sendto(self.stream.rtcp_report(time.monotonic(), bye), self.remote_rtcp)
+        self._socks.send_rtcp(self.stream.rtcp_report(time.monotonic(), bye), self.remote_rtcp)
 
     # ------------------------------------------------------------------ teardown
     def _detach(self, bye: bool = False) -> None:
@@ -532,13 +619,12 @@ class RtpSession:
         if self._registered:
             self.engine.remove(self)
             self._registered = False
-        for tr in (self._rtp_tr, self._rtcp_tr):
-            if tr is not None:
-                tr.close()
+        if self._socks is not None:
+            self._socks.close()
 
     async def _close_media(self) -> None:
         self._detach(bye=True)
-        await asyncio.sleep(0)  # transports close their sockets on the next loop pass; then reuse is safe
+        await asyncio.sleep(0)  # let callbacks already queued for this session run before the port is reused
 
     async def close(self) -> None:
         if self._closed:

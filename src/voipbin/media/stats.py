@@ -56,28 +56,33 @@ class ReceiveStats:
 
     def update(self, seq: int, timestamp: int, arrival: float, timing: bool = True) -> None:
         """``timing=False`` for packets whose timestamp is not a sampling instant (RFC 4733 events)."""
-        if self.base is None:
-            self.base = self.max_ext = seq
+        base = self.base
+        if base is None:
+            base = self.base = self.max_ext = seq
         else:
             delta = (seq - self.max_ext) & 0xFFFF
             if delta < 0x8000:
                 self.max_ext += delta
-        self.received += 1
-        self.s.lost = max(0, self.expected - self.received)
-        if self._last_arrival is not None:
-            gap = (arrival - self._last_arrival) * 1000
-            if gap > self.s.max_gap_ms:
-                self.s.max_gap_ms = gap
+        received = self.received = self.received + 1
+        s = self.s
+        lost = self.max_ext - base + 1 - received  # expected - received (per packet: inlined)
+        s.lost = lost if lost > 0 else 0
+        last = self._last_arrival
+        if last is not None:
+            gap = (arrival - last) * 1000
+            if gap > s.max_gap_ms:
+                s.max_gap_ms = gap
         self._last_arrival = arrival
         if not timing:
             return
-        transit = arrival * self.clock_rate - timestamp
+        rate = self.clock_rate
+        transit = arrival * rate - timestamp
         if self._transit is not None:
             d = abs(transit - self._transit)
-            if d < self.clock_rate * 10:  # ignore timestamp jumps (new talkspurt base, wrap)
+            if d < rate * 10:  # ignore timestamp jumps (new talkspurt base, wrap)
                 self._jitter += (d - self._jitter) / 16
+                s.jitter_ms = self._jitter * 1000 / rate
         self._transit = transit
-        self.s.jitter_ms = self._jitter * 1000 / self.clock_rate
 
     @property
     def expected(self) -> int:

@@ -9,6 +9,8 @@ functions per 20 ms slot, and datagrams go out through the ``send`` callable::
     pcm, digits = stream.frame_in(n, now)           # slot n inbound: 320 bytes of PCM (conceals loss)
     played = stream.frame_out(n, pcm_or_None, now)  # slot n outbound: one RTP packet (or DTMF/silence)
     stream.receive_rtcp(datagram, now); stream.rtcp_report(bye=False) -> bytes
+    stream.enable_release(True, now)                # listeners: frames in arrival order, in
+    stream.receive(...); stream.released            #   ``released`` after receive/poll_release
 
 Inbound: packets of either G.711 law are decoded by their own PT via the jitter buffer, which orders
 them and absorbs network jitter (its depth is the default session's 80 ms: jitter up to 60 ms plays
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import os
 import random
+import struct
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -36,20 +39,31 @@ import numpy as np
 from voipbin.media import rtcp
 from voipbin.media.dtmf import DtmfDecoder, DtmfDigit, TelephoneEvent, encode_digit
 from voipbin.media.errors import MediaParseError
-from voipbin.media.g711 import PT_PCMA, PT_PCMU, EncodeBatch, G711Codec
+from voipbin.media.g711 import PT_PCMA, PT_PCMU, EncodeBatch, G711Codec, quiet_codes
 from voipbin.media.jitter import JitterBuffer, Playout
-from voipbin.media.rtp import RtpPacket, build_header, parse_plain
+from voipbin.media.release import InOrderRelease
+from voipbin.media.rtp import RtpPacket
 from voipbin.media.stats import ReceiveStats, RtpStats
 from voipbin.media.wav import FRAME_BYTES, FRAME_SAMPLES, MEDIA_RATE
 
 SILENCE_PCM = bytes(FRAME_BYTES)
+# A hole waits this long for its packet before listeners get it concealed: with the wait starting
+# when the next packet arrives, network jitter up to 80 ms still produces no hole.
+RELEASE_WINDOW_S = 0.060
 
 
 QUIET_PEAK = 1000  # |sample| below this (about -30 dBFS) is a pause, where 20 ms can go unheard
+# Per law, the code bytes that decode below QUIET_PEAK: a payload is quiet when nothing else is left.
+_QUIET_CODES = {PT_PCMU: quiet_codes(PT_PCMU, QUIET_PEAK), PT_PCMA: quiet_codes(PT_PCMA, QUIET_PEAK)}
+_HEADER = struct.Struct("!BBHII")
 
 
-def _quiet(pcm: bytes) -> bool:
-    return int(np.abs(np.frombuffer(pcm, dtype=np.int16)).max()) < QUIET_PEAK
+def conceal_frame(last: bytes, run: int) -> bytes:
+    """The ``run``-th concealed frame after ``last``: it at -6 dB, then -12 dB, then silence."""
+    if run > 2:
+        return SILENCE_PCM
+    x = np.frombuffer(last, dtype=np.int16) >> run
+    return x.astype(np.int16).tobytes()
 
 
 def default_jitter() -> JitterBuffer[tuple[int, bytes]]:
@@ -96,6 +110,8 @@ class RtpStream:
         self._dtmf_ts = 0
         self._dtmf_gap = 0
         self._dtmf_token: Any = None
+        self._batch_ts = 0  # the slot's timestamp and time while its frame is in an EncodeBatch
+        self._batch_now = 0.0
         # inbound
         self._rx = ReceiveStats(self.stats)
         self._remote_ssrc: int | None = None
@@ -105,6 +121,14 @@ class RtpStream:
         self._had_audio = False
         self._skip_owed = 0
         self._dtmf_rx = DtmfDecoder(timeout=dtmf_timeout)
+        # release in arrival order (enable_release), for listeners that need no pacing
+        self.release: InOrderRelease[tuple[int, bytes]] | None = None
+        self.released: list[bytes] = []  # 20 ms PCM frames released, not yet taken by the shell
+        self._rel_buf = bytearray()
+        self._rel_last = SILENCE_PCM
+        self._rel_run = 0
+        self._rel_packet_bytes = FRAME_BYTES
+        self._paced_listening = False  # frame_in had a listener at the last tick
         # rtcp
         self.last_sr: tuple[int, float] | None = None  # (middle 32 bits of NTP, arrival time)
         self.remote_bye = False
@@ -122,9 +146,10 @@ class RtpStream:
     # ------------------------------------------------------------------ receive
     def receive(self, data: bytes, now: float) -> list[DtmfDigit]:
         """One RTP datagram that arrived at ``now``; returns DTMF digits it completed."""
-        fast = parse_plain(data)
-        if fast is not None:
-            pt, _, seq, ts, ssrc, payload = fast
+        if len(data) >= 12 and data[0] == 0x80:  # the plain header (rtp.parse_plain, inlined: per packet)
+            _, pt, seq, ts, ssrc = _HEADER.unpack_from(data, 0)
+            pt &= 0x7F
+            payload = data[12:]
         else:
             try:
                 pkt = RtpPacket.parse(data)
@@ -134,36 +159,55 @@ class RtpStream:
             pt, seq, ts, ssrc, payload = (
                 pkt.payload_type, pkt.sequence_number, pkt.timestamp, pkt.ssrc, pkt.payload,
             )  # fmt: skip
-        self.stats.packets_in += 1
-        self.stats.bytes_in += len(payload)
-        is_dtmf = pt == self.dtmf_pt and pt is not None
-        if not is_dtmf and pt not in self._decoders:
-            self.stats.unknown_pt_in += 1
-            return []
-        digits: list[DtmfDigit] = []
-        if is_dtmf:
-            try:
-                digits = self._dtmf_rx.feed(ts, payload, now)
-            except MediaParseError:
-                self.stats.malformed_in += 1
+        stats = self.stats
+        stats.packets_in += 1
+        stats.bytes_in += len(payload)
+        if pt != self.dtmf_pt:
+            if pt not in self._decoders:
+                stats.unknown_pt_in += 1
                 return []
+            if ssrc != self._remote_ssrc:
+                self._new_source(ssrc)
+            self._rx.update(seq, ts, now)
+            if not self.jitter.push(seq, (pt, payload), now, ts):
+                stats.late_or_duplicate += 1
+            if self.release is not None:
+                items = self.release.push(seq, (pt, payload), now)
+                if items:
+                    self._release_out(items)
+            return []
+        try:
+            digits = self._dtmf_rx.feed(ts, payload, now)
+        except MediaParseError:
+            stats.malformed_in += 1
+            return []
         if ssrc != self._remote_ssrc:
-            if self._remote_ssrc is not None:  # new source (peer restarted or re-INVITE): start over
-                self.jitter.reset()
-                self._rx.reset()
-            self._remote_ssrc = ssrc
-        self._rx.update(seq, ts, now, timing=not is_dtmf)
-        timed = not is_dtmf  # telephone-event timestamps mark the event's start, not this packet
-        if not self.jitter.push(seq, (-1, b"") if is_dtmf else (pt, payload), now if timed else None, ts):
-            self.stats.late_or_duplicate += 1
-        self.stats.dtmf_in += len(digits)
+            self._new_source(ssrc)
+        # telephone-event timestamps mark the event's start, not this packet: no timing from them
+        self._rx.update(seq, ts, now, timing=False)
+        if not self.jitter.push(seq, (-1, b"")):
+            stats.late_or_duplicate += 1
+        if self.release is not None:
+            items = self.release.push(seq, (-1, b""), now)
+            if items:
+                self._release_out(items)
+        stats.dtmf_in += len(digits)
         return digits
+
+    def _new_source(self, ssrc: int) -> None:
+        if self._remote_ssrc is not None:  # new source (peer restarted or re-INVITE): start over
+            self.jitter.reset()
+            self._rx.reset()
+            if self.release is not None:
+                self.release.reset()
+        self._remote_ssrc = ssrc
 
     def frame_in(self, n: int, now: float, listening: bool = True) -> tuple[bytes | None, list[DtmfDigit]]:
         """Slot ``n``: the inbound 20 ms frame (None when nobody is ``listening``: the buffer still
         drains at the media rate, without decoding) and DTMF digits whose end timed out."""
         digits = self._dtmf_rx.poll(now) if self._dtmf_rx.active else []
         self.stats.dtmf_in += len(digits)
+        self._paced_listening = listening
         if not listening:
             if self.jitter.wants_trim:  # nobody hears it: latency can go at once
                 self.jitter.trim()
@@ -188,7 +232,7 @@ class RtpStream:
                     self._last_in = pcm
                     self._conceal_run = 0
                     self._had_audio = True
-                    if self.jitter.wants_trim and _quiet(pcm):
+                    if self.jitter.wants_trim and not payload.translate(None, _QUIET_CODES[pt]):
                         self.jitter.trim()  # a settled link: drop 20 ms of buffering in a pause
                     return pcm, digits
             self._absorb(status, item)
@@ -222,10 +266,67 @@ class RtpStream:
         """Packet-loss concealment by repetition: last frame at -6 dB, then -12 dB, then silence."""
         self._conceal_run += 1
         self.stats.concealed_frames += 1
-        if self._conceal_run > 2:
-            return SILENCE_PCM
-        x = np.frombuffer(self._last_in, dtype=np.int16) >> self._conceal_run
-        return x.astype(np.int16).tobytes()
+        return conceal_frame(self._last_in, self._conceal_run)
+
+    # ------------------------------------------------------------------ release in arrival order
+    def enable_release(self, on: bool, now: float, window: float = RELEASE_WINDOW_S) -> None:
+        """Also hand inbound audio to listeners in sequence order as soon as it is complete
+        (:class:`~voipbin.media.release.InOrderRelease`): 20 ms frames collect in ``released``
+        (the shell takes them after each :meth:`receive` and :meth:`poll_release`)."""
+        if not on:
+            self.release = None
+            self.released = []
+            return
+        if self.release is None:
+            self.release = InOrderRelease(window)
+            self.release.start(now)
+            self._rel_buf.clear()
+            self._rel_last = SILENCE_PCM
+            self._rel_run = 0
+
+    def poll_release(self, now: float) -> None:
+        """Each tick: holes that waited the window are concealed, filler while nothing arrives."""
+        rel = self.release
+        if rel is None:
+            return
+        items = rel.poll(now)
+        if items:
+            self._release_out(items)
+        for _ in range(rel.fill(now)):
+            self._rel_append(self._rel_conceal())
+
+    def _release_out(self, items: list[tuple[int, bytes] | None]) -> None:
+        for item in items:
+            if item is None:  # a hole given up on: one packet's worth of concealment
+                frames = max(1, self._rel_packet_bytes // FRAME_BYTES)
+                for _ in range(frames):
+                    self._rel_append(self._rel_conceal())
+                if not self._paced_listening:  # else the playout path counts the same loss
+                    self.stats.concealed_frames += frames
+                continue
+            pt, payload = item
+            if pt < 0:  # a telephone-event slot: silence, as in the playout path
+                self._rel_append(SILENCE_PCM)
+                continue
+            pcm = self._decoders[pt].decode(payload)
+            self._rel_packet_bytes = len(pcm)
+            self._rel_run = 0
+            self._rel_last = pcm[-FRAME_BYTES:] if len(pcm) >= FRAME_BYTES else self._rel_last
+            self._rel_append(pcm)
+
+    def _rel_append(self, pcm: bytes) -> None:
+        buf = self._rel_buf
+        if not buf and len(pcm) == FRAME_BYTES:  # the common 20 ms packet: no reassembly copy
+            self.released.append(pcm)
+            return
+        buf += pcm
+        while len(buf) >= FRAME_BYTES:
+            self.released.append(bytes(buf[:FRAME_BYTES]))
+            del buf[:FRAME_BYTES]
+
+    def _rel_conceal(self) -> bytes:
+        self._rel_run += 1
+        return conceal_frame(self._rel_last, self._rel_run)
 
     # ------------------------------------------------------------------ send
     def queue_dtmf(self, digit: str, duration_ms: int = 100, gap_ms: int = 60, token: Any = None) -> None:
@@ -242,6 +343,14 @@ class RtpStream:
             self._dtmf_token = None
         self._dtmf_packets = []
         return tokens
+
+    @property
+    def can_send_now(self) -> bool:
+        """A frame may go out between ticks: sending, 20 ms packets, no DTMF digit playing or due."""
+        return (
+            self.sending and self.ptime == 20 and not self._dtmf_packets and not self._dtmf_tx
+            and self._dtmf_gap <= 0
+        )  # fmt: skip
 
     def discard_pending(self) -> None:
         """Barge-in: frames gathered for a ptime > 20 packet are dropped."""
@@ -260,10 +369,15 @@ class RtpStream:
             self._send_audio(ts, self._silence_payload, now)
             return SILENCE_PCM
         if batch is not None:
-            batch.add(self.payload_type, pcm, lambda payload: self._send_audio(ts, payload, now))
+            self._batch_ts, self._batch_now = ts, now  # one frame per stream per tick
+            batch.add(self.payload_type, pcm, self)
         else:
             self._send_audio(ts, self._codec.encode(pcm), now)
         return pcm
+
+    def send_encoded(self, payload: bytes) -> None:
+        """The :class:`EncodeBatch` hands this tick's frame back encoded."""
+        self._send_audio(self._batch_ts, payload, self._batch_now)
 
     def _send_audio(self, ts: int, payload: bytes, now: float) -> None:
         if self.ptime != 20:
@@ -300,15 +414,17 @@ class RtpStream:
             return
         if self._first_packet:
             marker, self._first_packet = True, False
-        self._seq = (self._seq + 1) & 0xFFFF
-        self.send(build_header(pt, self._seq, ts, self.ssrc, marker) + payload)
+        seq = self._seq = (self._seq + 1) & 0xFFFF
+        # rtp.build_header, inlined (per packet)
+        self.send(_HEADER.pack(0x80, 0x80 | pt if marker else pt, seq, ts & 0xFFFFFFFF, self.ssrc) + payload)
+        stats = self.stats
         if self._last_send_at:
             gap = (now - self._last_send_at) * 1000
-            if gap > self.stats.max_gap_out_ms:
-                self.stats.max_gap_out_ms = gap
+            if gap > stats.max_gap_out_ms:
+                stats.max_gap_out_ms = gap
         self._last_send_at = now
-        self.stats.packets_out += 1
-        self.stats.bytes_out += len(payload)
+        stats.packets_out += 1
+        stats.bytes_out += len(payload)
         self._last_sent_ts = ts
 
     # ------------------------------------------------------------------ RTCP
