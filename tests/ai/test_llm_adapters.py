@@ -283,3 +283,37 @@ async def test_error_event_inside_stream(fake):
         with pytest.raises(LLMServerError, match="overloaded"):
             await collect(llm)
         await llm.aclose()
+
+
+async def test_openai_body_is_sent_as_built_without_the_sdk_transform(monkeypatch):
+    """The conversation reaches the wire exactly as :func:`to_openai_messages` builds it, and the
+    SDK's typed argument transform (which walks every message on the loop) never sees it."""
+    import openai.resources.chat.completions.completions as sdk
+
+    from voipbin.ai.llm.openai_compat import to_openai_messages, to_openai_tools
+
+    seen: list[dict] = []
+    transform = sdk.async_maybe_transform
+
+    async def spy(data, expected_type):
+        seen.append(dict(data))
+        return await transform(data, expected_type)
+
+    monkeypatch.setattr(sdk, "async_maybe_transform", spy)
+    call = ToolCallEvent("call_1", "get_weather", '{"city": "Oslo"}').tool_call
+    messages = [Message.system("Be brief.")]
+    for i in range(20):
+        messages += [Message.user(f"question {i}"), Message.assistant(f"answer {i}")]
+    messages += [Message.assistant("", [call]), Message.tool("call_1", '{"temp_c": 3}')]
+    async with FakeOpenAI() as server:
+        server.push(Reply(text=["Cold."]))
+        llm = OpenAICompatLLM("openai", "gpt-5-mini", api_key=KEY, base_url=server.base_url + "/v1")
+        events = await collect(llm, messages, [WEATHER], temperature=0.2, max_tokens=50)
+        await llm.aclose()
+    assert [e.text for e in events if isinstance(e, TextDelta)] == ["Cold."]
+    body = server.requests[0].json()
+    assert body["messages"] == to_openai_messages(messages)
+    assert body["tools"] == to_openai_tools([WEATHER])
+    assert (body["model"], body["stream"], body["temperature"]) == ("gpt-5-mini", True, 0.2)
+    assert body["max_completion_tokens"] == 50 and body["stream_options"] == {"include_usage": True}
+    assert seen and all(not s.get("messages") and not s.get("tools") for s in seen)
