@@ -38,6 +38,7 @@ from voipbin.ai.llm.base import (
     ToolCallEvent,
     Usage,
 )
+from voipbin.ai.llm.sent import call_once
 from voipbin.flow.interfaces import CallAudio
 from voipbin.speech.errors import SpeechConfigError, SpeechError
 from voipbin.speech.tts import TTS
@@ -103,26 +104,53 @@ class Responder:
         return self.llms[0]
 
     async def run(
-        self, messages: Sequence[Message], tools: Sequence[Tool], *, text: str | None = None
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[Tool],
+        *,
+        text: str | None = None,
+        on_sent: Callable[[], None] | None = None,
     ) -> Reply:
-        """Answer ``messages`` (or just say ``text``); returns once the audio has been played."""
+        """Answer ``messages`` (or just say ``text``); returns once the audio has been played.
+
+        ``on_sent`` (the turn's bookkeeping) runs once the model's request is out, so nothing but
+        the request itself stands between the caller's turn and the model; at the latest when
+        this returns or fails."""
         loop = asyncio.get_running_loop()
         reply = self.reply = Reply(started_at=loop.time())
         speaker = _Speaker(self, reply)
-        speaker.open()
+
+        def request_out() -> None:
+            speaker.start()
+            if on_sent is not None:
+                on_sent()
+
+        sent = call_once(request_out)
         try:
-            if text is not None:
-                reply.text = text
-                await speaker.feed(text)
-            else:
-                await self._generate(messages, tools, reply, speaker)
-            await speaker.finish()
-            return reply
+            # The TTS is made now (a voice it refuses gives way to the next choice at once) but
+            # connects once the model's request is out: its handshake never delays the request.
+            speaker.open(start=False)
+            try:
+                if text is not None:
+                    sent()
+                    reply.text = text
+                    await speaker.feed(text)
+                else:
+                    await self._generate(messages, tools, reply, speaker, sent)
+                await speaker.finish()
+                return reply
+            finally:
+                await speaker.close()
         finally:
-            await speaker.close()
+            sent()
 
     async def _generate(
-        self, messages: Sequence[Message], tools: Sequence[Tool], reply: Reply, speaker: _Speaker
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[Tool],
+        reply: Reply,
+        speaker: _Speaker,
+        on_sent: Callable[[], None],
     ) -> None:
         loop = asyncio.get_running_loop()
         share = self.budget / len(self.llms)  # each engine (primary, fallback) has its share of the budget
@@ -132,14 +160,14 @@ class Responder:
             while True:
                 try:
                     async with asyncio.timeout_at(deadline):
-                        async for event in llm.stream(messages, tools):
+                        async for event in llm.stream(messages, tools, on_sent=on_sent):
                             if isinstance(event, TextDelta) and event.text:
                                 if reply.first_token_at is None:
                                     reply.first_token_at = loop.time()
                                 reply.text += event.text
+                                await speaker.feed(event.text)  # the words to the TTS first
                                 if self.on_delta is not None:
                                     self.on_delta(event.text)
-                                await speaker.feed(event.text)
                             elif isinstance(event, ToolCallEvent):
                                 if reply.first_token_at is None:
                                     reply.first_token_at = loop.time()
@@ -189,9 +217,9 @@ class _Speaker:
         play = self.play
         return play is not None and play.done() and not play.cancelled() and play.exception() is not None
 
-    def open(self) -> None:
-        """Start the current TTS choice; one the engine refuses at once (an unknown voice) gives way
-        to the next choice."""
+    def open(self, *, start: bool = True) -> None:
+        """Make the current TTS choice and (``start``) its stream into the playout; one the engine
+        refuses at once (an unknown voice) gives way to the next choice."""
         r = self.r
         while True:
             choice = r.tts_chain[min(r._tts_index, len(r.tts_chain) - 1)]
@@ -204,11 +232,18 @@ class _Speaker:
                 r._tts_index += 1
                 self.reply.warnings.append(f"{r.tts_chain[r._tts_index].warning}: {exc}")
         self.reply.tts = choice.name
-        self.play = asyncio.ensure_future(
-            self.r.audio.play_stream(self._timed(self.tts), self.tts.sample_rate)
-        )
+        if start:
+            self.start()
+
+    def start(self) -> None:
+        """Start synthesis (the engine connects) and its stream into the playout, once."""
+        if self.play is None and self.tts is not None:
+            self.play = asyncio.ensure_future(
+                self.r.audio.play_stream(self._timed(self.tts), self.tts.sample_rate)
+            )
 
     async def feed(self, text: str) -> None:
+        self.start()
         self.fed += text
         self.reply.tts_chars += len(text)
         assert self.tts is not None
@@ -220,6 +255,7 @@ class _Speaker:
             await self._switch(self.tts_error)
 
     async def finish(self) -> None:
+        self.start()
         while True:
             assert self.tts is not None and self.play is not None
             try:
@@ -251,6 +287,7 @@ class _Speaker:
 
     async def close(self) -> None:
         tts, play = self.tts, self.play
+        self.play = None  # a next choice starts its own
         if tts is not None:
             tts.cancel()
         if play is not None:
