@@ -53,7 +53,8 @@ class Tokens(LLM):
     ) -> AsyncGenerator[LLMEvent | Progress, None]:
         loop = asyncio.get_running_loop()
         for pause, text in self.tokens:
-            await asyncio.sleep(pause)
+            if pause:  # else the token came in the same network read: no await between them
+                await asyncio.sleep(pause)
             self.at.append((loop.time(), text))
             yield TextDelta(text)
         yield Usage()
@@ -127,6 +128,14 @@ async def test_the_first_sentence_goes_to_the_tts_without_waiting_for_the_next_t
     assert [c for _, c in tts.clauses] == ["Sure.", "We open at nine."]
     second_token_at = llm.at[2][0]
     assert tts.clauses[0][0] < second_token_at  # "Sure." was being spoken during the model's pause
+
+
+async def test_the_first_clause_reaches_the_engine_before_the_rest_of_a_burst_is_read() -> None:
+    llm = Tokens((0.0, "Sure."), (0.0, " We open"), (0.0, " at nine"), (0.0, " and close at six."))
+    tts = Clauses()
+    await Responder(llm, lambda: tts, Line()).run([Message.user("Open?")], [])
+    assert [c for _, c in tts.clauses] == ["Sure.", "We open at nine and close at six."]
+    assert tts.clauses[0][0] <= llm.at[1][0]  # the engine had "Sure." before " We open" was read
 
 
 async def test_a_long_enough_first_clause_goes_at_its_comma() -> None:

@@ -82,12 +82,17 @@ class TTS(ABC):
         while later clauses are synthesised as the earlier ones play."""
         self._check_open()
         self._ensure_started()
+        first = not self._spoke
         clauses = self._splitter.push(text)
-        if not clauses and not self._spoke:
+        if not clauses and first:
             clauses = self._splitter.take_speakable(FIRST_CLAUSE_SOFT_CHARS)
         for clause in clauses:
             self._spoke = True
             self._text_q.put_nowait(clause)
+        if first and clauses:
+            # Let the engine take the first clause now: a caller feeding tokens that arrived
+            # together would otherwise parse them all before the engine's task ran.
+            await asyncio.sleep(0)
 
     async def flush(self) -> None:
         """Synthesise whatever text is buffered now, even if it is not a complete clause."""
