@@ -112,12 +112,37 @@ async def test_the_request_goes_out_before_the_bookkeeping_and_the_tts_connectio
 async def test_on_sent_runs_even_when_the_reply_is_cancelled_before_the_model_answers() -> None:
     llm = Tokens((5.0, "Too late."))
     done: list[bool] = []
-    responder = Responder(llm, Clauses, Line())
+    line = Line()
+    responder = Responder(llm, Clauses, line)
     task = asyncio.create_task(responder.run([Message.user("Hi")], [], on_sent=lambda: done.append(True)))
     await asyncio.sleep(0.05)
     task.cancel()
     await asyncio.gather(task, return_exceptions=True)
     assert done == [True]  # the caller's words are recorded although no answer came
+    await asyncio.sleep(0.05)
+    assert line.chunks == []
+    assert not [t for t in asyncio.all_tasks() if "play_stream" in repr(t.get_coro())]  # none left
+
+
+async def test_a_reply_failing_before_its_request_starts_no_playout() -> None:
+    """The TTS factory fails after the speaker was made: the bookkeeping still runs, but the
+    (never started) TTS stream is not started on the way out."""
+
+    class Broken(Tokens):
+        async def _stream(self, *a, **k):  # type: ignore[no-untyped-def,override]
+            raise RuntimeError("adapter bug")
+            yield  # pragma: no cover
+
+    tts = Clauses()
+    done: list[bool] = []
+    line = Line()
+    responder = Responder(Broken(), lambda: tts, line)
+    try:
+        await responder.run([Message.user("Hi")], [], on_sent=lambda: done.append(True))
+    except RuntimeError:
+        pass
+    await asyncio.sleep(0.05)
+    assert done == [True] and line.chunks == [] and tts.started_at is None
 
 
 async def test_the_first_sentence_goes_to_the_tts_without_waiting_for_the_next_token() -> None:

@@ -36,6 +36,7 @@ from typing import Any
 
 from voipbin.ai.calls import AICallRecord, Inject, Terminate
 from voipbin.ai.llm.base import LLM, Message
+from voipbin.ai.llm.sent import call_once
 from voipbin.flow.interfaces import CallAudio, CallHungUp
 from voipbin.speech.backchannel import is_acknowledgement, is_echo
 from voipbin.speech.registry import create_stt, create_tts
@@ -436,10 +437,11 @@ class AISession:
         self._reply_turn = turn or _Turn()
         self._reply_injected = injected
         quiet_at = self._reply_turn.speech_end_at
+        sent = call_once(on_sent) if on_sent is not None else None
 
         async def respond() -> None:
             try:
-                reply = await self._responder.run(list(self.history), self.tools, text=text, on_sent=on_sent)
+                reply = await self._responder.run(list(self.history), self.tools, text=text, on_sent=sent)
             except asyncio.CancelledError:
                 raise
             except BaseException as exc:  # reported to the loop, which fails the session
@@ -450,6 +452,8 @@ class AISession:
             self._events.put_nowait(_ReplyDone(reply))
 
         self._reply_task = asyncio.create_task(respond(), name="ai-respond")
+        if sent is not None:  # a task cancelled before its first step never ran it (its callbacks
+            self._reply_task.add_done_callback(lambda _task: sent())  # run before its awaiters)
         if hold:  # after the reply's task, whose first step (the model's request) runs first
             self._start_filler(filler_origin, asked_at)
 

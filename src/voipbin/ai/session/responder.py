@@ -207,6 +207,7 @@ class _Speaker:
         self.tts: TTS | None = None
         self.play: asyncio.Future[bool] | None = None
         self.fed = ""
+        self.closed = False
         # A TTS failure is kept here, not passed through the playout: how an audio sink reports a
         # failing source is its business, the fallback decision is ours.
         self.tts_error: SpeechError | None = None
@@ -221,6 +222,7 @@ class _Speaker:
         """Make the current TTS choice and (``start``) its stream into the playout; one the engine
         refuses at once (an unknown voice) gives way to the next choice."""
         r = self.r
+        self.closed = False
         while True:
             choice = r.tts_chain[min(r._tts_index, len(r.tts_chain) - 1)]
             try:
@@ -236,8 +238,9 @@ class _Speaker:
             self.start()
 
     def start(self) -> None:
-        """Start synthesis (the engine connects) and its stream into the playout, once."""
-        if self.play is None and self.tts is not None:
+        """Start synthesis (the engine connects) and its stream into the playout, once (never
+        after :meth:`close`: a reply that ended before its request went out plays nothing)."""
+        if self.play is None and self.tts is not None and not self.closed:
             self.play = asyncio.ensure_future(
                 self.r.audio.play_stream(self._timed(self.tts), self.tts.sample_rate)
             )
@@ -287,7 +290,7 @@ class _Speaker:
 
     async def close(self) -> None:
         tts, play = self.tts, self.play
-        self.play = None  # a next choice starts its own
+        self.play, self.closed = None, True  # a next choice (open) starts its own
         if tts is not None:
             tts.cancel()
         if play is not None:
