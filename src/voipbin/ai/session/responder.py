@@ -1,7 +1,9 @@
 """One assistant turn: LLM text stream -> TTS (which cuts it into clauses) -> playout, all streaming.
 
-The first clause is being synthesised while the model is still writing, and its audio is played
-while later clauses are synthesised. Cancelling :meth:`Responder.run` (barge-in, hangup) closes the
+The model's request goes out first: the TTS connects, and the turn's bookkeeping (``on_sent``) runs,
+once it is written. The first clause is being synthesised while the model is still writing (it goes
+to the TTS as soon as it is speakable), and its audio is played while later clauses are synthesised.
+Cancelling :meth:`Responder.run` (barge-in, hangup) closes the
 LLM stream (its HTTP request), cancels synthesis and stops feeding playout; whatever was generated
 so far stays in :attr:`Responder.reply` so the conversation history shows what was said.
 
