@@ -3,9 +3,9 @@
 The model's request goes out first: the TTS connects, and the turn's bookkeeping (``on_sent``) runs,
 once it is written. The first clause is being synthesised while the model is still writing (it goes
 to the TTS as soon as it is speakable), and its audio is played while later clauses are synthesised.
-Cancelling :meth:`Responder.run` (barge-in, hangup) closes the
-LLM stream (its HTTP request), cancels synthesis and stops feeding playout; whatever was generated
-so far stays in :attr:`Responder.reply` so the conversation history shows what was said.
+Cancelling :meth:`Responder.run` (barge-in, hangup) closes the LLM stream (its HTTP request),
+cancels synthesis and stops feeding playout; whatever was generated so far stays in
+:attr:`Responder.reply` so the conversation history shows what was said.
 
 Faults never leave the caller in silence: a failing model is retried (429 / 5xx / dropped / stalled
 streams, honouring ``retry-after``) while the turn's budget lasts, then the next engine of ``llms``
