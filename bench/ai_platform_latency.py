@@ -35,6 +35,9 @@ Measured per turn:
 
 Targets (issue 10): platform share p50 <= 20 ms, p95 <= 40 ms.
 
+``--sdk-overhead``: only the LLM request's build on our side, in process: ``stream()`` called ->
+request body written, the OpenAI adapter vs the SDK's typed ``create(**params)``, by history length.
+
 ``--offline``: the same call with the offline engines (Silero VAD + Smart Turn, Whisper tiny.en,
 ``offline.scripted``, Piper) — the offline end-to-end turn latency, caller-measured, with the
 platform's stage split (``bench/ai_session_latency.py`` measures the session alone, in memory).
@@ -626,6 +629,60 @@ def drive(args: argparse.Namespace) -> None:
         print(f"#   {count:>5} x {kind}")
 
 
+# ------------------------------------------------------------------------------------------ SDK overhead
+async def sdk_overhead(turn_counts: tuple[int, ...] = (1, 10, 30), reps: int = 20) -> None:
+    """In one process (uvloop): ``LLM.stream()`` called -> request body written (its ``on_sent``), for
+    the OpenAI adapter (body in ``extra_body``) and, alternating with it, the SDK's typed path
+    (``create(**params)``: its argument transform walks every message first), by history length."""
+    from fakeproviders.llm_openai import FakeOpenAI
+    from fakeproviders.llm_server import Reply
+    from voipbin.ai.llm.base import Message
+    from voipbin.ai.llm.openai_compat import OpenAICompatLLM, to_openai_messages
+    from voipbin.ai.llm.sent import notify_sent_during
+
+    fake = FakeOpenAI()
+    fake.default = Reply(text=list(ANSWER))
+    await fake.start()
+    llm = OpenAICompatLLM("openai", "gpt-4o-mini", api_key="sk-bench", base_url=fake.base_url + "/v1")
+    client: Any = llm._client  # the adapter's SDK client, for the SDK's own path side by side
+    print(f"# load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print("turns in history | adapter: stream() -> request sent | SDK typed create() | ratio (p50)")
+    sent: list[float] = []
+
+    def note_sent() -> None:
+        sent.append(time.perf_counter())
+
+    for turns in turn_counts:
+        history = [Message.system("You are the front desk of a small shop. Be brief.")]
+        for i in range(turns):
+            history.append(Message.user(QUESTIONS[i % len(QUESTIONS)]))
+            if i < turns - 1:
+                history.append(Message.assistant("".join(ANSWER)))
+        ours: list[float] = []
+        typed: list[float] = []
+        for _ in range(reps):
+            sent.clear()
+            t0 = time.perf_counter()
+            async for _event in llm.stream(history, on_sent=note_sent):
+                pass
+            ours.append((sent[0] - t0) * 1000)
+            sent.clear()
+            t0 = time.perf_counter()
+            with notify_sent_during(note_sent):
+                stream = await client.chat.completions.create(
+                    model=llm.model, messages=to_openai_messages(history), stream=True,
+                    stream_options={"include_usage": True},
+                )  # fmt: skip
+            async for _chunk in stream:
+                pass
+            typed.append((sent[0] - t0) * 1000)
+        a, b = pct(ours, 50), pct(typed, 50)
+        print(f"{turns:16d} | {a:8.2f} ms (p95 {pct(ours, 95):6.2f}) | "
+              f"{b:8.2f} ms (p95 {pct(typed, 95):6.2f}) | {b / a:5.1f}x")  # fmt: skip
+    await llm.aclose()
+    await fake.stop()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--role", default="driver", choices=["driver", "fakes", "callers"])
@@ -640,8 +697,13 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=1)
     ap.add_argument("--first", type=int, default=0)
     ap.add_argument("--answer-timeout", type=float, default=15.0)
+    ap.add_argument("--sdk-overhead", action="store_true", help="only the LLM request build, in process")
     args = ap.parse_args()
-    if args.role == "fakes":
+    if args.sdk_overhead:
+        import uvloop
+
+        uvloop.run(sdk_overhead())
+    elif args.role == "fakes":
         asyncio.run(fakes_main(args.llm_ms, args.tts_ms))
     elif args.role == "callers":
         import uvloop

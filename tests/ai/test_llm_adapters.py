@@ -283,3 +283,79 @@ async def test_error_event_inside_stream(fake):
         with pytest.raises(LLMServerError, match="overloaded"):
             await collect(llm)
         await llm.aclose()
+
+
+async def test_openai_body_is_sent_as_built_without_the_sdk_transform(monkeypatch):
+    """The conversation reaches the wire exactly as :func:`to_openai_messages` builds it, and the
+    SDK's typed argument transform (which walks every message on the loop) never sees it."""
+    import openai.resources.chat.completions.completions as sdk
+
+    from voipbin.ai.llm.openai_compat import to_openai_messages, to_openai_tools
+
+    seen: list[dict] = []
+    transform = sdk.async_maybe_transform
+
+    async def spy(data, expected_type):
+        seen.append(dict(data))
+        return await transform(data, expected_type)
+
+    monkeypatch.setattr(sdk, "async_maybe_transform", spy)
+    call = ToolCallEvent("call_1", "get_weather", '{"city": "Oslo"}').tool_call
+    messages = [Message.system("Be brief.")]
+    for i in range(20):
+        messages += [Message.user(f"question {i}"), Message.assistant(f"answer {i}")]
+    messages += [Message.assistant("", [call]), Message.tool("call_1", '{"temp_c": 3}')]
+    async with FakeOpenAI() as server:
+        server.push(Reply(text=["Cold."]))
+        llm = OpenAICompatLLM("openai", "gpt-5-mini", api_key=KEY, base_url=server.base_url + "/v1")
+        events = await collect(llm, messages, [WEATHER], temperature=0.2, max_tokens=50)
+        await llm.aclose()
+    assert [e.text for e in events if isinstance(e, TextDelta)] == ["Cold."]
+    body = server.requests[0].json()
+    assert body["messages"] == to_openai_messages(messages)
+    assert body["tools"] == to_openai_tools([WEATHER])
+    assert (body["model"], body["stream"], body["temperature"]) == ("gpt-5-mini", True, 0.2)
+    assert body["max_completion_tokens"] == 50 and body["stream_options"] == {"include_usage": True}
+    assert seen and all(not s.get("messages") and not s.get("tools") for s in seen)
+
+
+async def test_on_sent_is_called_once_when_the_request_is_out(env):
+    """OpenAI and Anthropic report the request the moment its body is written, so the fake's 300 ms
+    to the first token lie between the two; others report it with their first event. Once always."""
+    server, make = env
+    server.push(Reply(text=["Hi", " there"], first_delay=0.3))
+    loop = asyncio.get_running_loop()
+    sent: list[float] = []
+    texts: list[float] = []
+    async for event in make(timeout=5.0).stream(
+        [Message.user("Hi")], on_sent=lambda: sent.append(loop.time())
+    ):
+        if isinstance(event, TextDelta):
+            texts.append(loop.time())
+    assert len(sent) == 1 and len(texts) == 2
+    if isinstance(server, FakeOpenAI | FakeAnthropic):
+        assert texts[0] - sent[0] >= 0.29
+    else:
+        assert 0 <= texts[0] - sent[0] < 0.25
+
+
+async def test_on_sent_is_called_when_the_request_fails(env):
+    server, make = env
+    server.push(Reply(fault=Fault.http(500)))
+    sent: list[int] = []
+    with pytest.raises(LLMServerError):
+        async for _ in make().stream([Message.user("Hi")], on_sent=lambda: sent.append(1)):
+            pass
+    assert sent == [1]
+
+
+async def test_a_failing_on_sent_does_not_fail_the_request(env, caplog):
+    server, make = env
+    server.push(Reply(text=["Fine."]))
+
+    def broken() -> None:
+        raise RuntimeError("bookkeeping bug")
+
+    events = [e async for e in make().stream([Message.user("Hi")], on_sent=broken)]
+    assert [e.text for e in events if isinstance(e, TextDelta)] == ["Fine."]
+    assert "request-sent callback failed" in caplog.text

@@ -3,7 +3,8 @@
 stream-input (``/v1/text-to-speech/{voice_id}/stream-input?model_id=..&output_format=pcm_16000``):
 the first message ``{"text": " ", "voice_settings": .., "xi_api_key": ..}`` opens the stream (a bad
 key gets an error message and a 1008 close, as the real service does); text messages are buffered
-and synthesised at sentence ends, on ``flush: true`` and at the closing ``{"text": ""}``; audio
+and synthesised at sentence ends, on ``flush: true`` and at the closing ``{"text": ""}`` (with
+``auto_mode=true`` every text message at once); audio
 comes back as ``{"audio": <base64 pcm>, "isFinal": false, "normalizedAlignment": ..}`` and the
 stream ends with ``{"isFinal": true}``. speech-to-text: multipart upload with ``model_id`` and
 ``file``, ``xi-api-key`` header, answers ``{"text", "language_code", "language_probability", "words"}``.
@@ -65,6 +66,9 @@ class FakeElevenLabs:
             await conn.close(1008, "Invalid API key")
             return
         pending = ""
+        # auto_mode=true: every text message is spoken at once; else (the service's chunk schedule,
+        # simplified) text waits for a sentence end or a flush.
+        auto = q.get("auto_mode") == "true"
 
         async def speak(text: str) -> None:
             asked = time.monotonic()
@@ -92,10 +96,13 @@ class FakeElevenLabs:
                 await conn.close(1000)
                 return
             pending += text or ""
-            if msg.get("flush") or re.search(r"[.!?]\s*$", pending):
+            if msg.get("flush") or (auto and text) or re.search(r"[.!?]\s*$", pending):
                 if pending.strip():
                     await speak(pending)
                 pending = ""
+        # auto_mode=true: every text message is spoken at once; else (the service's chunk schedule,
+        # simplified) text waits for a sentence end or a flush.
+        auto = q.get("auto_mode") == "true"
 
     async def _http(self, req: HttpRequest) -> HttpResponse:
         if req.headers.get("xi-api-key") != self.api_key:

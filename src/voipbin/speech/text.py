@@ -16,6 +16,7 @@ _ABBREVIATIONS = {
 }  # fmt: skip
 _SENTENCE_END = re.compile(r"[.!?。！？…]+[\"')\]]*\s")
 _SOFT_BREAK = re.compile(r"[,;:—–]\s|\s-\s|\n")
+_BREAK_AT_END = re.compile(r"(?:[.!?。！？…]+|[,;:—–])[\"')\]]*$")
 
 
 class ClauseSplitter:
@@ -45,6 +46,24 @@ class ClauseSplitter:
     @property
     def pending(self) -> str:
         return self._buf
+
+    def take_speakable(self, min_soft_chars: int) -> list[str]:
+        """An answer's first clause as soon as it can be spoken (the caller waits for it): the
+        usual cuts with a lower soft-break length, or a break at the very end of the text so far
+        without waiting for the next token's space — never after a digit (3.5, 1,000) or an
+        abbreviation."""
+        soft, self.min_soft_chars = self.min_soft_chars, min(self.min_soft_chars, min_soft_chars)
+        try:
+            out = self.push("")
+        finally:
+            self.min_soft_chars = soft
+        buf = self._buf.rstrip()
+        m = _BREAK_AT_END.search(buf)
+        if out or m is None or m.start() == 0 or buf[m.start() - 1].isdigit():
+            return out
+        if (buf[m.start()] in ",;:—–" and m.end() < min_soft_chars) or self._is_false_end(buf, m.start()):
+            return []
+        return self.flush()
 
     def _find_cut(self) -> int | None:
         # The earliest acceptable cut wins, so streamed and whole text split the same way.

@@ -31,6 +31,8 @@ from voipbin.speech.text import ClauseSplitter
 log = logging.getLogger(__name__)
 
 _END = object()
+# The first clause of an utterance may end at a soft break (a comma...) once it is this long.
+FIRST_CLAUSE_SOFT_CHARS = 16
 
 
 class TtsOptions(TypedDict, total=False):
@@ -69,22 +71,35 @@ class TTS(ABC):
         self._task: asyncio.Task[None] | None = None
         self._resampler: StreamResampler | None = None
         self._ended = False
+        self._spoke = False  # a clause was queued (the first one goes as soon as it is speakable)
         self.cancelled = False
         self.done = False
 
     # -- text in ---------------------------------------------------------------------------------
     async def feed(self, text: str) -> None:
-        """Add text; complete clauses are queued for synthesis right away."""
+        """Add text; complete clauses are queued for synthesis right away, and the first one as soon
+        as it is speakable (:meth:`ClauseSplitter.take_speakable`): the caller is waiting for it,
+        while later clauses are synthesised as the earlier ones play."""
         self._check_open()
         self._ensure_started()
-        for clause in self._splitter.push(text):
+        first = not self._spoke
+        clauses = self._splitter.push(text)
+        if not clauses and first:
+            clauses = self._splitter.take_speakable(FIRST_CLAUSE_SOFT_CHARS)
+        for clause in clauses:
+            self._spoke = True
             self._text_q.put_nowait(clause)
+        if first and clauses:
+            # Let the engine take the first clause now: a caller feeding tokens that arrived
+            # together would otherwise parse them all before the engine's task ran.
+            await asyncio.sleep(0)
 
     async def flush(self) -> None:
         """Synthesise whatever text is buffered now, even if it is not a complete clause."""
         self._check_open()
         self._ensure_started()
         for clause in self._splitter.flush():
+            self._spoke = True
             self._text_q.put_nowait(clause)
         self._text_q.put_nowait(self._flush_marker())
 

@@ -2,7 +2,8 @@
 
 Hand-wired on ``websockets``: the official SDK's realtime TTS helper is synchronous (a text
 iterator on a thread), which does not fit a per-call asyncio pipeline with barge-in. Protocol:
-``wss://api.elevenlabs.io/v1/text-to-speech/{voice_id}/stream-input?model_id=..&output_format=pcm_16000``;
+``wss://api.elevenlabs.io/v1/text-to-speech/{voice_id}/stream-input?model_id=..&output_format=pcm_16000
+&auto_mode=true`` (no server-side chunk schedule: we send whole clauses);
 first message ``{"text": " ", "voice_settings": .., "xi_api_key": ..}``, then text chunks (each
 clause as soon as it is complete, ``try_trigger_generation``), ``{"text": " ", "flush": true}`` on
 flush, ``{"text": ""}`` to finish; the server sends ``{"audio": base64 PCM16 16 kHz, "isFinal": ..}``.
@@ -52,7 +53,9 @@ class ElevenLabsTTS(TTS):
     @property
     def url(self) -> str:
         voice = quote(self.voice or ELEVENLABS_DEFAULT_VOICE, safe="")
-        query = urlencode({"model_id": self.model, "output_format": "pcm_16000"})
+        # auto_mode: each clause we send is synthesised at once; without it the service buffers text
+        # until its chunk schedule (120+ characters) is met, so a short first clause would wait.
+        query = urlencode({"model_id": self.model, "output_format": "pcm_16000", "auto_mode": "true"})
         return f"{ws_url(self.base_url)}/v1/text-to-speech/{voice}/stream-input?{query}"
 
     async def _run(self) -> None:

@@ -44,6 +44,7 @@ from .base import (
     parse_retry_after,
     transport_error,
 )
+from .sent import notifying_hooks
 
 DEFAULT_MAX_TOKENS = 1024  # required by the Messages API; a spoken turn is far shorter
 
@@ -129,7 +130,8 @@ class AnthropicLLM(LLM):
             base_url=base_url or "https://api.anthropic.com",
             max_retries=max_retries,
             timeout=httpx2.Timeout(self.timeout, read=self.idle_timeout),
-            http_client=DefaultAsyncHttpxClient(verify=client_ssl_context()),  # no per-session SSL context
+            # No per-session SSL context; the request hook tells stream(on_sent=) when it is out.
+            http_client=DefaultAsyncHttpxClient(verify=client_ssl_context(), event_hooks=notifying_hooks()),
         )
 
     async def aclose(self) -> None:

@@ -24,9 +24,11 @@ import asyncio
 import email.utils
 import json
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
+
+from .sent import call_once, notify_sent_during
 
 Role = Literal["system", "user", "assistant", "tool"]
 
@@ -259,15 +261,20 @@ class LLM(abc.ABC):
         *,
         temperature: float | None = None,
         max_tokens: int | None = None,
+        on_sent: Callable[[], None] | None = None,
     ) -> AsyncIterator[LLMEvent]:
         """Stream the model's reply: ``TextDelta``/``ToolCallEvent`` events, then one ``Usage``.
 
-        Raises a subclass of :class:`LLMError`; never blocks longer than the time limits.
+        ``on_sent`` is called once, as soon as the request has been sent (adapters whose HTTP client
+        carries :func:`~voipbin.ai.llm.sent.notifying_hooks`), else when the first event came or
+        the request failed. Raises a subclass of :class:`LLMError`; never blocks longer than the
+        time limits.
         """
         raw = self._stream(list(messages), list(tools or ()), temperature=temperature, max_tokens=max_tokens)
         loop = asyncio.get_running_loop()
         first_deadline = loop.time() + self.timeout
         got_first = False
+        notify = call_once(on_sent)
         try:
             while True:
                 try:
@@ -275,8 +282,12 @@ class LLM(abc.ABC):
                         async with asyncio.timeout(self.idle_timeout):
                             event = await anext(raw)
                     else:
-                        async with asyncio.timeout_at(first_deadline):
-                            event = await anext(raw)
+                        try:
+                            with notify_sent_during(notify):
+                                async with asyncio.timeout_at(first_deadline):
+                                    event = await anext(raw)
+                        finally:
+                            notify()
                 except StopAsyncIteration:
                     return
                 except TimeoutError:

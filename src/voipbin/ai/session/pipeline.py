@@ -36,6 +36,7 @@ from typing import Any
 
 from voipbin.ai.calls import AICallRecord, Inject, Terminate
 from voipbin.ai.llm.base import LLM, Message
+from voipbin.ai.llm.sent import call_once
 from voipbin.flow.interfaces import CallAudio, CallHungUp
 from voipbin.speech.backchannel import is_acknowledgement, is_echo
 from voipbin.speech.registry import create_stt, create_tts
@@ -411,8 +412,13 @@ class AISession:
         if not text:
             return
         self.history.append(Message.user(text))
-        self.record.add_message("user", text)
-        self._start_reply(turn=_Turn(self._last_quiet, self._last_final), hold=True)
+
+        def record() -> None:
+            self.record.add_message("user", text)
+
+        # The caller's aimessage (serialised, its event, its outbox row) is recorded once the model's
+        # request is out: nothing but the request stands between the turn's end and the model.
+        self._start_reply(turn=_Turn(self._last_quiet, self._last_final), hold=True, on_sent=record)
 
     def _start_reply(
         self,
@@ -421,18 +427,21 @@ class AISession:
         turn: _Turn | None = None,
         injected: bool = False,
         hold: bool = False,
+        on_sent: Callable[[], None] | None = None,
     ) -> None:
-        """``hold``: the AI holds the caller's turn (an answer, a tool's follow-up): fillers if slow."""
+        """``hold``: the AI holds the caller's turn (an answer, a tool's follow-up): fillers if slow.
+        ``on_sent``: see :meth:`Responder.run`."""
         self.turns.bot_started()
-        if hold:
-            self._start_filler((turn or self._reply_turn).speech_end_at)
+        filler_origin = (turn or self._reply_turn).speech_end_at
+        asked_at = asyncio.get_running_loop().time()  # the filler waits for a reply started from now
         self._reply_turn = turn or _Turn()
         self._reply_injected = injected
         quiet_at = self._reply_turn.speech_end_at
+        sent = call_once(on_sent) if on_sent is not None else None
 
         async def respond() -> None:
             try:
-                reply = await self._responder.run(list(self.history), self.tools, text=text)
+                reply = await self._responder.run(list(self.history), self.tools, text=text, on_sent=sent)
             except asyncio.CancelledError:
                 raise
             except BaseException as exc:  # reported to the loop, which fails the session
@@ -443,6 +452,10 @@ class AISession:
             self._events.put_nowait(_ReplyDone(reply))
 
         self._reply_task = asyncio.create_task(respond(), name="ai-respond")
+        if sent is not None:  # a task cancelled before its first step never ran it (its callbacks
+            self._reply_task.add_done_callback(lambda _task: sent())  # run before its awaiters)
+        if hold:  # after the reply's task, whose first step (the model's request) runs first
+            self._start_filler(filler_origin, asked_at)
 
     def _remember(self, reply: Reply, *, dropped_frames: int = 0) -> None:
         if self._listener is not None and reply.text:  # the turn detector weighs answers by the question
@@ -650,20 +663,20 @@ class AISession:
         self.turns.bot_stopped()  # the caller is speaking, so this commits nothing
 
     # -- fillers -----------------------------------------------------------------------------------
-    def _start_filler(self, origin: float | None) -> None:
+    def _start_filler(self, origin: float | None, since: float | None = None) -> None:
         self._stop_filler()
-        self._filler_task = asyncio.create_task(self._fill(origin), name="ai-filler")
+        self._filler_task = asyncio.create_task(self._fill(origin, since), name="ai-filler")
 
     def _stop_filler(self) -> None:
         task, self._filler_task = self._filler_task, None
         if task is not None and task is not asyncio.current_task():
             task.cancel()
 
-    async def _fill(self, origin: float | None) -> None:
+    async def _fill(self, origin: float | None, since: float | None = None) -> None:
         """While we hold the turn and say nothing: a short filler after FILLER_AFTER of silence (at
         the latest FILLER_BY after the caller went quiet), up to MAX_FILLERS; ends with our audio."""
         loop = asyncio.get_running_loop()
-        started = loop.time()
+        started = loop.time() if since is None else since  # a reply started after this answers
         due = started + FILLER_AFTER
         if origin is not None:
             due = max(started + 0.3, min(due, origin + FILLER_BY))

@@ -1,9 +1,11 @@
 """One assistant turn: LLM text stream -> TTS (which cuts it into clauses) -> playout, all streaming.
 
-The first clause is being synthesised while the model is still writing, and its audio is played
-while later clauses are synthesised. Cancelling :meth:`Responder.run` (barge-in, hangup) closes the
-LLM stream (its HTTP request), cancels synthesis and stops feeding playout; whatever was generated
-so far stays in :attr:`Responder.reply` so the conversation history shows what was said.
+The model's request goes out first: the TTS connects, and the turn's bookkeeping (``on_sent``) runs,
+once it is written. The first clause is being synthesised while the model is still writing (it goes
+to the TTS as soon as it is speakable), and its audio is played while later clauses are synthesised.
+Cancelling :meth:`Responder.run` (barge-in, hangup) closes the LLM stream (its HTTP request),
+cancels synthesis and stops feeding playout; whatever was generated so far stays in
+:attr:`Responder.reply` so the conversation history shows what was said.
 
 Faults never leave the caller in silence: a failing model is retried (429 / 5xx / dropped / stalled
 streams, honouring ``retry-after``) while the turn's budget lasts, then the next engine of ``llms``
@@ -38,6 +40,7 @@ from voipbin.ai.llm.base import (
     ToolCallEvent,
     Usage,
 )
+from voipbin.ai.llm.sent import call_once
 from voipbin.flow.interfaces import CallAudio
 from voipbin.speech.errors import SpeechConfigError, SpeechError
 from voipbin.speech.tts import TTS
@@ -103,26 +106,53 @@ class Responder:
         return self.llms[0]
 
     async def run(
-        self, messages: Sequence[Message], tools: Sequence[Tool], *, text: str | None = None
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[Tool],
+        *,
+        text: str | None = None,
+        on_sent: Callable[[], None] | None = None,
     ) -> Reply:
-        """Answer ``messages`` (or just say ``text``); returns once the audio has been played."""
+        """Answer ``messages`` (or just say ``text``); returns once the audio has been played.
+
+        ``on_sent`` (the turn's bookkeeping) runs once the model's request is out, so nothing but
+        the request itself stands between the caller's turn and the model; at the latest when
+        this returns or fails."""
         loop = asyncio.get_running_loop()
         reply = self.reply = Reply(started_at=loop.time())
         speaker = _Speaker(self, reply)
-        speaker.open()
+
+        def request_out() -> None:
+            speaker.start()
+            if on_sent is not None:
+                on_sent()
+
+        sent = call_once(request_out)
         try:
-            if text is not None:
-                reply.text = text
-                await speaker.feed(text)
-            else:
-                await self._generate(messages, tools, reply, speaker)
-            await speaker.finish()
-            return reply
+            # The TTS is made now (a voice it refuses gives way to the next choice at once) but
+            # connects once the model's request is out: its handshake never delays the request.
+            speaker.open(start=False)
+            try:
+                if text is not None:
+                    sent()
+                    reply.text = text
+                    await speaker.feed(text)
+                else:
+                    await self._generate(messages, tools, reply, speaker, sent)
+                await speaker.finish()
+                return reply
+            finally:
+                await speaker.close()
         finally:
-            await speaker.close()
+            sent()
 
     async def _generate(
-        self, messages: Sequence[Message], tools: Sequence[Tool], reply: Reply, speaker: _Speaker
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[Tool],
+        reply: Reply,
+        speaker: _Speaker,
+        on_sent: Callable[[], None],
     ) -> None:
         loop = asyncio.get_running_loop()
         share = self.budget / len(self.llms)  # each engine (primary, fallback) has its share of the budget
@@ -132,14 +162,14 @@ class Responder:
             while True:
                 try:
                     async with asyncio.timeout_at(deadline):
-                        async for event in llm.stream(messages, tools):
+                        async for event in llm.stream(messages, tools, on_sent=on_sent):
                             if isinstance(event, TextDelta) and event.text:
                                 if reply.first_token_at is None:
                                     reply.first_token_at = loop.time()
                                 reply.text += event.text
+                                await speaker.feed(event.text)  # the words to the TTS first
                                 if self.on_delta is not None:
                                     self.on_delta(event.text)
-                                await speaker.feed(event.text)
                             elif isinstance(event, ToolCallEvent):
                                 if reply.first_token_at is None:
                                     reply.first_token_at = loop.time()
@@ -179,6 +209,7 @@ class _Speaker:
         self.tts: TTS | None = None
         self.play: asyncio.Future[bool] | None = None
         self.fed = ""
+        self.closed = False
         # A TTS failure is kept here, not passed through the playout: how an audio sink reports a
         # failing source is its business, the fallback decision is ours.
         self.tts_error: SpeechError | None = None
@@ -189,10 +220,11 @@ class _Speaker:
         play = self.play
         return play is not None and play.done() and not play.cancelled() and play.exception() is not None
 
-    def open(self) -> None:
-        """Start the current TTS choice; one the engine refuses at once (an unknown voice) gives way
-        to the next choice."""
+    def open(self, *, start: bool = True) -> None:
+        """Make the current TTS choice and (``start``) its stream into the playout; one the engine
+        refuses at once (an unknown voice) gives way to the next choice."""
         r = self.r
+        self.closed = False
         while True:
             choice = r.tts_chain[min(r._tts_index, len(r.tts_chain) - 1)]
             try:
@@ -204,11 +236,19 @@ class _Speaker:
                 r._tts_index += 1
                 self.reply.warnings.append(f"{r.tts_chain[r._tts_index].warning}: {exc}")
         self.reply.tts = choice.name
-        self.play = asyncio.ensure_future(
-            self.r.audio.play_stream(self._timed(self.tts), self.tts.sample_rate)
-        )
+        if start:
+            self.start()
+
+    def start(self) -> None:
+        """Start synthesis (the engine connects) and its stream into the playout, once (never
+        after :meth:`close`: a reply that ended before its request went out plays nothing)."""
+        if self.play is None and self.tts is not None and not self.closed:
+            self.play = asyncio.ensure_future(
+                self.r.audio.play_stream(self._timed(self.tts), self.tts.sample_rate)
+            )
 
     async def feed(self, text: str) -> None:
+        self.start()
         self.fed += text
         self.reply.tts_chars += len(text)
         assert self.tts is not None
@@ -220,6 +260,7 @@ class _Speaker:
             await self._switch(self.tts_error)
 
     async def finish(self) -> None:
+        self.start()
         while True:
             assert self.tts is not None and self.play is not None
             try:
@@ -251,6 +292,7 @@ class _Speaker:
 
     async def close(self) -> None:
         tts, play = self.tts, self.play
+        self.play, self.closed = None, True  # a next choice (open) starts its own
         if tts is not None:
             tts.cancel()
         if play is not None:
