@@ -2,14 +2,17 @@
 
 Each 20 ms frame from the call goes first to the fast onset detector (webrtcvad + loudness, with
 the echo floor while we speak: :class:`VoiceOnset` after 40 ms of voice, :class:`VoiceQuiet` after
-300 ms without, for barge-in), then to the VAD segmenter (inline: ~0.2 ms of Silero per 32 ms and
-webrtcvad-gated in silence) and to the STT stream. VAD gives the speech start (turn-taking);
-the :class:`voipbin.speech.turn_detector.TurnDetector` decides when the caller's *turn* is over —
-from the silence, the Smart Turn model's verdict on the turn's audio (run on the speech pool while
-the silence goes on), the words so far and the AI's last question. Then the STT is told to deliver
-what it holds (:meth:`STT.endpoint`: the offline recogniser transcribes at once instead of after a
-fixed 500 ms), and once it has (:meth:`STT.settled`), :class:`SpeechStopped` is posted with the
-time the caller actually went quiet, which is where turn latency is measured from.
+300 ms without, for barge-in), then to the VAD segmenter (webrtcvad-gated in silence; its Silero
+runs are batched with the other calls' frames of the same loop turn,
+:class:`voipbin.speech.vad.SileroBatch`) and to the STT stream. VAD gives the speech start
+(turn-taking); the :class:`voipbin.speech.turn_detector.TurnDetector` decides when the caller's
+*turn* is over — from the silence, the Smart Turn model's verdict on the turn's audio (run on the
+speech pool while the silence goes on, when the detector says it can matter, admitted by the
+process's :class:`voipbin.speech.turn_model.TurnModelQueue`), the words so far and the AI's last
+question. Then the STT is told to deliver what it holds (:meth:`STT.endpoint`: the offline
+recogniser transcribes at once instead of after a fixed 500 ms), and once it has
+(:meth:`STT.settled`), :class:`SpeechStopped` is posted with the time the caller actually went
+quiet, which is where turn latency is measured from.
 """
 
 from __future__ import annotations
@@ -21,12 +24,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from voipbin.flow.interfaces import CallAudio, CallHungUp
-from voipbin.speech.executor import run_inference
 from voipbin.speech.onset import OnsetDetector
 from voipbin.speech.stt import STT, SttEventType
 from voipbin.speech.turn_detector import TurnConfig, TurnDetector
-from voipbin.speech.turn_model import TurnModelUnavailable, completion_probability_blocking
-from voipbin.speech.vad import VadConfig, VadSegmenter
+from voipbin.speech.turn_model import (
+    TurnModelUnavailable,
+    completion_probability_blocking,
+    turn_model_queue,
+)
+from voipbin.speech.vad import VadConfig, VadSegmenter, silero_batch
 
 log = logging.getLogger(__name__)
 
@@ -107,12 +113,13 @@ class Listener:
     async def listen(self) -> None:
         """Feed VAD, the turn detector and STT until the call ends (then post :class:`InputEnded`)."""
         loop = asyncio.get_running_loop()
+        batch = silero_batch()  # Silero runs joined with the other calls' frames of this loop turn
         try:
             async for pcm in self.audio.audio_in():
                 now = loop.time()
                 self._audio.append(pcm)
                 self._onset(pcm, now)
-                for ev in self.vad.feed(pcm):
+                for ev in await self.vad.feed_batched(pcm, batch):
                     if ev.kind == "start":
                         # The segmenter is behind "now" by the audio it has seen after the event.
                         self.out.put_nowait(SpeechStarted(now - (self.vad.time - ev.time)))
@@ -173,23 +180,27 @@ class Listener:
         pause = self.detector.model_request(now)
         if pause is None:
             return
-        pcm = b"".join(self._audio)
-        task = asyncio.create_task(self._run_model(pause, pcm), name="ai-turn-model")
+        frames = list(self._audio)  # joined on the worker, not on the loop
+        task = asyncio.create_task(self._run_model(pause, frames), name="ai-turn-model")
         self._model_tasks.add(task)
         task.add_done_callback(self._model_tasks.discard)
 
-    async def _run_model(self, pause: int, pcm: bytes) -> None:
+    async def _run_model(self, pause: int, frames: list[bytes]) -> None:
         detector = self.detector
 
-        def infer() -> float | None:
-            # Queued behind other calls' work: if the caller spoke again meanwhile, skip it.
-            if detector.current_pause != pause:
-                return None
-            return completion_probability_blocking(pcm, RATE)
+        def wanted() -> bool:
+            # Queued behind other calls' work: skip it if the caller spoke again, or if the words or
+            # the STT's endpoint have decided the pause meanwhile.
+            return detector.current_pause == pause and detector.model_matters()
 
         try:
-            p = await run_inference(infer)
+            p = await turn_model_queue().probability(
+                lambda: completion_probability_blocking(b"".join(frames), RATE), wanted
+            )
             if p is None:
+                if detector.current_pause == pause:
+                    detector.model_declined(pause)  # overloaded: words and silence decide this pause
+                    self._decide()
                 return
         except TurnModelUnavailable as exc:  # not installed: words and silence decide alone
             log.warning("Smart Turn unavailable, turn detection without it: %s", exc)
