@@ -105,11 +105,13 @@ def test_with_a_streaming_stt_the_turn_waits_for_the_words_of_the_speech_before_
     det.text("I'd like to change my flight", final=False)  # interim words: a streaming STT
     det.voice(1.0, False)
     # (interim words that end on "my" would say "unfinished" on their own and the model would not be
-    # asked: see the next tests)
-    pause = det.model_request(1.07)
-    assert pause is not None
+    # asked: see the next tests). While the final is due, the model is asked words_lead before
+    # words_grace, not at model_after: most inter-word gaps are over by then.
+    assert det.model_request(1.07) is None
+    pause = det.model_request(1.1)
+    assert pause is not None and det.model_request(1.12) is None
     det.audio_probability(pause, 0.97)
-    assert det.words_behind() and not det.ended(1.15)  # the model alone would have ended it here
+    assert det.words_behind() and not det.ended(1.2)  # the model alone would have ended it here
     det.voice(1.2, False)
     det.text("I'd like to change my flight and")  # the final, late
     assert not det.words_behind() and not det.ended(1.3)  # and it says "unfinished"
