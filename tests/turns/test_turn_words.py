@@ -165,3 +165,31 @@ def test_a_declined_model_leaves_the_decision_to_the_words_and_the_silence() -> 
     det.model_declined(pause)
     assert det.due_at() == pytest.approx(1.0 + TurnConfig().unknown_wait)
     assert det.model_request(1.2) is None  # not asked again in this pause
+
+
+def test_with_an_stt_that_endpoints_the_model_waits_for_its_final_and_endpoint() -> None:
+    """Deepgram-like: interim words, then the final with its endpoint. While the final is due the model
+    is not asked (its endpoint decides the turns the words accept); once words come without an
+    endpoint, the model is asked as usual."""
+    det = TurnDetector(TurnConfig(), language="en", stt_endpoints=True)
+    det.voice(0.0, True)
+    det.text("What's the weather like", final=False)
+    det.voice(1.0, False)
+    assert det.words_behind() and not det.model_matters()
+    assert det.model_request(1.1) is None and det.model_request(1.3) is None
+    assert not det.ended(1.3)  # not ended by the silence alone while the final is due
+    det.voice(1.32, False)
+    det.text("What's the weather like today?")
+    det.stt_endpoint()
+    assert det.ended(1.33)
+    # Next turn: the final comes without an endpoint: the words say nothing, so the model counts.
+    det.voice(3.0, True)
+    det.text("I also wanted to ask", final=False)
+    det.voice(4.0, False)
+    det.voice(4.05, False)
+    det.text("I also wanted to ask about my bill")
+    assert not det.words_behind() and det.model_matters()
+    pause = det.model_request(4.07)
+    assert pause is not None
+    det.audio_probability(pause, 0.97)
+    assert det.ended(4.11)

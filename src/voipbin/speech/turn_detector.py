@@ -23,7 +23,8 @@ complete the turn looks:
   final of the speech before it: its words trail the audio, and the late "... and" must still count.
 
 A streaming STT's own end-of-turn signal (Deepgram ``speech_final``/``UtteranceEnd``) counts as
-strong evidence of an end when the words do not object (:meth:`stt_endpoint`).
+strong evidence of an end when the words do not object (:meth:`stt_endpoint`); with such an STT
+(``stt_endpoints``) the model is not asked while its final is due (:meth:`model_matters`).
 
 Each part can be switched off (:class:`TurnConfig`) so ``bench/turn_detection.py`` can measure what
 each one contributes. Times are seconds on any monotonic clock the driver uses.
@@ -97,9 +98,13 @@ def combine(p_audio: float | None, p_words: float | None) -> float | None:
 class TurnDetector:
     """One caller's turns. Feed voice activity per frame, text and model results; ask :meth:`ended`."""
 
-    def __init__(self, config: TurnConfig | None = None, *, language: str | None = None) -> None:
+    def __init__(
+        self, config: TurnConfig | None = None, *, language: str | None = None, stt_endpoints: bool = False
+    ) -> None:
         self.config = config or TurnConfig()
         self.language = language
+        # The streaming STT ends utterances itself (Deepgram ``speech_final``): see model_matters.
+        self.stt_endpoints = stt_endpoints
         self.question: str | None = None
         self._in_turn = False
         self._speaking = False
@@ -198,11 +203,15 @@ class TurnDetector:
         The wait falls as ``p_audio`` rises (``combine`` and the bands are monotone), so comparing the
         two extremes is exact. While a streaming STT's final for the speech before the pause is still
         due, the words may yet change, so the answer is wanted then (asking only once they came
-        would make it late: 307 vs 189 ms EOT on the labelled set with words 200 ms behind)."""
+        would make it late: 307 vs 189 ms EOT on the labelled set with words 200 ms behind) —
+        unless that STT ends utterances itself: its final then comes with its endpoint, which makes
+        any turn the words accept complete whatever the model says (:meth:`completeness`), and the
+        turn waits for that final anyway (``words_grace``, then ``STT.settled``). An answer before it
+        could only end the turn in a pause the STT would not have ended."""
         if not self.config.use_audio_model or self._declined_pause == self._pause:
             return False
         if self._words_due():
-            return True  # the final on its way may change what the words say: have the answer ready
+            return not self.stt_endpoints  # the final may change the words: have the answer ready
         return self._silence(0.0, awaiting=False) != self._silence(1.0, awaiting=False)
 
     def _words_due(self) -> bool:

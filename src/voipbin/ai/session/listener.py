@@ -97,7 +97,9 @@ class Listener:
         self.onset = OnsetDetector(RATE, min_volume=vad.min_volume)
         self.echo_floor = echo_floor or (lambda: -100.0)
         self.out = out
-        self.detector = TurnDetector(turn or TurnConfig(), language=language)
+        self.detector = TurnDetector(
+            turn or TurnConfig(), language=language, stt_endpoints=stt.ends_utterances
+        )
         self._audio: deque[bytes] = deque(maxlen=int(MODEL_WINDOW_SECS * 50))  # 20 ms frames
         self._model_tasks: set[asyncio.Task[None]] = set()
         self._turn_over: float | None = None  # loop time the caller went quiet, turn decided
