@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 RATE = 8000
 MODEL_WINDOW_SECS = 8.5  # Smart Turn hears the last 8 s (+ a little pre-roll)
 SETTLE_CAP_SECS = 10.0  # never hold a finished turn longer than this for a late transcript
+CAUGHT_UP_SECS = 0.001  # a frame taken sooner than this after the previous one was already queued
 
 
 @dataclass(frozen=True)
@@ -116,12 +118,18 @@ class Listener:
         """Feed VAD, the turn detector and STT until the call ends (then post :class:`InputEnded`)."""
         loop = asyncio.get_running_loop()
         batch = silero_batch()  # Silero runs joined with the other calls' frames of this loop turn
+        done_at = 0.0  # when the previous frame was done (time.monotonic)
         try:
             async for pcm in self.audio.audio_in():
                 now = loop.time()
+                # A batched Silero frame costs two loop turns; a listener behind its audio (the frame
+                # was already waiting) would never catch up at that pace under load, so it runs its
+                # own frames at once until it has.
+                behind = time.monotonic() - done_at < CAUGHT_UP_SECS
                 self._audio.append(pcm)
                 self._onset(pcm, now)
-                for ev in await self.vad.feed_batched(pcm, batch):
+                events = self.vad.feed(pcm) if behind else await self.vad.feed_batched(pcm, batch)
+                for ev in events:
                     if ev.kind == "start":
                         # The segmenter is behind "now" by the audio it has seen after the event.
                         self.out.put_nowait(SpeechStarted(now - (self.vad.time - ev.time)))
@@ -133,6 +141,7 @@ class Listener:
                 self._ask_model(self._heard)
                 self._decide()
                 await self.stt.feed(pcm)
+                done_at = time.monotonic()
             self.out.put_nowait(InputEnded())
         except CallHungUp as exc:
             self.out.put_nowait(InputEnded(exc))
