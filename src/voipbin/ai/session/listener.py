@@ -80,6 +80,57 @@ class InputEnded:
 InputEvent = SpeechStarted | SpeechStopped | VoiceOnset | VoiceQuiet | Transcript | InputEnded
 
 
+class SttFeeder:
+    """Sends the call's audio to the STT from a task of its own; frames that queue meanwhile go together.
+
+    Why: a send awaits the provider's socket (Deepgram: a ``wait_for`` task and a compressed
+    websocket frame per send), at least one loop turn per 20 ms frame. A listener that awaited each
+    send fell behind its audio once loop turns took longer than a frame: at 60 AI calls on the loaded
+    machine its VAD and turn decisions ran a median 3.6 s behind the caller (the platform's own turn
+    latency, measured from what the listener has heard, did not show it; the callers' did). Now the
+    listener never waits for the STT, and one send carries every frame that came while the last was
+    in flight. A failed send fails the next :meth:`feed`.
+    """
+
+    def __init__(self, stt: STT) -> None:
+        self.stt = stt
+        self._frames: list[bytes] = []
+        self._ready = asyncio.Event()
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+
+    def feed(self, pcm: bytes) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="ai-stt-feed")
+        elif self._task.done():
+            self._task.result()  # raises the send's error (the task only ends by failing or closing)
+        self._frames.append(pcm)
+        self._ready.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._ready.wait()
+            self._ready.clear()
+            if self._frames:
+                pcm = b"".join(self._frames)
+                self._frames.clear()
+                await self.stt.feed(pcm)
+            if self._closing and not self._frames:
+                return
+
+    async def drain(self) -> None:
+        """Send what is queued and stop (the call's audio ended)."""
+        if self._task is None:
+            return
+        self._closing = True
+        self._ready.set()
+        await self._task
+
+    def cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
 class Listener:
     def __init__(
         self,
@@ -118,6 +169,7 @@ class Listener:
         """Feed VAD, the turn detector and STT until the call ends (then post :class:`InputEnded`)."""
         loop = asyncio.get_running_loop()
         batch = silero_batch()  # Silero runs joined with the other calls' frames of this loop turn
+        feeder = SttFeeder(self.stt)
         done_at = 0.0  # when the previous frame was done (time.monotonic)
         try:
             async for pcm in self.audio.audio_in():
@@ -140,8 +192,9 @@ class Listener:
                 self.detector.voice(self._heard, self.vad.last_frame_speech)
                 self._ask_model(self._heard)
                 self._decide()
-                await self.stt.feed(pcm)
+                feeder.feed(pcm)
                 done_at = time.monotonic()
+            await feeder.drain()
             self.out.put_nowait(InputEnded())
         except CallHungUp as exc:
             self.out.put_nowait(InputEnded(exc))
@@ -150,6 +203,7 @@ class Listener:
         except Exception as exc:
             self.out.put_nowait(InputEnded(exc))
         finally:
+            feeder.cancel()
             for task in list(self._model_tasks):
                 task.cancel()
 
