@@ -135,12 +135,6 @@ def _mel_filters() -> np.ndarray:
 
 
 @functools.cache
-def _mel_filters_t() -> np.ndarray:
-    """The filters transposed, contiguous: (N_FFT//2+1, N_MELS), for one matrix product per window."""
-    return np.ascontiguousarray(_mel_filters().T)
-
-
-@functools.cache
 def _hann() -> np.ndarray:
     n = np.arange(N_FFT)
     return np.asarray(0.5 - 0.5 * np.cos(2 * np.pi * n / N_FFT), dtype=np.float64)  # periodic
@@ -154,11 +148,9 @@ def log_mel_features(audio16k: np.ndarray) -> np.ndarray:
         x = np.concatenate([np.zeros(n - x.size, dtype=np.float32), x])
     x = (x - x.mean()) / np.sqrt(x.var() + 1e-7)
     padded = np.pad(x.astype(np.float64), N_FFT // 2, mode="reflect")
-    # Whisper drops the STFT's last frame: it is never computed here (800 frames, not 801).
-    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP][: n // HOP]
-    spectrum = np.fft.rfft(frames * _hann(), axis=-1)  # (frames, bins)
-    power = spectrum.real**2 + spectrum.imag**2  # |X|^2 without the square root of abs()
-    mel = np.log10(np.maximum(power @ _mel_filters_t(), 1e-10)).T  # (80, 800)
+    frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP]
+    power = np.abs(np.fft.rfft(frames * _hann(), axis=-1)) ** 2  # (frames, bins)
+    mel = np.log10(np.maximum(power @ _mel_filters().T, 1e-10)).T[:, :-1]  # (80, 800)
     mel = np.maximum(mel, mel.max() - 8.0)
     return np.asarray((mel + 4.0) / 4.0, dtype=np.float32)
 
