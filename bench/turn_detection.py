@@ -78,13 +78,14 @@ def _table(items: list[Item], speed: str, text_delay: float, cache: dict[tuple[s
         cut = [it.spec.id for it in unfinished if outs[it.spec.id].cut_off]
         early = sum(outs[it.spec.id].cut_off for it in complete) / len(complete)
         runs = sum(o.model_runs for o in outs.values())
+        stale = sum(o.stale_runs for o in outs.values())
         if name == DEFAULT:
             cut_ids = cut
             held = {k: v for k, v in outs.items() if k in HELD_OUT}
         print(
             f"{name:32s} {statistics.median(delays) * 1000:6.0f}ms {_pct(delays, 0.9) * 1000:5.0f}ms"
             f" {len(cut) / len(unfinished) * 100:6.1f}% {len(cut):2d}/{len(unfinished)}"
-            f" {early * 100:6.1f}% {runs:5d}x"
+            f" {early * 100:6.1f}% {runs:5d}x {stale:5d}"
         )
     by_id = {it.spec.id: it for it in items}
     h_delays = [o.delay for k, o in held.items() if by_id[k].complete_only and o.delay is not None]
@@ -119,7 +120,8 @@ def main() -> None:
     print(
         "\nEOT = caller's speech end -> turn ended (complete turns, p50/p90); cut-off = unfinished turns"
         "\nended before the caller finished (in a mid-sentence pause); early = complete turns ended at an"
-        "\ninner comma pause; model = Smart Turn runs. Targets: EOT p50 <= 250 ms, cut-off <= 10 %."
+        "\ninner comma pause; model = Smart Turn runs; stale = runs whose answer came after the caller spoke"
+        "\nagain. Targets: EOT p50 <= 250 ms, cut-off <= 10 %."
     )
 
 

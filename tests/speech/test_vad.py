@@ -79,3 +79,58 @@ def test_vad_config_ranges():
         VadConfig(stop_secs=31)
     with pytest.raises(ValueError):
         SileroVAD(44100)
+
+
+async def test_batched_segmenters_decide_like_separate_ones(piper_clip_8k):
+    """Three calls on one loop, offset in time: Silero runs once per loop turn for all of them, and
+    every stream gets the same probabilities, events and voice flags as when fed alone."""
+    import asyncio
+
+    import numpy as np
+
+    from voipbin.speech.vad import SileroBatch
+
+    streams = [
+        silence(LEAD + k * 0.13, 8000) + ulaw_roundtrip(piper_clip_8k) + silence(TAIL, 8000) for k in range(3)
+    ]
+    chunk = 320  # 20 ms
+    n = max(len(p) for p in streams) // chunk
+    alone = [VadSegmenter(8000) for _ in streams]
+    together = [VadSegmenter(8000) for _ in streams]
+    batch = SileroBatch()
+    expected: list[list[tuple[str, float]]] = [[] for _ in streams]
+    got: list[list[tuple[str, float]]] = [[] for _ in streams]
+    flags_alone: list[list[bool]] = [[] for _ in streams]
+    flags_together: list[list[bool]] = [[] for _ in streams]
+
+    async def one(k: int, pcm: bytes) -> None:
+        got[k] += [(e.kind, e.time) for e in await together[k].feed_batched(pcm, batch)]
+        flags_together[k].append(together[k].last_frame_speech)
+
+    for i in range(n):
+        parts = [p[i * chunk : (i + 1) * chunk] for p in streams]
+        for k, pcm in enumerate(parts):
+            if pcm:
+                expected[k] += [(e.kind, e.time) for e in alone[k].feed(pcm)]
+                flags_alone[k].append(alone[k].last_frame_speech)
+        await asyncio.gather(*(one(k, pcm) for k, pcm in enumerate(parts) if pcm))
+    for k in range(3):
+        assert expected[k] and got[k] == expected[k], k
+        assert flags_together[k] == flags_alone[k], k
+        assert np.allclose(together[k].silero._state, alone[k].silero._state, atol=1e-4), k
+    silero_frames = sum(s.silero_frames for s in together)
+    assert batch.frames == silero_frames and batch.runs < silero_frames  # shared runs, none lost
+
+
+async def test_a_stream_with_two_frames_in_one_turn_runs_them_in_order(piper_clip_8k):
+    import asyncio
+
+    from voipbin.speech.vad import SileroBatch
+
+    x = ulaw_roundtrip(piper_clip_8k)[8000 : 8000 + 2 * 512]  # two 32 ms frames of speech
+    ref = SileroVAD(8000)
+    want = [ref.probability(x[:512]), ref.probability(x[512:])]
+    vad, batch = SileroVAD(8000), SileroBatch()
+    first, second = batch.probability(vad, x[:512]), batch.probability(vad, x[512:])
+    assert await asyncio.gather(first, second) == pytest.approx(want, abs=1e-5)
+    assert batch.runs == 2

@@ -32,6 +32,7 @@ class Outcome:
     delay: float | None  # ended_at - true speech end, when it ended after the last part
     model_runs: int
     silence: float | None = None  # how long the caller had been quiet (by the VAD) when it ended
+    stale_runs: int = 0  # model answers that came after the caller spoke again (wasted inference)
 
 
 _TRAILING_MARKS = ".,;:!?…-"
@@ -82,6 +83,7 @@ def replay(
     pending_model: list[tuple[float, int, float]] = []  # (deliver at, pause id, p)
     first_voice: float | None = None
     runs = 0
+    stale = 0
     ended_at: float | None = None
     silence: float | None = None
     n = len(item.pcm) // frame
@@ -97,6 +99,7 @@ def replay(
             det.text(words, final=final)
         for entry in [p for p in pending_model if p[0] <= t]:
             pending_model.remove(entry)
+            stale += entry[1] != det.current_pause
             det.audio_probability(entry[1], entry[2])
         pause = det.model_request(t)
         if pause is not None and first_voice is not None:
@@ -122,7 +125,7 @@ def replay(
             break
     cut = ended_at is not None and ended_at < item.speech_end - 0.01
     delay = ended_at - item.speech_end if ended_at is not None and ended_at >= item.speech_end else None
-    return Outcome(item.spec.id, ended_at, cut, delay, runs, silence)
+    return Outcome(item.spec.id, ended_at, cut, delay, runs, silence, stale)
 
 
 # The ablation the issue asks for: each part alone, each pair, all three. The fixed-wait configs end

@@ -102,15 +102,20 @@ def test_with_a_streaming_stt_the_turn_waits_for_the_words_of_the_speech_before_
     """The model is sure at once, but the final ("... and") is 0.2 s behind the audio: it still counts."""
     det = TurnDetector(TurnConfig(), language="en")
     det.voice(0.0, True)
-    det.text("I'd like to change my", final=False)  # interim words: a streaming STT
+    det.text("I'd like to change my flight", final=False)  # interim words: a streaming STT
     det.voice(1.0, False)
-    pause = det.model_request(1.07)
-    assert pause is not None
+    # (interim words that end on "my" would say "unfinished" on their own and the model would not be
+    # asked: see the next tests). While the final is due, the model is asked words_lead before
+    # words_grace, not at model_after: most inter-word gaps are over by then.
+    assert det.model_request(1.07) is None
+    pause = det.model_request(1.1)
+    assert pause is not None and det.model_request(1.12) is None
     det.audio_probability(pause, 0.97)
-    assert det.words_behind() and not det.ended(1.15)  # the model alone would have ended it here
+    assert det.words_behind() and not det.ended(1.2)  # the model alone would have ended it here
     det.voice(1.2, False)
     det.text("I'd like to change my flight and")  # the final, late
     assert not det.words_behind() and not det.ended(1.3)  # and it says "unfinished"
+    assert det.ended(1.0 + TurnConfig().max_wait)
     # an offline STT (no interim words) is not waited for: the model and the silence decide
     offline = TurnDetector(TurnConfig(), language="en")
     offline.voice(0.0, True)
@@ -119,3 +124,72 @@ def test_with_a_streaming_stt_the_turn_waits_for_the_words_of_the_speech_before_
     assert pause is not None
     offline.audio_probability(pause, 0.97)
     assert not offline.words_behind() and offline.ended(1.17)
+
+
+def test_the_model_is_not_asked_when_the_words_decide_and_is_asked_once_they_stop_deciding() -> None:
+    det = TurnDetector(TurnConfig(), language="en")
+    det.voice(0.0, True)
+    det.text("I want to pay with my card and")  # a trailing "and": the audio is overruled anyway
+    det.voice(1.0, False)
+    assert not det.model_matters()
+    assert det.model_request(1.1) is None and det.model_request(1.5) is None
+    assert det.due_at() == pytest.approx(1.0 + TurnConfig().max_wait)  # not waiting for a model
+    det.text("the loyalty points")  # a late final: the words say nothing now, so the model counts
+    assert det.model_matters()
+    pause = det.model_request(1.55)
+    assert pause is not None
+    det.audio_probability(pause, 0.97)
+    assert det.ended(1.56)
+
+
+def test_after_the_stt_endpoint_a_turn_the_words_accept_ends_without_the_model() -> None:
+    det = TurnDetector(TurnConfig(), language="en")
+    det.voice(0.0, True)
+    det.text("What's the weather", final=False)
+    det.voice(1.0, False)
+    det.text("What's the weather like today?")
+    det.stt_endpoint()
+    assert not det.model_matters() and det.model_request(1.3) is None
+    assert det.ended(1.3)  # 0.1 s band: no wait for an answer that cannot change anything
+
+
+def test_a_declined_model_leaves_the_decision_to_the_words_and_the_silence() -> None:
+    det = TurnDetector(TurnConfig(), language="en")
+    det.voice(0.0, True)
+    det.voice(1.0, False)
+    pause = det.model_request(1.07)
+    assert pause is not None
+    assert det.due_at() == pytest.approx(1.0 + TurnConfig().max_wait)  # waiting for the answer
+    det.model_declined(pause - 1)  # another pause's: ignored
+    assert det.due_at() == pytest.approx(1.0 + TurnConfig().max_wait)
+    det.model_declined(pause)
+    assert det.due_at() == pytest.approx(1.0 + TurnConfig().unknown_wait)
+    assert det.model_request(1.2) is None  # not asked again in this pause
+
+
+def test_with_an_stt_that_endpoints_the_model_waits_for_its_final_and_endpoint() -> None:
+    """Deepgram-like: interim words, then the final with its endpoint. While the final is due the model
+    is not asked (its endpoint decides the turns the words accept); once words come without an
+    endpoint, the model is asked as usual."""
+    det = TurnDetector(TurnConfig(), language="en", stt_endpoints=True)
+    det.voice(0.0, True)
+    det.text("What's the weather like", final=False)
+    det.voice(1.0, False)
+    assert det.words_behind() and not det.model_matters()
+    assert det.model_request(1.1) is None and det.model_request(1.3) is None
+    assert not det.ended(1.3)  # not ended by the silence alone while the final is due
+    det.voice(1.32, False)
+    det.text("What's the weather like today?")
+    det.stt_endpoint()
+    assert det.ended(1.33)
+    # Next turn: the final comes without an endpoint: the words say nothing, so the model counts.
+    det.voice(3.0, True)
+    det.text("I also wanted to ask", final=False)
+    det.voice(4.0, False)
+    det.voice(4.05, False)
+    det.text("I also wanted to ask about my bill")
+    assert not det.words_behind() and det.model_matters()
+    pause = det.model_request(4.07)
+    assert pause is not None
+    det.audio_probability(pause, 0.97)
+    assert det.ended(4.11)

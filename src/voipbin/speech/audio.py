@@ -53,7 +53,7 @@ def dbfs(pcm: bytes) -> float:
     x = pcm16_to_float(pcm)
     if x.size == 0:
         return -100.0
-    rms = float(np.sqrt(np.mean(x * x)))
+    rms = math.sqrt(float(np.dot(x, x)) / x.size)  # np.dot: ~1 µs; np.mean's Python wrapper ~5x that
     return 20 * math.log10(rms) if rms > 1e-5 else -100.0
 
 

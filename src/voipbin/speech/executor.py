@@ -59,6 +59,12 @@ def whisper_threads() -> int:
     return _whisper_threads
 
 
+def inference_workers() -> int:
+    """Threads the shared pool has (or will have when first used)."""
+    with _lock:
+        return _pool_workers if _pool is not None else _pool_size(_workers)
+
+
 def inference_pool() -> ThreadPoolExecutor:
     global _pool, _pool_workers
     with _lock:

@@ -15,10 +15,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from voipbin.speech.audio import dbfs, volume
+from voipbin.speech.audio import dbfs
 from voipbin.speech.vad import WebRtcGate
 
 FRAME_SECS = 0.02
+
+
+def volume_of(level: float) -> float:
+    """:func:`voipbin.speech.audio.volume` of a level already measured in dBFS."""
+    return min(1.0, max(0.0, (level + 70.0) / 50.0))
 
 
 @dataclass(frozen=True)
@@ -56,7 +61,8 @@ class OnsetDetector:
 
     def voiced(self, frame: bytes, floor: float = -100.0) -> bool:
         """Whether this frame counts as the caller's voice (``min_volume`` and ``floor`` dBFS)."""
-        if volume(frame) < self.min_volume or (floor > -100.0 and dbfs(frame) < floor):
+        level = dbfs(frame)  # once: ``volume`` is the same level on a 0..1 scale
+        if volume_of(level) < self.min_volume or (floor > -100.0 and level < floor):
             return False
         return self.gate.is_speech(frame)
 

@@ -17,21 +17,27 @@ faster-whisper (an optional extra) pads and frames differently. The math is the 
 (Slaney mel filterbank, periodic Hann window, centred reflect-padded STFT), written with numpy.
 
 Inference costs ~50-60 ms of one core, so it runs on the shared speech pool
-(:func:`voipbin.speech.executor.run_inference`), never on the event loop.
+(:func:`voipbin.speech.executor.run_inference`), never on the event loop, admitted by
+:class:`TurnModelQueue`: a bounded number at once, no queue of answers nobody waits for.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import importlib.util
 import threading
+import weakref
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from voipbin.speech.audio import pcm16_to_float, resample
-from voipbin.speech.executor import run_inference
+from voipbin.speech.executor import inference_workers, run_inference
 from voipbin.speech.vad import OnnxSession
 
 SMART_TURN_FILE = "smart-turn-v3.2-cpu.onnx"
@@ -160,3 +166,112 @@ def completion_probability_blocking(pcm: bytes, sample_rate: int) -> float:
 async def completion_probability(pcm: bytes, sample_rate: int) -> float:
     """P(turn complete), computed on the shared speech inference pool."""
     return await run_inference(completion_probability_blocking, pcm, sample_rate)
+
+
+# -- admission -------------------------------------------------------------------------------------
+@dataclass
+class TurnModelStats:
+    runs: int = 0  # inferences that ran
+    declined: int = 0  # refused at once: as many running and waiting as allowed
+    expired: int = 0  # waited longer than the patience
+    dropped: int = 0  # no longer wanted when their turn came (the pause ended, the words decided)
+
+
+@dataclass
+class _Waiter:
+    granted: asyncio.Future[bool]
+    wanted: Callable[[], bool]
+
+
+@dataclass
+class TurnModelQueue:
+    """Admits Smart Turn inferences from every call on one loop to the shared speech pool.
+
+    Why not just the pool's own queue: it is unbounded and FIFO, so under load it fills with
+    requests for pauses that are long over, and every call's answer comes later than the last (at 60
+    AI calls, turns waited seconds for it). Here at most ``running`` inferences run at once and at
+    most ``waiting`` more wait; a request beyond that is declined at once, one that has waited
+    ``patience`` seconds expires, and one that is no longer wanted when its turn comes (``wanted()``:
+    the caller spoke again, or the words decided) is dropped. Declined or expired, the caller gets
+    ``None`` and decides without the model for that pause. The pool is shared with Whisper and Piper.
+    """
+
+    running: int
+    waiting: int
+    patience: float = 0.5
+    stats: TurnModelStats = field(default_factory=TurnModelStats)
+    _busy: int = field(default=0, init=False)
+    _queue: deque[_Waiter] = field(default_factory=deque, init=False)
+
+    async def probability(self, infer: Callable[[], float], wanted: Callable[[], bool]) -> float | None:
+        """``infer()`` on the pool once admitted and still ``wanted()``; None if declined/expired/dropped."""
+        if self._busy >= self.running:
+            if len(self._queue) >= self.waiting:
+                self.stats.declined += 1
+                return None
+            loop = asyncio.get_running_loop()
+            waiter = _Waiter(loop.create_future(), wanted)
+            self._queue.append(waiter)
+            timer = loop.call_later(self.patience, self._expire, waiter)
+            try:
+                if not await waiter.granted:
+                    return None
+            except asyncio.CancelledError:
+                if waiter.granted.done() and not waiter.granted.cancelled() and waiter.granted.result():
+                    self._release()  # granted as we were cancelled: pass the slot on
+                raise
+            finally:
+                timer.cancel()
+                if waiter in self._queue:
+                    self._queue.remove(waiter)
+        else:
+            self._busy += 1
+        try:
+
+            def run() -> float | None:
+                if not wanted():  # checked again on the worker: the pause may have ended meanwhile
+                    return None
+                return infer()
+
+            p = await run_inference(run)
+            if p is None:
+                self.stats.dropped += 1
+            else:
+                self.stats.runs += 1
+            return p
+        finally:
+            self._release()
+
+    def _expire(self, waiter: _Waiter) -> None:
+        if not waiter.granted.done():
+            self.stats.expired += 1
+            self._queue.remove(waiter)
+            waiter.granted.set_result(False)
+
+    def _release(self) -> None:
+        """A slot is free: hand it to the oldest waiter still wanted (the others are dropped)."""
+        while self._queue:
+            waiter = self._queue.popleft()
+            if waiter.granted.done():
+                continue
+            if not waiter.wanted():
+                self.stats.dropped += 1
+                waiter.granted.set_result(False)
+                continue
+            waiter.granted.set_result(True)  # the slot passes to it: _busy stays
+            return
+        self._busy -= 1
+
+
+_queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, TurnModelQueue] = weakref.WeakKeyDictionary()
+
+
+def turn_model_queue() -> TurnModelQueue:
+    """The running loop's queue: one thread of the speech pool kept free for Whisper/Piper (and a
+    core for the loops, fakes and everything else on a 2-core machine), as many waiting as running."""
+    loop = asyncio.get_running_loop()
+    queue = _queues.get(loop)
+    if queue is None:
+        running = max(1, inference_workers() - 1)
+        queue = _queues[loop] = TurnModelQueue(running=running, waiting=running)
+    return queue

@@ -2,37 +2,45 @@
 
 Each 20 ms frame from the call goes first to the fast onset detector (webrtcvad + loudness, with
 the echo floor while we speak: :class:`VoiceOnset` after 40 ms of voice, :class:`VoiceQuiet` after
-300 ms without, for barge-in), then to the VAD segmenter (inline: ~0.2 ms of Silero per 32 ms and
-webrtcvad-gated in silence) and to the STT stream. VAD gives the speech start (turn-taking);
-the :class:`voipbin.speech.turn_detector.TurnDetector` decides when the caller's *turn* is over —
-from the silence, the Smart Turn model's verdict on the turn's audio (run on the speech pool while
-the silence goes on), the words so far and the AI's last question. Then the STT is told to deliver
-what it holds (:meth:`STT.endpoint`: the offline recogniser transcribes at once instead of after a
-fixed 500 ms), and once it has (:meth:`STT.settled`), :class:`SpeechStopped` is posted with the
-time the caller actually went quiet, which is where turn latency is measured from.
+300 ms without, for barge-in), then to the VAD segmenter (webrtcvad-gated in silence; its Silero
+runs are batched with the other calls' frames of the same loop turn,
+:class:`voipbin.speech.vad.SileroBatch`) and to the STT stream. VAD gives the speech start
+(turn-taking); the :class:`voipbin.speech.turn_detector.TurnDetector` decides when the caller's
+*turn* is over — from the silence, the Smart Turn model's verdict on the turn's audio (run on the
+speech pool while the silence goes on, when the detector says it can matter, admitted by the
+process's :class:`voipbin.speech.turn_model.TurnModelQueue`), the words so far and the AI's last
+question. Then the STT is told to deliver what it holds (:meth:`STT.endpoint`: the offline
+recogniser transcribes at once instead of after a fixed 500 ms), and once it has
+(:meth:`STT.settled`), :class:`SpeechStopped` is posted with the time the caller actually went
+quiet, which is where turn latency is measured from.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from voipbin.flow.interfaces import CallAudio, CallHungUp
-from voipbin.speech.executor import run_inference
 from voipbin.speech.onset import OnsetDetector
 from voipbin.speech.stt import STT, SttEventType
 from voipbin.speech.turn_detector import TurnConfig, TurnDetector
-from voipbin.speech.turn_model import TurnModelUnavailable, completion_probability_blocking
-from voipbin.speech.vad import VadConfig, VadSegmenter
+from voipbin.speech.turn_model import (
+    TurnModelUnavailable,
+    completion_probability_blocking,
+    turn_model_queue,
+)
+from voipbin.speech.vad import VadConfig, VadSegmenter, silero_batch
 
 log = logging.getLogger(__name__)
 
 RATE = 8000
 MODEL_WINDOW_SECS = 8.5  # Smart Turn hears the last 8 s (+ a little pre-roll)
 SETTLE_CAP_SECS = 10.0  # never hold a finished turn longer than this for a late transcript
+CAUGHT_UP_SECS = 0.001  # a frame taken sooner than this after the previous one was already queued
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,57 @@ class InputEnded:
 InputEvent = SpeechStarted | SpeechStopped | VoiceOnset | VoiceQuiet | Transcript | InputEnded
 
 
+class SttFeeder:
+    """Sends the call's audio to the STT from a task of its own; frames that queue meanwhile go together.
+
+    Why: a send awaits the provider's socket (Deepgram: a ``wait_for`` task and a compressed
+    websocket frame per send), at least one loop turn per 20 ms frame. A listener that awaited each
+    send fell behind its audio once loop turns took longer than a frame: at 60 AI calls on the loaded
+    machine its VAD and turn decisions ran a median 3.6 s behind the caller (the platform's own turn
+    latency, measured from what the listener has heard, did not show it; the callers' did). Now the
+    listener never waits for the STT, and one send carries every frame that came while the last was
+    in flight. A failed send fails the next :meth:`feed`.
+    """
+
+    def __init__(self, stt: STT) -> None:
+        self.stt = stt
+        self._frames: list[bytes] = []
+        self._ready = asyncio.Event()
+        self._closing = False
+        self._task: asyncio.Task[None] | None = None
+
+    def feed(self, pcm: bytes) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="ai-stt-feed")
+        elif self._task.done():
+            self._task.result()  # raises the send's error (the task only ends by failing or closing)
+        self._frames.append(pcm)
+        self._ready.set()
+
+    async def _run(self) -> None:
+        while True:
+            await self._ready.wait()
+            self._ready.clear()
+            if self._frames:
+                pcm = b"".join(self._frames)
+                self._frames.clear()
+                await self.stt.feed(pcm)
+            if self._closing and not self._frames:
+                return
+
+    async def drain(self) -> None:
+        """Send what is queued and stop (the call's audio ended)."""
+        if self._task is None:
+            return
+        self._closing = True
+        self._ready.set()
+        await self._task
+
+    def cancel(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
 class Listener:
     def __init__(
         self,
@@ -91,7 +150,9 @@ class Listener:
         self.onset = OnsetDetector(RATE, min_volume=vad.min_volume)
         self.echo_floor = echo_floor or (lambda: -100.0)
         self.out = out
-        self.detector = TurnDetector(turn or TurnConfig(), language=language)
+        self.detector = TurnDetector(
+            turn or TurnConfig(), language=language, stt_endpoints=stt.ends_utterances
+        )
         self._audio: deque[bytes] = deque(maxlen=int(MODEL_WINDOW_SECS * 50))  # 20 ms frames
         self._model_tasks: set[asyncio.Task[None]] = set()
         self._turn_over: float | None = None  # loop time the caller went quiet, turn decided
@@ -107,12 +168,20 @@ class Listener:
     async def listen(self) -> None:
         """Feed VAD, the turn detector and STT until the call ends (then post :class:`InputEnded`)."""
         loop = asyncio.get_running_loop()
+        batch = silero_batch()  # Silero runs joined with the other calls' frames of this loop turn
+        feeder = SttFeeder(self.stt)
+        done_at = 0.0  # when the previous frame was done (time.monotonic)
         try:
             async for pcm in self.audio.audio_in():
                 now = loop.time()
+                # A batched Silero frame costs two loop turns; a listener behind its audio (the frame
+                # was already waiting) would never catch up at that pace under load, so it runs its
+                # own frames at once until it has.
+                behind = time.monotonic() - done_at < CAUGHT_UP_SECS
                 self._audio.append(pcm)
                 self._onset(pcm, now)
-                for ev in self.vad.feed(pcm):
+                events = self.vad.feed(pcm) if behind else await self.vad.feed_batched(pcm, batch)
+                for ev in events:
                     if ev.kind == "start":
                         # The segmenter is behind "now" by the audio it has seen after the event.
                         self.out.put_nowait(SpeechStarted(now - (self.vad.time - ev.time)))
@@ -123,7 +192,9 @@ class Listener:
                 self.detector.voice(self._heard, self.vad.last_frame_speech)
                 self._ask_model(self._heard)
                 self._decide()
-                await self.stt.feed(pcm)
+                feeder.feed(pcm)
+                done_at = time.monotonic()
+            await feeder.drain()
             self.out.put_nowait(InputEnded())
         except CallHungUp as exc:
             self.out.put_nowait(InputEnded(exc))
@@ -132,6 +203,7 @@ class Listener:
         except Exception as exc:
             self.out.put_nowait(InputEnded(exc))
         finally:
+            feeder.cancel()
             for task in list(self._model_tasks):
                 task.cancel()
 
@@ -173,23 +245,27 @@ class Listener:
         pause = self.detector.model_request(now)
         if pause is None:
             return
-        pcm = b"".join(self._audio)
-        task = asyncio.create_task(self._run_model(pause, pcm), name="ai-turn-model")
+        frames = list(self._audio)  # joined on the worker, not on the loop
+        task = asyncio.create_task(self._run_model(pause, frames), name="ai-turn-model")
         self._model_tasks.add(task)
         task.add_done_callback(self._model_tasks.discard)
 
-    async def _run_model(self, pause: int, pcm: bytes) -> None:
+    async def _run_model(self, pause: int, frames: list[bytes]) -> None:
         detector = self.detector
 
-        def infer() -> float | None:
-            # Queued behind other calls' work: if the caller spoke again meanwhile, skip it.
-            if detector.current_pause != pause:
-                return None
-            return completion_probability_blocking(pcm, RATE)
+        def wanted() -> bool:
+            # Queued behind other calls' work: skip it if the caller spoke again, or if the words or
+            # the STT's endpoint have decided the pause meanwhile.
+            return detector.current_pause == pause and detector.model_matters()
 
         try:
-            p = await run_inference(infer)
+            p = await turn_model_queue().probability(
+                lambda: completion_probability_blocking(b"".join(frames), RATE), wanted
+            )
             if p is None:
+                if detector.current_pause == pause:
+                    detector.model_declined(pause)  # overloaded: words and silence decide this pause
+                    self._decide()
                 return
         except TurnModelUnavailable as exc:  # not installed: words and silence decide alone
             log.warning("Smart Turn unavailable, turn detection without it: %s", exc)
