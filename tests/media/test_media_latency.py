@@ -144,6 +144,16 @@ def test_a_packet_read_later_keeps_its_kernel_arrival_time(engine) -> None:
         rtp.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         r = _Receiver(engine)
         socks = RtpSockets(r, rtp, rtcp)  # type: ignore[arg-type]
+        # Linux turns receive timestamping on through deferred work (net_enable_timestamp): until it
+        # runs, the kernel stamps a datagram when it is read. Wait (bounded) for stamping to be on;
+        # if it never is, the strict check below fails.
+        for _ in range(50):
+            warm_sent = time.monotonic()
+            tx.sendto(build_header(0, 1, 160, 5) + bytes(160), rtp.getsockname())
+            time.sleep(0.02)
+            assert socks._read_rtp(time.time() - time.monotonic())
+            if r.seen.pop() - warm_sent < 0.01:
+                break
         sent_at = time.monotonic()
         tx.sendto(build_header(0, 1, 160, 5) + bytes(160), rtp.getsockname())
         time.sleep(0.05)
