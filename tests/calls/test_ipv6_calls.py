@@ -10,6 +10,7 @@ import numpy as np
 from tests.calls.sipp_scenarios import caller_playing
 from tests.calls.support import Telephony, incoming_call, read_wav, route_number, write_sine
 from tests.sip.conftest import SippLauncher, requires_ipv6, requires_sipp
+from voipbin.calls.leg import sdp_address
 from voipbin.calls.manager import sip_ipv6_host
 
 pytestmark = [requires_sipp, requires_ipv6]
@@ -81,3 +82,13 @@ def test_sip_host6_setting() -> None:
     assert sip_ipv6_host("192.0.2.10", "auto") is None  # a specific IPv4 address: IPv4 only
     assert sip_ipv6_host("0.0.0.0", "off") is None
     assert sip_ipv6_host("0.0.0.0", "[2001:db8::5]") == "2001:db8::5"
+
+
+def test_sdp_address_towards_each_family() -> None:
+    """Offers and answers share one rule: IPv4 peers get the IPv4 public host; IPv6 peers get
+    VOIPBIN_SIP_PUBLIC_HOST6 when set, else our route's source towards them (never a guessed ::1)."""
+    assert sdp_address("198.51.100.7", "192.0.2.1", "2001:db8::5") == "192.0.2.1"
+    assert sdp_address("2001:db8::1", "192.0.2.1", "2001:db8::5") == "2001:db8::5"
+    assert sdp_address("::1", "192.0.2.1", None) == "::1"  # the route source towards ::1
+    assert sdp_address("2001:db8::1", "2001:db8::9", None) == "2001:db8::9"  # an IPv6 public host
+    assert sdp_address("", "192.0.2.1", "2001:db8::5") == "192.0.2.1"  # no offer address

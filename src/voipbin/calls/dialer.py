@@ -15,7 +15,7 @@ from typing import Any
 
 from voipbin.calls import routing
 from voipbin.calls.control import CallOps, LiveCall
-from voipbin.calls.leg import CallLeg, TtsFactory, local_address_towards
+from voipbin.calls.leg import CallLeg, TtsFactory, sdp_address
 from voipbin.calls.lifecycle import Legs
 from voipbin.calls.records import CallRecords
 from voipbin.calls.state import HangupReason, Status
@@ -141,9 +141,7 @@ class Dialer:
         want = 6 if ":" in hop.ip else 4
         if leg.media.rtp.family_version != want:
             await leg.media.rebind(MEDIA_HOST6 if want == 6 else MEDIA_HOST)
-        if want == 6 and not self.endpoint.configured_public_host6:
-            return local_address_towards(hop.ip)  # no VOIPBIN_SIP_PUBLIC_HOST6: our route's source
-        return self.endpoint.public_host_for(hop.ip)
+        return sdp_address(hop.ip, self.endpoint.public_host, self.endpoint.sdp_host6)
 
     @staticmethod
     def _failure_reason(leg: CallLeg, status: int) -> str:

@@ -37,6 +37,14 @@ def local_address_towards(remote: str) -> str:
         return str(s.getsockname()[0])
 
 
+def sdp_address(remote: str, public_host: str, public_host6: str | None) -> str:
+    """Our SDP ``c=`` address for a peer at ``remote``: an IPv6 peer next to an IPv4 ``public_host``
+    gets ``public_host6`` (``VOIPBIN_SIP_PUBLIC_HOST6``) when set, else our route's source towards it."""
+    if ":" not in remote or ":" in public_host:
+        return public_host
+    return public_host6 or local_address_towards(remote)
+
+
 class CallLeg:
     def __init__(
         self,
@@ -90,12 +98,11 @@ class CallLeg:
             if addr and ":" in addr and self.media.rtp.family_version == 4:
                 await self.media.rebind(IPV6_MEDIA_HOST)
 
-    def answer_incoming(self, public_host: str) -> None:
+    def answer_incoming(self, public_host: str, public_host6: str | None = None) -> None:
         """Answer the incoming INVITE with our SDP answer and start the media."""
         assert self.incoming is not None
         offered = offer_address(self.incoming.offer) if self.incoming.offer.strip() else None
-        if offered and ":" in offered and ":" not in public_host:
-            public_host = local_address_towards(offered)  # our answer's c= must be IPv6 too
+        public_host = sdp_address(offered or "", public_host, public_host6)  # an IPv6 offer: IPv6 c=
         body, negotiated = answer_offer(self.incoming.offer, public_host, self.media.local_port)
         self.sip = self.incoming.answer(body)
         self.answered.set()

@@ -13,7 +13,6 @@ as ``failed`` with the reason recorded, so no call ever sits in ``dialing`` pret
 from __future__ import annotations
 
 import abc
-import contextlib
 import logging
 import uuid
 from typing import Any
@@ -36,8 +35,6 @@ from voipbin.flow.interfaces import CallHungUp, RecordingRequest
 from voipbin.media.ports import PortAllocator
 from voipbin.security import Encryptor
 from voipbin.sip.endpoint import IncomingInvite, IncomingRequest, SipEndpoint
-from voipbin.sip.errors import SipError
-from voipbin.sip.sdp import offer_address
 from voipbin.store.db import Database
 
 log = logging.getLogger(__name__)
@@ -226,16 +223,9 @@ class SipCallManager(CallManager):
             return  # outgoing calls are answered by the callee; answering twice is a no-op
         if leg.ended.is_set():
             raise CallHungUp(str(call.call_id))
-        leg.answer_incoming(self._answer_host(leg.incoming))
+        leg.answer_incoming(self.public_host, self.endpoint.sdp_host6)
         self.legs.answered(call)
         await self.records.set_status(call.call_id, Status.PROGRESSING)
-
-    def _answer_host(self, incoming: IncomingInvite) -> str:
-        """Our SDP answer's address: the IPv6 one (if configured) for an IPv6 offer, else the IPv4 one."""
-        offered = ""
-        with contextlib.suppress(SipError):  # unreadable offers were refused before answering
-            offered = (offer_address(incoming.offer) or "") if incoming.offer.strip() else ""
-        return self.endpoint.public_host_for(offered)
 
     async def hangup_call(self, call: LiveCall, reason: str) -> None:
         await self.legs.hangup(call, reason)

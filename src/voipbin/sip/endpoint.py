@@ -514,19 +514,14 @@ class SipEndpoint:
         return "::1" if self.host6 == "::" else self.host6
 
     @property
-    def configured_public_host6(self) -> bool:
-        return bool(self._public_host6)
+    def sdp_host6(self) -> str | None:
+        """``public_host6`` as configured, for SDP (None: callers use their route's source address)."""
+        return self._public_host6
 
     @property
     def ipv6(self) -> bool:
         """Whether IPv6 peers can be reached (an IPv6 socket is bound)."""
         return self.transport.ipv6
-
-    def public_host_for(self, ip: str) -> str:
-        """The address a peer at ``ip`` reaches us by (for SDP ``c=`` and Contact)."""
-        if ":" in ip and self.public_host6:
-            return self.public_host6
-        return self.public_host
 
     @property
     def accept_methods(self) -> frozenset[str]:
