@@ -42,13 +42,19 @@ async def _until(cond) -> None:
             await asyncio.sleep(0.001)
 
 
-async def test_the_first_frame_of_a_reply_leaves_before_the_next_tick(engine) -> None:
+def _sending_session(engine) -> tuple[RtpSession, list[bytes]]:
+    """A started session on the test's loop whose datagrams are captured instead of sent."""
     s = RtpSession(engine=engine)
     sent: list[bytes] = []
     s.stream.send = sent.append
     s.stream.sending = True
     s._registered = True
     s._loop = asyncio.get_running_loop()
+    return s, sent
+
+
+async def test_the_first_frame_of_a_reply_leaves_before_the_next_tick(engine) -> None:
+    s, sent = _sending_session(engine)
     for n in range(3):  # idle: silence in slots 0-2
         s.clock_tick(n, False, 0)
     assert len(sent) == 3
@@ -66,12 +72,7 @@ async def test_the_first_frame_of_a_reply_leaves_before_the_next_tick(engine) ->
 
 
 async def test_no_early_send_while_a_reply_is_already_playing(engine) -> None:
-    s = RtpSession(engine=engine)
-    sent: list[bytes] = []
-    s.stream.send = sent.append
-    s.stream.sending = True
-    s._registered = True
-    s._loop = asyncio.get_running_loop()
+    s, sent = _sending_session(engine)
     s.playout.frames.append(FRAME)
     s.clock_tick(0, False, 0)  # plays the queued frame: not idle
     s._send_first_now()  # (as if a producer's wake-up arrived now)
