@@ -76,21 +76,36 @@ def run_loop(coro: Any) -> Any:
     return uvloop.run(coro) if uvloop is not None else asyncio.run(coro)
 
 
+def family(pid: int) -> list[int]:
+    """``pid`` and its child processes (the server's media worker, media/worker.py)."""
+    pids = [pid]
+    with contextlib.suppress(OSError):
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            pids += [int(c) for c in (task / "children").read_text().split()]
+    return pids
+
+
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process (all its threads), in seconds."""
-    with open(f"/proc/{pid}/stat") as fh:
-        fields = fh.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK
+    """utime + stime of a process and its children (all their threads), in seconds."""
+    total = 0.0
+    for p in family(pid):
+        with contextlib.suppress(OSError), open(f"/proc/{p}/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / CLK
+    return total
 
 
 def thread_cpu_seconds(pid: int, name: str) -> float:
-    """utime + stime of the threads of ``pid`` named ``name`` (e.g. the media thread), in seconds."""
+    """utime + stime of the threads named ``name`` (e.g. the media thread) of ``pid`` or its
+    children, in seconds."""
     total = 0.0
-    for task in Path(f"/proc/{pid}/task").iterdir():
+    for p in family(pid):
         with contextlib.suppress(OSError):
-            if (task / "comm").read_text().strip() == name:
-                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-                total += (int(fields[11]) + int(fields[12])) / CLK
+            for task in Path(f"/proc/{p}/task").iterdir():
+                with contextlib.suppress(OSError):
+                    if (task / "comm").read_text().strip() == name:
+                        fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+                        total += (int(fields[11]) + int(fields[12])) / CLK
     return total
 
 

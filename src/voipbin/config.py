@@ -47,6 +47,8 @@ class Settings(BaseSettings):
     rtp_port_max: int = 20999
     # `voipbin serve`: media and control threads SCHED_RR when the OS allows (media/engine.py).
     media_realtime: bool = True
+    # RTP in a worker process of its own (media/worker.py: its own GIL); off: a thread of this one.
+    media_process: bool = True
 
     admin_username: str = "admin"
     admin_password: str = ""  # empty -> generated and printed once on first start

@@ -266,6 +266,9 @@ async def start_node(node: Node, *, freeze_gc: bool = False) -> None:
     await recover(node)
     await node.registrations.start()
     if isinstance(node.calls, SipCallManager):
+        worker = node.calls.media_worker
+        if worker is not None:  # /metrics shows the worker's media clock and loop lag
+            media_engine.use_remote_media(lambda: worker.metrics)
         try:
             await node.calls.start()
         except OSError as exc:
@@ -280,7 +283,9 @@ async def start_node(node: Node, *, freeze_gc: bool = False) -> None:
         # passes, which otherwise walk it on every gen-2 collection (pauses that delay setups and media).
         # tune_process also raises the young threshold and shortens the GIL switch interval so the
         # media thread (voipbin.media.engine) gets the GIL within ~2 ms.
-        media_engine.tune_process(freeze=True, realtime=node.settings.media_realtime)
+        media_engine.tune_process(
+            freeze=True, realtime=node.settings.media_realtime, media_thread=not node.settings.media_process
+        )
         media_engine.start_loop_lag_probe()
 
 

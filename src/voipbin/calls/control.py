@@ -14,7 +14,7 @@ from typing import Any, Protocol
 
 from voipbin.calls.leg import CallLeg, TtsFactory
 from voipbin.flow.interfaces import RecordingRequest
-from voipbin.media.mediasession import MediaSession
+from voipbin.media.callmedia import CallMedia
 
 
 class CallOps(Protocol):
@@ -49,7 +49,7 @@ class LiveCall:
         return self.leg.customer_id
 
     @property
-    def media(self) -> MediaSession:
+    def media(self) -> CallMedia:
         """The leg's media session (taps for transcription and summaries)."""
         return self.leg.media
 

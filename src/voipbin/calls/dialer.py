@@ -19,8 +19,7 @@ from voipbin.calls.leg import CallLeg, TtsFactory, sdp_address
 from voipbin.calls.lifecycle import Legs
 from voipbin.calls.records import CallRecords
 from voipbin.calls.state import HangupReason, Status
-from voipbin.media.mediasession import MediaSession
-from voipbin.media.ports import PortAllocator
+from voipbin.media.callmedia import CallMedia, MediaFactory
 from voipbin.sip.endpoint import Call as SipCall
 from voipbin.sip.endpoint import IncomingInvite, SipEndpoint
 from voipbin.sip.errors import SipError
@@ -39,7 +38,7 @@ class Dialer:
     def __init__(
         self,
         endpoint: SipEndpoint,
-        ports: PortAllocator,
+        media: MediaFactory,
         router: routing.Router,
         records: CallRecords,
         legs: Legs,
@@ -50,7 +49,7 @@ class Dialer:
         dial_timeout: float,
     ) -> None:
         self.endpoint = endpoint
-        self.ports = ports
+        self.media = media
         self.router = router
         self.records = records
         self.legs = legs
@@ -63,7 +62,7 @@ class Dialer:
         self, call_id: uuid.UUID, customer_id: uuid.UUID, incoming: IncomingInvite | None = None
     ) -> LiveCall:
         """A live call with its media session, held by ``legs`` until it ends."""
-        media = await MediaSession.create(allocator=self.ports, host=MEDIA_HOST)
+        media: CallMedia = await self.media(MEDIA_HOST)
         call = LiveCall(CallLeg(call_id, customer_id, media, incoming=incoming), self.ops, self.tts)
         self.legs.add(call)
         return call
@@ -139,7 +138,7 @@ class Dialer:
         except (OSError, SipError):  # unresolvable or unusable: the INVITE itself reports it (503)
             return self.endpoint.public_host
         want = 6 if ":" in hop.ip else 4
-        if leg.media.rtp.family_version != want:
+        if leg.media.family_version != want:
             await leg.media.rebind(MEDIA_HOST6 if want == 6 else MEDIA_HOST)
         return sdp_address(hop.ip, self.endpoint.public_host, self.endpoint.sdp_host6)
 

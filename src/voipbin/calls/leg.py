@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from voipbin.flow.interfaces import CallHungUp
-from voipbin.media.mediasession import MediaSession
+from voipbin.media.callmedia import CallMedia
 from voipbin.media.taps import TapClosed
 from voipbin.sip.endpoint import Call as SipCall
 from voipbin.sip.endpoint import IncomingInvite, OutgoingInvite
@@ -50,7 +50,7 @@ class CallLeg:
         self,
         call_id: uuid.UUID,
         customer_id: uuid.UUID,
-        media: MediaSession,
+        media: CallMedia,
         *,
         incoming: IncomingInvite | None,
     ) -> None:
@@ -95,7 +95,7 @@ class CallLeg:
             return
         with contextlib.suppress(SipError):  # unreadable offers are refused before this point
             addr = offer_address(self.incoming.offer)
-            if addr and ":" in addr and self.media.rtp.family_version == 4:
+            if addr and ":" in addr and self.media.family_version == 4:
                 await self.media.rebind(IPV6_MEDIA_HOST)
 
     def answer_incoming(self, public_host: str, public_host6: str | None = None) -> None:

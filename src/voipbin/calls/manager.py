@@ -32,7 +32,10 @@ from voipbin.calls.trunk_registrations import TrunkRegistrations
 from voipbin.config import Settings
 from voipbin.flow.engine import FlowEngine
 from voipbin.flow.interfaces import CallHungUp, RecordingRequest
+from voipbin.media.callmedia import MediaFactory
+from voipbin.media.mediasession import MediaSession
 from voipbin.media.ports import PortAllocator
+from voipbin.media.remote import MediaWorker
 from voipbin.security import Encryptor
 from voipbin.sip.endpoint import IncomingInvite, IncomingRequest, SipEndpoint
 from voipbin.store.db import Database
@@ -132,9 +135,19 @@ class SipCallManager(CallManager):
             devcarrier=registrations.devcarrier_bindings,
             extensions=registrations.extension_bindings,
         )
+        # Media in a worker process (its own GIL: media/worker.py), or on this process's media thread.
+        self.media_worker: MediaWorker | None = None
+        media: MediaFactory
+        if s.media_process:
+            self.media_worker = MediaWorker(
+                port_min=s.rtp_port_min, port_max=s.rtp_port_max, realtime=s.media_realtime
+            )
+            media = self.media_worker.open_session
+        else:
+            media = MediaSession.factory(PortAllocator(s.rtp_port_min, s.rtp_port_max))
         self.dialer = Dialer(
             self.endpoint,
-            PortAllocator(s.rtp_port_min, s.rtp_port_max),
+            media,
             self.router,
             records,
             self.legs,
@@ -169,6 +182,8 @@ class SipCallManager(CallManager):
         return self.legs.live
 
     async def start(self) -> None:
+        if self.media_worker is not None:
+            await self.media_worker.start()
         await self.endpoint.start()
         await self.trunks.sync()
         six = f" and [{self.endpoint.host6}]:{self.endpoint.port}" if self.endpoint.ipv6 else ""
@@ -179,6 +194,8 @@ class SipCallManager(CallManager):
         await self.trunks.close()
         if not self.unavailable:
             await self.endpoint.stop()
+        if self.media_worker is not None:
+            await self.media_worker.close()
 
     # -- the API's side ------------------------------------------------------------------------------
     async def start_outgoing(self, call_id: uuid.UUID) -> None:

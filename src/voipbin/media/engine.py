@@ -449,7 +449,7 @@ def resolve(fut: asyncio.Future[Any]) -> None:
 _control_lag = LoopLag()
 
 
-def tune_process(*, freeze: bool = True, realtime: bool = True) -> None:
+def tune_process(*, freeze: bool = True, realtime: bool = True, media_thread: bool = True) -> None:
     """Called once when the node owns the process (``voipbin serve``), after start-up.
 
     * ``gc.freeze()``: the start-up heap (modules, settings, SQLAlchemy metadata, models) moves to
@@ -461,18 +461,20 @@ def tune_process(*, freeze: bool = True, realtime: bool = True) -> None:
       control thread runs pure Python;
     * ``realtime`` (``VOIPBIN_MEDIA_REALTIME``): SCHED_RR for the media thread (priority 2) and the
       control thread (1), else (or if the OS refuses) nice -15 / -10. See :func:`_tune_scheduling`.
+      ``media_thread=False`` (the media runs in a worker process, which tunes itself): the control
+      thread only, and no media thread is started here.
     """
     if freeze:
         gc.collect()
         gc.freeze()
     gc.set_threshold(2_000, 10, 100)
     sys.setswitchinterval(0.002)
-    _tune_scheduling(realtime)
+    _tune_scheduling(realtime, media_thread)
     if _gc_watch not in gc.callbacks:
         gc.callbacks.append(_gc_watch)
 
 
-def _tune_scheduling(realtime: bool) -> None:
+def _tune_scheduling(realtime: bool, media_thread: bool = True) -> None:
     """Why real-time, measured (bench/media_rtp.py, 200 play+record sessions, load average 3-4 from
     other jobs): with nice values the media thread was still 4 800-13 000 ticks late in 6 s and the
     peer saw gaps of 123-321 ms, because the thread that HELD THE GIL (the control loop, at best
@@ -485,9 +487,12 @@ def _tune_scheduling(realtime: bool) -> None:
     thread from locking up the host; the threads the control thread starts later are ordinary
     (SCHED_RESET_ON_FORK), so inference and the database pools are not real-time."""
     global _control_sched
-    eng = MediaEngine.default()
     if realtime and _set_realtime(CONTROL_RT_PRIORITY):
         _control_sched = (os.SCHED_RR | os.SCHED_RESET_ON_FORK, CONTROL_RT_PRIORITY)
+        if not media_thread:
+            log.info("control thread: real-time scheduling (SCHED_RR %d)", CONTROL_RT_PRIORITY)
+            return
+        eng = MediaEngine.default()
         done = threading.Event()
 
         def media_rt() -> None:
@@ -550,18 +555,33 @@ def stop_loop_lag_probe() -> None:
     _control_lag.stop()
 
 
+_remote_media: Callable[[], dict[str, Any]] | None = None
+
+
+def use_remote_media(read: Callable[[], dict[str, Any]] | None) -> None:
+    """The media runs in a worker process: ``read()`` gives its last ``media_loop_lag``,
+    ``media_clock`` and ``gc`` figures (reported each second), which :func:`media_metrics` shows."""
+    global _remote_media
+    _remote_media = read
+
+
 def media_metrics() -> dict[str, Any]:
     """Event-loop lag (control and media loop) and media-clock counters, for ``/metrics``.
 
     Plain numbers, no prometheus types: the metrics module maps them to gauges/counters.
     """
     eng = MediaEngine._default
+    remote = _remote_media() if _remote_media is not None else None
     out: dict[str, Any] = {
         "control_loop_lag": _control_lag.snapshot(),
         "gc": {"collections": gc_pauses.count, "max_ms": round(gc_pauses.max_ms, 2),
                "total_ms": round(gc_pauses.total_ms, 1), "over_20ms": gc_pauses.over_20ms},
     }  # fmt: skip
-    if eng is not None:
+    if remote:
+        out["media_loop_lag"] = remote["media_loop_lag"]
+        out["media_clock"] = remote["media_clock"]
+        out["media_gc"] = remote["gc"]
+    elif eng is not None:
         out["media_loop_lag"] = eng.lag.snapshot()
         out["media_clock"] = eng.stats()
     else:

@@ -26,12 +26,13 @@ Negotiation results come in as plain values; this package knows nothing of SIP o
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import numpy as np
 
 from voipbin.media.bridge import Bridge
+from voipbin.media.callmedia import CallMedia
 from voipbin.media.dtmf import DtmfDigit
 from voipbin.media.engine import MediaEngine
 from voipbin.media.jitter import JitterBuffer
@@ -65,6 +66,15 @@ class MediaSession:
         await rtp.open(port)
         return cls(rtp)
 
+    @staticmethod
+    def factory(allocator: PortAllocator) -> Callable[[str], Awaitable[MediaSession]]:
+        """``host -> session`` with ports from ``allocator`` (the calls layer's MediaFactory)."""
+
+        async def create(host: str) -> MediaSession:
+            return await MediaSession.create(allocator=allocator, host=host)
+
+        return create
+
     @property
     def local_port(self) -> int:
         return self.rtp.local_port
@@ -72,6 +82,10 @@ class MediaSession:
     @property
     def stats(self) -> RtpStats:
         return self.rtp.stats
+
+    @property
+    def family_version(self) -> int:
+        return self.rtp.family_version
 
     def negotiate(
         self,
@@ -167,7 +181,9 @@ class MediaSession:
         await self.rtp.send_dtmf(digits, duration_ms)
 
     # bridging
-    def bridge(self, other: MediaSession, max_queue: int = 3) -> Bridge:
+    def bridge(self, other: CallMedia, max_queue: int = 3) -> Bridge:
+        if not isinstance(other, MediaSession):
+            raise TypeError("can only bridge two sessions of this process")
         if self._bridge is not None and self._bridge.active:
             raise RuntimeError("already bridged")
         b = Bridge(self.rtp, other.rtp, max_queue).start()

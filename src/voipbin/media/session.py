@@ -96,6 +96,17 @@ def _emit_to(sinks: tuple[Sink, ...], frame: Frame) -> None:
             log.exception("rtp: %s sink failed", frame.direction)
 
 
+def check_remote(addr: str, port: int, ptime: int, family_version: int, host: str) -> None:
+    """Raise ValueError unless a session bound to ``host`` can send to ``addr``:``port`` every ``ptime``."""
+    if ptime <= 0 or ptime % 20:
+        raise ValueError("ptime must be a positive multiple of 20 ms")
+    version = ipaddress.ip_address(addr).version  # ValueError for host names: resolve before (no DNS)
+    if version != family_version:
+        raise ValueError(f"an IPv{version} peer needs an IPv{version} RTP socket (bound to {host})")
+    if not 0 < port < 65536:
+        raise ValueError(f"bad RTP port {port}")
+
+
 class RtpSession:
     """See the module docstring. Lifecycle: ``await open()`` → ``set_remote(...)`` → ``start()`` →
     ``await close()``, all from the control loop."""
@@ -267,13 +278,7 @@ class RtpSession:
         ``latch``: symmetric RTP — send to wherever the peer's first packet came from (for peers
         behind NAT). Packets are accepted from any source either way. May be called again
         (re-INVITE) while running."""
-        if ptime <= 0 or ptime % 20:
-            raise ValueError("ptime must be a positive multiple of 20 ms")
-        version = ipaddress.ip_address(addr).version  # ValueError for host names: resolve before (no DNS)
-        if version != self.family_version:
-            raise ValueError(f"an IPv{version} peer needs an IPv{version} RTP socket (bound to {self.host})")
-        if not 0 < port < 65536:
-            raise ValueError(f"bad RTP port {port}")
+        check_remote(addr, port, ptime, self.family_version, self.host)
         self.stream.configure(payload_type, dtmf_pt, ptime)
         self.latch = latch
         self._latched = False
@@ -312,12 +317,14 @@ class RtpSession:
         self._registered = True
 
     # ------------------------------------------------------------------ consumers
-    def add_tap(self, direction: str = "both", maxsize: int = 50) -> Tap:
-        """Subscribe to 20 ms PCM frames: ``direction`` is ``in``, ``out`` or ``both``."""
+    def add_tap(self, direction: str = "both", maxsize: int = 50, tap: Tap | None = None) -> Tap:
+        """Subscribe to 20 ms PCM frames: ``direction`` is ``in``, ``out`` or ``both``. ``tap``: a
+        tap of the caller's own making for the frames (the media worker's, which forwards them)."""
         dirs = frozenset(("in", "out")) if direction == "both" else frozenset((direction,))
         if not dirs <= {"in", "out"}:
             raise ValueError("direction must be in, out or both")
-        tap = Tap(dirs, maxsize, waker=self._wake_future)
+        if tap is None:
+            tap = Tap(dirs, maxsize, waker=self._wake_future)
         self._taps.append(tap)
         if dirs == {"in"}:  # a listener (AI, STT): frames in order at arrival, not paced (see below)
             self._listeners = (*self._listeners, tap.put)
@@ -651,4 +658,4 @@ class RtpSession:
         await self.close()
 
 
-__all__ = ["FRAME_SECONDS", "SILENCE_PCM", "PcmSource", "RtpSession", "Sink"]
+__all__ = ["FRAME_SECONDS", "SILENCE_PCM", "PcmSource", "RtpSession", "Sink", "check_remote"]
