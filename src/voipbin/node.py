@@ -268,7 +268,7 @@ async def start_node(node: Node, *, freeze_gc: bool = False) -> None:
     if isinstance(node.calls, SipCallManager):
         worker = node.calls.media_worker
         if worker is not None:  # /metrics shows the worker's media clock and loop lag
-            media_engine.use_remote_media(lambda: worker.metrics)
+            media_engine.use_remote_media(lambda: worker.metrics if worker.running else {})
         try:
             await node.calls.start()
         except OSError as exc:
@@ -309,6 +309,7 @@ async def stop_node(node: Node) -> None:
     await node.summaries.close()
     await node.transcribes.close()
     await node.calls.close()
+    media_engine.use_remote_media(None)
     await node.ai.close()
     await node.aicalls.close()
     await node.registrations.close()

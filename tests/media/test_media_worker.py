@@ -241,3 +241,14 @@ async def test_a_dead_worker_ends_its_sessions_and_a_new_one_starts(worker: Medi
     finally:
         await again.close()
         await peer2.close()
+
+
+async def test_the_worker_reports_its_clock_and_loop_lag(worker: MediaWorker) -> None:
+    remote, peer = await linked(worker)
+    try:
+        await asyncio.sleep(1.5)  # the worker reports each second
+    finally:
+        await remote.close()
+        await peer.close()
+    assert worker.metrics["media_clock"]["sessions"] >= 1 and worker.metrics["media_clock"]["ticks"] > 0
+    assert "max_ms" in worker.metrics["media_loop_lag"] and "collections" in worker.metrics["gc"]

@@ -140,8 +140,9 @@ class SipCallManager(CallManager):
         media: MediaFactory
         if s.media_process:
             self.media_worker = MediaWorker(
-                port_min=s.rtp_port_min, port_max=s.rtp_port_max, realtime=s.media_realtime
-            )
+                port_min=s.rtp_port_min, port_max=s.rtp_port_max, realtime=s.media_realtime,
+                log_level=s.log_level, log_format=s.log_format,
+            )  # fmt: skip
             media = self.media_worker.open_session
         else:
             media = MediaSession.factory(PortAllocator(s.rtp_port_min, s.rtp_port_max))

@@ -52,8 +52,19 @@ START_TIMEOUT = 20.0
 class MediaWorker:
     """Starts and talks to one media worker process; ``open_session`` is the calls layer's factory."""
 
-    def __init__(self, *, port_min: int = 20000, port_max: int = 20999, realtime: bool = False) -> None:
-        self.config = {"port_min": port_min, "port_max": port_max, "realtime": realtime}
+    def __init__(
+        self,
+        *,
+        port_min: int = 20000,
+        port_max: int = 20999,
+        realtime: bool = False,
+        log_level: str = "INFO",
+        log_format: str = "text",
+    ) -> None:
+        self.config = {
+            "port_min": port_min, "port_max": port_max, "realtime": realtime,
+            "log_level": log_level, "log_format": log_format,
+        }  # fmt: skip
         self.proc: asyncio.subprocess.Process | None = None
         self.pid = 0
         self.scheduling = ""

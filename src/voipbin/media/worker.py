@@ -33,6 +33,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any
 
+from voipbin import logcontext
 from voipbin.media import engine as media_engine
 from voipbin.media.mediasession import MediaSession
 from voipbin.media.ports import PortAllocator
@@ -341,9 +342,8 @@ def main() -> None:
     args = parser.parse_args()
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the node stops us
-    logging.basicConfig(level=os.environ.get("VOIPBIN_LOG_LEVEL", "INFO").upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")  # fmt: skip
     config = json.loads(args.config)
+    logcontext.configure(config.get("log_level", "INFO"), config.get("log_format", "text"))  # as the node
     try:
         import uvloop
 
