@@ -65,7 +65,13 @@ class Dialer:
         media: CallMedia = await self.media(MEDIA_HOST)
         call = LiveCall(CallLeg(call_id, customer_id, media, incoming=incoming), self.ops, self.tts)
         self.legs.add(call)
+        # The media worker died: a call without media is dead air, so it ends (BYE) as failed.
+        media.on_lost(lambda: self._media_lost(call))
         return call
+
+    def _media_lost(self, call: LiveCall) -> None:
+        log.error("call %s lost its media (the media worker exited): hanging up", call.call_id)
+        self.legs.spawn(self.legs.hangup(call, HangupReason.FAILED))
 
     async def dial(
         self, call_id: uuid.UUID, on_answer: OnAnswer, targets: list[routing.DialTarget] | None = None

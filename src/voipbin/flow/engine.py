@@ -234,8 +234,13 @@ class Runner:
         except ActionFailed as exc:
             ended, error = "error", str(exc)
         except Exception as exc:  # a handler bug must not leave the call hanging
-            log.exception("activeflow %s: unexpected error", self.id)
-            ended, error = "error", f"internal error: {exc!r}"
+            if self.call is not None and self.call.is_hungup:
+                # The call ended under the running action (its media closed mid-request): a hangup.
+                log.info("activeflow %s: the call ended during an action (%r)", self.id, exc)
+                ended = "hangup"
+            else:
+                log.exception("activeflow %s: unexpected error", self.id)
+                ended, error = "error", f"internal error: {exc!r}"
         self.phase = "finishing"
         try:
             await self._finish(ended, error)

@@ -169,6 +169,9 @@ class MediaSession:
     def untap(self, tap: Tap) -> None:
         self.rtp.remove_tap(tap)
 
+    def on_lost(self, callback: Callable[[], None]) -> None:
+        """Media in this process cannot be lost apart from it: ``callback`` never runs."""
+
     # dtmf
     def on_dtmf(self, callback: Callable[[DtmfDigit], None]) -> None:
         self.rtp.on_dtmf(callback)

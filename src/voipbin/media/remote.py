@@ -127,7 +127,7 @@ class MediaWorker:
                 fut.set_exception(MediaError("media worker exited"))
         sessions, self._sessions = self._sessions, {}
         for s in sessions.values():
-            s._ended()
+            s._ended(lost=True)
         self._taps.clear()
         self._chan = None
 
@@ -238,6 +238,7 @@ class RemoteMediaSession:
         self.stats = RtpStats()
         self.dtmf_queue: asyncio.Queue[DtmfDigit] = asyncio.Queue(maxsize=64)
         self._dtmf_callbacks: list[Callable[[DtmfDigit], None]] = []
+        self._lost_callbacks: list[Callable[[], None]] = []
         self._taps: dict[int, Tap] = {}
         self._tap_ids: dict[int, int] = {}  # id(tap) -> tap id
         self._recording = False
@@ -292,8 +293,15 @@ class RemoteMediaSession:
             except Exception:
                 log.exception("rtp: dtmf callback failed")
 
-    def _ended(self) -> None:
-        """Closed, or the worker died: taps close, producers stop."""
+    def _ended(self, lost: bool = False) -> None:
+        """Closed, or the worker died (``lost``: the call has no media any more): taps close,
+        producers stop, and ``on_lost`` callbacks run."""
+        if lost and not self._closed:
+            for cb in self._lost_callbacks:
+                try:
+                    cb()
+                except Exception:
+                    log.exception("media: lost callback failed")
         self._closed = True
         self._gen += 1
         self._inflight.clear()
@@ -432,6 +440,8 @@ class RemoteMediaSession:
     ) -> None:
         if self._recording:
             raise RuntimeError("already recording")
+        if self._closed:  # as in-process: a closed session records nothing
+            return
         await self._ask("rec_start", str(path), direction, stereo, maxsize)
         self._recording = True
 
@@ -467,6 +477,10 @@ class RemoteMediaSession:
                 self._tell("untap", self.sid, tid)
         tap.close()
 
+    def on_lost(self, callback: Callable[[], None]) -> None:
+        """``callback()`` once if the worker dies while this session is open (the call should end)."""
+        self._lost_callbacks.append(callback)
+
     # -- DTMF ---------------------------------------------------------------------------------------
     def on_dtmf(self, callback: Callable[[DtmfDigit], None]) -> None:
         self._dtmf_callbacks.append(callback)
@@ -475,6 +489,8 @@ class RemoteMediaSession:
         return await self.dtmf_queue.get()
 
     async def send_dtmf(self, digits: str, duration_ms: int = 100) -> None:
+        if self._closed:
+            raise MediaError("media session closed")
         await self._ask("dtmf", digits, duration_ms)
 
     # -- bridging -----------------------------------------------------------------------------------
