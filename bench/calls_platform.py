@@ -85,10 +85,10 @@ def family(pid: int) -> list[int]:
     return pids
 
 
-def cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int, children_only: bool = False) -> float:
     """utime + stime of a process and its children (all their threads), in seconds."""
     total = 0.0
-    for p in family(pid):
+    for p in family(pid)[1 if children_only else 0 :]:
         with contextlib.suppress(OSError), open(f"/proc/{p}/stat") as fh:
             fields = fh.read().rsplit(")", 1)[1].split()
             total += (int(fields[11]) + int(fields[12])) / CLK
@@ -134,22 +134,24 @@ class CpuSampler(threading.Thread):
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
         self.pid = pid
-        self.samples: list[tuple[float, float, float]] = []  # (time, process CPU, media thread CPU)
+        # (time, process + worker CPU, media thread CPU, media worker process CPU)
+        self.samples: list[tuple[float, float, float, float]] = []
         self.stop = threading.Event()
 
     def run(self) -> None:
         while not self.stop.is_set():
             with contextlib.suppress(OSError):
                 now, cpu = time.monotonic(), cpu_seconds(self.pid)
-                self.samples.append((now, cpu, thread_cpu_seconds(self.pid, MEDIA_THREAD)))
+                media = thread_cpu_seconds(self.pid, MEDIA_THREAD)
+                self.samples.append((now, cpu, media, cpu_seconds(self.pid, children_only=True)))
             self.stop.wait(0.25)
 
-    def share(self, t_from: float, t_to: float, media: bool = False) -> float:
-        """CPU share of the process (or of its media thread) between the two times."""
+    def share(self, t_from: float, t_to: float, media: bool = False, worker: bool = False) -> float:
+        """CPU share of the server (or of its media thread, or its media worker) between the two times."""
         inside = [s for s in self.samples if t_from <= s[0] <= t_to]
         if len(inside) < 2:
             return float("nan")
-        i = 2 if media else 1
+        i = 3 if worker else 2 if media else 1
         return (inside[-1][i] - inside[0][i]) / (inside[-1][0] - inside[0][0])
 
 
@@ -357,6 +359,7 @@ class ConcurrentResult:
     cpu: float  # server CPU seconds over the SIPp run
     steady_share: float  # server CPU share (1.0 = one core) while all N calls were up
     media_share: float  # the media thread's share then (RTP in/out, jitter, codec, taps)
+    worker_share: float  # the media worker process's share then (media thread, its loop, recorder)
     max_gap_ms: float  # inbound: between SIPp's packets as they reached us
     calls_over_40ms: int  # calls with an inbound gap > 40 ms (includes SIPp's own sending delays)
     max_gap_out_ms: float  # outbound: between the packets we sent (what the caller hears)
@@ -420,6 +423,7 @@ def bench_concurrent(srv: Server, n: int, workdir: Path, arrivals: int = 0) -> C
     window = (res.started_at + RAMP_S + 0.5, res.started_at + CALL_PAUSE_MS / 1000 - 0.3)
     steady = sampler.share(*window)
     media_share = sampler.share(*window, media=True)
+    worker_share = sampler.share(*window, worker=True)
     calls = srv.drain_calls(n + sum(a.ok + a.failed for a in arrived))
     rtps = [c.get("metadata", {}).get("rtp") for c in calls if c["status"] == "hangup"]
     rtps = [r for r in rtps if r]
@@ -441,7 +445,7 @@ def bench_concurrent(srv: Server, n: int, workdir: Path, arrivals: int = 0) -> C
     return ConcurrentResult(
         n=n, ok=res.ok, failed=res.failed, hung_up=len(rtps), pkts=pkts, pkt_s=pkts / res.elapsed,
         up_pkt_s=up_pkt_s, cpu=cpu,
-        steady_share=steady, media_share=media_share,
+        steady_share=steady, media_share=media_share, worker_share=worker_share,
         max_gap_ms=max((r["max_gap_ms"] for r in rtps), default=float("nan")),
         calls_over_40ms=sum(1 for r in rtps if r["max_gap_ms"] > 40),
         max_gap_out_ms=max((r.get("max_gap_out_ms", float("nan")) for r in rtps), default=float("nan")),
@@ -616,13 +620,14 @@ def run_concurrent(srv: Server, sizes: list[int], tmp: Path, args: argparse.Name
         "# up pkt/s: aggregate RTP rate (in+out) while all calls are up; core: server CPU share then;\n"
         "# pkt/cpu-s up: packets per server CPU-second then; echo: the bare echo at the same rate;\n"
         "# run pkt/cpu-s: all packets / all server CPU of the run (incl. setups, flow, DB, teardown);\n"
-        "# media: the media thread's CPU share while up; m.ratio: its packets per CPU-second / echo's"
+        "# media: the media thread's CPU share while up; m.ratio: its packets per CPU-second / echo's;\n"
+        "# worker: the media worker process's share while up (media thread, request loop, recorder)"
     )
     print(
         f"{'N':>4} {'ok':>4} {'fail':>4} {'up pkt/s':>8} {'core':>5} {'calls/core':>10} "
         f"{'pkt/cpu-s up':>12} {'echo':>7} {'ratio':>5} {'run pkt/cpu-s':>13} {'max gap':>8} "
         f"{'>40ms':>5} {'out gap':>8} {'>40ms':>5} {'lost':>5} {'late':>5} {'skip':>5} {'recs':>4} "
-        f"{'arrivals ok/fail setups/s':>25} {'media':>5} {'m.ratio':>7}"
+        f"{'arrivals ok/fail setups/s':>25} {'media':>5} {'m.ratio':>7} {'worker':>6}"
     )
     conc: list[tuple[ConcurrentResult, EchoResult]] = []
     for n in sizes:
@@ -639,7 +644,7 @@ def run_concurrent(srv: Server, sizes: list[int], tmp: Path, args: argparse.Name
             f"{r.pkt_per_cpu:>13.0f} {r.max_gap_ms:>6.1f}ms {r.calls_over_40ms:>5} "
             f"{r.max_gap_out_ms:>6.1f}ms {r.calls_over_40ms_out:>5} "
             f"{r.lost:>5} {r.late:>5} {r.skipped:>5} {r.recordings:>4} {arr:>25} "
-            f"{r.media_share:>5.2f} {r.media_pkt_per_cpu / echo.pkt_per_cpu:>7.2f}",
+            f"{r.media_share:>5.2f} {r.media_pkt_per_cpu / echo.pkt_per_cpu:>7.2f} {r.worker_share:>6.2f}",
             flush=True,
         )
         if r.failed or r.hung_up < n or r.steady_share > 1.5:  # control + media thread: <= 2 cores

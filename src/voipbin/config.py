@@ -47,8 +47,10 @@ class Settings(BaseSettings):
     rtp_port_max: int = 20999
     # `voipbin serve`: media and control threads SCHED_RR when the OS allows (media/engine.py).
     media_realtime: bool = True
-    # RTP in a worker process of its own (media/worker.py: its own GIL); off: a thread of this one.
+    # RTP in worker processes of their own (media/worker.py: each its own GIL); off: a thread of this one.
     media_process: bool = True
+    # How many media workers at most (0: one per core, up to 4); each starts when the others are busy.
+    media_workers: int = Field(default=0, ge=0, le=64)
 
     admin_username: str = "admin"
     admin_password: str = ""  # empty -> generated and printed once on first start

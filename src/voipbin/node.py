@@ -266,9 +266,9 @@ async def start_node(node: Node, *, freeze_gc: bool = False) -> None:
     await recover(node)
     await node.registrations.start()
     if isinstance(node.calls, SipCallManager):
-        worker = node.calls.media_worker
-        if worker is not None:  # /metrics shows the worker's media clock and loop lag
-            media_engine.use_remote_media(lambda: worker.metrics if worker.running else {})
+        pool = node.calls.media_pool
+        if pool is not None:  # /metrics shows the workers' media clocks and loop lag
+            media_engine.use_remote_media(pool.metrics)
         try:
             await node.calls.start()
         except OSError as exc:

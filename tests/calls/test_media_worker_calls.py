@@ -32,8 +32,8 @@ async def _call_the_phone(telephony: Telephony, phone: TestPhone) -> str:
 
 async def test_a_call_whose_media_worker_dies_ends_failed_with_bye(telephony: Telephony) -> None:
     manager = telephony.platform.calls
-    assert isinstance(manager, SipCallManager) and manager.media_worker is not None
-    worker = manager.media_worker
+    assert isinstance(manager, SipCallManager) and manager.media_pool is not None
+    worker = manager.media_pool.workers[0]
     phone = TestPhone(PHONE, server=("127.0.0.1", telephony.sip_port))
     await phone.start()
     try:
@@ -64,7 +64,7 @@ async def test_a_call_whose_media_worker_dies_ends_failed_with_bye(telephony: Te
 @pytest.mark.parametrize("telephony", [{"media_process": False}], indirect=True)
 async def test_media_on_a_thread_of_the_node_when_asked(telephony: Telephony) -> None:
     manager = telephony.platform.calls
-    assert isinstance(manager, SipCallManager) and manager.media_worker is None
+    assert isinstance(manager, SipCallManager) and manager.media_pool is None
     phone = TestPhone(PHONE, server=("127.0.0.1", telephony.sip_port))
     await phone.start()
     try:

@@ -21,7 +21,7 @@ from media_helpers import collect, pcm_of, peak_hz, rms, sine
 from voipbin.media import MediaSession
 from voipbin.media.errors import MediaError
 from voipbin.media.jitter import JitterBuffer
-from voipbin.media.remote import MediaWorker, RemoteMediaSession
+from voipbin.media.remote import MediaPool, MediaWorker, RemoteMediaSession
 from voipbin.media.taps import TapClosed
 
 
@@ -252,3 +252,31 @@ async def test_the_worker_reports_its_clock_and_loop_lag(worker: MediaWorker) ->
         await peer.close()
     assert worker.metrics["media_clock"]["sessions"] >= 1 and worker.metrics["media_clock"]["ticks"] > 0
     assert "max_ms" in worker.metrics["media_loop_lag"] and "collections" in worker.metrics["gc"]
+
+
+async def test_a_pool_spreads_sessions_and_keeps_bridged_calls_together() -> None:
+    pool = MediaPool(2, port_min=41200, port_max=41399, spread_at=2)
+    await pool.start()
+    first, second = pool.workers
+    assert first.running and not second.running  # the second starts when the first is busy
+    opened: list[RemoteMediaSession] = []
+    try:
+        for _ in range(3):
+            opened.append(await pool.open_session("127.0.0.1"))
+        assert [s.worker for s in opened] == [first, first, second]
+        assert 41200 <= opened[0].local_port < 41300 and 41300 <= opened[2].local_port <= 41399
+        near = await pool.open_session("127.0.0.1", near=opened[0])  # joins a call on the busier worker
+        opened.append(near)
+        assert near.worker is first
+        with pytest.raises(TypeError):  # frames cross between workers only through a bridge in one
+            opened[2].bridge(opened[0])
+        opened[0].bridge(near)
+        opened[0].unbridge()
+        await asyncio.sleep(1.2)  # each worker reports once a second
+        m = pool.metrics()
+        assert m["workers"] == 2 and m["media_clock"]["sessions"] == 0  # none started
+    finally:
+        for s in opened:
+            await s.close()
+        await pool.close()
+    assert not pool.running

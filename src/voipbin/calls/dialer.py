@@ -59,10 +59,15 @@ class Dialer:
         self.dial_timeout = dial_timeout
 
     async def new_live_call(
-        self, call_id: uuid.UUID, customer_id: uuid.UUID, incoming: IncomingInvite | None = None
+        self,
+        call_id: uuid.UUID,
+        customer_id: uuid.UUID,
+        incoming: IncomingInvite | None = None,
+        near: CallMedia | None = None,
     ) -> LiveCall:
-        """A live call with its media session, held by ``legs`` until it ends."""
-        media: CallMedia = await self.media(MEDIA_HOST)
+        """A live call with its media session, held by ``legs`` until it ends (``near``: the media of
+        the call it will be bridged to, which it must share a media worker with)."""
+        media: CallMedia = await self.media(MEDIA_HOST, near=near)
         call = LiveCall(CallLeg(call_id, customer_id, media, incoming=incoming), self.ops, self.tts)
         self.legs.add(call)
         # The media worker died: a call without media is dead air, so it ends (BYE) as failed.
@@ -85,7 +90,8 @@ class Dialer:
         except routing.NotRoutable as exc:
             await self.records.finish(call_id, reason=HangupReason.FAILED, by="local", detail=str(exc))
             return None
-        call = await self.new_live_call(call_id, row.customer_id)
+        master = self.legs.get(row.master_call_id) if row.master_call_id else None
+        call = await self.new_live_call(call_id, row.customer_id, near=master.media if master else None)
         try:
             await self._ring(call, row, targets, on_answer)
         except Exception:

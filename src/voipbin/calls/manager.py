@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import abc
 import logging
+import os
 import uuid
 from typing import Any
 
@@ -35,7 +36,7 @@ from voipbin.flow.interfaces import CallHungUp, RecordingRequest
 from voipbin.media.callmedia import MediaFactory
 from voipbin.media.mediasession import MediaSession
 from voipbin.media.ports import PortAllocator
-from voipbin.media.remote import MediaWorker
+from voipbin.media.remote import MediaPool
 from voipbin.security import Encryptor
 from voipbin.sip.endpoint import IncomingInvite, IncomingRequest, SipEndpoint
 from voipbin.store.db import Database
@@ -135,15 +136,16 @@ class SipCallManager(CallManager):
             devcarrier=registrations.devcarrier_bindings,
             extensions=registrations.extension_bindings,
         )
-        # Media in a worker process (its own GIL: media/worker.py), or on this process's media thread.
-        self.media_worker: MediaWorker | None = None
+        # Media in worker processes (each its own GIL: media/worker.py), or on this process's media thread.
+        self.media_pool: MediaPool | None = None
         media: MediaFactory
         if s.media_process:
-            self.media_worker = MediaWorker(
+            self.media_pool = MediaPool(
+                s.media_workers or min(4, os.cpu_count() or 1),
                 port_min=s.rtp_port_min, port_max=s.rtp_port_max, realtime=s.media_realtime,
                 log_level=s.log_level, log_format=s.log_format,
             )  # fmt: skip
-            media = self.media_worker.open_session
+            media = self.media_pool.open_session
         else:
             media = MediaSession.factory(PortAllocator(s.rtp_port_min, s.rtp_port_max))
         self.dialer = Dialer(
@@ -183,8 +185,8 @@ class SipCallManager(CallManager):
         return self.legs.live
 
     async def start(self) -> None:
-        if self.media_worker is not None:
-            await self.media_worker.start()
+        if self.media_pool is not None:
+            await self.media_pool.start()
         await self.endpoint.start()
         await self.trunks.sync()
         six = f" and [{self.endpoint.host6}]:{self.endpoint.port}" if self.endpoint.ipv6 else ""
@@ -195,8 +197,8 @@ class SipCallManager(CallManager):
         await self.trunks.close()
         if not self.unavailable:
             await self.endpoint.stop()
-        if self.media_worker is not None:
-            await self.media_worker.close()
+        if self.media_pool is not None:
+            await self.media_pool.close()
 
     # -- the API's side ------------------------------------------------------------------------------
     async def start_outgoing(self, call_id: uuid.UUID) -> None:

@@ -7,7 +7,7 @@ The node picks one (``VOIPBIN_MEDIA_PROCESS``); the calls layer only sees this p
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -86,4 +86,7 @@ class CallMedia(Protocol):
     async def close(self) -> RecordingInfo | None: ...
 
 
-MediaFactory = Callable[[str], Any]  # host -> awaitable CallMedia (bound, not started)
+class MediaFactory(Protocol):
+    """A new call's media bound on ``host``, not started; ``near``: the call it will be bridged to."""
+
+    def __call__(self, host: str, *, near: CallMedia | None = None) -> Awaitable[CallMedia]: ...

@@ -26,13 +26,13 @@ Negotiation results come in as plain values; this package knows nothing of SIP o
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from voipbin.media.bridge import Bridge
-from voipbin.media.callmedia import CallMedia
+from voipbin.media.callmedia import CallMedia, MediaFactory
 from voipbin.media.dtmf import DtmfDigit
 from voipbin.media.engine import MediaEngine
 from voipbin.media.jitter import JitterBuffer
@@ -67,10 +67,11 @@ class MediaSession:
         return cls(rtp)
 
     @staticmethod
-    def factory(allocator: PortAllocator) -> Callable[[str], Awaitable[MediaSession]]:
-        """``host -> session`` with ports from ``allocator`` (the calls layer's MediaFactory)."""
+    def factory(allocator: PortAllocator) -> MediaFactory:
+        """``host -> session`` with ports from ``allocator`` (the calls layer's MediaFactory; every
+        session of this process can bridge with every other, so ``near`` changes nothing)."""
 
-        async def create(host: str) -> MediaSession:
+        async def create(host: str, *, near: CallMedia | None = None) -> MediaSession:
             return await MediaSession.create(allocator=allocator, host=host)
 
         return create

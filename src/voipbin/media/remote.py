@@ -208,7 +208,7 @@ class MediaWorker:
 
     # -- the factory ------------------------------------------------------------------------------------
     async def open_session(
-        self, host: str = "0.0.0.0", port: int | None = None, playout_frames: int = 50
+        self, host: str = "0.0.0.0", port: int | None = None, playout_frames: int = 50, near: Any = None
     ) -> RemoteMediaSession:
         if not self.running:
             await self.start()
@@ -537,3 +537,75 @@ class RemoteMediaSession:
             self._ended()
             self.worker.forget(self.sid)
         return info
+
+
+class MediaPool:
+    """Up to ``workers`` media worker processes, each with its own GIL and its own slice of the RTP
+    port range. A new session goes to the least loaded running worker; the next worker starts only
+    when every running one holds ``spread_at`` sessions or more (small nodes and tests run one). A
+    session that will be bridged to another (``near``: the call it joins) goes to that call's worker,
+    since a bridge is frame-by-frame inside one worker."""
+
+    def __init__(
+        self,
+        workers: int = 1,
+        *,
+        port_min: int = 20000,
+        port_max: int = 20999,
+        spread_at: int = 50,
+        **config: Any,
+    ) -> None:
+        if workers < 1:
+            raise ValueError("need at least one media worker")
+        span = (port_max - port_min + 1) // workers
+        if span < 4:
+            raise ValueError("the RTP port range is too small for that many media workers")
+        self.spread_at = spread_at
+        self.workers = [
+            MediaWorker(port_min=port_min + i * span, port_max=port_min + (i + 1) * span - 1, **config)
+            for i in range(workers)
+        ]
+
+    @property
+    def running(self) -> bool:
+        return any(w.running for w in self.workers)
+
+    async def start(self) -> None:
+        """The first worker; the others start when load needs them."""
+        await self.workers[0].start()
+
+    async def close(self) -> None:
+        await asyncio.gather(*(w.close() for w in self.workers))
+
+    def _pick(self, near: CallMedia | None) -> MediaWorker:
+        if isinstance(near, RemoteMediaSession) and near.worker in self.workers and near.worker.running:
+            return near.worker
+        running = [w for w in self.workers if w.running]
+        idle = [w for w in self.workers if not w.running]
+        best = min(running, key=lambda w: len(w._sessions), default=None)
+        if best is None or (idle and len(best._sessions) >= self.spread_at):
+            return idle[0]
+        return best
+
+    async def open_session(
+        self, host: str = "0.0.0.0", port: int | None = None, near: CallMedia | None = None
+    ) -> RemoteMediaSession:
+        return await self._pick(near).open_session(host, port)
+
+    def metrics(self) -> dict[str, Any]:
+        """The running workers' media clocks and loop lag, summed (counts) or the worst (lag, ms)."""
+        reports = [w.metrics for w in self.workers if w.running and w.metrics]
+        if not reports:
+            return {}
+        out: dict[str, Any] = {}
+        for section in ("media_loop_lag", "media_clock", "gc"):
+            merged: dict[str, Any] = {}
+            for r in reports:
+                for key, value in r.get(section, {}).items():
+                    if key.endswith("ms") and not key.startswith("total"):
+                        merged[key] = max(merged.get(key, 0), value)
+                    else:
+                        merged[key] = merged.get(key, 0) + value
+            out[section] = merged
+        out["workers"] = len(reports)
+        return out
