@@ -526,6 +526,7 @@ class GcPauses:
 
 
 gc_pauses = GcPauses()
+process_role = "node"  # "media worker" in media/worker.py: whose collector paused, in the logs
 
 
 def _gc_watch(phase: str, info: dict[str, Any]) -> None:
@@ -539,7 +540,8 @@ def _gc_watch(phase: str, info: dict[str, Any]) -> None:
     if ms >= 20:
         gc_pauses.over_20ms += 1
         log.warning(
-            "gc: generation %s collection took %.0f ms (%s collected)",
+            "gc (%s): generation %s collection took %.0f ms (%s collected)",
+            process_role,
             info.get("generation"),
             ms,
             info.get("collected"),
