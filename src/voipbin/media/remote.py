@@ -404,7 +404,10 @@ class RemoteMediaSession:
         room = self.queued_frames + frames <= self.playout_frames
         self._inflight.append((op_no, frames))
         if room:
-            self._tell("enq", self.sid, None, op_no, data, final)
+            try:
+                self._tell("enq", self.sid, None, op_no, data, final)
+            except MediaError:  # the worker just died: as a closed session
+                return False
             return gen == self._gen and not self._closed
         try:
             ok = await self._ask("enq", op_no, data, final)
