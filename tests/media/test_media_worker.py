@@ -7,10 +7,12 @@ peer), so what is checked is what a phone would hear and send.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import signal
 import time
 import wave
+import weakref
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -280,3 +282,24 @@ async def test_a_pool_spreads_sessions_and_keeps_bridged_calls_together() -> Non
             await s.close()
         await pool.close()
     assert not pool.running
+
+
+async def test_a_closed_session_is_freed_without_the_collector(tmp_path: Path) -> None:
+    """In a media worker a collector pass holds the GIL the clock needs: sessions must not leave
+    reference cycles behind (RtpSession._break_cycles)."""
+    s = await MediaSession.create(host="127.0.0.1")
+    s.negotiate("127.0.0.1", 9, 8, 101)
+    s.start()
+    s.tap("in")
+    await s.record_start(tmp_path / "r.wav")
+    await asyncio.sleep(0.1)
+    await s.close()
+    await asyncio.sleep(0.05)
+    gone = weakref.ref(s.rtp)
+    gc.disable()
+    try:
+        del s
+        await asyncio.sleep(0)
+        assert gone() is None
+    finally:
+        gc.enable()
