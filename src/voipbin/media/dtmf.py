@@ -8,11 +8,16 @@ retransmissions and stragglers of an already-reported event are recognised by ti
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import struct
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from voipbin.media.errors import MediaParseError
+
+log = logging.getLogger(__name__)
 
 EVENT_CODES = "0123456789*#ABCD"
 _PAYLOAD = struct.Struct("!BBH")
@@ -135,3 +140,18 @@ def encode_digit(
     out = [TelephoneEvent(code, False, volume, d) for d in range(step, total, step)]
     out += [TelephoneEvent(code, True, volume, total)] * 3
     return out
+
+
+def deliver_digit(
+    digit: DtmfDigit, queue: asyncio.Queue[DtmfDigit], callbacks: Iterable[Callable[[DtmfDigit], None]]
+) -> None:
+    """A received digit to a session's consumers: its bounded queue (the oldest digit gives way)
+    and its callbacks (one failing does not stop the others)."""
+    if queue.full():
+        queue.get_nowait()
+    queue.put_nowait(digit)
+    for cb in callbacks:
+        try:
+            cb(digit)
+        except Exception:
+            log.exception("rtp: dtmf callback failed")

@@ -35,7 +35,7 @@ from typing import Any
 import numpy as np
 
 from voipbin.media.callmedia import CallMedia
-from voipbin.media.dtmf import DtmfDigit
+from voipbin.media.dtmf import DtmfDigit, deliver_digit
 from voipbin.media.errors import MediaError
 from voipbin.media.recorder import RecordDirection, RecordingInfo
 from voipbin.media.resample import StreamResampler
@@ -284,14 +284,7 @@ class RemoteMediaSession:
             inflight.popleft()
 
     def _digit(self, digit: DtmfDigit) -> None:
-        if self.dtmf_queue.full():
-            self.dtmf_queue.get_nowait()
-        self.dtmf_queue.put_nowait(digit)
-        for cb in self._dtmf_callbacks:
-            try:
-                cb(digit)
-            except Exception:
-                log.exception("rtp: dtmf callback failed")
+        deliver_digit(digit, self.dtmf_queue, self._dtmf_callbacks)
 
     def _ended(self, lost: bool = False) -> None:
         """Closed, or the worker died (``lost``: the call has no media any more): taps close,

@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from voipbin.media.dtmf import DtmfDigit, encode_digit
+from voipbin.media.dtmf import DtmfDigit, deliver_digit, encode_digit
 from voipbin.media.engine import MediaEngine, resolve
 from voipbin.media.g711 import PT_PCMU, EncodeBatch
 from voipbin.media.jitter import JitterBuffer
@@ -606,14 +606,7 @@ class RtpSession:
             self._to_listeners()
 
     def _dtmf_to_consumers(self, digit: DtmfDigit) -> None:
-        if self.dtmf_queue.full():
-            self.dtmf_queue.get_nowait()
-        self.dtmf_queue.put_nowait(digit)
-        for cb in self._dtmf_callbacks:
-            try:
-                cb(digit)
-            except Exception:
-                log.exception("rtp: dtmf callback failed")
+        deliver_digit(digit, self.dtmf_queue, self._dtmf_callbacks)
 
     def _on_rtcp(self, data: bytes, addr: tuple[str, int]) -> None:
         self.stream.receive_rtcp(data, self._rx_now or time.monotonic())
