@@ -75,6 +75,7 @@ class Hosted:
         self.reported: tuple[int, int, int] = (-1, -1, -1)
         self.taps: dict[int, ForwardTap] = {}
         self.plays: set[asyncio.Task[None]] = set()
+        self.closed = False
 
 
 class WorkerHost:
@@ -172,10 +173,17 @@ class WorkerHost:
                 return None, None
             for task in list(h.plays):
                 task.cancel()
+            h.closed = True
             self._drop_ops(h)
             info = await h.ms.close()
-            if h.runner is not None:
-                h.runner.cancel()
+            runner, h.runner = h.runner, None
+            if runner is not None:
+                # Ends by itself (a cancelled task would keep a traceback cycle through this session
+                # for the collector: see _freeze_heap).
+                h.wake.set()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(asyncio.shield(runner), 1.0)
+                runner.cancel()
             return info, h.ms.stats
 
         self.spawn(req, close())
@@ -220,7 +228,7 @@ class WorkerHost:
 
     async def _run_ops(self, h: Hosted) -> None:
         """The session's playout requests in order: a waiting ``enq`` holds the ones behind it."""
-        while True:
+        while not h.closed:
             if not h.ops:
                 h.wake.clear()
                 await h.wake.wait()
