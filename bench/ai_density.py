@@ -185,6 +185,11 @@ def drive(args: argparse.Namespace) -> None:
                     f"{r['fakes_cpu']:>5.2f} {r['load'][0]:>5.2f}",
                     flush=True,
                 )
+                print(
+                    f"#   loop stalls > 10 ms: {pr['stalls']}, {pr['gc_stalls']} in a collector pause; "
+                    f"collections {pr['gc_count']}, over 5 ms by generation {pr['gc_over_5ms']} "
+                    f"(longest since start {pr['gc_max_ms']:.1f} ms)"
+                )
                 if args.stacks:
                     total = sum(v for v, _ in pr["stacks"])
                     print(f"#   stall stacks ({total} samples), most frequent first:")

@@ -42,8 +42,30 @@ class Probe:
         self._due = 0.0
         self._want_stacks = stacks
         self._main = threading.main_thread().ident
+        # Collector pauses (any thread's: the collector holds the GIL): how many, how long, and how
+        # many stalls they explain (a stall whose probe interval held >= half its lateness in GC).
+        self.gc_count = 0
+        self.gc_over_5ms: collections.Counter[str] = collections.Counter()  # by generation
+        self.gc_max_ms = 0.0
+        self.gc_stalls = 0
+        self._gc_since_fire = 0.0
+        self._gc_start = 0.0
+
+    def gc_event(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._gc_start = time.perf_counter()
+            return
+        ms = (time.perf_counter() - self._gc_start) * 1000
+        self.gc_count += 1
+        if ms > 5:
+            self.gc_over_5ms[str(info.get("generation"))] += 1
+        self.gc_max_ms = max(self.gc_max_ms, ms)
+        self._gc_since_fire += ms
 
     def attach(self, loop: Any) -> None:
+        import gc
+
+        gc.callbacks.append(self.gc_event)
         self._due = time.monotonic() + PERIOD
         loop.call_later(PERIOD, self._fire, loop)
         threading.Thread(target=self._dump_forever, name="bench-loop-probe", daemon=True).start()
@@ -56,6 +78,8 @@ class Probe:
         self.counts[int(late / BUCKET_MS)] += 1
         if late > STALL_MS:
             self.stalls += 1
+            self.gc_stalls += self._gc_since_fire >= late / 2
+        self._gc_since_fire = 0.0
         self.max_ms = max(self.max_ms, late)
         self.tick = now
         self._due = now + PERIOD
@@ -80,7 +104,9 @@ class Probe:
         return {
             "bucket_ms": BUCKET_MS, "counts": {str(k): v for k, v in sorted(self.counts.items())},
             "stalls": self.stalls, "max_ms": round(self.max_ms, 2), "stall_samples": self.stall_samples,
-            "stacks": dict(self.stacks.most_common(60)),
+            "stacks": dict(self.stacks.most_common(60)), "gc_count": self.gc_count,
+            "gc_over_5ms": dict(self.gc_over_5ms), "gc_max_ms": round(self.gc_max_ms, 2),
+            "gc_stalls": self.gc_stalls,
         }  # fmt: skip
 
     def _dump_forever(self) -> None:
@@ -123,7 +149,7 @@ def read(path: str) -> dict[str, Any]:
         with open(path) as f:
             return dict(json.load(f))
     except (OSError, ValueError):
-        return {"counts": {}, "stalls": 0, "max_ms": 0.0, "stacks": {}, "stall_samples": 0}
+        return {"counts": {}, "stalls": 0, "max_ms": 0.0, "stacks": {}, "stall_samples": 0}  # not written yet
 
 
 def summary(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
@@ -131,6 +157,11 @@ def summary(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     delta = {int(k): v - before["counts"].get(k, 0) for k, v in after["counts"].items()}
     total = sum(delta.values())
     out: dict[str, Any] = {"samples": total, "stalls": after["stalls"] - before["stalls"]}
+    for key in ("gc_count", "gc_stalls"):
+        out[key] = after.get(key, 0) - before.get(key, 0)
+    slow, slow0 = after.get("gc_over_5ms", {}), before.get("gc_over_5ms", {})
+    out["gc_over_5ms"] = {g: n - slow0.get(g, 0) for g, n in sorted(slow.items()) if n > slow0.get(g, 0)}
+    out["gc_max_ms"] = after.get("gc_max_ms", 0.0)  # since the server started
     width = float(after.get("bucket_ms", BUCKET_MS))
     for q in (0.5, 0.99):
         seen = 0

@@ -41,7 +41,8 @@ def _sdk_sockets_uncompressed() -> None:
     from deepgram.listen.v1 import client as sdk
 
     if not isinstance(sdk.websockets_client_connect, functools.partial):
-        sdk.websockets_client_connect = functools.partial(sdk.websockets_client_connect, compression=None)
+        uncompressed = functools.partial(sdk.websockets_client_connect, compression=None)
+        sdk.websockets_client_connect = uncompressed  # type: ignore[assignment]
 
 
 def deepgram_environment(base_url: str | None) -> DeepgramClientEnvironment:
