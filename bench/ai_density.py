@@ -15,8 +15,12 @@ Printed per N:
 * turn latency, the caller's measure (its speech end -> first audio back) and the platform's own
   (``turn.first_audio_out_ms`` of the assistant aimessages), p50/p95; the fixed provider part
   (300 + 20 + 350 + 200 = 870 ms) is in both;
-* the control loop's lag p99 and max (``voipbin_event_loop_lag_seconds`` on ``/metrics``, a timer
-  every 250 ms; each is the upper bound of its histogram bucket; "lags": samples in the run);
+* the control loop's lag p50/p99/max and its stalls ("> 10ms": how often a 5 ms probe timer fired
+  more than 10 ms late, i.e. a callback, a loop iteration or a GIL wait held the loop that long), from
+  bench/loop_probe.py loaded into the server (0.25 ms buckets, ~200 samples a second); "lag p99" is the
+  server's own ``voipbin_event_loop_lag_seconds`` (a timer every 250 ms, the upper bound of its coarse
+  bucket; "lags": its samples in the run). ``--stacks`` also samples the control thread's Python stack
+  during stalls and prints the most frequent;
 * RTP at the callers: the largest inter-arrival gap of any call, and how many calls had a gap > 40 ms;
   "callers late" is the callers' own worst clock stall (a caller process descheduled on the shared
   cores sees gaps that the platform did not make);
@@ -40,9 +44,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import ai_platform_latency as apl
+import loop_probe
 from calls_platform import CpuSampler, cpu_seconds, kill_all, machine, start_server
 
 LLM_MS, TTS_MS = 350.0, 200.0
+SITE_DIR = str(Path(__file__).resolve().parent / "loop_probe_site")  # its sitecustomize loads the probe
 FIXED_MS = apl.ENDPOINTING_MS + apl.FRAME_MS + LLM_MS + TTS_MS
 
 
@@ -54,6 +60,7 @@ def lost_stt(lines: list[str]) -> int:
 def run_size(srv: apl.Any, fakes_pid: int, n: int, args: argparse.Namespace, metrics_port: int,
              seen: set[str], tmp: Path, log_from: int) -> dict[str, apl.Any]:  # fmt: skip
     before = apl.scrape(metrics_port)
+    probe0 = loop_probe.read(args.probe_file)
     sampler = CpuSampler(srv.pid)
     sampler.start()
     cpu0, fcpu0, t0 = cpu_seconds(srv.pid), cpu_seconds(fakes_pid), time.monotonic()
@@ -88,6 +95,8 @@ def run_size(srv: apl.Any, fakes_pid: int, n: int, args: argparse.Namespace, met
     cpu, fcpu = cpu_seconds(srv.pid) - cpu0, cpu_seconds(fakes_pid) - fcpu0
     sampler.stop.set()
     after = apl.scrape(metrics_port)
+    time.sleep(1.1)  # the probe rewrites its file every second
+    probe = loop_probe.summary(probe0, loop_probe.read(args.probe_file))
     srv.drain_calls(n, within=30)
     turns, _ = apl.ai_turns(srv, seen)
     lines = apl.server_log_problems(tmp)[log_from:]
@@ -98,7 +107,7 @@ def run_size(srv: apl.Any, fakes_pid: int, n: int, args: argparse.Namespace, met
     server_lat = [float(t["first_audio_out_ms"]) for t in turns if t.get("first_audio_out_ms") is not None]
     gaps = [c["max_gap_ms"] for c in callers if c["max_gap_ms"] is not None]
     return {
-        "n": n, "lat": lat, "server_lat": server_lat, "lag": lag,
+        "n": n, "probe": probe, "lat": lat, "server_lat": server_lat, "lag": lag,
         "clock_late": max(c["clock_late_ms"] for c in callers),
         "max_gap": max(gaps) if gaps else float("nan"), "over40": sum(1 for g in gaps if g > 40),
         "errors": [c["error"] for c in callers if c["error"]],
@@ -127,7 +136,23 @@ def drive(args: argparse.Namespace) -> None:
             apl.provider_env(urls, metrics_port)
             if args.no_smart_turn:  # the node's default turn model off: silence + words end turns
                 os.environ["VOIPBIN_TURN_MODEL"] = "none"
-            srv = start_server(tmp)
+            # The fine loop probe (bench/loop_probe.py) in the server process only.
+            args.probe_file = str(tmp / "loop-probe.json")
+            probe_env = {
+                "PYTHONPATH": os.pathsep.join([SITE_DIR, os.environ.get("PYTHONPATH", "")]),
+                "VOIPBIN_BENCH_LOOP_PROBE": args.probe_file,
+                "VOIPBIN_BENCH_LOOP_STACKS": "1" if args.stacks else "0",
+            }
+            saved = {k: os.environ.get(k) for k in probe_env}
+            os.environ.update(probe_env)
+            try:
+                srv = start_server(tmp)
+            finally:
+                for k, v in saved.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
             srv.route(apl.ai_flow())
             seen: set[str] = set()
             if args.warmup:  # one call first: imports, connection pools on the server
@@ -137,7 +162,8 @@ def drive(args: argparse.Namespace) -> None:
                 apl.ai_turns(srv, seen)
             print(
                 f"\n{'N':>4} {'turns':>5} {'unans':>5} {'caller p50/p95 ms':>18} {'server p50/p95 ms':>18} "
-                f"{'lag p99':>8} {'lag max':>8} {'lags':>4} {'max gap':>8} {'>40ms':>5} {'lost stt':>8} "
+                f"{'loop p50/p99/max ms':>19} {'>10ms':>5} {'lag p99':>8} {'lags':>4} "
+                f"{'max gap':>8} {'>40ms':>5} {'lost stt':>8} "
                 f"{'callers late':>12} {'srv core':>8} {'callers':>7} {'fakes':>5} {'load1':>5}"
             )
             log_from = 0  # server log lines already counted for an earlier size
@@ -146,17 +172,29 @@ def drive(args: argparse.Namespace) -> None:
                 log_from += len(r["problems"])
                 results.append(r)
                 ctl, samples = r["lag"][0.99]
-                lag_max = f"<={r['lag'][1.0][0] * 1000:.0f}ms"
+                pr = r["probe"]
+                loop_cols = f"{pr[0.5]:.2f}/{pr[0.99]:.2f}/{pr['max']:.1f}"
                 print(
                     f"{n:>4} {len(r['lat']):>5} {r['unanswered']:>5} "
                     f"{apl.pct(r['lat'], 50):>8.0f}/{apl.pct(r['lat'], 95):<8.0f} "
                     f"{apl.pct(r['server_lat'], 50):>8.0f}/{apl.pct(r['server_lat'], 95):<8.0f} "
-                    f"{'<=' + format(ctl * 1000, '.0f') + 'ms':>8} {lag_max:>8} {samples:>4} "
+                    f"{loop_cols:>19} {pr['stalls']:>5} {'<=' + format(ctl * 1000, '.0f') + 'ms':>8} "
+                    f"{samples:>4} "
                     f"{r['max_gap']:>6.1f}ms {r['over40']:>5} {r['lost_stt']:>8} {r['clock_late']:>10.0f}ms "
                     f"{r['cpu']:>8.2f} {r['callers_cpu']:>7.2f} "
                     f"{r['fakes_cpu']:>5.2f} {r['load'][0]:>5.2f}",
                     flush=True,
                 )
+                print(
+                    f"#   loop stalls > 10 ms: {pr['stalls']}, {pr['gc_stalls']} in a collector pause; "
+                    f"collections {pr['gc_count']}, over 5 ms by generation {pr['gc_over_5ms']} "
+                    f"(longest since start {pr['gc_max_ms']:.1f} ms)"
+                )
+                if args.stacks:
+                    total = sum(v for v, _ in pr["stacks"])
+                    print(f"#   stall stacks ({total} samples), most frequent first:")
+                    for count, stack in pr["stacks"][:15]:
+                        print(f"#   {count:>5} {stack}")
                 if r["errors"]:
                     print(f"#   caller errors: {len(r['errors'])} {r['errors'][:3]}")
                 time.sleep(2.0)
@@ -177,6 +215,7 @@ def main() -> None:
     ap.add_argument("--ramp", type=float, default=10.0, help="seconds over which each size's calls start")
     ap.add_argument("--no-smart-turn", action="store_true", help="VOIPBIN_TURN_MODEL=none (side by side)")
     ap.add_argument("--warmup", type=int, default=1, help="0: no warm-up call (smoke tests)")
+    ap.add_argument("--stacks", action="store_true", help="sample the control thread's stack in each stall")
     ap.add_argument("--per-proc", type=int, default=40, help="callers per caller process")
     drive(ap.parse_args())
 

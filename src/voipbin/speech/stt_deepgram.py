@@ -27,6 +27,24 @@ if TYPE_CHECKING:
 DEFAULT_BASE_URL = "https://api.deepgram.com"
 
 
+def _sdk_sockets_uncompressed() -> None:
+    """Make the SDK open its live sockets without permessage-deflate (idempotent, process-wide).
+
+    Why: the SDK connects with websockets' default compression and has no option for it. Deflating
+    PCM saves little, and every 20 ms send (and every result) then ran zlib on the control loop: the
+    largest Python item in the server's profile at 40-60 AI calls (docs/benchmarks.md, AI density).
+    The SDK's ``connect`` calls this module attribute, so it gets the same connect with one more
+    keyword; everything else (URL, headers, errors) stays the SDK's.
+    """
+    import functools
+
+    from deepgram.listen.v1 import client as sdk
+
+    if not isinstance(sdk.websockets_client_connect, functools.partial):
+        uncompressed = functools.partial(sdk.websockets_client_connect, compression=None)
+        sdk.websockets_client_connect = uncompressed  # type: ignore[assignment]
+
+
 def deepgram_environment(base_url: str | None) -> DeepgramClientEnvironment:
     from deepgram.environment import DeepgramClientEnvironment
 
@@ -88,6 +106,7 @@ class DeepgramSTT(STT):
         )
         if self.language:
             params["language"] = self.language
+        _sdk_sockets_uncompressed()
         self._cm = client.listen.v1.connect(**params)
         try:
             self._sock = await asyncio.wait_for(self._cm.__aenter__(), self.timeout)
@@ -107,7 +126,9 @@ class DeepgramSTT(STT):
     async def _send_audio(self, pcm: bytes) -> None:
         try:
             assert self._sock is not None  # set by _open, which start() ran first
-            await asyncio.wait_for(self._sock.send_media(pcm), self.timeout)
+            # asyncio.timeout, not wait_for: wait_for wraps every 20 ms send in a task of its own.
+            async with asyncio.timeout(self.timeout):
+                await self._sock.send_media(pcm)
         except Exception as exc:
             err = map_ws_error(exc, self.provider)
             self._fail(err)

@@ -61,7 +61,10 @@ class ElevenLabsTTS(TTS):
     async def _run(self) -> None:
         try:
             ws = await asyncio.wait_for(
-                websockets.connect(self.url, open_timeout=self.timeout, max_size=2**24), self.timeout
+                # No permessage-deflate: inflating the base64 audio ran zlib on the control loop for
+                # every chunk (the calls' loop lag); the bytes saved on the wire are few.
+                websockets.connect(self.url, open_timeout=self.timeout, max_size=2**24, compression=None),
+                self.timeout,
             )
         except Exception as exc:
             raise map_ws_error(exc, self.provider) from exc

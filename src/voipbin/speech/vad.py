@@ -21,11 +21,14 @@ probability is >= ``confidence`` and its loudness (see :func:`voipbin.speech.aud
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.util
+import os
 import threading
 import weakref
 from collections import deque
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -122,6 +125,9 @@ class SileroVAD:
         return float(out[0][0])
 
 
+_Item = tuple[SileroVAD, np.ndarray, "asyncio.Future[float]"]  # a stream, its frame, its answer
+
+
 class SileroBatch:
     """Silero for the frames of many streams that arrive in one loop iteration, in one run.
 
@@ -131,11 +137,16 @@ class SileroBatch:
     ``call_soon``, so every listener woken by the same media tick joins it; each stream's recurrent
     state is gathered into the batch and scattered back. A stream has at most one frame per run (its
     next frame depends on this one's state): a second one waits for the next run.
+
+    The run itself goes to a thread of its own (onnxruntime releases the GIL while it computes): a
+    batch of 30-60 frames takes 1.5-3 ms, which held the loop, and every other call's frame, for that
+    long on each media tick. One batch is in flight at a time; what is asked meanwhile forms the next.
     """
 
     def __init__(self) -> None:
-        self._pending: list[tuple[SileroVAD, np.ndarray, asyncio.Future[float]]] = []
+        self._pending: list[_Item] = []
         self._scheduled = False
+        self._inflight = False
         self.runs = 0  # batches run
         self.frames = 0  # frames they held
 
@@ -143,15 +154,18 @@ class SileroBatch:
         loop = asyncio.get_running_loop()
         fut: asyncio.Future[float] = loop.create_future()
         self._pending.append((vad, vad.samples(frame), fut))
-        if not self._scheduled:
+        self._schedule(loop)
+        return fut
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        if not self._scheduled and not self._inflight and self._pending:
             self._scheduled = True
             loop.call_soon(self._run)
-        return fut
 
     def _run(self) -> None:
         self._scheduled = False
         pending, self._pending = self._pending, []
-        now: dict[int, list[tuple[SileroVAD, np.ndarray, asyncio.Future[float]]]] = {}  # by sample rate
+        now: dict[int, list[_Item]] = {}  # by sample rate
         seen: set[int] = set()
         for item in pending:
             if id(item[0]) in seen:
@@ -159,29 +173,107 @@ class SileroBatch:
                 continue
             seen.add(id(item[0]))
             now.setdefault(item[0].sample_rate, []).append(item)
-        if self._pending:
-            self._scheduled = True
-            asyncio.get_running_loop().call_soon(self._run)
+        batches: list[tuple[list[_Item], dict[str, np.ndarray]]] = []
         for items in now.values():
-            self._run_batch(items)
+            feed = self._inputs(items)
+            if feed is not None:
+                batches.append((items, feed))
+        loop = asyncio.get_running_loop()
+        if not batches:
+            self._schedule(loop)
+            return
+        self._inflight = True
+        session = batches[0][0][0][0]._session
+        job = loop.run_in_executor(_silero_thread(), _run_batches, session, [feed for _, feed in batches])
+        job.add_done_callback(lambda done: self._scatter(loop, batches, done))
 
-    def _run_batch(self, items: list[tuple[SileroVAD, np.ndarray, asyncio.Future[float]]]) -> None:
-        first = items[0][0]
+    @staticmethod
+    def _inputs(
+        items: list[_Item],
+    ) -> dict[str, np.ndarray] | None:
         try:
             inp = np.concatenate([vad.model_input(x) for vad, x, _ in items], axis=0)
             state = np.concatenate([vad._state for vad, _, _ in items], axis=1)
-            out, states = first._session.run(None, {"input": inp, "state": state, "sr": first._sr})
         except Exception as exc:  # every waiting frame fails the same way
-            for _, _, fut in items:
+            _fail(items, exc)
+            return None
+        return {"input": inp, "state": state, "sr": items[0][0]._sr}
+
+    def _scatter(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        batches: list[tuple[list[_Item], dict[str, np.ndarray]]],
+        done: asyncio.Future[list[tuple[np.ndarray, np.ndarray] | BaseException]],
+    ) -> None:
+        self._inflight = False
+        try:
+            results = done.result()
+        except BaseException as exc:  # the thread pool is gone (shutdown): the frames fail
+            results = [exc] * len(batches)
+        for (items, _), result in zip(batches, results, strict=True):
+            if isinstance(result, BaseException):
+                _fail(items, result)
+                continue
+            out, states = result
+            self.runs += 1
+            self.frames += len(items)
+            for i, (vad, x, fut) in enumerate(items):
+                vad.advance(x, states[:, i : i + 1, :])
                 if not fut.done():
-                    fut.set_exception(exc)
-            return
-        self.runs += 1
-        self.frames += len(items)
-        for i, (vad, x, fut) in enumerate(items):
-            vad.advance(x, states[:, i : i + 1, :])
-            if not fut.done():
-                fut.set_result(float(out[i][0]))
+                    fut.set_result(float(out[i][0]))
+        self._schedule(loop)
+
+
+def _fail(items: list[_Item], exc: BaseException) -> None:
+    for _, _, fut in items:
+        if not fut.done():
+            fut.set_exception(exc)
+
+
+def _run_batches(
+    session: OnnxSession, feeds: list[dict[str, np.ndarray]]
+) -> list[tuple[np.ndarray, np.ndarray] | BaseException]:
+    """On the Silero thread: each batch's (probabilities, states), or the error it raised."""
+    out: list[tuple[np.ndarray, np.ndarray] | BaseException] = []
+    for feed in feeds:
+        try:
+            probs, states = session.run(None, feed)
+            out.append((probs, states))
+        except Exception as exc:
+            out.append(exc)
+    return out
+
+
+_thread_lock = threading.Lock()
+_thread: ThreadPoolExecutor | None = None
+
+
+def _silero_thread() -> ThreadPoolExecutor:
+    """The process's one Silero thread (batches run one at a time anyway; the speech pool's threads
+    stay free for Whisper, Piper and Smart Turn). Created from the loop thread, whose scheduling it
+    copies (see :func:`_schedule_like`)."""
+    global _thread
+    with _thread_lock:
+        if _thread is None:
+            loop_tid = threading.get_native_id()
+            _thread = ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="silero", initializer=_schedule_like, initargs=(loop_tid,)
+            )
+        return _thread
+
+
+def _schedule_like(tid: int) -> None:
+    """Run as real-time as thread ``tid`` (the control loop's) when that one is real-time.
+
+    Why: this thread takes the GIL on every media tick (to hand a batch's results back). An ordinary
+    thread that the OS deschedules while it holds the GIL stalls the real-time control and media
+    threads until it runs again: on the loaded 2-core machine, for several ms. Its compute is the
+    small Silero model only (~10 % of a core at 60 calls), so the real-time slot is bounded.
+    """
+    with contextlib.suppress(OSError, AttributeError):
+        policy = os.sched_getscheduler(tid) & ~os.SCHED_RESET_ON_FORK
+        if policy in (os.SCHED_RR, os.SCHED_FIFO):
+            os.sched_setscheduler(0, policy | os.SCHED_RESET_ON_FORK, os.sched_getparam(tid))
 
 
 _batches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, SileroBatch] = weakref.WeakKeyDictionary()
