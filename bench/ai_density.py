@@ -22,6 +22,8 @@ Printed per N:
   bucket; "lags": its samples in the run). ``--stacks`` also samples the control thread's Python stack
   during stalls and prints the most frequent;
 * RTP at the callers: the largest inter-arrival gap of any call, and how many calls had a gap > 40 ms;
+  "sent gap": the same at the server as it sent (``metadata.rtp.max_gap_out_ms``; "late": its late
+  media ticks, all calls), which tells our gaps from the callers' own;
   "callers late" is the callers' own worst clock stall (a caller process descheduled on the shared
   cores sees gaps that the platform did not make);
 * lost STT streams (server log lines of Deepgram stream failures / STT errors) and unanswered turns;
@@ -97,7 +99,8 @@ def run_size(srv: apl.Any, fakes_pid: int, n: int, args: argparse.Namespace, met
     after = apl.scrape(metrics_port)
     time.sleep(1.1)  # the probe rewrites its file every second
     probe = loop_probe.summary(probe0, loop_probe.read(args.probe_file))
-    srv.drain_calls(n, within=30)
+    rtp = [c.get("metadata", {}).get("rtp") or {} for c in srv.drain_calls(n, within=30)]
+    sent_gaps = [float(r["max_gap_out_ms"]) for r in rtp if "max_gap_out_ms" in r]
     turns, _ = apl.ai_turns(srv, seen)
     lines = apl.server_log_problems(tmp)[log_from:]
     h0 = apl.histogram(before, "voipbin_event_loop_lag_seconds", loop="control")
@@ -110,6 +113,9 @@ def run_size(srv: apl.Any, fakes_pid: int, n: int, args: argparse.Namespace, met
         "n": n, "probe": probe, "lat": lat, "server_lat": server_lat, "lag": lag,
         "clock_late": max(c["clock_late_ms"] for c in callers),
         "max_gap": max(gaps) if gaps else float("nan"), "over40": sum(1 for g in gaps if g > 40),
+        "sent_gap": max(sent_gaps) if sent_gaps else float("nan"),
+        "sent_over40": sum(1 for g in sent_gaps if g > 40),
+        "late_ticks": sum(int(r.get("late_ticks", 0)) for r in rtp),
         "errors": [c["error"] for c in callers if c["error"]],
         "unanswered": sum(c["unanswered"] for c in callers), "lost_stt": lost_stt(lines),
         "cpu": cpu / wall, "fakes_cpu": fcpu / wall, "callers_cpu": sum(ccpu.values()) / wall,
@@ -163,7 +169,7 @@ def drive(args: argparse.Namespace) -> None:
             print(
                 f"\n{'N':>4} {'turns':>5} {'unans':>5} {'caller p50/p95 ms':>18} {'server p50/p95 ms':>18} "
                 f"{'loop p50/p99/max ms':>19} {'>10ms':>5} {'lag p99':>8} {'lags':>4} "
-                f"{'max gap':>8} {'>40ms':>5} {'lost stt':>8} "
+                f"{'max gap':>8} {'>40ms':>5} {'sent gap':>8} {'>40ms':>5} {'late':>4} {'lost stt':>8} "
                 f"{'callers late':>12} {'srv core':>8} {'callers':>7} {'fakes':>5} {'load1':>5}"
             )
             log_from = 0  # server log lines already counted for an earlier size
@@ -180,7 +186,8 @@ def drive(args: argparse.Namespace) -> None:
                     f"{apl.pct(r['server_lat'], 50):>8.0f}/{apl.pct(r['server_lat'], 95):<8.0f} "
                     f"{loop_cols:>19} {pr['stalls']:>5} {'<=' + format(ctl * 1000, '.0f') + 'ms':>8} "
                     f"{samples:>4} "
-                    f"{r['max_gap']:>6.1f}ms {r['over40']:>5} {r['lost_stt']:>8} {r['clock_late']:>10.0f}ms "
+                    f"{r['max_gap']:>6.1f}ms {r['over40']:>5} {r['sent_gap']:>6.1f}ms {r['sent_over40']:>5} "
+                    f"{r['late_ticks']:>4} {r['lost_stt']:>8} {r['clock_late']:>10.0f}ms "
                     f"{r['cpu']:>8.2f} {r['callers_cpu']:>7.2f} "
                     f"{r['fakes_cpu']:>5.2f} {r['load'][0]:>5.2f}",
                     flush=True,
