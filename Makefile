@@ -55,7 +55,7 @@ test: apt-test install pipecat-venv
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
-	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist load -m "not serial"
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadgroup -m "not serial"
 	$(VENV)/bin/pytest -q -m serial
 
 lint: install
