@@ -48,11 +48,15 @@ apt-serve:
 serve: apt-serve install
 	$(VENV)/bin/voipbin serve
 
+# pytest in two passes (tests/conftest.py): the suite spread over TEST_WORKERS xdist workers (most of
+# it waits on real calls, not the CPU), then the tests marked `serial` (real-time bounds) alone.
+TEST_WORKERS ?= 3
 test: apt-test install pipecat-venv
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n $(TEST_WORKERS) --dist loadgroup -m "not serial"
+	$(VENV)/bin/pytest -q -m serial
 
 lint: install
 	$(VENV)/bin/ruff check src tests bench

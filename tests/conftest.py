@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import glob
 import os
 import shutil
@@ -22,6 +23,35 @@ os.environ.setdefault("VOIPBIN_OUTBOUND_ALLOW", "127.0.0.0/8,::1/128,localhost")
 os.environ.setdefault("VOIPBIN_PASSWORD_HASH_TIME_COST", "1")
 os.environ.setdefault("VOIPBIN_PASSWORD_HASH_MEMORY_KIB", "64")
 os.environ.setdefault("VOIPBIN_PASSWORD_HASH_PARALLELISM", "1")
+
+
+# `make test` runs the suite in two passes: everything else spread over pytest-xdist workers, then the
+# tests marked ``serial`` in one process with nothing beside them (``-m serial``). Serial are the tests
+# that assert real time: RTP pacing and gaps, media scheduling, barge-in and reply latency, sub-second
+# bounds. All of tests/media is (RTP clocks on the media thread), including modules added later.
+_SERIAL_DIRS = (Path(__file__).parent / "media",)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if any(item.path.is_relative_to(d) for d in _SERIAL_DIRS):
+            item.add_marker(pytest.mark.serial)
+
+
+@pytest.fixture(autouse=True)
+def _settled_heap(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A serial test runs with the heap the tests before it left frozen, as ``voipbin serve`` freezes
+    its start-up heap (media.engine.tune_process): otherwise a full collection walking everything the
+    earlier tests allocated (a GIL-holding pause that grows with the suite) can land inside the
+    test's timed window and stall the media thread. Unfrozen after it, so nothing leaks."""
+    if request.node.get_closest_marker("serial") is None:
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def free_port() -> int:

@@ -319,6 +319,7 @@ async def test_openai_body_is_sent_as_built_without_the_sdk_transform(monkeypatc
     assert seen and all(not s.get("messages") and not s.get("tools") for s in seen)
 
 
+@pytest.mark.serial  # a real-time bound: run with nothing beside it (conftest)
 async def test_on_sent_is_called_once_when_the_request_is_out(env):
     """OpenAI and Anthropic report the request the moment its body is written, so the fake's 300 ms
     to the first token lie between the two; others report it with their first event. Once always."""

@@ -23,6 +23,8 @@ from voipbin.speech.registry import create_tts
 from voipbin.speech.stt_whisper import transcribe_pcm
 from voipbin.store.tables import AI
 
+pytestmark = pytest.mark.serial  # asserts real time: run with nothing beside it (conftest)
+
 PROMPT = "You are a helpful customer service assistant. Answer questions politely and concisely."
 
 

@@ -25,6 +25,8 @@ from tests.flow.memcall import MemoryCall
 from voipbin.speech.audio import volume
 from voipbin.speech.stt_whisper import transcribe_pcm
 
+pytestmark = pytest.mark.serial  # asserts real time: run with nothing beside it (conftest)
+
 PROMPT = "You are a helpful assistant."
 QUESTION = "Please tell me about the weather in Paris and in London and in Berlin tomorrow morning."
 ANSWER = "You said: Please tell me about the weather"  # ... as Whisper heard the rest

@@ -12,11 +12,15 @@ import asyncio
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.ai_session.support import Events
 from tests.calls.support import Telephony
 from voipbin.phone import TestPhone
 from voipbin.phone.speech import synthesize
 from voipbin.speech.audio import dbfs
+
+pytestmark = pytest.mark.serial  # asserts real time: run with nothing beside it (conftest)
 
 QUESTION = "Please tell me about the weather in Paris and in London and in Berlin tomorrow morning."
 CALL = {

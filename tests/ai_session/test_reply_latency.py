@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator
 
+import pytest
+
 from fakeproviders.llm_openai import FakeOpenAI
 from fakeproviders.llm_server import Reply as FakeReply
 from fakeproviders.speech_elevenlabs import FakeElevenLabs
@@ -17,6 +19,8 @@ from voipbin.ai.session.playback import Playback
 from voipbin.ai.session.responder import Responder
 from voipbin.speech.tts import ClauseTTS
 from voipbin.speech.tts_elevenlabs import ElevenLabsTTS
+
+pytestmark = pytest.mark.serial  # asserts real time: run with nothing beside it (conftest)
 
 FRAME = b"\x10\x00" * 160  # 20 ms of 8 kHz PCM16, not silent
 

@@ -136,6 +136,7 @@ async def test_other_tenants_resources_are_not_visible(api: Api, served: str) ->
             pytest.fail(f"another tenant's event leaked: {leaked} (call {r.json()['id']})")
 
 
+@pytest.mark.serial  # a real-time bound: run with nothing beside it (conftest)
 async def test_stalled_client_is_dropped_without_delaying_calls(api: Api, served: str) -> None:
     api.platform.stream.buffer = 50
     cid = api.admin.customer_id

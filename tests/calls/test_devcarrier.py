@@ -11,6 +11,8 @@ import pytest
 from tests.calls.support import Telephony, heard_fraction
 from voipbin.phone import TestPhone
 
+pytestmark = pytest.mark.serial  # asserts real time: run with nothing beside it (conftest)
+
 SOURCE = {"type": "tel", "target": "+15551234567"}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from sqlalchemy import select
 
 from tests.calls.sipp_scenarios import caller_playing
@@ -15,6 +16,7 @@ from voipbin.store.tables import Call
 pytestmark = requires_sipp
 
 
+@pytest.mark.serial  # a real-time bound: run with nothing beside it (conftest)
 async def test_inbound_records_pcap_audio_and_dtmf(
     telephony: Telephony, sipp: SippLauncher, tmp_path: Path
 ) -> None:

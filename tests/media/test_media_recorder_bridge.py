@@ -72,9 +72,16 @@ async def test_recording_survives_close_and_is_finalised(tmp_path: Path) -> None
     path = tmp_path / "close.wav"
     await a.record_start(path, "both")
     await b.play_pcm(sine(700, 0.4))
-    # b's last frame is sent on b's clock; give it one of a's ticks to arrive before a closes (with
-    # zero margin the count was 19 or 20 frames depending on the two clocks' phase).
-    await asyncio.sleep(0.02)
+    # b's last frame is sent on b's clock: a closes once it has arrived and a's jitter buffer has
+    # played it into the recording (with zero margin the count was 19 or 20 frames depending on the
+    # two clocks' phase; a fixed 20 ms wait still lost it when the machine was loaded).
+    sent = b.stats.packets_out
+    async with asyncio.timeout(5):
+        while a.stats.packets_in < sent:  # noqa: ASYNC110  (counters on the media thread: no event)
+            await asyncio.sleep(0.005)
+        arrived = a.rtp._n
+        while a.rtp._n <= arrived + a.rtp.jitter.target + 1:  # noqa: ASYNC110
+            await asyncio.sleep(0.005)
     info = await a.close()  # closing the session stops and finalises the recording
     await b.close()
     assert info is not None

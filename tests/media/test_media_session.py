@@ -18,6 +18,7 @@ from voipbin.media import MediaSession, PortAllocator
 from voipbin.media.g711 import G711Codec
 from voipbin.media.jitter import JitterBuffer
 from voipbin.media.rtp import RtpPacket, build_header
+from voipbin.media.rtpsock import SO_TIMESTAMPNS
 
 
 def first_nonzero(x: np.ndarray) -> int:
@@ -104,18 +105,30 @@ async def test_outbound_pacing_has_no_drift() -> None:
     rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     rx.bind(("127.0.0.1", 0))
     rx.setblocking(False)
+    # Each packet's kernel receive time, not when this loop got round to reading it: what is measured
+    # is the sender's pacing, not the test's own scheduling on a loaded machine (it read a 160 ms
+    # stall of this loop as drift). Linux may turn stamping on after the first datagrams: count from
+    # the first stamped one, and every one after it must be stamped.
+    rx.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
     loop = asyncio.get_running_loop()
     arrivals: list[tuple[float, int, int]] = []
+    unstamped_after = 0
     done = asyncio.Event()
 
     def on_readable() -> None:
+        nonlocal unstamped_after
         while True:
             try:
-                data = rx.recv(2048)
+                data, anc, _, _ = rx.recvmsg(2048, 256)
             except BlockingIOError:
                 return
+            stamps = [d for level, kind, d in anc if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS]
+            if not stamps:
+                unstamped_after += bool(arrivals)
+                continue
+            sec, nsec = struct.unpack_from("@qq", stamps[0])
             pkt = RtpPacket.parse(data)
-            arrivals.append((loop.time(), pkt.sequence_number, pkt.timestamp))
+            arrivals.append((sec + nsec * 1e-9, pkt.sequence_number, pkt.timestamp))
             if len(arrivals) >= 250:
                 done.set()
 
@@ -131,6 +144,7 @@ async def test_outbound_pacing_has_no_drift() -> None:
         loop.remove_reader(rx.fileno())
         rx.close()
         await a.close()
+    assert unstamped_after == 0
     t = np.array([x[0] for x in arrivals])
     seq = np.array([x[1] for x in arrivals])
     ts = np.array([x[2] for x in arrivals], dtype=np.int64)

@@ -156,6 +156,7 @@ async def test_handler_without_response_gets_500_and_exceptions_are_contained() 
         await b.stop()
 
 
+@pytest.mark.serial  # a real-time bound: run with nothing beside it (conftest)
 async def test_udp_invite_retransmitted_until_answered(endpoint: SipEndpoint) -> None:
     """A peer that ignores our first INVITE: Timer A resends it after T1 (0.5 s)."""
     loop = asyncio.get_running_loop()

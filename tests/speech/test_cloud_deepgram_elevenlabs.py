@@ -183,6 +183,7 @@ async def test_elevenlabs_dropped_mid_stream(elevenlabs, monkeypatch):
         await asyncio.wait_for(tts.read_all_of("Hello there, this is a longer sentence."), 5)
 
 
+@pytest.mark.serial  # a real-time bound: run with nothing beside it (conftest)
 async def test_elevenlabs_cancel_closes_stream_at_once(elevenlabs, monkeypatch):
     tts = el_tts(elevenlabs, monkeypatch)
     await tts.feed("First sentence here. Second one follows. " * 5)

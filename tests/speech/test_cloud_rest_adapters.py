@@ -198,6 +198,7 @@ async def test_tts_connection_refused(tts_cloud, monkeypatch):
         await asyncio.wait_for(create_tts(tts_cloud.name, timeout=2.0).read_all_of("Hello."), 5)
 
 
+@pytest.mark.serial  # a real-time bound: run with nothing beside it (conftest)
 async def test_tts_cancel_hangs_up_the_stream(tts_cloud, monkeypatch):
     tts_cloud.env(monkeypatch)
     tts_cloud.http.chunk_delay = 0.05  # paced like a synthesiser: the body is still coming
@@ -292,6 +293,7 @@ async def test_stt_connection_refused(stt_cloud, monkeypatch, espeak_clip_8k):
         await _run_stt(create_stt(stt_cloud.name, timeout=2.0), espeak_clip_8k + silence(1.0, 8000))
 
 
+@pytest.mark.serial  # a real-time bound: run with nothing beside it (conftest)
 async def test_stt_cancel_aborts_the_upload(stt_cloud, monkeypatch, espeak_clip_8k):
     stt_cloud.env(monkeypatch)
     stt_cloud.http.fault = "stall"  # the upload is in flight when we cancel

@@ -62,6 +62,7 @@ async def test_streaming_text_gives_audio_before_end(engine):
     assert (len(first) + len(rest)) / 32000 > 2.0  # two sentences of speech at 16 kHz
 
 
+@pytest.mark.serial  # a real-time bound: run with nothing beside it (conftest)
 @pytest.mark.parametrize("engine", ["piper", "espeak"])
 async def test_cancel_stops_promptly(engine):
     tts = create_tts(engine)

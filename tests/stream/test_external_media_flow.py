@@ -8,10 +8,13 @@ import base64
 import json
 from typing import Any
 
+import pytest
 from websockets.asyncio.server import ServerConnection
 
 from tests.flow.conftest import Env
 from tests.stream.twilio_bot import Bot, tone_ulaw, twilio_bot
+
+pytestmark = pytest.mark.serial  # asserts real time: run with nothing beside it (conftest)
 
 TWILIO = {"transport": "websocket", "encapsulation": "twilio"}
 

@@ -11,8 +11,12 @@ import uuid
 from pathlib import Path
 from typing import Any, cast
 
+import pytest
+
 from tests.calls.support import Telephony, dominant_frequency, write_sine
 from voipbin.phone import TestPhone
+
+pytestmark = pytest.mark.serial  # asserts real time: run with nothing beside it (conftest)
 
 PHONE = "+15559876543"
 

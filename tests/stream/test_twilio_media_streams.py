@@ -10,12 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from websockets.asyncio.server import ServerConnection
 
 from tests.calls.support import Telephony, heard_fraction
 from tests.stream.support import AFTER_STREAM, PHONE, call_body
 from tests.stream.twilio_bot import Bot, echo, payload, tone_ulaw, twilio_bot
 from voipbin.phone import TestPhone
+
+pytestmark = pytest.mark.serial  # asserts real time: run with nothing beside it (conftest)
 
 
 def voiced_frames(pcm: np.ndarray, threshold: float = 800.0) -> int:

@@ -15,6 +15,7 @@ Used by ``tests/turns/test_barge_in_backchannels.py`` (behaviour) and ``bench/ba
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import sys
@@ -80,6 +81,13 @@ def _synthesize(text: str, scale: float, seed: int) -> bytes:
 def load_set() -> list[Clip]:
     folder = cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
+    # pytest-xdist workers share the cache: one builds it, the others wait for it and then read it.
+    with open(folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _load(folder)
+
+
+def _load(folder: Path) -> list[Clip]:
     clips = []
     phrases = [(t, True) for t in BACKCHANNELS] + [(t, False) for t in INTERRUPTIONS]
     n = 0

@@ -18,6 +18,7 @@ ends the turn inside any of its pauses.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import sys
@@ -300,6 +301,13 @@ def load_set(specs: tuple[Spec, ...] = SPECS) -> list[Item]:
     """The labelled items (synthesised on first use, then read from the cache)."""
     folder = cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
+    # pytest-xdist workers share the cache: one builds it, the others wait for it and then read it.
+    with open(folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        return _load(folder, specs)
+
+
+def _load(folder: Path, specs: tuple[Spec, ...]) -> list[Item]:
     items = []
     for n, spec in enumerate(specs):
         wav, meta = folder / f"{spec.id}.wav", folder / f"{spec.id}.json"

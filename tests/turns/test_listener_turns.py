@@ -20,7 +20,10 @@ from voipbin.speech.stt_whisper import whisper_model
 from voipbin.speech.turn_model import model_available
 from voipbin.speech.vad import VadConfig
 
-pytestmark = pytest.mark.skipif(not model_available(), reason="pipecat-ai wheel (Smart Turn) not installed")
+pytestmark = [
+    pytest.mark.skipif(not model_available(), reason="pipecat-ai wheel (Smart Turn) not installed"),
+    pytest.mark.serial,  # a real-time call: run with nothing beside it (conftest)
+]
 
 
 async def test_a_mid_sentence_pause_does_not_end_the_turn() -> None:

@@ -15,7 +15,10 @@ from tests.turns.replay import CONFIGS, DEFAULT, replay, word_times
 from voipbin.speech.turn_detector import TurnConfig
 from voipbin.speech.turn_model import model_available
 
-pytestmark = pytest.mark.skipif(not model_available(), reason="pipecat-ai wheel (Smart Turn) not installed")
+pytestmark = [
+    pytest.mark.skipif(not model_available(), reason="pipecat-ai wheel (Smart Turn) not installed"),
+    pytest.mark.xdist_group("turn_detection"),  # one worker replays the set once (module fixtures)
+]
 
 
 @pytest.fixture(scope="module")
