@@ -351,16 +351,22 @@ class AISession:
             self._stop_filler()
             if self._check is not None:
                 self._check.cancel()
-            await self._end_reply()
-            await self.playback.close()
-            for t in tasks:
-                t.cancel()
-            stt.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            self.record.add_stt_seconds(stt_type, loop.time() - listen_started)
-            self.record.metadata.update(self.metrics.to_metadata())
-            self.record.end(ended)
-            self.record.set_status("terminated")
+            try:
+                await self._end_reply()
+                await self.playback.close()
+            finally:
+                # Even if the clean-up is cancelled again (the flow stopping while the call ends):
+                # the aicall is always terminated, never left progressing.
+                for t in tasks:
+                    t.cancel()
+                stt.cancel()
+                try:
+                    await asyncio.gather(*tasks, return_exceptions=True)
+                finally:
+                    self.record.add_stt_seconds(stt_type, loop.time() - listen_started)
+                    self.record.metadata.update(self.metrics.to_metadata())
+                    self.record.end(ended)
+                    self.record.set_status("terminated")
 
     async def _handle(self, event: object) -> str | None:
         turns = self.turns
