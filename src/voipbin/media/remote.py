@@ -240,7 +240,6 @@ class RemoteMediaSession:
         self._dtmf_callbacks: list[Callable[[DtmfDigit], None]] = []
         self._lost_callbacks: list[Callable[[], None]] = []
         self._taps: dict[int, Tap] = {}
-        self._tap_ids: dict[int, int] = {}  # id(tap) -> tap id
         self._recording = False
         self._bridged: RemoteMediaSession | None = None
         self._closed = False
@@ -296,14 +295,11 @@ class RemoteMediaSession:
                 except Exception:
                     log.exception("media: lost callback failed")
         self._closed = True
-        self._gen += 1
-        self._inflight.clear()
-        self._reported_queue = 0
+        self._queue_dropped()
         for tid, tap in list(self._taps.items()):
             self.worker.drop_tap(tid)
             tap.close()
         self._taps.clear()
-        self._tap_ids.clear()
 
     async def _ask(self, op: str, *args: Any) -> Any:
         if self._closed:
@@ -410,11 +406,7 @@ class RemoteMediaSession:
 
     def flush(self) -> int:
         dropped = self.queued_frames + (1 if self._partial else 0)
-        self._gen += 1
-        self._epoch += 1
-        self._inflight.clear()
-        self._reported_queue = 0
-        self._partial = 0
+        self._queue_dropped()
         with contextlib.suppress(MediaError):
             self._tell("flush", self.sid)
         return dropped
@@ -459,15 +451,14 @@ class RemoteMediaSession:
             return tap
         tid = self.worker.new_id()
         self._taps[tid] = tap
-        self._tap_ids[id(tap)] = tid
         self.worker.add_tap(tid, tap)
         self._tell("tap", self.sid, tid, direction)
         return tap
 
     def untap(self, tap: Tap) -> None:
-        tid = self._tap_ids.pop(id(tap), None)
+        tid = next((t for t, mine in self._taps.items() if mine is tap), None)  # a call has a few taps
         if tid is not None:
-            self._taps.pop(tid, None)
+            del self._taps[tid]
             self.worker.drop_tap(tid)
             with contextlib.suppress(MediaError):
                 self._tell("untap", self.sid, tid)
@@ -497,15 +488,17 @@ class RemoteMediaSession:
             raise RuntimeError("already bridged")
         self._tell("bridge", self.sid, None, other.sid, max_queue)
         self._bridged, other._bridged = other, self
-        self._after_flush()
-        other._after_flush()
+        self._queue_dropped()  # bridging flushes both queues in the worker
+        other._queue_dropped()
 
-    def _after_flush(self) -> None:
-        """Bridging flushes both queues in the worker: producers of before stop here too."""
+    def _queue_dropped(self) -> None:
+        """The worker's playout queue was (or will be) emptied — a flush, a bridge, the end: producers
+        of before stop, its reports from before count no more, nothing is queued or half a frame."""
         self._gen += 1
         self._epoch += 1
         self._inflight.clear()
         self._reported_queue = 0
+        self._partial = 0
 
     def unbridge(self) -> None:
         other, self._bridged = self._bridged, None
@@ -513,8 +506,8 @@ class RemoteMediaSession:
             other._bridged = None
             with contextlib.suppress(MediaError):
                 self._tell("unbridge", self.sid, other.sid)
-            self._after_flush()
-            other._after_flush()
+            self._queue_dropped()
+            other._queue_dropped()
 
     # -- end ----------------------------------------------------------------------------------------
     async def close(self) -> RecordingInfo | None:
