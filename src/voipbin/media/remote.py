@@ -28,7 +28,7 @@ import logging
 import socket
 import sys
 from collections import deque
-from collections.abc import AsyncIterable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +38,7 @@ from voipbin.media.callmedia import CallMedia
 from voipbin.media.dtmf import DtmfDigit, deliver_digit
 from voipbin.media.errors import MediaError
 from voipbin.media.recorder import RecordDirection, RecordingInfo
-from voipbin.media.resample import StreamResampler
-from voipbin.media.session import PcmSource, check_remote
+from voipbin.media.session import PcmSource, check_remote, enqueue_chunks
 from voipbin.media.stats import RtpStats
 from voipbin.media.taps import Frame, Tap
 from voipbin.media.wav import FRAME_BYTES, MEDIA_RATE
@@ -360,16 +359,7 @@ class RemoteMediaSession:
     async def _play_stream(self, chunks: Any, rate: int, wait: bool) -> bool:
         """Streamed sources (TTS) are pulled here and sent on as they come, resampled to 8 kHz."""
         gen = self._gen
-        rs = StreamResampler(rate, MEDIA_RATE) if rate != MEDIA_RATE else None
-        if isinstance(chunks, AsyncIterable):
-            async for chunk in chunks:
-                if not await self.enqueue(rs.process(chunk) if rs else chunk, final=False):
-                    return False
-        else:
-            for chunk in chunks:
-                if not await self.enqueue(rs.process(chunk) if rs else chunk, final=False):
-                    return False
-        if not await self.enqueue(rs.flush() if rs else b"", final=True):
+        if not await enqueue_chunks(chunks, rate, self.enqueue):
             return False
         if wait:
             await self.wait_played()

@@ -44,7 +44,7 @@ import ipaddress
 import logging
 import socket
 import time
-from collections.abc import AsyncIterable, Callable, Iterable
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -102,6 +102,21 @@ def _emit_to(sinks: tuple[Sink, ...], frame: Frame) -> None:
             sink(frame)
         except Exception:
             log.exception("rtp: %s sink failed", frame.direction)
+
+
+async def enqueue_chunks(chunks: Any, rate: int, enqueue: Callable[..., Awaitable[bool]]) -> bool:
+    """Hand PCM chunks at ``rate`` (an iterable or async iterable) to ``enqueue`` at 8 kHz, the
+    resampler's tail last with ``final=True``. False as soon as ``enqueue`` refuses (flushed, closed)."""
+    rs = StreamResampler(rate, MEDIA_RATE) if rate != MEDIA_RATE else None
+    if hasattr(chunks, "__aiter__"):
+        async for chunk in chunks:
+            if not await enqueue(rs.process(chunk) if rs else chunk, final=False):
+                return False
+    else:
+        for chunk in chunks:
+            if not await enqueue(rs.process(chunk) if rs else chunk, final=False):
+                return False
+    return await enqueue(rs.flush() if rs else b"", final=True)
 
 
 def check_remote(addr: str, port: int, ptime: int, family_version: int, host: str) -> None:
@@ -449,16 +464,7 @@ class RtpSession:
             chunks = [source]
         else:
             chunks = source
-        rs = StreamResampler(rate, MEDIA_RATE) if rate != MEDIA_RATE else None
-        if hasattr(chunks, "__aiter__"):
-            async for chunk in chunks:
-                if not await self.enqueue(rs.process(chunk) if rs else chunk, final=False):
-                    return False
-        else:
-            for chunk in chunks:
-                if not await self.enqueue(rs.process(chunk) if rs else chunk, final=False):
-                    return False
-        if not await self.enqueue(rs.flush() if rs else b"", final=True):
+        if not await enqueue_chunks(chunks, rate, self.enqueue):
             return False
         if wait:
             await self.wait_played()
@@ -671,4 +677,12 @@ class RtpSession:
         await self.close()
 
 
-__all__ = ["FRAME_SECONDS", "SILENCE_PCM", "PcmSource", "RtpSession", "Sink", "check_remote"]
+__all__ = [
+    "FRAME_SECONDS",
+    "SILENCE_PCM",
+    "PcmSource",
+    "RtpSession",
+    "Sink",
+    "check_remote",
+    "enqueue_chunks",
+]
