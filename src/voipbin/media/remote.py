@@ -207,7 +207,7 @@ class MediaWorker:
 
     # -- the factory ------------------------------------------------------------------------------------
     async def open_session(
-        self, host: str = "0.0.0.0", port: int | None = None, playout_frames: int = 50, near: Any = None
+        self, host: str = "0.0.0.0", port: int | None = None, playout_frames: int = 50
     ) -> RemoteMediaSession:
         if not self.running:
             await self.start()
