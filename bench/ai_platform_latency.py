@@ -16,7 +16,7 @@ What runs (all on 127.0.0.1, each part in its own process so CPU is attributed p
    ``openai.gpt-4o-mini`` / ``deepgram`` STT / ``elevenlabs`` TTS, ``/metrics`` on a port.
 3. The callers (``--role callers``, own process, own loop): SIP UAs (``voipbin.sip``) with a minimal
    RTP phone each — 20 ms PCMU frames paced by one clock, silence between questions as a phone sends
-   it — saying Piper-synthesised questions; each inbound packet is timestamped as it arrives.
+   it — saying Piper-synthesised questions; inbound packets carry the kernel's receive time.
 
 Measured per turn:
 
@@ -203,12 +203,42 @@ def speech_frames(pcm: bytes) -> list[bytes]:
     return frames
 
 
-class _Rtp(asyncio.DatagramProtocol):
-    def __init__(self, caller: Caller) -> None:
-        self.caller = caller
+class _Rtp:
+    """The caller's RTP socket. Arrival times are the kernel's receive stamps (``SO_TIMESTAMPNS``, as
+    the platform's own sockets use), so a caller process descheduled on the shared cores does not
+    count its own stall as a gap in what the platform sent; the stall shows as "callers late"."""
 
-    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
-        self.caller.on_packet(data, time.monotonic())
+    def __init__(self, caller: Caller, loop: asyncio.AbstractEventLoop) -> None:
+        from voipbin.media.rtpsock import SO_TIMESTAMPNS
+
+        self.caller = caller
+        self.loop = loop
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.setblocking(False)
+        self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        loop.add_reader(self.sock.fileno(), self._read)
+
+    def sendto(self, data: bytes, addr: tuple[str, int]) -> None:
+        with contextlib.suppress(OSError):  # a full buffer loses the packet, as on a network
+            self.sock.sendto(data, addr)
+
+    def _read(self) -> None:
+        from voipbin.media.rtpsock import kernel_arrival
+
+        offset = time.time() - time.monotonic()  # kernel stamps are wall-clock
+        while True:
+            try:
+                data, anc, _, _ = self.sock.recvmsg(2048, 64)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                continue
+            self.caller.on_packet(data, kernel_arrival(anc, offset))
+
+    def close(self) -> None:
+        self.loop.remove_reader(self.sock.fileno())
+        self.sock.close()
 
 
 @dataclass
@@ -216,7 +246,7 @@ class Caller:
     """One SIP caller with a minimal RTP phone: sends a 20 ms PCMU frame every clock tick."""
 
     idx: int
-    transport: asyncio.DatagramTransport | None = None
+    transport: _Rtp | None = None
     remote: tuple[str, int] | None = None
     seq: int = field(default_factory=lambda: random.randrange(65536))
     ts: int = 0
@@ -269,13 +299,21 @@ def _loud(payload: bytes, pt: int) -> bool:
     return int(np.abs(pcm).max()) > 16
 
 
-async def clock(callers: list[Caller], stop: asyncio.Event, late: list[float]) -> None:
+async def clock(
+    callers: list[Caller], stop: asyncio.Event, late: list[float], shifts: list[float] | None = None
+) -> None:
     """One 20 ms clock for every caller's outbound frames, on absolute time (no drift). ``late`` gets
-    the largest lateness of a tick: the callers' own stalls, to read their gap figures by."""
+    the largest lateness of a tick: the callers' own stalls, to read their gap figures by. A delay
+    put in ``shifts`` moves the clock's phase once, before the next frame (see ``--phase-shift``)."""
     t0 = time.monotonic()
     n = 0
     late.append(0.0)
     while not stop.is_set():
+        if shifts:
+            t0 += shifts.pop()
+            delay = t0 + n * FRAME_MS / 1000 - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
         n += 1
         late[0] = max(late[0], time.monotonic() - (t0 + (n - 1) * FRAME_MS / 1000))
         for c in callers:
@@ -288,15 +326,21 @@ async def clock(callers: list[Caller], stop: asyncio.Event, late: list[float]) -
 
 
 async def run_caller(
-    c: Caller, ep: Any, sip_port: int, questions: list[list[bytes]], start_at: float, answer_timeout: float
+    c: Caller,
+    ep: Any,
+    sip_port: int,
+    questions: list[list[bytes]],
+    start_at: float,
+    answer_timeout: float,
+    shifts: list[float] | None = None,
 ) -> None:
     from voipbin.sip import build_sdp
 
     await asyncio.sleep(max(0.0, start_at - time.monotonic()))
     loop = asyncio.get_running_loop()
-    transport, _ = await loop.create_datagram_endpoint(lambda: _Rtp(c), local_addr=("127.0.0.1", 0))
+    transport = _Rtp(c, loop)
     c.transport = transport
-    port = transport.get_extra_info("sockname")[1]
+    port = transport.sock.getsockname()[1]
     try:
         res = await asyncio.wait_for(
             ep.invite(
@@ -316,6 +360,8 @@ async def run_caller(
         for frames in questions:
             c.first_audio = loop.create_future()
             c.waiting_since = None
+            if shifts is not None:
+                shifts.append(random.uniform(0, FRAME_MS / 1000))
             c.queue.extend(frames)
             try:
                 heard = await asyncio.wait_for(c.first_audio, answer_timeout + len(frames) * 0.02)
@@ -351,14 +397,15 @@ async def callers_main(args: argparse.Namespace) -> dict[str, Any]:
     callers = [Caller(i + args.first) for i in range(args.n)]
     stop = asyncio.Event()
     late: list[float] = []
-    ticker = asyncio.create_task(clock(callers, stop, late))
+    shifts: list[float] | None = [] if args.phase_shift else None
+    ticker = asyncio.create_task(clock(callers, stop, late, shifts))
     t0 = time.monotonic() + 0.5
     spacing = args.spread / max(1, args.n)
     tasks = [
         asyncio.create_task(
             run_caller(
                 c, ep, args.sip_port, [spoken[(c.idx + k) % len(spoken)] for k in range(args.questions)],
-                t0 + i * spacing, args.answer_timeout,
+                t0 + i * spacing, args.answer_timeout, shifts,
             )
         )
         for i, c in enumerate(callers)
@@ -386,14 +433,20 @@ async def callers_main(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def start_callers(
-    sip_port: int, n: int, first: int, questions: int, spread: float, timeout: float
+    sip_port: int,
+    n: int,
+    first: int,
+    questions: int,
+    spread: float,
+    timeout: float,
+    phase_shift: bool = False,
 ) -> subprocess.Popen:
     from calls_platform import spawn
 
     cmd = [
         sys.executable, __file__, "--role", "callers", "--sip-port", str(sip_port), "--n", str(n),
         "--first", str(first), "--questions", str(questions), "--spread", str(spread),
-        "--answer-timeout", str(timeout),
+        "--answer-timeout", str(timeout), *(["--phase-shift"] if phase_shift else []),
     ]  # fmt: skip
     return spawn(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -578,7 +631,12 @@ def drive(args: argparse.Namespace) -> None:
                 srv.drain_calls(1, within=20)
                 ai_turns(srv, seen)
             callers = collect_callers(
-                [start_callers(srv.sip_port, args.calls, 0, args.questions, args.spread, 15)], 600
+                [
+                    start_callers(
+                        srv.sip_port, args.calls, 0, args.questions, args.spread, 15, not args.fixed_phase
+                    )
+                ],
+                600,
             )
             time.sleep(1.0)
             srv.drain_calls(args.calls, within=30)
@@ -689,6 +747,13 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=1, help="concurrent calls (a few: latency, not density)")
     ap.add_argument("--questions", type=int, default=8)
     ap.add_argument("--spread", type=float, default=1.0, help="seconds over which the calls start")
+    ap.add_argument(
+        "--fixed-phase", action="store_true",
+        help="keep the callers' 20 ms clock in one phase against the platform's (else it shifts 0-20 ms "
+        "before each question: the fakes' fixed delays would otherwise put every reply at the same "
+        "point of the platform's tick, always lucky or always not)",
+    )  # fmt: skip
+    ap.add_argument("--phase-shift", action="store_true", help=argparse.SUPPRESS)  # (--role callers)
     ap.add_argument("--llm-ms", type=float, default=100.0, help="fake LLM time to first token")
     ap.add_argument("--tts-ms", type=float, default=50.0, help="fake TTS time to first audio")
     ap.add_argument("--warmup", type=int, default=1, help="0: no warm-up call (smoke tests)")

@@ -318,8 +318,8 @@ class _LatencyPeer(asyncio.DatagramProtocol):
 async def latency_main(seconds: float, paced: bool) -> dict:
     """The platform's own added latency on the media path, in one process (loopback):
 
-    * out: ``enqueue()`` of a reply into an idle session -> its first packet at the peer, with the
-      first frame sent at once (``send_first_now``) and, alternating, waiting for the next tick;
+    * out: ``enqueue()`` of a reply into an idle session -> its first packet at the peer (it waits
+      for the next tick: 0-20 ms, ~10 on average);
     * in: a packet sent to the session -> its frame returned by ``await tap.get()`` on the control
       loop, through an inbound tap (released in arrival order) or, with ``--paced``, a ``both``
       tap (the playout jitter buffer and the tick, as recordings get it)."""
@@ -340,18 +340,16 @@ async def latency_main(seconds: float, paced: bool) -> dict:
     await asyncio.sleep(0.2)
     # ---- out
     loud = (8000 * np.sin(2 * np.pi * 440 * np.arange(160 * 5) / 8000)).astype(np.int16).tobytes()
-    out: dict[bool, list[float]] = {True: [], False: []}
+    out: list[float] = []
     rng = random.Random(7)
-    for i in range(int(seconds / 0.25)):
-        first_now = i % 2 == 0
-        ms.rtp.send_first_now = first_now
+    for _ in range(int(seconds / 0.25)):
         await asyncio.sleep(0.1 + rng.random() * 0.02)  # a random phase against the 20 ms clock
         n0 = len(peer.loud)
         t = time.monotonic()
         await ms.enqueue(loud, final=True)
         while len(peer.loud) == n0:  # noqa: ASYNC110  (the peer protocol only appends)
             await asyncio.sleep(0.0005)
-        out[first_now].append((peer.loud[n0] - t) * 1000)
+        out.append((peer.loud[n0] - t) * 1000)
         await ms.wait_played()
     # ---- in
     tap = ms.tap("both" if paced else "in", maxsize=500)
@@ -389,8 +387,7 @@ async def latency_main(seconds: float, paced: bool) -> dict:
         return float(np.percentile(xs, q)) if xs else float("nan")
 
     return {
-        "out_now_p50": pct(out[True], 50), "out_now_p95": pct(out[True], 95),
-        "out_tick_p50": pct(out[False], 50), "out_tick_p95": pct(out[False], 95),
+        "out_p50": pct(out, 50), "out_p95": pct(out, 95),
         "in_p50": pct(delays, 50), "in_p95": pct(delays, 95), "in_frames": len(delays),
     }  # fmt: skip
 
@@ -429,9 +426,8 @@ def main() -> None:
     if args.role == "latency":
         res = run(latency_main(args.seconds, args.paced))
         print(
-            f"out (enqueue -> first packet at the peer): first frame at once p50 {res['out_now_p50']:.1f} "
-            f"p95 {res['out_now_p95']:.1f} ms; at the next tick p50 {res['out_tick_p50']:.1f} "
-            f"p95 {res['out_tick_p95']:.1f} ms | in (packet sent -> tap.get() returns, "
+            f"out (enqueue -> first packet at the peer, at the next tick): p50 {res['out_p50']:.1f} "
+            f"p95 {res['out_p95']:.1f} ms | in (packet sent -> tap.get() returns, "
             f"{'both tap: paced' if args.paced else 'in tap'}): p50 {res['in_p50']:.1f} p95 "
             f"{res['in_p95']:.1f} ms over {res['in_frames']} frames (load average {os.getloadavg()[0]:.2f})"
         )

@@ -1,6 +1,6 @@
-"""What shortens the platform's added latency: the first frame of a reply sent at once, posts to the
-control loop coalesced (not held for the tick), sockets read with the kernel's arrival time, and
-inbound taps switched to reads at arrival."""
+"""What shortens the platform's added latency: posts to the control loop coalesced (not held for the
+tick), sockets read with the kernel's arrival time, and inbound taps switched to reads at arrival;
+and a reply that starts on the clock, with no hole in the outbound timeline."""
 
 from __future__ import annotations
 
@@ -53,37 +53,22 @@ def _sending_session(engine) -> tuple[RtpSession, list[bytes]]:
     return s, sent
 
 
-async def test_the_first_frame_of_a_reply_leaves_before_the_next_tick(engine) -> None:
+async def test_a_reply_starts_at_the_next_tick_with_no_hole_in_the_timeline(engine) -> None:
+    """Not between ticks: the peer plays a continuous stream by timestamp, so an early first frame
+    is not heard sooner, and the packet after it would come up to 40 ms later."""
     s, sent = _sending_session(engine)
-    for n in range(3):  # idle: silence in slots 0-2
-        s.clock_tick(n, False, 0)
-    assert len(sent) == 3
-    assert await s.enqueue(FRAME * 3)  # the queue was empty: a reply starts
-    await _until(lambda: len(sent) == 4)  # sent from the media thread, no tick ran
-    base = _ts(sent[0])
-    assert _ts(sent[3]) == base + 3 * 160  # it carries slot 3's timestamp...
-    assert _seq(sent[3]) == (_seq(sent[2]) + 1) & 0xFFFF
-    s.clock_tick(3, False, 0)
-    assert len(sent) == 4  # ...so slot 3's tick sends nothing: the timeline stays continuous
-    s.clock_tick(4, False, 0)
-    s.clock_tick(5, False, 0)
-    assert [_ts(d) - base for d in sent[4:]] == [4 * 160, 5 * 160]
-    assert s.queued_frames == 0
-
-
-async def test_no_early_send_while_a_reply_is_already_playing(engine) -> None:
-    s, sent = _sending_session(engine)
-    s.playout.frames.append(FRAME)
-    s.clock_tick(0, False, 0)  # plays the queued frame: not idle
-    s._send_first_now()  # (as if a producer's wake-up arrived now)
-    s.clock_tick(1, False, 0)  # queue empty: silence, idle again
-    assert len(sent) == 2
-    s.send_first_now = False  # the switch the latency bench flips
-    assert await s.enqueue(FRAME)
+    for n in range(3):
+        s.clock_tick(n, False, 0)  # silence while idle
+    assert await s.enqueue(FRAME * 2)  # a reply starts into the idle session
     await asyncio.sleep(0.05)
-    assert len(sent) == 2  # waits for the tick
-    s.clock_tick(2, False, 0)
-    assert len(sent) == 3
+    assert len(sent) == 3  # nothing left between ticks
+    for n in range(3, 6):
+        s.clock_tick(n, False, 0)
+    base = _ts(sent[0])
+    assert [_ts(d) - base for d in sent] == [n * 160 for n in range(6)]
+    assert [(_seq(d) - _seq(sent[0])) & 0xFFFF for d in sent] == list(range(6))
+    silent = {sent[0][12:]}
+    assert [d[12:] in silent for d in sent] == [True, True, True, False, False, True]
 
 
 class _FakeLoop:
@@ -189,19 +174,3 @@ async def test_an_inbound_tap_switches_its_session_to_reads_at_arrival() -> None
     finally:
         await a.close()
         await b.close()
-
-
-def test_no_frame_goes_out_between_ticks_while_a_digit_plays_or_with_long_packets() -> None:
-    from voipbin.media.stream import RtpStream
-
-    s = RtpStream(send=lambda d: None)
-    assert s.can_send_now
-    s.queue_dtmf("5")
-    assert not s.can_send_now  # the digit owns the next slots
-    s.drop_dtmf()
-    assert s.can_send_now
-    s.configure(0, None, 40)
-    assert not s.can_send_now  # 40 ms packets are assembled by the tick
-    s.configure(0, None, 20)
-    s.sending = False
-    assert not s.can_send_now

@@ -239,9 +239,9 @@ def test_recorder_batch_path_equals_per_frame_path_on_random_streams(tmp_path: P
         assert written(frames, cuts, direction, True) == written(frames, cuts, direction, False)
 
 
-async def test_a_reply_frame_sent_before_its_tick_stays_aligned_in_the_recording(tmp_path: Path) -> None:
-    """The first frame of a reply leaves (and is tapped) before its slot's inbound frame: out(t)
-    then in(t), between ticks. The recording still pairs each tick's two directions."""
+async def test_a_tick_whose_out_frame_comes_first_stays_aligned_in_the_recording(tmp_path: Path) -> None:
+    """A tap may get a tick's outbound frame before its inbound one (out(t) then in(t)); the
+    recording still pairs each tick's two directions."""
     from voipbin.media.recorder import _WRITER, Recorder
     from voipbin.media.taps import Frame, Tap
 
@@ -251,7 +251,7 @@ async def test_a_reply_frame_sent_before_its_tick_stays_aligned_in_the_recording
     frames: list[Frame] = []
     for t in range(30):
         pair = [Frame("in", t, pcm(t + 1)), Frame("out", t, pcm(-(t + 1)))]
-        if t in (5, 17, 18):  # a reply started: its frame went out ahead of the tick
+        if t in (5, 17, 18):  # this tick's outbound frame came first
             pair.reverse()
         frames += pair
     tap = Tap(frozenset(("in", "out")), maxsize=10)

@@ -28,14 +28,9 @@ def _direct(fn: Callable[[], None]) -> None:
 
 
 class PlayoutQueue:
-    def __init__(
-        self, max_frames: int = 50, notify: Notify | None = None, on_start: Callable[[], None] | None = None
-    ) -> None:
+    def __init__(self, max_frames: int = 50, notify: Notify | None = None) -> None:
         self.max_frames = max_frames
         self.notify = notify or _direct
-        # Called (on the producer's side) when enqueue() puts a frame into an EMPTY queue: the start
-        # of a reply, which the session sends at once instead of at the next tick.
-        self.on_start = on_start
         self.frames: deque[bytes] = deque()
         self.generation = 0  # bumped by flush/close: producers of an older generation stop
         self.closed = False
@@ -69,29 +64,22 @@ class PlayoutQueue:
             if len(partial) == FRAME_BYTES:
                 if not await self._wait_space(gen):
                     return False
-                self._append(bytes(partial))
+                self.frames.append(bytes(partial))
                 partial.clear()
         # Whole frames are sliced straight from the caller's buffer (no copy of the whole input).
         while pos + FRAME_BYTES <= size:
             if not await self._wait_space(gen):
                 return False
-            self._append(view[pos : pos + FRAME_BYTES].tobytes())
+            self.frames.append(view[pos : pos + FRAME_BYTES].tobytes())
             pos += FRAME_BYTES
         if pos < size:
             partial += view[pos:]
         if final and partial:
             if not await self._wait_space(gen):
                 return False
-            self._append(bytes(partial) + bytes(FRAME_BYTES - len(partial)))
+            self.frames.append(bytes(partial) + bytes(FRAME_BYTES - len(partial)))
             partial.clear()
         return not self.closed and gen == self.generation
-
-    def _append(self, frame: bytes) -> None:
-        frames = self.frames
-        started = not frames
-        frames.append(frame)
-        if started and self.on_start is not None:
-            self.on_start()
 
     async def _wait_space(self, gen: int) -> bool:
         while len(self.frames) >= self.max_frames:

@@ -118,7 +118,7 @@ class RtpSockets:
             log.debug("rtp: socket error %s", exc)
             return True
         r = self.receiver
-        r._rx_now = _arrival(anc, offset)
+        r._rx_now = kernel_arrival(anc, offset)
         try:
             # is_rtcp inlined (RFC 5761 demux): this runs once per packet on the media thread
             if len(data) >= 2 and 192 <= data[1] <= 223:
@@ -141,7 +141,7 @@ class RtpSockets:
             log.debug("rtcp: socket error %s", exc)
             return True
         r = self.receiver
-        r._rx_now = _arrival(anc, offset)
+        r._rx_now = kernel_arrival(anc, offset)
         try:
             r._on_rtcp(data, addr)
         except Exception:
@@ -176,7 +176,7 @@ class RtpSockets:
             self.send_errors += 1
 
 
-def _arrival(anc: list[tuple[int, int, bytes]], offset: float) -> float:
+def kernel_arrival(anc: list[tuple[int, int, bytes]], offset: float) -> float:
     """The datagram's kernel receive time as ``time.monotonic()``, or now if the kernel gave none."""
     if anc:
         level, kind, data = anc[0]

@@ -21,8 +21,10 @@ Timing model — one clock for all sessions, on the media thread (:mod:`voipbin.
 
 Listeners (``add_tap("in")``: the AI, STT) are not paced: their session reads its socket at arrival
 and the stream releases each packet as soon as it is next in sequence order
-(:mod:`voipbin.media.release`), posted to the control loop at once. The first frame of a reply
-leaves as soon as it is queued (:meth:`RtpSession._send_first_now`), not at the next tick.
+(:mod:`voipbin.media.release`), posted to the control loop at once. A reply's first frame waits for
+the next tick like every other (0-20 ms): sending it between ticks got it to the peer sooner but not
+heard sooner — a peer plays a continuous stream by RTP timestamp, and the slot was the same — while
+the packet after it then came up to 40 ms later, a gap on the wire (7 of 60 AI calls > 40 ms).
 
 Threads: the public methods (``open``, ``enqueue``, ``play``, ``flush``, taps, ``close``...) are
 called from the control loop; the clock and receive path run on the media thread. They share only
@@ -153,11 +155,7 @@ class RtpSession:
             on_dtmf_sent=self._dtmf_sent,
         )  # fmt: skip
         self.stream.sending = False
-        self.playout = PlayoutQueue(playout_frames, notify=self._to_control, on_start=self._playout_started)
-        self.send_first_now = True  # the first frame of a reply leaves at once (see _send_first_now)
-        self._idle_out = True  # the last slot had no queued audio to send
-        self._early_slot = -1  # a slot whose frame was already sent ahead of its tick
-        self._ticked = False  # the clock ran this session's slot self._n
+        self.playout = PlayoutQueue(playout_frames, notify=self._to_control)
         self.local_port = 0
         self.remote: tuple[str, int] | None = None
         self.remote_rtcp: tuple[str, int] | None = None
@@ -496,36 +494,6 @@ class RtpSession:
             futs.append(fut)
         await asyncio.gather(*futs)
 
-    def _playout_started(self) -> None:
-        """The playout queue went from empty to non-empty (a producer's side: the control loop)."""
-        if self.send_first_now and self._registered and not self._closed:
-            with contextlib.suppress(RuntimeError):  # the media thread is gone (interpreter exit)
-                self.engine.call_soon(self._send_first_now)
-
-    def _send_first_now(self) -> None:
-        """On the media thread: send the first frame of a reply now, not at the next tick (on
-        average 10 ms sooner, up to 20). It carries the NEXT slot's timestamp and that slot's tick
-        sends nothing, so the RTP timeline stays continuous: the peer sees one packet early, at the
-        start of a talkspurt (a two-packet burst), never a late one. Its send time counts as that
-        slot's due time in the outbound gap statistics (it did not leave a hole)."""
-        if self._closed or not self._ticked or not self._idle_out:
-            return
-        stream = self.stream
-        if not stream.can_send_now:
-            return
-        slot = self._n + 1
-        if self._early_slot == slot:
-            return
-        pcm = self.playout.pop()
-        if pcm is None:
-            return
-        self._idle_out = False
-        self._early_slot = slot
-        played = stream.frame_out(slot, pcm, self.engine.tick_time(self._n0 + slot))
-        outs = self._sinks["out"]
-        if outs:
-            _emit_to(outs, _new_frame((_OUT, slot, played)))
-
     def _dtmf_sent(self, token: Any) -> None:
         if isinstance(token, asyncio.Future):
             self._wake_future(token)
@@ -544,7 +512,6 @@ class RtpSession:
             self.stats.late_ticks += 1
             self.stats.skipped_ticks += skipped
         self._n = n
-        self._ticked = True
         # Both directions of the slot in one frame (this runs per session per tick: the hot path;
         # _inbound_tick/_outbound_tick are the same steps, kept for callers outside the clock).
         sinks = self._sinks
@@ -561,13 +528,10 @@ class RtpSession:
                 stream.poll_release(now)
                 if stream.released:
                     self._to_listeners()
-            if n != self._early_slot:  # (else its frame went out when the reply started)
-                queued = self.playout.pop()
-                self._idle_out = queued is None
-                played = stream.frame_out(n, queued, now, batch)
-                outs = sinks["out"]
-                if outs:
-                    _emit_to(outs, _new_frame((_OUT, n, played)))
+            played = stream.frame_out(n, self.playout.pop(), now, batch)
+            outs = sinks["out"]
+            if outs:
+                _emit_to(outs, _new_frame((_OUT, n, played)))
             if n % RTCP_INTERVAL_TICKS == RTCP_INTERVAL_TICKS - 1:
                 self._send_rtcp()
         except Exception:
@@ -665,7 +629,6 @@ class RtpSession:
         self.stream.send = _drop
         self.stream.on_dtmf_sent = _drop
         self.playout.notify = _call
-        self.playout.on_start = None
         self._socks = None
 
     async def __aenter__(self) -> RtpSession:

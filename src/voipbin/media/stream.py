@@ -344,14 +344,6 @@ class RtpStream:
         self._dtmf_packets = []
         return tokens
 
-    @property
-    def can_send_now(self) -> bool:
-        """A frame may go out between ticks: sending, 20 ms packets, no DTMF digit playing or due."""
-        return (
-            self.sending and self.ptime == 20 and not self._dtmf_packets and not self._dtmf_tx
-            and self._dtmf_gap <= 0
-        )  # fmt: skip
-
     def discard_pending(self) -> None:
         """Barge-in: frames gathered for a ptime > 20 packet are dropped."""
         self._pending_out.clear()
