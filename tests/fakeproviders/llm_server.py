@@ -99,6 +99,7 @@ class Request:
     completed: bool = False
     dropped_by_server: bool = False
     received_at: float = field(default_factory=time.monotonic)  # benches line stages up by it
+    first_sent_at: float | None = None  # when the first token's event was written (benches)
 
     def json(self) -> Any:
         return json.loads(self.body or b"null")
@@ -293,6 +294,8 @@ class FakeLLMServer:
                 if watcher.done():
                     return
                 writer.write(b"%x\r\n%s\r\n" % (len(event), event))
+                if index == 1:
+                    request.first_sent_at = time.monotonic()
                 await writer.drain()
             writer.write(b"0\r\n\r\n")
             await writer.drain()
