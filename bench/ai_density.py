@@ -21,11 +21,12 @@ Printed per N:
   server's own ``voipbin_event_loop_lag_seconds`` (a timer every 250 ms, the upper bound of its coarse
   bucket; "lags": its samples in the run). ``--stacks`` also samples the control thread's Python stack
   during stalls and prints the most frequent;
-* RTP at the callers: the largest inter-arrival gap of any call, and how many calls had a gap > 40 ms;
-  "sent gap": the same at the server as it sent (``metadata.rtp.max_gap_out_ms``; "late": its late
-  media ticks, all calls), which tells our gaps from the callers' own;
-  "callers late" is the callers' own worst clock stall (a caller process descheduled on the shared
-  cores sees gaps that the platform did not make);
+* RTP at the callers: the largest inter-arrival gap of any call, and how many calls had a gap > 40 ms,
+  by the kernel's receive stamps (``SO_TIMESTAMPNS``: on loopback, when the platform sent; a caller
+  process descheduled on the shared cores no longer counts its own stall); "sent gap": the same
+  at the server as it sent (``metadata.rtp.max_gap_out_ms``; "late": its late media ticks, all
+  calls); "callers late" is the callers' own worst clock stall (their outbound frames, which the
+  platform's inbound jitter handling absorbs);
 * lost STT streams (server log lines of Deepgram stream failures / STT errors) and unanswered turns;
 * CPU: the server's share of a core over the run, and the callers' and fakes' (they share the 2 cores).
 
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import glob
 import math
 import os
 import sys
@@ -202,6 +204,15 @@ def drive(args: argparse.Namespace) -> None:
                     print(f"#   stall stacks ({total} samples), most frequent first:")
                     for count, stack in pr["stacks"][:15]:
                         print(f"#   {count:>5} {stack}")
+                    for wpath in sorted(glob.glob(args.probe_file + ".worker-*")):
+                        w = loop_probe.read(wpath)  # since the worker started (workers come and go)
+                        pid = wpath.rsplit("-", 1)[-1]
+                        print(
+                            f"#   media worker {pid}: loop stalls > 10 ms {w.get('stalls')}, max "
+                            f"{w.get('max_ms')} ms, longest collection {w.get('gc_max_ms')} ms"
+                        )
+                        for stack, count in list(w.get("stacks", {}).items())[:8]:
+                            print(f"#     {count:>5} {stack}")
                 if r["errors"]:
                     print(f"#   caller errors: {len(r['errors'])} {r['errors'][:3]}")
                 time.sleep(2.0)

@@ -123,6 +123,13 @@ def install() -> None:
     path = os.environ.get("VOIPBIN_BENCH_LOOP_PROBE")
     if not path:
         return
+    if "voipbin.media.worker" in sys.orig_argv:
+        # Media workers inherit the environment. They used to rewrite the control loop's file (the
+        # run's figures then mixed processes: negative stall counts); they get a file of their own,
+        # and only when diagnosing stalls (the probe's timer and threads cost a worker a little).
+        if os.environ.get("VOIPBIN_BENCH_LOOP_STACKS") != "1":
+            return
+        path = f"{path}.worker-{os.getpid()}"
     import asyncio
     import asyncio.events
 

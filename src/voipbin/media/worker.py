@@ -86,7 +86,7 @@ class WorkerHost:
         self.done = asyncio.Event()
         self._tasks: set[asyncio.Task[Any]] = set()
         self.opened = 0  # sessions opened since the last heap freeze
-        self._base_frozen = gc.get_freeze_count()  # the start-up heap (frozen by tune_process)
+        self._base_frozen = 0  # the start-up heap, frozen by tune_process (serve sets it after that)
 
     # -- plumbing ------------------------------------------------------------------------------------
     def reply(self, req: int | None, value: Any = None, error: BaseException | None = None) -> None:
@@ -318,7 +318,7 @@ class WorkerHost:
         the permanent generation (``gc.freeze``), so collections walk only the short-lived rest.
         Frozen objects are still freed by reference counting when a call ends; cyclic garbage among
         them waits until the worker is idle, when everything is unfrozen and collected once."""
-        if not self.sessions and gc.get_freeze_count() > self._base_frozen:
+        if not self.sessions and self.engine_idle() and gc.get_freeze_count() > self._base_frozen:
             gc.unfreeze()
             gc.collect()
             gc.freeze()
@@ -326,6 +326,15 @@ class WorkerHost:
         elif self.opened:
             gc.freeze()
         self.opened = 0
+
+    def mark_startup_heap(self) -> None:
+        self._base_frozen = gc.get_freeze_count()
+
+    @staticmethod
+    def engine_idle() -> bool:
+        """No session on the clock (one being opened or closed is in the engine, not yet or no
+        longer in ``sessions``): a full pass holds the GIL, which the clock's thread needs."""
+        return media_engine.MediaEngine.default().sessions == 0
 
     async def shutdown(self) -> None:
         for sid in list(self.sessions):
@@ -355,6 +364,9 @@ async def serve(fd: int, config: dict[str, Any]) -> None:
     media_engine.process_role = f"media worker {os.getpid()}"
     media_engine.MediaEngine.default()
     media_engine.tune_process(freeze=True, realtime=bool(config.get("realtime", False)))
+    # Read before that freeze, the first idle second unfroze and walked the whole start-up heap:
+    # a 37 ms pass with the GIL held (bench/ai_density.py --stacks, the second worker).
+    host.mark_startup_heap()
     chan.send(("ready", os.getpid(), media_engine.MediaEngine.default().scheduling))
     reporter = asyncio.get_running_loop().create_task(host.report())
     served = asyncio.get_running_loop().create_task(chan.serve(host.handle))
