@@ -188,5 +188,8 @@ async def test_a_slow_model_gets_a_filler(env: Env, monkeypatch: pytest.MonkeyPa
     took_turn = spoke_until + turn["reply_start_ms"] / 1000
     assert first - took_turn < 2.5, (first - took_turn, turn)
     heard = (await transcribe_pcm(call.heard_pcm(), 8000)).text.lower()
-    assert "moment" in heard and ("nine" in heard or "9" in heard), heard
+    # The filler, then the answer, most words surviving (as the other heard-audio tests check): Piper
+    # samples its voice (VITS noise) and Whisper tiny.en hears its "nine" as "night" in about 1 of 24
+    # syntheses (measured; one CI run failed on exactly that).
+    assert "moment" in heard and heard_fraction(heard, "one moment we open at nine") >= 0.6, heard
     events.close()
